@@ -1,0 +1,143 @@
+/**
+ * The two role interfaces every picket package is written against:
+ * `AgentTransport` (proxy side: one live connection or stream to one agent) and
+ * `AgentHandler` (agent side: what an agent author implements). Every server
+ * runs the same handler; every client satisfies the same transport, so pools,
+ * gateways and the compliance suite never care which wire is underneath.
+ */
+import type { AgentProtocolError } from './errors.js';
+import type {
+  AgentCapabilities,
+  AgentResponse,
+  CancelReason,
+  ConfigUpdateRequest,
+  ConfigureEvent,
+  Encoding,
+  GuardrailInspectEvent,
+  HandshakeRequest,
+  HealthState,
+  LogMessage,
+  MetricsReport,
+  RegistrationRequest,
+  RequestBodyChunkEvent,
+  RequestCompleteEvent,
+  RequestHeadersEvent,
+  ResponseBodyChunkEvent,
+  ResponseHeadersEvent,
+  WebSocketFrameEvent,
+} from './types.js';
+
+export type TransportKind = 'uds' | 'grpc' | 'reverse' | 'v1';
+
+/** Per-call options. */
+export interface CallOptions {
+  /** overrides the transport's default request timeout */
+  timeoutMs?: number;
+  /** aborting rejects the call with CANCELLED and sends a cancel to the agent */
+  signal?: AbortSignal;
+}
+
+/** What an agent reported about its health (frame 0x30 / gRPC HealthStatus). */
+export interface HealthReport {
+  state: HealthState;
+  message?: string;
+}
+
+/** Notifications a transport emits. */
+export interface TransportEventMap {
+  /** the agent reported its health */
+  health: [report: HealthReport];
+  /** the agent paused or resumed traffic on this connection */
+  flowControl: [action: 'pause' | 'resume'];
+  /** the agent pushed a metrics report */
+  metrics: [report: MetricsReport];
+  /** the agent asked for a configuration change */
+  configUpdate: [request: ConfigUpdateRequest];
+  /** the agent sent a log line (gRPC) */
+  log: [entry: LogMessage];
+  /** the connection ended; `error` says why when it was not a local close() */
+  close: [error?: AgentProtocolError];
+}
+
+/** A minimal typed event-emitter surface (Node's EventEmitter satisfies it). */
+export interface TypedEvents<M extends { [K in keyof M]: unknown[] }> {
+  on<K extends keyof M & string>(event: K, listener: (...args: M[K]) => void): this;
+  once<K extends keyof M & string>(event: K, listener: (...args: M[K]) => void): this;
+  off<K extends keyof M & string>(event: K, listener: (...args: M[K]) => void): this;
+}
+
+/** Proxy side: one live connection (or gRPC stream) to one agent. */
+export interface AgentTransport extends TypedEvents<TransportEventMap> {
+  readonly kind: TransportKind;
+  /** id from the capabilities or the registration */
+  readonly agentId: string;
+  readonly capabilities: AgentCapabilities;
+  readonly encoding: Encoding;
+  /** calls sent and not yet answered */
+  readonly inFlight: number;
+
+  sendRequestHeaders(e: RequestHeadersEvent, o?: CallOptions): Promise<AgentResponse>;
+  sendRequestBodyChunk(e: RequestBodyChunkEvent, o?: CallOptions): Promise<AgentResponse>;
+  sendResponseHeaders(e: ResponseHeadersEvent, o?: CallOptions): Promise<AgentResponse>;
+  sendResponseBodyChunk(e: ResponseBodyChunkEvent, o?: CallOptions): Promise<AgentResponse>;
+  sendRequestComplete(e: RequestCompleteEvent, o?: CallOptions): Promise<AgentResponse>;
+  sendWebSocketFrame(e: WebSocketFrameEvent, o?: CallOptions): Promise<AgentResponse>;
+  sendGuardrailInspect(e: GuardrailInspectEvent, o?: CallOptions): Promise<AgentResponse>;
+  sendConfigure(e: ConfigureEvent, o?: CallOptions): Promise<AgentResponse>;
+
+  /** Tells the agent to stop working on a request and rejects its pending call with CANCELLED. */
+  cancel(correlationId: string, reason?: CancelReason): Promise<void>;
+  /** Cancels every pending call; resolves to how many there were. */
+  cancelAll(reason?: CancelReason): Promise<number>;
+  /** Round trip in milliseconds. */
+  ping(o?: CallOptions): Promise<number>;
+  /** Connected, not paused by flow control, not reported unhealthy or draining. */
+  isHealthy(): boolean;
+  /** True while the agent has paused traffic with flow control. */
+  readonly paused: boolean;
+  close(): Promise<void>;
+}
+
+/** Where an event came from and how to notice that it no longer matters. */
+export interface RequestContext {
+  /** the event's correlation id */
+  readonly correlationId: string;
+  /** aborts when the proxy cancels the request or the connection drops */
+  readonly signal: AbortSignal;
+  /** which wire carried the event */
+  readonly transport: TransportKind;
+  /** a stable id of the connection, for logs */
+  readonly connectionId: string;
+  /** the proxy's id from its handshake, when it sent one */
+  readonly proxyId?: string;
+}
+
+/** What a handshake or registration hands the handler. */
+export type HandshakeInfo =
+  | { kind: 'handshake'; request: HandshakeRequest }
+  | { kind: 'registration'; request: RegistrationRequest };
+
+export type HandshakeDecision = { accept: true } | { accept: false; error: string };
+
+type Hook<E> = (event: E, ctx: RequestContext) => AgentResponse | Promise<AgentResponse>;
+
+/**
+ * Agent side: what an agent author implements. Every hook is optional; an
+ * event without a hook is answered with allow (a WebSocket frame with
+ * `websocket_decision: "allow"`), as Rust agents do.
+ */
+export interface AgentHandler {
+  capabilities(): AgentCapabilities;
+  /** Accept or refuse a proxy's handshake; default accept. */
+  onHandshake?(info: HandshakeInfo): HandshakeDecision | Promise<HandshakeDecision>;
+  onRequestHeaders?: Hook<RequestHeadersEvent>;
+  onRequestBodyChunk?: Hook<RequestBodyChunkEvent>;
+  onResponseHeaders?: Hook<ResponseHeadersEvent>;
+  onResponseBodyChunk?: Hook<ResponseBodyChunkEvent>;
+  onRequestComplete?: Hook<RequestCompleteEvent>;
+  onWebSocketFrame?: Hook<WebSocketFrameEvent>;
+  onGuardrailInspect?: Hook<GuardrailInspectEvent>;
+  onConfigure?: Hook<ConfigureEvent>;
+  /** Told when the proxy cancels a request (ctx.signal aborts too). */
+  onCancel?(correlationId: string, reason: CancelReason): void;
+}
