@@ -3,10 +3,10 @@ import {
   type AgentCapabilities,
   type AgentHandler,
   type AgentResponse,
-  type RequestHeadersEvent,
   allow,
   block,
   createCapabilities,
+  type RequestHeadersEvent,
 } from '@picket/protocol';
 
 export interface DenylistAgentOptions {

@@ -2,15 +2,15 @@ import {
   type AgentCapabilities,
   type AgentHandler,
   type AgentResponse,
+  allow,
+  createCapabilities,
   type RequestBodyChunkEvent,
   type RequestCompleteEvent,
   type RequestHeadersEvent,
   type ResponseBodyChunkEvent,
   type ResponseHeadersEvent,
-  type WebSocketFrameEvent,
-  allow,
-  createCapabilities,
   setHeader,
+  type WebSocketFrameEvent,
   websocketAllow,
 } from '@picket/protocol';
 
@@ -50,7 +50,12 @@ export class EchoAgent implements AgentHandler {
       agentId: this.agentId,
       name: 'Echo Agent',
       version: '1.0.0',
-      features: { streaming_body: true, websocket: true, cancellation: true, concurrent_requests: 100 },
+      features: {
+        streaming_body: true,
+        websocket: true,
+        cancellation: true,
+        concurrent_requests: 100,
+      },
     });
   }
 

@@ -1,2 +1,2 @@
-export { EchoAgent, type EchoAgentOptions } from './echo.js';
 export { DenylistAgent, type DenylistAgentOptions } from './denylist.js';
+export { EchoAgent, type EchoAgentOptions } from './echo.js';

@@ -101,7 +101,9 @@ describe('DenylistAgent', () => {
   it('blocks exact IPs and CIDR ranges (v4, v6, v4-mapped v6)', () => {
     for (const ip of ['10.0.0.5', '192.168.3.4', '2001:db8::1', '::ffff:192.168.9.9']) {
       const r = agent.onRequestHeaders(headers('/', ip));
-      expect(r.decision, ip).toEqual({ block: { status: 403, body: 'Forbidden IP', headers: null } });
+      expect(r.decision, ip).toEqual({
+        block: { status: 403, body: 'Forbidden IP', headers: null },
+      });
       expect(r.audit.tags).toEqual(['denylist', 'blocked_ip']);
       expect(r.audit.reason_codes).toEqual(['IP_BLOCKED']);
     }

@@ -1,10 +1,10 @@
-export { RecordingAgent, type RecordedEvent } from './recording-agent.js';
+export { type RecordedEvent, RecordingAgent } from './recording-agent.js';
 export {
-  runComplianceSuite,
-  requestHeaders,
-  cid,
   type ComplianceFixture,
   type ComplianceOptions,
+  cid,
+  requestHeaders,
+  runComplianceSuite,
   type StartedFixture,
   type Unsupported,
 } from './suite.js';

@@ -1,10 +1,16 @@
+import { createHash } from 'node:crypto';
 import {
   type AgentCapabilities,
   type AgentEvent,
   type AgentHandler,
   type AgentResponse,
+  addHeader,
+  allow,
+  block,
   type CancelReason,
   type ConfigureEvent,
+  challenge,
+  createCapabilities,
   type GuardrailInspectEvent,
   type RequestBodyChunkEvent,
   type RequestCompleteEvent,
@@ -12,19 +18,13 @@ import {
   type RequestHeadersEvent,
   type ResponseBodyChunkEvent,
   type ResponseHeadersEvent,
-  type WebSocketFrameEvent,
-  addHeader,
-  allow,
-  block,
-  challenge,
-  createCapabilities,
   redirect,
   removeHeader,
   replaceBody,
   setHeader,
+  type WebSocketFrameEvent,
   websocketClose,
 } from '@picket/protocol';
-import { createHash } from 'node:crypto';
 
 export interface RecordedEvent {
   type: string;
@@ -90,8 +90,16 @@ export class RecordingAgent implements AgentHandler {
     if (path === '/challenge') return challenge('captcha', { site_key: 'k1' });
     if (path === '/ops') {
       return allow({
-        requestHeaders: [setHeader('x-set', 'a'), addHeader('x-add', 'b'), removeHeader('x-remove')],
-        responseHeaders: [setHeader('x-resp', 'c'), addHeader('x-resp-add', 'd'), removeHeader('server')],
+        requestHeaders: [
+          setHeader('x-set', 'a'),
+          addHeader('x-add', 'b'),
+          removeHeader('x-remove'),
+        ],
+        responseHeaders: [
+          setHeader('x-resp', 'c'),
+          addHeader('x-resp-add', 'd'),
+          removeHeader('server'),
+        ],
         routingMetadata: { upstream: 'blue' },
         tags: ['t1', 't2'],
         ruleIds: ['r1'],
@@ -119,7 +127,10 @@ export class RecordingAgent implements AgentHandler {
     return allow({
       custom: { sha256: sha, size: e.data.byteLength, chunk_index: e.chunk_index },
       needsMore: !e.is_last,
-      requestBodyMutation: this.paths.get(e.correlation_id) === '/mutate' ? replaceBody('MUTATED', e.chunk_index) : null,
+      requestBodyMutation:
+        this.paths.get(e.correlation_id) === '/mutate'
+          ? replaceBody('MUTATED', e.chunk_index)
+          : null,
     });
   }
 
@@ -142,7 +153,9 @@ export class RecordingAgent implements AgentHandler {
   onWebSocketFrame(e: WebSocketFrameEvent, ctx: RequestContext): AgentResponse {
     this.record('web_socket_frame', e, ctx);
     const text = new TextDecoder().decode(e.data);
-    return text === 'close-me' ? websocketClose(1008, 'policy') : allow({ websocketDecision: 'allow' });
+    return text === 'close-me'
+      ? websocketClose(1008, 'policy')
+      : allow({ websocketDecision: 'allow' });
   }
 
   onGuardrailInspect(e: GuardrailInspectEvent, ctx: RequestContext): AgentResponse {

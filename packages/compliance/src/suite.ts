@@ -1,14 +1,14 @@
+import { createHash, randomBytes } from 'node:crypto';
 import {
   type AgentHandler,
   AgentProtocolError,
   type AgentTransport,
+  decisionKind,
   type Encoding,
   type ErrorCode,
   type RequestBodyChunkEvent,
   type RequestHeadersEvent,
-  decisionKind,
 } from '@picket/protocol';
-import { createHash, randomBytes } from 'node:crypto';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { RecordingAgent } from './recording-agent.js';
 
@@ -55,7 +55,11 @@ let seq = 0;
 export const cid = (): string => `cid-${process.pid}-${++seq}`;
 
 /** A RequestHeaders event for `uri`. */
-export function requestHeaders(correlationId: string, uri = '/', method = 'GET'): RequestHeadersEvent {
+export function requestHeaders(
+  correlationId: string,
+  uri = '/',
+  method = 'GET',
+): RequestHeadersEvent {
   return {
     metadata: {
       correlation_id: correlationId,
@@ -73,7 +77,13 @@ export function requestHeaders(correlationId: string, uri = '/', method = 'GET')
   };
 }
 
-function chunk(correlationId: string, data: Uint8Array, index: number, last: boolean, sent = 0): RequestBodyChunkEvent {
+function chunk(
+  correlationId: string,
+  data: Uint8Array,
+  index: number,
+  last: boolean,
+  sent = 0,
+): RequestBodyChunkEvent {
   return {
     correlation_id: correlationId,
     data,
@@ -109,7 +119,11 @@ const sha = (b: Uint8Array): string => createHash('sha256').update(b).digest('he
  * Call it at the top level of a test file:
  * `runComplianceSuite('uds', startUdsFixture, { encodings: ['json', 'msgpack'], maxBodyBytes })`.
  */
-export function runComplianceSuite(name: string, fixture: ComplianceFixture, options: ComplianceOptions): void {
+export function runComplianceSuite(
+  name: string,
+  fixture: ComplianceFixture,
+  options: ComplianceOptions,
+): void {
   const encodings = options.encodings ?? ['json'];
   const no = options.unsupported ?? {};
   const concurrency = options.concurrency ?? 1000;
@@ -149,7 +163,11 @@ export function runComplianceSuite(name: string, fixture: ComplianceFixture, opt
       const c2 = await t.sendRequestBodyChunk(chunk(id, second, 1, true, first.byteLength));
       expect(c2.needs_more).toBe(false);
       expect(c2.audit.custom.sha256).toBe(sha(second));
-      const rh = await t.sendResponseHeaders({ correlation_id: id, status: 201, headers: { 'content-type': ['text/plain'] } });
+      const rh = await t.sendResponseHeaders({
+        correlation_id: id,
+        status: 201,
+        headers: { 'content-type': ['text/plain'] },
+      });
       expect(rh.response_headers).toEqual([{ set: { name: 'x-status-seen', value: '201' } }]);
       const body = randomBytes(1000);
       const rb = await t.sendResponseBodyChunk({
@@ -194,7 +212,11 @@ export function runComplianceSuite(name: string, fixture: ComplianceFixture, opt
     it('round-trips every decision kind', async () => {
       const b = await t.sendRequestHeaders(requestHeaders(cid(), '/block'));
       expect(b.decision).toEqual({
-        block: { status: 451, body: 'blocked by compliance', headers: { 'x-block-reason': 'test' } },
+        block: {
+          status: 451,
+          body: 'blocked by compliance',
+          headers: { 'x-block-reason': 'test' },
+        },
       });
       expect(b.audit.tags).toEqual(['compliance', 'blocked']);
       expect(b.audit.rule_ids).toEqual(['rule-1']);
@@ -202,7 +224,9 @@ export function runComplianceSuite(name: string, fixture: ComplianceFixture, opt
       const r = await t.sendRequestHeaders(requestHeaders(cid(), '/redirect'));
       expect(r.decision).toEqual({ redirect: { url: 'https://login.example/', status: 307 } });
       const c = await t.sendRequestHeaders(requestHeaders(cid(), '/challenge'));
-      expect(c.decision).toEqual({ challenge: { challenge_type: 'captcha', params: { site_key: 'k1' } } });
+      expect(c.decision).toEqual({
+        challenge: { challenge_type: 'captcha', params: { site_key: 'k1' } },
+      });
       expect(decisionKind(c.decision)).toBe('challenge');
     });
 
@@ -230,7 +254,9 @@ export function runComplianceSuite(name: string, fixture: ComplianceFixture, opt
     it.skipIf(!!no.bodyMutations)('carries body mutations', async () => {
       const id = cid();
       await t.sendRequestHeaders(requestHeaders(id, '/mutate', 'POST'));
-      const r = await t.sendRequestBodyChunk(chunk(id, new TextEncoder().encode('original'), 0, true));
+      const r = await t.sendRequestBodyChunk(
+        chunk(id, new TextEncoder().encode('original'), 0, true),
+      );
       expect(r.request_body_mutation).toEqual({ data: 'MUTATED', chunk_index: 0 });
     });
 
@@ -246,7 +272,11 @@ export function runComplianceSuite(name: string, fixture: ComplianceFixture, opt
       };
       const ok = await t.sendWebSocketFrame({ ...base, data: new TextEncoder().encode('hi') });
       expect(ok.decision).toBe('allow');
-      const closed = await t.sendWebSocketFrame({ ...base, frame_index: 1, data: new TextEncoder().encode('close-me') });
+      const closed = await t.sendWebSocketFrame({
+        ...base,
+        frame_index: 1,
+        data: new TextEncoder().encode('close-me'),
+      });
       if (!no.websocketDecision) {
         expect(ok.websocket_decision).toBe('allow');
         expect(closed.websocket_decision).toEqual({ close: { code: 1008, reason: 'policy' } });
@@ -256,7 +286,11 @@ export function runComplianceSuite(name: string, fixture: ComplianceFixture, opt
 
     it.skipIf(!!no.guardrail)('delivers guardrail inspections and replies', async () => {
       const base = { inspection_type: 'prompt_injection' as const, categories: [], metadata: {} };
-      const clean = await t.sendGuardrailInspect({ ...base, correlation_id: cid(), content: 'hello' });
+      const clean = await t.sendGuardrailInspect({
+        ...base,
+        correlation_id: cid(),
+        content: 'hello',
+      });
       expect(clean.decision).toBe('allow');
       const bad = await t.sendGuardrailInspect({
         ...base,
@@ -267,17 +301,25 @@ export function runComplianceSuite(name: string, fixture: ComplianceFixture, opt
     });
 
     it.skipIf(!!no.configure)('delivers configure events and replies', async () => {
-      const r = await t.sendConfigure({ correlation_id: cid(), config: { rules: ['a'] }, config_version: 'v1' });
+      const r = await t.sendConfigure({
+        correlation_id: cid(),
+        config: { rules: ['a'] },
+        config_version: 'v1',
+      });
       expect(r.audit.tags).toEqual(['configured']);
       expect(agent.events.find((e) => e.type === 'configure')?.event).toMatchObject({
         config: { rules: ['a'] },
       });
     });
 
-    it(`answers ${concurrency} concurrent requests out of order, each to its caller`, { timeout: 60_000 }, async () => {
+    it(`answers ${concurrency} concurrent requests out of order, each to its caller`, {
+      timeout: 60_000,
+    }, async () => {
       const ids = Array.from({ length: concurrency }, () => cid());
       const replies = await Promise.all(
-        ids.map((id, i) => t.sendRequestHeaders(requestHeaders(id, `/slow/${(i * 7) % 23}`), { timeoutMs: 50_000 })),
+        ids.map((id, i) =>
+          t.sendRequestHeaders(requestHeaders(id, `/slow/${(i * 7) % 23}`), { timeoutMs: 50_000 }),
+        ),
       );
       replies.forEach((r, i) => {
         expect(r.request_headers).toEqual([{ set: { name: 'x-cid', value: ids[i] } }]);
@@ -297,7 +339,10 @@ export function runComplianceSuite(name: string, fixture: ComplianceFixture, opt
     it('cancels a request: the call rejects and the handler is told', async () => {
       const id = cid();
       const call = t.sendRequestHeaders(requestHeaders(id, '/hang'), { timeoutMs: 30_000 });
-      await until(() => agent.events.some((e) => e.ctx.correlationId === id), 'the agent to see the request');
+      await until(
+        () => agent.events.some((e) => e.ctx.correlationId === id),
+        'the agent to see the request',
+      );
       await t.cancel(id, 'client_disconnect');
       expect((await rejection(call)).code).toBe('CANCELLED');
       await until(() => agent.aborted.has(id), "the handler's signal to abort");
@@ -306,8 +351,14 @@ export function runComplianceSuite(name: string, fixture: ComplianceFixture, opt
     it('rejects with CANCELLED when the caller aborts, and tells the agent', async () => {
       const id = cid();
       const ac = new AbortController();
-      const call = t.sendRequestHeaders(requestHeaders(id, '/hang'), { signal: ac.signal, timeoutMs: 30_000 });
-      await until(() => agent.events.some((e) => e.ctx.correlationId === id), 'the agent to see the request');
+      const call = t.sendRequestHeaders(requestHeaders(id, '/hang'), {
+        signal: ac.signal,
+        timeoutMs: 30_000,
+      });
+      await until(
+        () => agent.events.some((e) => e.ctx.correlationId === id),
+        'the agent to see the request',
+      );
       ac.abort();
       expect((await rejection(call)).code).toBe('CANCELLED');
       await until(() => agent.aborted.has(id), "the handler's signal to abort");
@@ -315,7 +366,9 @@ export function runComplianceSuite(name: string, fixture: ComplianceFixture, opt
 
     it('times out a silent request with TIMEOUT and cancels it at the agent', async () => {
       const id = cid();
-      const err = await rejection(t.sendRequestHeaders(requestHeaders(id, '/hang'), { timeoutMs: 150 }));
+      const err = await rejection(
+        t.sendRequestHeaders(requestHeaders(id, '/hang'), { timeoutMs: 150 }),
+      );
       expect(err.code).toBe('TIMEOUT');
       await until(() => agent.aborted.has(id), "the handler's signal to abort");
       expect(t.inFlight).toBe(0);
@@ -351,14 +404,18 @@ export function runComplianceSuite(name: string, fixture: ComplianceFixture, opt
 
     it('rejects every pending call at once when the agent crashes', async () => {
       const ids = [cid(), cid()];
-      const calls = ids.map((id) => rejection(t.sendRequestHeaders(requestHeaders(id, '/hang'), { timeoutMs: 60_000 })));
+      const calls = ids.map((id) =>
+        rejection(t.sendRequestHeaders(requestHeaders(id, '/hang'), { timeoutMs: 60_000 })),
+      );
       await until(() => agent.events.length >= 2, 'the agent to see the requests');
       const closed = new Promise<void>((resolve) => t.once('close', () => resolve()));
       await started.crash();
       for (const err of await Promise.all(calls)) expect(err.code).toBe('CONNECTION_CLOSED');
       await closed;
       expect(t.isHealthy()).toBe(false);
-      const late = await rejection(t.sendRequestHeaders(requestHeaders(cid(), '/'), { timeoutMs: 60_000 }));
+      const late = await rejection(
+        t.sendRequestHeaders(requestHeaders(cid(), '/'), { timeoutMs: 60_000 }),
+      );
       expect(['CONNECTION_CLOSED', 'UNAVAILABLE']).toContain(late.code);
     });
   });

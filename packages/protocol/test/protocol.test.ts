@@ -1,7 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import {
   AgentProtocolError,
-  MessageType,
   allow,
   block,
   cancelReasonFromGrpc,
@@ -18,6 +17,7 @@ import {
   healthStateFromWire,
   healthStateToWire,
   isMessageType,
+  MessageType,
   needsMore,
   parseAgentResponse,
   parseCapabilities,
@@ -98,11 +98,15 @@ describe('builders', () => {
     expect(block(403, { body: 'no' }).decision).toEqual({
       block: { status: 403, body: 'no', headers: null },
     });
-    expect(redirect('https://x/').decision).toEqual({ redirect: { url: 'https://x/', status: 302 } });
+    expect(redirect('https://x/').decision).toEqual({
+      redirect: { url: 'https://x/', status: 302 },
+    });
     expect(decisionKind(challenge('captcha', { k: 'v' }).decision)).toBe('challenge');
     expect(needsMore().needs_more).toBe(true);
     const g = guardrailResult({ detected: true, confidence: 0.9, detections: [] });
-    expect(JSON.parse(g.routing_metadata.guardrail_response ?? '')).toMatchObject({ detected: true });
+    expect(JSON.parse(g.routing_metadata.guardrail_response ?? '')).toMatchObject({
+      detected: true,
+    });
   });
 
   it('creates capabilities with every field a Rust proxy requires', () => {
@@ -168,8 +172,9 @@ describe('validators (spec Part C acceptance facts)', () => {
     });
     expect([...raw.data]).toEqual([0, 255]);
     expect(
-      invalid(() => parseEvent('request_body_chunk', { correlation_id: 'c', data: 'a*b', is_last: true }))
-        .message,
+      invalid(() =>
+        parseEvent('request_body_chunk', { correlation_id: 'c', data: 'a*b', is_last: true }),
+      ).message,
     ).toContain('RequestBodyChunk.data');
     invalid(() =>
       parseEvent('request_body_chunk', {
@@ -248,7 +253,16 @@ describe('validators (spec Part C acceptance facts)', () => {
       timestamp_ms: 1,
       interval_ms: 10,
       histograms: [
-        { name: 'h', labels: {}, sum: 1.5, count: 2, buckets: [{ le: 0.1, count: 1 }, { le: '+Inf', count: 2 }] },
+        {
+          name: 'h',
+          labels: {},
+          sum: 1.5,
+          count: 2,
+          buckets: [
+            { le: 0.1, count: 1 },
+            { le: '+Inf', count: 2 },
+          ],
+        },
       ],
     });
     expect(m.histograms[0]?.buckets[1]?.le).toBe(Number.POSITIVE_INFINITY);
@@ -258,7 +272,12 @@ describe('validators (spec Part C acceptance facts)', () => {
       request_id: 'r1',
       timestamp_ms: 5,
     });
-    expect(cu.update_type).toEqual({ type: 'list_update', list_id: 'ips', add: ['1.1.1.1'], remove: [] });
+    expect(cu.update_type).toEqual({
+      type: 'list_update',
+      list_id: 'ips',
+      add: ['1.1.1.1'],
+      remove: [],
+    });
     invalid(() =>
       parseConfigUpdateRequest({ update_type: { type: 'nope' }, request_id: 'r', timestamp_ms: 1 }),
     );
@@ -270,7 +289,17 @@ describe('validators (spec Part C acceptance facts)', () => {
   });
 
   it('never throws anything but INVALID_MESSAGE on garbage', () => {
-    const garbage: unknown[] = [null, 1, 'x', [], {}, [[]], { version: -1 }, { decision: {} }, true];
+    const garbage: unknown[] = [
+      null,
+      1,
+      'x',
+      [],
+      {},
+      [[]],
+      { version: -1 },
+      { decision: {} },
+      true,
+    ];
     for (const g of garbage) {
       invalid(() => parseAgentResponse(g));
       invalid(() => parseRequestHeadersEvent(g));
