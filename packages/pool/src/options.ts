@@ -1,0 +1,129 @@
+import type { AgentTransport, CallOptions } from '@picket/protocol';
+import type { BackoffOptions } from './backoff.js';
+import { DEFAULT_BACKOFF } from './backoff.js';
+import type { LoadBalanceStrategy } from './balancer.js';
+import type { CircuitBreakerOptions } from './breaker.js';
+import { DEFAULT_CIRCUIT_BREAKER } from './breaker.js';
+
+/**
+ * What a call returns when the agent could not give an answer:
+ * `closed` — a synthesized block 503 (reason code names the failure);
+ * `open` — a synthesized allow tagged `fail_open`;
+ * `throw` — the call rejects with the `AgentProtocolError`.
+ */
+export type FailureMode = 'closed' | 'open' | 'throw';
+
+/**
+ * What happens when every connection of an agent is paused by flow control:
+ * `fail_closed` — the call fails with FLOW_CONTROL_PAUSED (then `failureMode` applies);
+ * `fail_open` — a synthesized allow, the agent is not called;
+ * `wait` — wait up to `flowControlWaitMs` for a connection to resume, then fail closed.
+ */
+export type FlowControlMode = 'fail_closed' | 'fail_open' | 'wait';
+
+/** Opens one connection to an agent; the pool calls it again to reconnect. */
+export type ConnectFactory = () => Promise<AgentTransport>;
+
+/** Settings of one agent; each falls back to the pool's value, then to the default. */
+export interface AgentOptions {
+  /** connections the pool keeps open (default 4) */
+  connectionsPerAgent?: number;
+  /** how a connection is picked (default `round_robin`) */
+  strategy?: LoadBalanceStrategy;
+  /** answer when the agent cannot (default `closed`) */
+  failureMode?: FailureMode;
+  /** whole-call deadline incl. queueing, unless the call passes `timeoutMs` (default 30 000 ms) */
+  requestTimeoutMs?: number;
+  /** limit for one `connect()` (default 5 000 ms) */
+  connectTimeoutMs?: number;
+  /** calls the pool runs at once on one connection (default 100) */
+  maxConcurrentPerConnection?: number;
+  /** calls that may wait for a free slot; more fail with UNAVAILABLE (default 1 000) */
+  maxQueued?: number;
+  /** consecutive errors (calls or probes) that make a connection unhealthy (default 3) */
+  maxConsecutiveErrors?: number;
+  /** ping interval per connection; 0 disables probes (default 10 000 ms) */
+  healthCheckIntervalMs?: number;
+  /** timeout of one ping (default 5 000 ms, at most the interval) */
+  pingTimeoutMs?: number;
+  /** reconnect backoff; the pool never stops retrying */
+  reconnect?: BackoffOptions;
+  /** breaker settings, or `false` for none */
+  circuitBreaker?: CircuitBreakerOptions | false;
+  /** all-connections-paused behaviour (default `fail_closed`) */
+  flowControl?: FlowControlMode;
+  /** longest wait of the `wait` flow-control mode (default 100 ms) */
+  flowControlWaitMs?: number;
+  /** sticky session lifetime since last use; `null` = forever (default 300 000 ms) */
+  stickySessionTimeoutMs?: number | null;
+}
+
+/** Pool-wide settings: defaults for every agent plus the shared limits. */
+export interface PoolOptions extends AgentOptions {
+  /** correlation-affinity entries kept (default 100 000) */
+  maxAffinities?: number;
+  /** affinity entry lifetime (default 300 000 ms) */
+  affinityTtlMs?: number;
+  /** sticky sessions kept (default 100 000) */
+  maxSessions?: number;
+  /** agent-reported metric series kept (default 10 000) */
+  maxMetricSeries?: number;
+  /** an agent-reported series not updated this long is dropped (default 300 000 ms) */
+  metricSeriesExpiryMs?: number;
+  /** latency samples kept per agent for percentiles (default 1 024) */
+  latencySamples?: number;
+  /** drain limit of `close()` and `removeAgent()` without an explicit one (default 30 000 ms) */
+  drainTimeoutMs?: number;
+  /** random source for jitter and random strategies (tests) */
+  random?: () => number;
+}
+
+/** Options of one pool call. */
+export interface PoolCallOptions extends CallOptions {
+  /** sticky session: request headers with the same id go to the same connection */
+  sessionId?: string;
+}
+
+/** Options of `close()` / `removeAgent()`. */
+export interface DrainOptions {
+  /** how long in-flight calls may finish before they are cancelled (`proxy_shutdown`) */
+  drainTimeoutMs?: number;
+}
+
+/** Agent settings after defaults were applied. */
+export interface ResolvedAgentOptions
+  extends Required<Omit<AgentOptions, 'reconnect' | 'circuitBreaker' | 'stickySessionTimeoutMs'>> {
+  reconnect: Required<BackoffOptions>;
+  circuitBreaker: Required<CircuitBreakerOptions> | false;
+  stickySessionTimeoutMs: number | null;
+}
+
+/** The defaults of {@link AgentOptions}. */
+export const DEFAULT_AGENT_OPTIONS: ResolvedAgentOptions = {
+  connectionsPerAgent: 4,
+  strategy: 'round_robin',
+  failureMode: 'closed',
+  requestTimeoutMs: 30_000,
+  connectTimeoutMs: 5_000,
+  maxConcurrentPerConnection: 100,
+  maxQueued: 1_000,
+  maxConsecutiveErrors: 3,
+  healthCheckIntervalMs: 10_000,
+  pingTimeoutMs: 5_000,
+  reconnect: DEFAULT_BACKOFF,
+  circuitBreaker: DEFAULT_CIRCUIT_BREAKER,
+  flowControl: 'fail_closed',
+  flowControlWaitMs: 100,
+  stickySessionTimeoutMs: 300_000,
+};
+
+/** The pool-only defaults of {@link PoolOptions}. */
+export const DEFAULT_POOL_LIMITS = {
+  maxAffinities: 100_000,
+  affinityTtlMs: 300_000,
+  maxSessions: 100_000,
+  maxMetricSeries: 10_000,
+  metricSeriesExpiryMs: 300_000,
+  latencySamples: 1_024,
+  drainTimeoutMs: 30_000,
+} as const;

@@ -1,0 +1,150 @@
+import { afterEach, describe, expect, it, vi } from 'vitest';
+import {
+  BoundedTtlMap,
+  backoffDelay,
+  DEFAULT_BACKOFF,
+  type LoadBalanceStrategy,
+  pickIndex,
+} from '../src/index.js';
+
+describe('backoffDelay', () => {
+  const o = { initialDelayMs: 100, maxDelayMs: 1_000, multiplier: 2, jitter: 0.5 };
+
+  it('grows exponentially, is capped, never gives up', () => {
+    expect([0, 1, 2, 3, 4, 50, 5_000].map((a) => backoffDelay(a, o, () => 1))).toEqual([
+      100, 200, 400, 800, 1_000, 1_000, 1_000,
+    ]);
+  });
+
+  it('randomises the jitter fraction only', () => {
+    expect(backoffDelay(2, o, () => 0)).toBe(200);
+    expect(backoffDelay(2, o, () => 0.5)).toBe(300);
+    expect(backoffDelay(2, { ...o, jitter: 0 }, () => 0)).toBe(400);
+  });
+
+  it('has sane defaults', () => {
+    expect(DEFAULT_BACKOFF).toEqual({
+      initialDelayMs: 100,
+      maxDelayMs: 30_000,
+      multiplier: 2,
+      jitter: 0.5,
+    });
+  });
+});
+
+describe('BoundedTtlMap (correlation affinity)', () => {
+  afterEach(() => vi.useRealTimers());
+
+  it('cap 3 with 10 inserts keeps 3 and counts 7 rejections; re-insert at cap is fine', () => {
+    const m = new BoundedTtlMap<string>(3, 60_000);
+    for (let i = 0; i < 10; i++) m.set(`c${i}`, 'x');
+    expect(m.size).toBe(3);
+    expect(m.rejections).toBe(7);
+    expect(m.set('c1', 'y')).toBe(true);
+    expect(m.rejections).toBe(7);
+    expect(m.get('c1')).toBe('y');
+    m.delete('c1');
+    expect(m.get('c1')).toBeUndefined();
+    expect(m.set('c9', 'z')).toBe(true);
+  });
+
+  it('TTL 0 sweep removes everything and counts evictions', () => {
+    const m = new BoundedTtlMap<number>(10, 0);
+    m.set('a', 1);
+    m.set('b', 2);
+    expect(m.sweep()).toBe(2);
+    expect(m.evictions).toBe(2);
+    expect(m.size).toBe(0);
+  });
+
+  it('expires by age (fake clock); get refreshes only when sliding', () => {
+    vi.useFakeTimers();
+    const fixed = new BoundedTtlMap<number>(10, 1_000);
+    const sliding = new BoundedTtlMap<number>(10, 1_000, true);
+    fixed.set('a', 1);
+    sliding.set('a', 1);
+    fixed.set('b', 2);
+    vi.advanceTimersByTime(600);
+    expect(fixed.get('a')).toBe(1);
+    expect(sliding.get('a')).toBe(1);
+    vi.advanceTimersByTime(600);
+    expect(fixed.get('a')).toBeUndefined();
+    expect(sliding.get('a')).toBe(1);
+    expect(fixed.sweep()).toBe(1); // b
+    expect(fixed.evictions).toBe(2);
+    expect(sliding.sweep()).toBe(0);
+  });
+
+  it('null TTL never expires; deleteWhere removes by value', () => {
+    const m = new BoundedTtlMap<string>(10, null);
+    m.set('a', 'conn1');
+    m.set('b', 'conn2');
+    m.set('c', 'conn1');
+    expect(m.sweep()).toBe(0);
+    expect(m.deleteWhere((v) => v === 'conn1')).toBe(2);
+    expect(m.get('b')).toBe('conn2');
+  });
+});
+
+describe('pickIndex', () => {
+  const idle = (n: number) => Array.from({ length: n }, () => ({ active: 0, errorRate: 0 }));
+  const spread = (
+    strategy: LoadBalanceStrategy,
+    cands = idle(4),
+    n = 400,
+    random = Math.random,
+  ) => {
+    const state = { cursor: 0 };
+    const counts = new Array(cands.length).fill(0);
+    for (let i = 0; i < n; i++) counts[pickIndex(strategy, cands, state, random)]++;
+    return counts;
+  };
+
+  it('returns -1 for no candidates and 0 for one', () => {
+    expect(pickIndex('random', [], { cursor: 0 })).toBe(-1);
+    expect(pickIndex('least_connections', idle(1), { cursor: 0 })).toBe(0);
+  });
+
+  it('round robin cycles evenly', () => {
+    expect(spread('round_robin')).toEqual([100, 100, 100, 100]);
+  });
+
+  it('least connections prefers the idle one and spreads ties', () => {
+    const c = [
+      { active: 3, errorRate: 0 },
+      { active: 0, errorRate: 0 },
+      { active: 2, errorRate: 0 },
+    ];
+    expect(spread('least_connections', c, 30)).toEqual([0, 30, 0]);
+    expect(spread('least_connections', idle(4))).toEqual([100, 100, 100, 100]);
+  });
+
+  it('health based avoids the erroring connection', () => {
+    const c = [
+      { active: 0, errorRate: 0.5 },
+      { active: 0, errorRate: 0 },
+      { active: 0, errorRate: 0 },
+    ];
+    const counts = spread('health_based', c, 100);
+    expect(counts[0]).toBe(0);
+    expect(counts[1]! + counts[2]!).toBe(100);
+    expect(Math.min(counts[1]!, counts[2]!)).toBeGreaterThan(0);
+  });
+
+  it('random and power-of-two spread over all connections', () => {
+    for (const s of ['random', 'power_of_two_choices'] as const) {
+      const counts = spread(s);
+      for (const c of counts) expect(c).toBeGreaterThan(0);
+    }
+  });
+
+  it('power of two picks the less loaded of its two samples', () => {
+    const c = [
+      { active: 9, errorRate: 0 },
+      { active: 1, errorRate: 0 },
+    ];
+    const seq = [0.1, 0.1]; // a = 0, b = 0 → shifted to 1
+    let i = 0;
+    expect(pickIndex('power_of_two_choices', c, { cursor: 0 }, () => seq[i++]!)).toBe(1);
+  });
+});

@@ -1,0 +1,557 @@
+import { EventEmitter } from 'node:events';
+import type { Duplex } from 'node:stream';
+import { createMessageCodec, decodeCancel, getCodec, type MessageCodec } from '@picket/codec';
+import type { Frame } from '@picket/framing';
+import {
+  type AgentEvent,
+  type AgentHandler,
+  AgentProtocolError,
+  type AgentResponse,
+  allow,
+  block,
+  type CancelReason,
+  type ConfigUpdateRequest,
+  cancelReasonFromUds,
+  describeMessageType,
+  type Encoding,
+  ErrorCode,
+  type EventType,
+  eventCorrelationId,
+  flowActionToWire,
+  type HealthState,
+  healthStateToWire,
+  MessageType,
+  type MetricsReport,
+  parseAgentResponse,
+  type RequestContext,
+  salvageCorrelationId,
+  type TransportKind,
+} from '@picket/protocol';
+import { FrameChannel } from './channel.js';
+import { EVENT_HOOK, FRAME_EVENT_TYPE } from './events.js';
+import { defaultLogger, type Logger } from './logger.js';
+
+/**
+ * What an agent answers when an event cannot be handled (undecodable event,
+ * handler threw or returned something that is not an AgentResponse):
+ * - `block` (default): status 500, reason code `AGENT_INVALID_EVENT` /
+ *   `AGENT_HANDLER_ERROR`, tag `picket_error` — a failure never becomes an allow;
+ * - `allow`: explicit fail-open, the allow carries the same tag and reason code;
+ * - `close`: close the connection (the proxy's own failure policy decides).
+ */
+export type ErrorPolicy = 'block' | 'allow' | 'close';
+
+/** Reason code of an event that could not be decoded or validated. */
+export const AGENT_INVALID_EVENT = 'AGENT_INVALID_EVENT';
+/** Reason code of a handler that threw or returned garbage. */
+export const AGENT_HANDLER_ERROR = 'AGENT_HANDLER_ERROR';
+/** Audit tag on every error reply. */
+export const PICKET_ERROR_TAG = 'picket_error';
+
+/** Agent-side engine settings. */
+export interface AgentConnectionOptions {
+  /** name used in logs and in `RequestContext.connectionId` */
+  id?: string;
+  /** reported in `RequestContext.transport`; default `'uds'` */
+  transport?: TransportKind;
+  /** negotiated encoding; default `json` */
+  encoding?: Encoding;
+  /** the proxy's id from its handshake */
+  proxyId?: string;
+  /** handlers running at once on this connection; default 100 (Rust's per-connection limit) */
+  maxConcurrent?: number;
+  /**
+   * Events waiting for a free slot. When this many wait, the connection stops
+   * reading from the socket until the queue shrinks, so the proxy feels
+   * backpressure instead of the agent buffering without bound. Default 1000.
+   */
+  maxQueued?: number;
+  /** default `block` */
+  errorPolicy?: ErrorPolicy;
+  /** where diagnostics go; default warn/error to the console */
+  logger?: Logger;
+  /** used only when a raw socket (not a FrameChannel) is passed */
+  maxFrameLength?: number;
+  /** used only when a raw socket (not a FrameChannel) is passed */
+  maxWriteQueueBytes?: number;
+}
+
+interface Job {
+  readonly cid: string;
+  readonly type: EventType;
+  readonly event: AgentEvent;
+  readonly controller: AbortController;
+  cancelled: boolean;
+  started: boolean;
+}
+
+/** Events emitted by an {@link AgentConnection}. */
+export interface AgentConnectionEventMap {
+  /** the connection ended; `error` says why when it was not a local close */
+  close: [error?: AgentProtocolError];
+}
+
+let agentConnectionCounter = 0;
+
+/**
+ * The agent side of one v2 connection, over any connected socket: decodes events
+ * (0x10–0x17), runs them through an {@link AgentHandler} concurrently (bounded per
+ * connection, overflow queued with backpressure), replies exactly once per event
+ * with 0x20 carrying `audit.custom.correlation_id`, answers pings, honours cancels
+ * (aborts `ctx.signal`, calls `onCancel`, suppresses the reply) and sends control
+ * frames (health, metrics, config update, flow control) to the proxy.
+ *
+ * It does no handshake: {@link UdsAgentServerV2} does the UDS handshake and reverse
+ * connections their registration, then hand over the socket or {@link FrameChannel}.
+ */
+export class AgentConnection extends EventEmitter<AgentConnectionEventMap> {
+  /** name used in logs and `RequestContext.connectionId` */
+  readonly id: string;
+  readonly encoding: Encoding;
+  /** the proxy's id from its handshake, when known */
+  readonly proxyId: string | undefined;
+  /** the frame stream underneath */
+  readonly channel: FrameChannel;
+
+  private readonly handler: AgentHandler;
+  private readonly codec: MessageCodec;
+  private readonly transport: TransportKind;
+  private readonly maxConcurrent: number;
+  private readonly maxQueued: number;
+  private readonly errorPolicy: ErrorPolicy;
+  private readonly logger: Logger;
+
+  private running = 0;
+  private readonly queue: Job[] = [];
+  private readonly jobs = new Map<string, Set<Job>>();
+  private readingPaused = false;
+  private idleWaiters: (() => void)[] = [];
+  private isClosed = false;
+
+  constructor(
+    source: FrameChannel | Duplex,
+    handler: AgentHandler,
+    options: AgentConnectionOptions = {},
+  ) {
+    super();
+    this.id =
+      options.id ??
+      (source instanceof FrameChannel ? source.id : `agent-connection-${++agentConnectionCounter}`);
+    this.handler = handler;
+    this.encoding = options.encoding ?? 'json';
+    this.proxyId = options.proxyId;
+    this.transport = options.transport ?? 'uds';
+    this.maxConcurrent = Math.max(1, options.maxConcurrent ?? 100);
+    this.maxQueued = Math.max(1, options.maxQueued ?? 1000);
+    this.errorPolicy = options.errorPolicy ?? 'block';
+    this.logger = options.logger ?? defaultLogger;
+    this.codec = createMessageCodec(this.encoding, { binaryBodies: true });
+    this.channel =
+      source instanceof FrameChannel
+        ? source
+        : new FrameChannel(source, {
+            id: this.id,
+            maxFrameLength: options.maxFrameLength,
+            maxWriteQueueBytes: options.maxWriteQueueBytes,
+          });
+    this.channel.onClose((error) => this.onChannelClose(error));
+    this.channel.setFrameHandler((frame) => this.onFrame(frame));
+  }
+
+  /** Events being handled or waiting for a slot. */
+  get inFlight(): number {
+    return this.running + this.queue.length;
+  }
+
+  /** True once the connection has ended. */
+  get closed(): boolean {
+    return this.isClosed;
+  }
+
+  /** Reports health to the proxy (0x30). */
+  reportHealth(state: HealthState, message?: string): void {
+    const msg =
+      message === undefined
+        ? { state: healthStateToWire(state) }
+        : { state: healthStateToWire(state), message };
+    this.sendControl(MessageType.HealthStatus, () => this.codec.encodeHealth(msg));
+  }
+
+  /** Asks the proxy to stop sending events on this connection (0x33 action 1). */
+  pause(): void {
+    this.sendControl(MessageType.FlowControl, () =>
+      this.codec.encodeFlowControl({ action: flowActionToWire('pause') }),
+    );
+  }
+
+  /** Lets the proxy send events again (0x33 action 2). */
+  resume(): void {
+    this.sendControl(MessageType.FlowControl, () =>
+      this.codec.encodeFlowControl({ action: flowActionToWire('resume') }),
+    );
+  }
+
+  /** Pushes a metrics report (0x31). */
+  reportMetrics(report: MetricsReport): void {
+    this.sendControl(MessageType.MetricsReport, () => this.codec.encodeMetrics(report));
+  }
+
+  /** Asks the proxy for a configuration change (0x32). */
+  requestConfigUpdate(request: ConfigUpdateRequest): void {
+    this.sendControl(MessageType.ConfigUpdateRequest, () => this.codec.encodeConfigUpdate(request));
+  }
+
+  /** Resolves `true` once no event is running or queued, `false` if `timeoutMs` passes first. */
+  drain(timeoutMs: number): Promise<boolean> {
+    if (this.inFlight === 0 || this.isClosed) return Promise.resolve(true);
+    return new Promise((resolve) => {
+      const timer = setTimeout(() => {
+        this.idleWaiters = this.idleWaiters.filter((w) => w !== done);
+        resolve(false);
+      }, timeoutMs);
+      const done = (): void => {
+        clearTimeout(timer);
+        resolve(true);
+      };
+      this.idleWaiters.push(done);
+    });
+  }
+
+  /** Flushes queued frames and ends the connection; in-flight handlers see `ctx.signal` abort. */
+  async close(): Promise<void> {
+    await this.channel.end();
+  }
+
+  /** Drops the connection at once. */
+  destroy(error?: AgentProtocolError): void {
+    this.channel.destroy(error);
+  }
+
+  // ------------------------------------------------------------------ internals
+
+  private sendControl(type: number, encode: () => Uint8Array): void {
+    if (this.isClosed) return;
+    let payload: Uint8Array;
+    try {
+      payload = encode();
+    } catch (err) {
+      throw AgentProtocolError.from(
+        err,
+        ErrorCode.InvalidArgument,
+        `${this.id}: cannot encode ${describeMessageType(type)}`,
+      );
+    }
+    this.write(type, payload);
+  }
+
+  private write(type: number, payload: Uint8Array): void {
+    try {
+      this.channel.write(type, payload);
+    } catch (err) {
+      const e = AgentProtocolError.from(err, ErrorCode.Internal, this.id);
+      if (e.code === ErrorCode.ConnectionClosed) return;
+      if (e.code === ErrorCode.MessageTooLarge) {
+        this.logger.error(`cannot send ${describeMessageType(type)}: too large`, {
+          connection: this.id,
+          error: e.message,
+        });
+        throw e;
+      }
+      this.logger.error('closing connection: cannot write to the proxy', {
+        connection: this.id,
+        error: e.message,
+      });
+      this.channel.destroy(e);
+    }
+  }
+
+  private onFrame(frame: Frame): void {
+    const eventType = FRAME_EVENT_TYPE.get(frame.type);
+    if (eventType !== undefined) {
+      this.onEvent(eventType, frame.payload);
+      return;
+    }
+    switch (frame.type) {
+      case MessageType.Ping:
+        // Echo the exact bytes, as Rust agents do.
+        this.write(MessageType.Pong, frame.payload);
+        return;
+      case MessageType.Cancel:
+        this.onCancel(frame.payload);
+        return;
+      default:
+        this.logger.warn('ignoring unexpected frame from proxy', {
+          connection: this.id,
+          type: describeMessageType(frame.type),
+        });
+    }
+  }
+
+  private onEvent(type: EventType, payload: Uint8Array): void {
+    let event: AgentEvent;
+    let cid: string;
+    try {
+      event = this.codec.decodeEvent(type, payload);
+      cid = eventCorrelationId(event);
+    } catch (err) {
+      const salvaged = this.salvageEventId(payload);
+      this.logger.warn(`invalid ${type} event from proxy`, {
+        connection: this.id,
+        correlationId: salvaged,
+        error: err instanceof Error ? err.message : String(err),
+      });
+      this.replyError(type, salvaged ?? '', AGENT_INVALID_EVENT);
+      return;
+    }
+    const job: Job = {
+      cid,
+      type,
+      event,
+      controller: new AbortController(),
+      cancelled: false,
+      started: false,
+    };
+    let set = this.jobs.get(cid);
+    if (set === undefined) {
+      set = new Set();
+      this.jobs.set(cid, set);
+    }
+    set.add(job);
+    if (this.running < this.maxConcurrent) {
+      this.run(job);
+      return;
+    }
+    this.queue.push(job);
+    if (this.queue.length >= this.maxQueued && !this.readingPaused) {
+      this.readingPaused = true;
+      this.logger.debug('event queue full; pausing reads', {
+        connection: this.id,
+        queued: this.queue.length,
+      });
+      this.channel.pauseReading();
+    }
+  }
+
+  private salvageEventId(payload: Uint8Array): string | undefined {
+    try {
+      return salvageCorrelationId(getCodec(this.encoding).decode(payload));
+    } catch {
+      return undefined;
+    }
+  }
+
+  private run(job: Job): void {
+    job.started = true;
+    this.running++;
+    const ctx: RequestContext = {
+      correlationId: job.cid,
+      signal: job.controller.signal,
+      transport: this.transport,
+      connectionId: this.id,
+      ...(this.proxyId === undefined ? {} : { proxyId: this.proxyId }),
+    };
+    const hook = this.handler[EVENT_HOOK[job.type]] as
+      | ((event: AgentEvent, ctx: RequestContext) => AgentResponse | Promise<AgentResponse>)
+      | undefined;
+    let result: Promise<unknown>;
+    if (hook === undefined) {
+      result = Promise.resolve(
+        job.type === 'web_socket_frame' ? allow({ websocketDecision: 'allow' }) : allow(),
+      );
+    } else {
+      try {
+        result = Promise.resolve(hook.call(this.handler, job.event, ctx));
+      } catch (err) {
+        result = Promise.reject(err);
+      }
+    }
+    result
+      .then(
+        (value) => this.onHandlerResult(job, value),
+        (err: unknown) => this.onHandlerError(job, err),
+      )
+      .finally(() => this.finish(job));
+  }
+
+  private onHandlerResult(job: Job, value: unknown): void {
+    if (job.cancelled || this.isClosed) {
+      this.logger.debug('reply suppressed (cancelled or connection closed)', {
+        connection: this.id,
+        correlationId: job.cid,
+      });
+      return;
+    }
+    let response: AgentResponse;
+    let payload: Uint8Array;
+    try {
+      response = parseAgentResponse(value, `${job.type} handler result`);
+      payload = this.codec.encodeResponse(withCorrelationId(response, job.cid));
+    } catch (err) {
+      this.onHandlerError(job, err);
+      return;
+    }
+    try {
+      this.write(MessageType.AgentResponse, payload);
+    } catch (err) {
+      this.onHandlerError(job, err);
+    }
+  }
+
+  private onHandlerError(job: Job, err: unknown): void {
+    if (job.cancelled || this.isClosed) {
+      this.logger.debug('handler failed after cancel/close; nothing sent', {
+        connection: this.id,
+        correlationId: job.cid,
+      });
+      return;
+    }
+    this.logger.error(`handler failed on ${job.type}`, {
+      connection: this.id,
+      correlationId: job.cid,
+      error: err instanceof Error ? err.message : String(err),
+    });
+    this.replyError(job.type, job.cid, AGENT_HANDLER_ERROR);
+  }
+
+  /** Answers an event that could not be handled, as the error policy says. */
+  private replyError(type: EventType, cid: string, code: string): void {
+    if (this.isClosed) return;
+    if (this.errorPolicy === 'close') {
+      this.logger.warn('closing connection (errorPolicy "close")', {
+        connection: this.id,
+        correlationId: cid,
+        reason: code,
+      });
+      this.channel.destroy(
+        new AgentProtocolError(ErrorCode.HandlerError, `${this.id}: ${code} on ${type} "${cid}"`),
+      );
+      return;
+    }
+    const ws = type === 'web_socket_frame';
+    const custom = { correlation_id: cid };
+    const response =
+      this.errorPolicy === 'allow'
+        ? allow({
+            tags: [PICKET_ERROR_TAG],
+            reasonCodes: [code],
+            custom,
+            websocketDecision: ws ? 'allow' : null,
+          })
+        : block(500, {
+            tags: [PICKET_ERROR_TAG],
+            reasonCodes: [code],
+            custom,
+            // 1011: "internal error" — the WebSocket equivalent of a 500.
+            websocketDecision: ws ? { close: { code: 1011, reason: 'agent error' } } : null,
+          });
+    try {
+      this.write(MessageType.AgentResponse, this.codec.encodeResponse(response));
+    } catch (err) {
+      this.logger.error('could not send the error reply', {
+        connection: this.id,
+        correlationId: cid,
+        error: err,
+      });
+    }
+  }
+
+  private finish(job: Job): void {
+    this.running--;
+    const set = this.jobs.get(job.cid);
+    if (set !== undefined) {
+      set.delete(job);
+      if (set.size === 0) this.jobs.delete(job.cid);
+    }
+    this.startQueued();
+    if (this.inFlight === 0 && this.idleWaiters.length > 0) {
+      for (const w of this.idleWaiters.splice(0, this.idleWaiters.length)) w();
+    }
+  }
+
+  private startQueued(): void {
+    while (this.running < this.maxConcurrent && this.queue.length > 0 && !this.isClosed) {
+      this.run(this.queue.shift() as Job);
+    }
+    if (this.readingPaused && this.queue.length < this.maxQueued) {
+      this.readingPaused = false;
+      this.channel.resumeReading();
+    }
+  }
+
+  private onCancel(payload: Uint8Array): void {
+    let cid: string;
+    let reason: CancelReason;
+    try {
+      const msg = decodeCancel(payload);
+      cid = msg.correlation_id;
+      reason = cancelReasonFromUds(msg.reason);
+    } catch (err) {
+      this.logger.warn('invalid Cancel from proxy; ignored', { connection: this.id, error: err });
+      return;
+    }
+    const set = this.jobs.get(cid);
+    this.logger.debug('proxy cancelled a request', {
+      connection: this.id,
+      correlationId: cid,
+      reason,
+      known: set !== undefined,
+    });
+    if (set !== undefined) {
+      for (const job of set) {
+        job.cancelled = true;
+        if (!job.started) {
+          const i = this.queue.indexOf(job);
+          if (i >= 0) this.queue.splice(i, 1);
+          set.delete(job);
+        }
+        job.controller.abort(reason);
+      }
+      if (set.size === 0) this.jobs.delete(cid);
+      this.startQueued();
+      if (this.inFlight === 0)
+        for (const w of this.idleWaiters.splice(0, this.idleWaiters.length)) w();
+    }
+    try {
+      this.handler.onCancel?.(cid, reason);
+    } catch (err) {
+      this.logger.warn('handler.onCancel threw', {
+        connection: this.id,
+        correlationId: cid,
+        error: err,
+      });
+    }
+  }
+
+  private onChannelClose(error?: AgentProtocolError): void {
+    if (this.isClosed) return;
+    this.isClosed = true;
+    const reason =
+      error ?? new AgentProtocolError(ErrorCode.ConnectionClosed, `${this.id}: connection closed`);
+    for (const job of this.queue.splice(0, this.queue.length)) {
+      job.cancelled = true;
+      job.controller.abort(reason);
+    }
+    for (const set of this.jobs.values()) {
+      for (const job of set) {
+        job.cancelled = true;
+        job.controller.abort(reason);
+      }
+    }
+    this.jobs.clear();
+    for (const w of this.idleWaiters.splice(0, this.idleWaiters.length)) w();
+    if (error !== undefined && error.code !== ErrorCode.ConnectionClosed) {
+      this.logger.warn('connection closed', { connection: this.id, reason: error.message });
+    } else {
+      this.logger.debug('connection closed', { connection: this.id, reason: error?.message });
+    }
+    this.emit('close', error);
+  }
+}
+
+/** A copy of `response` whose `audit.custom.correlation_id` routes it back on UDS. */
+function withCorrelationId(response: AgentResponse, cid: string): AgentResponse {
+  return {
+    ...response,
+    audit: { ...response.audit, custom: { ...response.audit.custom, correlation_id: cid } },
+  };
+}

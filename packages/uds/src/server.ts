@@ -1,0 +1,320 @@
+import { EventEmitter } from 'node:events';
+import { promises as fsp } from 'node:fs';
+import * as net from 'node:net';
+import {
+  type AgentHandler,
+  AgentProtocolError,
+  type ConfigUpdateRequest,
+  type Encoding,
+  ErrorCode,
+  type HealthState,
+  type MetricsReport,
+} from '@picket/protocol';
+import { AgentConnection, type ErrorPolicy } from './agent-connection.js';
+import { FrameChannel } from './channel.js';
+import { agentHandshake, DEFAULT_AGENT_ENCODINGS } from './handshake.js';
+import { defaultLogger, type Logger } from './logger.js';
+
+/** Options of {@link UdsAgentServerV2}. */
+export interface UdsAgentServerOptions {
+  /** permission bits of the socket file; default 0o660 (owner and group may connect) */
+  mode?: number;
+  /** close a client that has not completed the handshake after this; default 10 000 ms */
+  handshakeTimeoutMs?: number;
+  /** handlers running at once per connection; default 100 */
+  maxConcurrentPerConnection?: number;
+  /** events queued per connection beyond that before reads pause; default 1000 */
+  maxQueuedPerConnection?: number;
+  /** encodings this agent speaks; default json, msgpack, cbor */
+  encodings?: readonly Encoding[];
+  /** answer to undecodable events and failing handlers; default `block` */
+  errorPolicy?: ErrorPolicy;
+  /** default drain time for {@link UdsAgentServerV2.close}; default 30 000 ms */
+  drainTimeoutMs?: number;
+  /** largest frame length accepted and written; default 16 MiB */
+  maxFrameLength?: number;
+  /** bytes allowed to queue while a proxy is not reading; default 16 MiB */
+  maxWriteQueueBytes?: number;
+  /** where diagnostics go; default warn/error to the console */
+  logger?: Logger;
+}
+
+/** Events emitted by {@link UdsAgentServerV2}. */
+export interface UdsAgentServerEventMap {
+  /** a proxy completed the handshake */
+  connection: [connection: AgentConnection];
+  /** a handshaken connection ended */
+  disconnect: [connection: AgentConnection, error?: AgentProtocolError];
+}
+
+let serverConnectionCounter = 0;
+
+/** True when something accepts connections on `path`. */
+function isLive(path: string): Promise<boolean> {
+  return new Promise((resolve) => {
+    const probe = net.createConnection({ path });
+    const done = (live: boolean): void => {
+      probe.destroy();
+      resolve(live);
+    };
+    probe.once('connect', () => done(true));
+    probe.once('error', () => done(false));
+    probe.setTimeout(1000, () => done(true));
+  });
+}
+
+/**
+ * Agent side of the v2 binary protocol on a Unix socket (the seeds' `UdsAgentServerV2`):
+ * serves one {@link AgentHandler} to any number of proxy connections.
+ *
+ * - `listen()` replaces a stale socket file (refusing to delete anything that is not a
+ *   socket, or a socket someone is still listening on), chmods it to `mode`;
+ *   `close()` drains in-flight requests, closes connections and removes the file.
+ * - Each connection: handshake per spec 2.3 within `handshakeTimeoutMs`, then an
+ *   {@link AgentConnection}. A misbehaving connection (bad frame, bad handshake) is
+ *   closed alone, with its reason logged; the others keep working.
+ * - Control towards every connected proxy: `reportHealth`, `pause` / `resume`,
+ *   `reportMetrics`, `requestConfigUpdate`. A proxy that connects later is told the
+ *   current pause and a non-healthy state right after its handshake.
+ */
+export class UdsAgentServerV2 extends EventEmitter<UdsAgentServerEventMap> {
+  /** the socket path */
+  readonly path: string;
+  private readonly handler: AgentHandler;
+  private readonly options: UdsAgentServerOptions;
+  private readonly logger: Logger;
+  private server: net.Server | undefined;
+  private readonly pendingSockets = new Set<FrameChannel>();
+  private readonly active = new Set<AgentConnection>();
+  private isPaused = false;
+  private health: { state: HealthState; message?: string } | undefined;
+  private closing: Promise<void> | undefined;
+  /** inode of the socket file we created, so close() never removes someone else's file */
+  private inode: number | undefined;
+
+  constructor(path: string, handler: AgentHandler, options: UdsAgentServerOptions = {}) {
+    super();
+    this.path = path.startsWith('unix:') ? path.slice(5) : path;
+    this.handler = handler;
+    this.options = options;
+    this.logger = options.logger ?? defaultLogger;
+  }
+
+  /** Connections that completed the handshake and are open. */
+  get connections(): ReadonlySet<AgentConnection> {
+    return this.active;
+  }
+
+  /** True between `listen()` and `close()`. */
+  get listening(): boolean {
+    return this.server?.listening === true;
+  }
+
+  /** True while the agent has asked proxies to pause. */
+  get paused(): boolean {
+    return this.isPaused;
+  }
+
+  /** Binds the socket. Rejects if the path holds something else or a live server. */
+  async listen(): Promise<void> {
+    if (this.server !== undefined)
+      throw new AgentProtocolError(ErrorCode.InvalidArgument, `${this.path}: already listening`);
+    await this.removeStaleSocket();
+    const server = net.createServer((socket) => this.onSocket(socket));
+    await new Promise<void>((resolve, reject) => {
+      server.once('error', reject);
+      server.listen(this.path, () => {
+        server.off('error', reject);
+        resolve();
+      });
+    }).catch((err: unknown) => {
+      throw AgentProtocolError.from(
+        err,
+        ErrorCode.ConnectionFailed,
+        `cannot listen on ${this.path}`,
+      );
+    });
+    server.on('error', (err) =>
+      this.logger.error('listener error', { path: this.path, error: err }),
+    );
+    this.server = server;
+    // A short window with umask permissions exists between bind and chmod; changing the
+    // process-wide umask instead would race with everything else in the process.
+    await fsp.chmod(this.path, this.options.mode ?? 0o660);
+    this.inode = (await fsp.lstat(this.path)).ino;
+    this.logger.info('listening', { path: this.path });
+  }
+
+  /**
+   * Stops accepting, lets in-flight requests finish for up to `drainTimeoutMs`
+   * (default from the options, 30 s), then closes every connection and removes the
+   * socket file. Connected proxies are told `draining` first (health 0x30).
+   */
+  close(options: { drainTimeoutMs?: number } = {}): Promise<void> {
+    this.closing ??= this.doClose(options.drainTimeoutMs ?? this.options.drainTimeoutMs ?? 30_000);
+    return this.closing;
+  }
+
+  /** Reports health to every connected proxy (0x30); returns how many were told. */
+  reportHealth(state: HealthState, message?: string): number {
+    this.health =
+      state === 'healthy' ? undefined : message === undefined ? { state } : { state, message };
+    return this.broadcast((c) => c.reportHealth(state, message));
+  }
+
+  /** Asks every connected proxy to stop sending events (0x33 pause). */
+  pause(): number {
+    this.isPaused = true;
+    return this.broadcast((c) => c.pause());
+  }
+
+  /** Lets every connected proxy send events again (0x33 resume). */
+  resume(): number {
+    this.isPaused = false;
+    return this.broadcast((c) => c.resume());
+  }
+
+  /** Pushes a metrics report to every connected proxy (0x31). */
+  reportMetrics(report: MetricsReport): number {
+    return this.broadcast((c) => c.reportMetrics(report));
+  }
+
+  /** Sends a config update request to every connected proxy (0x32). */
+  requestConfigUpdate(request: ConfigUpdateRequest): number {
+    return this.broadcast((c) => c.requestConfigUpdate(request));
+  }
+
+  // ------------------------------------------------------------------ internals
+
+  private broadcast(send: (c: AgentConnection) => void): number {
+    let n = 0;
+    for (const c of this.active) {
+      if (c.closed) continue;
+      send(c);
+      n++;
+    }
+    return n;
+  }
+
+  private async removeStaleSocket(): Promise<void> {
+    let stat: Awaited<ReturnType<typeof fsp.lstat>>;
+    try {
+      stat = await fsp.lstat(this.path);
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code === 'ENOENT') return;
+      throw AgentProtocolError.from(err, ErrorCode.ConnectionFailed, `cannot inspect ${this.path}`);
+    }
+    if (!stat.isSocket()) {
+      throw new AgentProtocolError(
+        ErrorCode.InvalidArgument,
+        `${this.path} exists and is not a socket; refusing to delete it`,
+      );
+    }
+    if (await isLive(this.path)) {
+      throw new AgentProtocolError(
+        ErrorCode.ConnectionFailed,
+        `${this.path}: another process is listening on this socket`,
+      );
+    }
+    this.logger.info('replacing stale socket file', { path: this.path });
+    await fsp.unlink(this.path).catch((err: NodeJS.ErrnoException) => {
+      if (err.code !== 'ENOENT') throw err;
+    });
+  }
+
+  private onSocket(socket: net.Socket): void {
+    const id = `uds:${this.path}#${++serverConnectionCounter}`;
+    if (this.closing !== undefined) {
+      socket.destroy();
+      return;
+    }
+    const channel = new FrameChannel(socket, {
+      id,
+      maxFrameLength: this.options.maxFrameLength,
+      maxWriteQueueBytes: this.options.maxWriteQueueBytes,
+    });
+    this.pendingSockets.add(channel);
+    // agentHandshake logs why a connection ended before or during the handshake.
+    channel.onClose(() => this.pendingSockets.delete(channel));
+    this.logger.debug('proxy connected', { connection: id });
+    void agentHandshake(channel, this.handler, {
+      encodings: this.options.encodings ?? DEFAULT_AGENT_ENCODINGS,
+      timeoutMs: this.options.handshakeTimeoutMs ?? 10_000,
+      logger: this.logger,
+    }).then(
+      (result) => {
+        this.pendingSockets.delete(channel);
+        if (result === undefined || channel.closed) return;
+        if (this.closing !== undefined) {
+          channel.destroy();
+          return;
+        }
+        const connection = new AgentConnection(channel, this.handler, {
+          id,
+          encoding: result.encoding,
+          proxyId: result.request.proxy_id,
+          transport: 'uds',
+          maxConcurrent: this.options.maxConcurrentPerConnection,
+          maxQueued: this.options.maxQueuedPerConnection,
+          errorPolicy: this.options.errorPolicy,
+          logger: this.logger,
+        });
+        this.active.add(connection);
+        connection.once('close', (error) => {
+          this.active.delete(connection);
+          this.emit('disconnect', connection, error);
+        });
+        this.logger.debug('handshake complete', {
+          connection: id,
+          proxyId: result.request.proxy_id,
+          encoding: result.encoding,
+        });
+        if (this.health !== undefined)
+          connection.reportHealth(this.health.state, this.health.message);
+        if (this.isPaused) connection.pause();
+        this.emit('connection', connection);
+      },
+      (err: unknown) => {
+        this.pendingSockets.delete(channel);
+        this.logger.error('handshake failed unexpectedly', { connection: id, error: err });
+        channel.destroy();
+      },
+    );
+  }
+
+  private async doClose(drainTimeoutMs: number): Promise<void> {
+    const server = this.server;
+    const stopped =
+      server === undefined
+        ? Promise.resolve()
+        : new Promise<void>((resolve) => server.close(() => resolve()));
+    for (const channel of this.pendingSockets) channel.destroy();
+    this.pendingSockets.clear();
+    this.broadcast((c) => c.reportHealth('draining'));
+    const connections = [...this.active];
+    const drained = await Promise.all(connections.map((c) => c.drain(drainTimeoutMs)));
+    if (drained.includes(false)) {
+      this.logger.warn('drain timeout: closing connections with requests in flight', {
+        path: this.path,
+        drainTimeoutMs,
+        inFlight: connections.reduce((n, c) => n + c.inFlight, 0),
+      });
+    }
+    await Promise.all(
+      connections.map((c) => {
+        if (c.inFlight > 0) c.destroy();
+        return c.close();
+      }),
+    );
+    await stopped;
+    this.server = undefined;
+    // Node removes the socket file when a listener on it closes; this covers the rest,
+    // but only if the file is still the one we created.
+    if (this.inode !== undefined) {
+      const stat = await fsp.lstat(this.path).catch(() => undefined);
+      if (stat?.isSocket() && stat.ino === this.inode) await fsp.unlink(this.path).catch(() => {});
+      this.inode = undefined;
+    }
+    this.logger.info('closed', { path: this.path });
+  }
+}

@@ -1,0 +1,200 @@
+import * as net from 'node:net';
+import { allow, MessageType } from '@picket/protocol';
+import { afterEach, describe, expect, it } from 'vitest';
+import { AgentClientV2Uds, FrameChannel, UdsAgentServerV2 } from '../src/index.js';
+import {
+  captureLogger,
+  handler,
+  RawPeer,
+  rawFrame,
+  requestHeaders,
+  tempSocket,
+  until,
+} from './helpers.js';
+
+const cleanups: (() => Promise<void> | void)[] = [];
+afterEach(async () => {
+  for (const c of cleanups.splice(0).reverse()) await c();
+});
+
+/** A connected socket pair over a Unix socket: `local` for the channel, `remote` raw. */
+async function socketPair(): Promise<{ local: net.Socket; remote: net.Socket }> {
+  const tmp = tempSocket();
+  cleanups.push(tmp.cleanup);
+  let remote: net.Socket | undefined;
+  const server = net.createServer((s) => {
+    remote = s;
+  });
+  await new Promise<void>((r) => server.listen(tmp.path, () => r()));
+  cleanups.push(() => new Promise<void>((r) => server.close(() => r())));
+  const local = net.createConnection({ path: tmp.path });
+  await new Promise<void>((r) => local.once('connect', () => r()));
+  await until(() => remote !== undefined);
+  cleanups.push(() => {
+    local.destroy();
+    remote?.destroy();
+  });
+  return { local, remote: remote as net.Socket };
+}
+
+describe('FrameChannel', () => {
+  it('writes every frame queued in one tick with a single socket write', async () => {
+    const { local, remote } = await socketPair();
+    const channel = new FrameChannel(local);
+    const writes: number[] = [];
+    const original = local.write.bind(local);
+    local.write = ((chunk: Uint8Array, ...rest: never[]) => {
+      writes.push(chunk.length);
+      return original(chunk, ...rest);
+    }) as typeof local.write;
+    const peer = new RawPeer(remote);
+    for (let i = 0; i < 50; i++)
+      channel.write(MessageType.Ping, Buffer.from(`{"sequence":${i},"timestamp_ms":0}`));
+    await peer.frame(49);
+    expect(writes).toHaveLength(1);
+    expect(peer.frames.map((f) => JSON.parse(Buffer.from(f.payload).toString()).sequence)).toEqual(
+      Array.from({ length: 50 }, (_, i) => i),
+    );
+  });
+
+  it('queues behind socket backpressure up to a bound, then UNAVAILABLE; drain flushes the rest', async () => {
+    const { local, remote } = await socketPair();
+    remote.pause(); // the peer stops reading
+    const channel = new FrameChannel(local, { maxWriteQueueBytes: 1024 * 1024 });
+    const big = Buffer.alloc(256 * 1024, 0x61);
+    let written = 0;
+    let refused: unknown;
+    // Fill the kernel buffer and Node's, then the channel's own bounded queue.
+    for (let round = 0; round < 400 && refused === undefined; round++) {
+      try {
+        channel.write(MessageType.Ping, big);
+        written++;
+      } catch (err) {
+        refused = err;
+      }
+      await new Promise((r) => setImmediate(r));
+    }
+    expect(refused).toMatchObject({ code: 'UNAVAILABLE' });
+    expect(channel.queuedWriteBytes).toBeGreaterThan(0);
+    expect(channel.queuedWriteBytes).toBeLessThanOrEqual(1024 * 1024);
+    // Once the peer reads again every accepted frame arrives, intact and in order.
+    const peer = new RawPeer(remote);
+    remote.resume();
+    await peer.frame(written - 1, 10_000);
+    expect(peer.frames).toHaveLength(written);
+    expect(peer.frames.every((f) => f.payload.length === big.length)).toBe(true);
+    await until(() => channel.queuedWriteBytes === 0);
+  });
+
+  it('holds frames that arrive before anyone consumes them, and delivers them in order', async () => {
+    const { local, remote } = await socketPair();
+    const channel = new FrameChannel(local);
+    remote.write(Buffer.concat([rawFrame(0x41, 'a'), rawFrame(0x41, 'b'), rawFrame(0x41, 'c')]));
+    const first = await channel.readFrame(3000);
+    expect(Buffer.from(first.payload).toString()).toBe('a');
+    await until(() => local.isPaused());
+    const rest: string[] = [];
+    channel.setFrameHandler((f) => rest.push(Buffer.from(f.payload).toString()));
+    await until(() => rest.length === 2);
+    expect(rest).toEqual(['b', 'c']);
+  });
+
+  it('refuses an oversize payload with MESSAGE_TOO_LARGE and stays usable', async () => {
+    const { local, remote } = await socketPair();
+    const channel = new FrameChannel(local, { maxFrameLength: 1024 });
+    expect(() => channel.write(MessageType.Ping, Buffer.alloc(1024))).toThrow(
+      expect.objectContaining({ code: 'MESSAGE_TOO_LARGE' }),
+    );
+    const peer = new RawPeer(remote);
+    channel.write(MessageType.Ping, Buffer.alloc(1023));
+    expect((await peer.frame(0)).payload.length).toBe(1023);
+  });
+});
+
+describe('agent-side concurrency bound', () => {
+  it('queues events beyond maxConcurrentPerConnection and answers all of them', async () => {
+    const tmp = tempSocket();
+    cleanups.push(tmp.cleanup);
+    let running = 0;
+    let peak = 0;
+    const gates: (() => void)[] = [];
+    const server = new UdsAgentServerV2(
+      tmp.path,
+      handler({
+        onRequestHeaders: async (_e, ctx) => {
+          running++;
+          peak = Math.max(peak, running);
+          await new Promise<void>((r) => gates.push(r));
+          running--;
+          return allow({ tags: [ctx.correlationId] });
+        },
+      }),
+      { logger: captureLogger(), maxConcurrentPerConnection: 3, maxQueuedPerConnection: 4 },
+    );
+    await server.listen();
+    cleanups.push(() => server.close({ drainTimeoutMs: 100 }));
+    const client = await AgentClientV2Uds.connect('t', tmp.path, {
+      logger: captureLogger(),
+      timeoutMs: 60_000,
+    });
+    cleanups.push(() => client.close());
+
+    const ids = Array.from({ length: 20 }, (_, i) => `q${i}`);
+    const calls = ids.map((id) => client.sendRequestHeaders(requestHeaders(id)));
+    let answered = 0;
+    for (const c of calls) void c.then(() => answered++);
+    // Release handlers one at a time; the agent never runs more than 3 at once.
+    while (answered < ids.length) {
+      await until(() => gates.length > 0 || answered === ids.length);
+      gates.shift()?.();
+      await new Promise((r) => setImmediate(r));
+    }
+    const replies = await Promise.all(calls);
+    expect(replies.map((r) => r.audit.tags[0])).toEqual(ids);
+    expect(peak).toBe(3);
+  });
+});
+
+describe('cancel of a queued event', () => {
+  it('removes it before its handler runs, calls onCancel, and sends no reply', async () => {
+    const tmp = tempSocket();
+    cleanups.push(tmp.cleanup);
+    const started: string[] = [];
+    const cancels: string[] = [];
+    let release: () => void = () => {};
+    const server = new UdsAgentServerV2(
+      tmp.path,
+      handler({
+        onRequestHeaders: async (_e, ctx) => {
+          started.push(ctx.correlationId);
+          if (ctx.correlationId === 'first') await new Promise<void>((r) => (release = r));
+          return allow();
+        },
+        onCancel: (cid) => cancels.push(cid),
+      }),
+      { logger: captureLogger(), maxConcurrentPerConnection: 1 },
+    );
+    await server.listen();
+    cleanups.push(() => server.close({ drainTimeoutMs: 100 }));
+    const client = await AgentClientV2Uds.connect('t', tmp.path, {
+      logger: captureLogger(),
+      timeoutMs: 60_000,
+    });
+    cleanups.push(() => client.close());
+
+    const first = client.sendRequestHeaders(requestHeaders('first'));
+    const queued = client.sendRequestHeaders(requestHeaders('queued'));
+    await until(() => started.length === 1);
+    const [connection] = [...server.connections];
+    await until(() => connection?.inFlight === 2);
+    await client.cancel('queued');
+    await expect(queued).rejects.toMatchObject({ code: 'CANCELLED' });
+    await until(() => cancels.length === 1);
+    release();
+    await first;
+    await client.ping();
+    expect(started).toEqual(['first']);
+    expect(cancels).toEqual(['queued']);
+    expect(client.stats.droppedReplies).toBe(0);
+  });
+});

@@ -1,0 +1,221 @@
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import * as net from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { type Frame, FrameDecoder } from '@picket/framing';
+import { type AgentHandler, createCapabilities, type RequestHeadersEvent } from '@picket/protocol';
+import type { LogFields, Logger } from '../src/index.js';
+
+export interface GoldenVector {
+  id: string;
+  type: number | null;
+  frameHex: string;
+  payloadText?: string;
+}
+
+const vectors: GoldenVector[] = (
+  JSON.parse(readFileSync(new URL('./fixtures/golden-frames.json', import.meta.url), 'utf8')) as {
+    vectors: GoldenVector[];
+  }
+).vectors;
+
+/** The golden frame `id` (V1, V2 …) from the spec, as bytes. */
+export function golden(id: string): Buffer {
+  const v = vectors.find((x) => x.id === id);
+  if (v === undefined) throw new Error(`no golden vector ${id}`);
+  return Buffer.from(v.frameHex, 'hex');
+}
+
+/** Payload of a golden frame (everything after the 5-byte header). */
+export function goldenPayload(id: string): Buffer {
+  return golden(id).subarray(5);
+}
+
+/** A fresh temp dir with a socket path in it; `cleanup()` removes it. */
+export function tempSocket(name = 'agent.sock'): { dir: string; path: string; cleanup(): void } {
+  const dir = mkdtempSync(join(tmpdir(), 'picket-'));
+  return {
+    dir,
+    path: join(dir, name),
+    cleanup: () => rmSync(dir, { recursive: true, force: true }),
+  };
+}
+
+export interface LogEntry {
+  level: 'debug' | 'info' | 'warn' | 'error';
+  message: string;
+  fields?: LogFields;
+}
+
+/** A logger that records everything, for asserting on logged reasons. */
+export function captureLogger(): Logger & { entries: LogEntry[]; text(): string } {
+  const entries: LogEntry[] = [];
+  const at =
+    (level: LogEntry['level']) =>
+    (message: string, fields?: LogFields): void => {
+      entries.push({ level, message, fields });
+    };
+  return {
+    entries,
+    debug: at('debug'),
+    info: at('info'),
+    warn: at('warn'),
+    error: at('error'),
+    text: () =>
+      entries
+        .map(
+          (e) =>
+            `${e.level} ${e.message} ${JSON.stringify(e.fields, (_k, v) => (v instanceof Error ? v.message : v))}`,
+        )
+        .join('\n'),
+  };
+}
+
+/** Resolves when `check()` is true (polling), rejects after `timeoutMs`. A hang guard, not a timing assertion. */
+export async function until(
+  check: () => boolean,
+  timeoutMs = 3000,
+  what = 'condition',
+): Promise<void> {
+  const end = Date.now() + timeoutMs;
+  while (!check()) {
+    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 5));
+  }
+}
+
+/** A raw socket speaking frames by hand: the test plays proxy or agent byte by byte. */
+export class RawPeer {
+  readonly frames: Frame[] = [];
+  readonly decoder = new FrameDecoder({ acceptType: () => true });
+  ended = false;
+  private waiters: (() => void)[] = [];
+
+  constructor(readonly socket: net.Socket) {
+    socket.on('data', (chunk: Buffer) => {
+      for (const f of this.decoder.push(chunk))
+        this.frames.push({ type: f.type, payload: Buffer.from(f.payload) });
+      this.wake();
+    });
+    socket.on('close', () => {
+      this.ended = true;
+      this.wake();
+    });
+    socket.on('error', () => {});
+  }
+
+  static connect(path: string): Promise<RawPeer> {
+    return new Promise((resolve, reject) => {
+      const s = net.createConnection({ path });
+      s.once('connect', () => resolve(new RawPeer(s)));
+      s.once('error', reject);
+    });
+  }
+
+  private wake(): void {
+    for (const w of this.waiters.splice(0)) w();
+  }
+
+  write(bytes: Uint8Array): void {
+    this.socket.write(bytes);
+  }
+
+  /** Waits for the n-th frame (0-based) received so far. */
+  async frame(index: number, timeoutMs = 3000): Promise<Frame> {
+    const end = Date.now() + timeoutMs;
+    while (this.frames.length <= index) {
+      if (this.ended) throw new Error(`connection closed before frame ${index}`);
+      if (Date.now() > end) throw new Error(`no frame ${index} within ${timeoutMs} ms`);
+      await new Promise<void>((r) => {
+        this.waiters.push(r);
+        setTimeout(r, 50);
+      });
+    }
+    return this.frames[index] as Frame;
+  }
+
+  /** Waits until the peer closed the connection. */
+  async closed(timeoutMs = 3000): Promise<void> {
+    await until(() => this.ended, timeoutMs, 'peer to close');
+  }
+
+  destroy(): void {
+    this.socket.destroy();
+  }
+}
+
+/** A listener whose connections are handed to the test as RawPeers (a fake agent). */
+export async function rawServer(path: string): Promise<{
+  server: net.Server;
+  peers: RawPeer[];
+  next(): Promise<RawPeer>;
+  close(): Promise<void>;
+}> {
+  const peers: RawPeer[] = [];
+  let cursor = 0;
+  const server = net.createServer((s) => peers.push(new RawPeer(s)));
+  await new Promise<void>((r) => server.listen(path, () => r()));
+  return {
+    server,
+    peers,
+    /** the next connection not yet handed out */
+    async next() {
+      await until(() => peers.length > cursor, 3000, 'a connection');
+      return peers[cursor++] as RawPeer;
+    },
+    close: () =>
+      new Promise<void>((r) => {
+        for (const p of peers) p.destroy();
+        server.close(() => r());
+      }),
+  };
+}
+
+/** One frame `[u32 BE 1+len][type][payload]`, built by hand (independent of @picket/framing). */
+export function rawFrame(type: number, payload: Uint8Array | string): Buffer {
+  const body = typeof payload === 'string' ? Buffer.from(payload) : Buffer.from(payload);
+  const out = Buffer.alloc(5 + body.length);
+  out.writeUInt32BE(body.length + 1, 0);
+  out[4] = type;
+  body.copy(out, 5);
+  return out;
+}
+
+/** A RequestHeaders event shaped like golden V3. */
+export function requestHeaders(cid: string, uri = '/admin/secret'): RequestHeadersEvent {
+  return {
+    metadata: {
+      correlation_id: cid,
+      request_id: cid,
+      client_ip: '127.0.0.1',
+      client_port: 54321,
+      server_name: 'example.com',
+      protocol: 'HTTP/1.1',
+      tls_version: null,
+      tls_cipher: null,
+      route_id: 'default',
+      upstream_id: null,
+      timestamp: '2026-01-01T00:00:00Z',
+    },
+    method: 'GET',
+    uri,
+    headers: { host: ['example.com'] },
+  };
+}
+
+/** Capabilities for test agents. */
+export function testCapabilities(agentId = 'test-agent') {
+  return createCapabilities({ agentId, name: 'Test Agent', version: '1.0.0' });
+}
+
+/** A handler with only capabilities plus the given hooks. */
+export function handler(
+  hooks: Omit<AgentHandler, 'capabilities'> = {},
+  agentId = 'test-agent',
+): AgentHandler {
+  return { capabilities: () => testCapabilities(agentId), ...hooks };
+}
+
+export function delay(ms: number): Promise<void> {
+  return new Promise((r) => setTimeout(r, ms));
+}

@@ -1,0 +1,541 @@
+import { EventEmitter } from 'node:events';
+import * as net from 'node:net';
+import { V1FrameDecoder } from '@picket/framing';
+import {
+  AgentProtocolError,
+  type AgentResponse,
+  type CallOptions,
+  type EventMap,
+  type EventType,
+  MAX_V1_MESSAGE_SIZE,
+  PROTOCOL_VERSION_V1,
+} from '@picket/protocol';
+import { type Logger, silentLogger } from './logger.js';
+import { decodeV1Response, requestFrame, toProtocolError } from './wire.js';
+
+/** Default per-call limit: the Zentinel proxy's default agent `timeout_ms`. */
+export const DEFAULT_V1_TIMEOUT_MS = 1000;
+/** Default limit for establishing a connection. */
+export const DEFAULT_V1_CONNECT_TIMEOUT_MS = 5000;
+/**
+ * Response versions a client accepts by default: 1 (real v1 agents) and 2
+ * (the Python and Go v1 SDKs send `version: 2`, spec §1.1).
+ */
+export const DEFAULT_V1_ACCEPTED_VERSIONS: readonly number[] = [1, 2];
+
+/** Options of {@link AgentClient}. */
+export interface AgentClientOptions {
+  /**
+   * Default limit per `sendEvent`, from the call until its answer (it includes
+   * waiting behind this client's earlier calls). Default 1000 ms.
+   */
+  timeoutMs?: number;
+  /** Limit for establishing the connection. Default 5000 ms. */
+  connectTimeoutMs?: number;
+  /** Largest request or response JSON. Default 10 MiB (the v1 limit). */
+  maxMessageSize?: number;
+  /** `version` written in requests. Default 1. */
+  requestVersion?: number;
+  /** Response `version`s accepted; anything else is `VERSION_MISMATCH`. Default `[1, 2]`. */
+  acceptedVersions?: readonly number[];
+  /**
+   * After the connection was closed (timeout, cancel, protocol error, agent
+   * went away), the next call opens a new one. Default true; with false every
+   * later call fails with `CONNECTION_CLOSED`.
+   */
+  reconnect?: boolean;
+  /** Where connection events go. Default: nowhere (errors reach callers as rejections). */
+  logger?: Logger;
+}
+
+/** Events of an {@link AgentClient}. */
+export interface AgentClientEvents {
+  /** a connection was established */
+  connect: [];
+  /** the connection ended; `error` says why unless it was closed by `close()` */
+  disconnect: [error?: AgentProtocolError];
+}
+
+type ResponseWaiter = {
+  resolve(frame: Uint8Array): void;
+  reject(err: AgentProtocolError): void;
+};
+
+/** One socket and its decoder; ends exactly once, synchronously rejecting a pending read. */
+class ClientConnection {
+  private waiter: ResponseWaiter | undefined;
+  private failure: AgentProtocolError | undefined;
+  private ended = false;
+  private readonly closedPromise: Promise<void>;
+
+  constructor(
+    readonly socket: net.Socket,
+    maxMessageSize: number,
+    private readonly where: string,
+    private readonly onEnd: (conn: ClientConnection, err: AgentProtocolError) => void,
+  ) {
+    const decoder = new V1FrameDecoder({ maxMessageSize });
+    socket.on('data', (chunk: Buffer) => {
+      let frames: Uint8Array[];
+      try {
+        frames = decoder.push(chunk);
+      } catch (err) {
+        this.destroy(toProtocolError(err, this.where));
+        return;
+      }
+      for (const frame of frames) {
+        const w = this.waiter;
+        if (w === undefined) {
+          this.destroy(
+            new AgentProtocolError(
+              'INVALID_MESSAGE',
+              `${this.where}: sent a message while no request was pending`,
+            ),
+          );
+          return;
+        }
+        this.waiter = undefined;
+        w.resolve(frame);
+      }
+    });
+    socket.on('error', (err) => {
+      this.failure ??= new AgentProtocolError(
+        'CONNECTION_CLOSED',
+        `${this.where}: connection error: ${err.message}`,
+        { cause: err },
+      );
+    });
+    this.closedPromise = new Promise((resolve) => socket.once('close', () => resolve()));
+    socket.once('close', () => {
+      this.finish(
+        this.failure ??
+          new AgentProtocolError(
+            'CONNECTION_CLOSED',
+            `${this.where}: the agent closed the connection`,
+          ),
+      );
+    });
+  }
+
+  get open(): boolean {
+    return !this.ended;
+  }
+
+  /** Writes one request frame and resolves with the one response frame. */
+  roundTrip(frame: Uint8Array): Promise<Uint8Array> {
+    if (this.ended) {
+      return Promise.reject(
+        this.failure ?? new AgentProtocolError('CONNECTION_CLOSED', `${this.where}: closed`),
+      );
+    }
+    if (this.waiter !== undefined) {
+      return Promise.reject(
+        new AgentProtocolError('INTERNAL', `${this.where}: a request is already pending`),
+      );
+    }
+    return new Promise((resolve, reject) => {
+      this.waiter = { resolve, reject };
+      this.socket.write(frame);
+    });
+  }
+
+  /** Closes the socket now; a pending read is rejected with `err`. */
+  destroy(err: AgentProtocolError): void {
+    if (this.ended) return;
+    this.failure ??= err;
+    this.finish(this.failure);
+    this.socket.destroy();
+  }
+
+  closed(): Promise<void> {
+    return this.closedPromise;
+  }
+
+  private finish(err: AgentProtocolError): void {
+    if (this.ended) return;
+    this.ended = true;
+    const w = this.waiter;
+    this.waiter = undefined;
+    w?.reject(err);
+    this.onEnd(this, err);
+  }
+}
+
+interface Job {
+  type: EventType;
+  frame: Uint8Array;
+  phase: 'queued' | 'connecting' | 'waiting' | 'done';
+  timeoutMs: number;
+  resolve(r: AgentResponse): void;
+  reject(err: AgentProtocolError): void;
+  timer: NodeJS.Timeout | undefined;
+  signal: AbortSignal | undefined;
+  onAbort: (() => void) | undefined;
+}
+
+/**
+ * Proxy side of the legacy v1 protocol: one Unix-socket connection to one
+ * agent, `[u32 BE length][JSON]` frames, one request and one response per
+ * round trip. v1 has no correlation on the wire, so calls on one client are
+ * serialised through an internal queue.
+ *
+ * When a call times out or is aborted while its request is on the wire, or
+ * the agent sends something invalid, the connection is closed: the position in
+ * the stream is unknown, and a late answer must never be taken for the next
+ * call's. The next call then reconnects (`reconnect: true`, the default) or
+ * fails with `CONNECTION_CLOSED` (`reconnect: false`).
+ */
+export class AgentClient extends EventEmitter<AgentClientEvents> {
+  /** The agent this client talks to (also the `agent_id` of v1 configure events). */
+  readonly agentId: string;
+  /** The agent's Unix socket path. */
+  readonly path: string;
+
+  readonly #timeoutMs: number;
+  readonly #connectTimeoutMs: number;
+  readonly #maxMessageSize: number;
+  readonly #requestVersion: number;
+  readonly #accepted: readonly number[];
+  readonly #reconnect: boolean;
+  readonly #log: Logger;
+  readonly #where: string;
+
+  #conn: ClientConnection | undefined;
+  #connecting: Promise<ClientConnection> | undefined;
+  #hadConnection = false;
+  #lastDrop: AgentProtocolError | undefined;
+  #queue: Job[] = [];
+  #active: Job | undefined;
+  #closed = false;
+
+  /** Creates a client without connecting; the first call (or `connect()`) connects. */
+  constructor(agentId: string, path: string, options: AgentClientOptions = {}) {
+    super();
+    this.agentId = agentId;
+    this.path = socketPathOf(path);
+    this.#timeoutMs = positive(options.timeoutMs, DEFAULT_V1_TIMEOUT_MS, 'timeoutMs');
+    this.#connectTimeoutMs = positive(
+      options.connectTimeoutMs,
+      DEFAULT_V1_CONNECT_TIMEOUT_MS,
+      'connectTimeoutMs',
+    );
+    this.#maxMessageSize = options.maxMessageSize ?? MAX_V1_MESSAGE_SIZE;
+    this.#requestVersion = options.requestVersion ?? PROTOCOL_VERSION_V1;
+    this.#accepted = options.acceptedVersions ?? DEFAULT_V1_ACCEPTED_VERSIONS;
+    this.#reconnect = options.reconnect ?? true;
+    this.#log = options.logger ?? silentLogger;
+    this.#where = `v1 agent "${agentId}" at ${this.path}`;
+  }
+
+  /**
+   * Connects to the agent at `path` and resolves once connected (like Rust's
+   * `AgentClient::unix_socket`). Rejects with `CONNECTION_FAILED`.
+   */
+  static async unixSocket(
+    agentId: string,
+    path: string,
+    options?: AgentClientOptions,
+  ): Promise<AgentClient> {
+    const client = new AgentClient(agentId, path, options);
+    await client.connect();
+    return client;
+  }
+
+  /** True while a connection is open. */
+  get connected(): boolean {
+    return this.#conn?.open === true;
+  }
+
+  /** Calls queued or on the wire. */
+  get pending(): number {
+    return this.#queue.length + (this.#active === undefined ? 0 : 1);
+  }
+
+  /** True after `close()`. */
+  get closed(): boolean {
+    return this.#closed;
+  }
+
+  /** Opens the connection if none is open. Idempotent. */
+  async connect(): Promise<void> {
+    await this.#open();
+  }
+
+  /**
+   * Sends one event and resolves with the agent's response (any `version` in
+   * `acceptedVersions`). Rejects with `TIMEOUT`, `CANCELLED` (signal),
+   * `CONNECTION_FAILED`/`CONNECTION_CLOSED`, `INVALID_MESSAGE`,
+   * `MESSAGE_TOO_LARGE` or `VERSION_MISMATCH`.
+   */
+  sendEvent<K extends EventType>(
+    eventType: K,
+    payload: EventMap[K],
+    options: CallOptions = {},
+  ): Promise<AgentResponse> {
+    if (this.#closed) return Promise.reject(this.#closedError());
+    const signal = options.signal;
+    if (signal?.aborted) {
+      return Promise.reject(
+        new AgentProtocolError(
+          'CANCELLED',
+          `${this.#where}: ${eventType} call aborted before sending`,
+        ),
+      );
+    }
+    let frame: Uint8Array;
+    let timeoutMs: number;
+    try {
+      timeoutMs = positive(options.timeoutMs, this.#timeoutMs, 'timeoutMs');
+      frame = requestFrame(eventType, payload, {
+        agentId: this.agentId,
+        version: this.#requestVersion,
+        maxMessageSize: this.#maxMessageSize,
+      });
+    } catch (err) {
+      return Promise.reject(
+        err instanceof AgentProtocolError
+          ? err
+          : toProtocolError(err, `${this.#where}: cannot encode ${eventType}`),
+      );
+    }
+    return new Promise<AgentResponse>((resolve, reject) => {
+      const job: Job = {
+        type: eventType,
+        frame,
+        phase: 'queued',
+        timeoutMs,
+        resolve,
+        reject,
+        timer: undefined,
+        signal,
+        onAbort: undefined,
+      };
+      job.timer = setTimeout(() => {
+        this.#expire(
+          job,
+          new AgentProtocolError(
+            'TIMEOUT',
+            `${this.#where}: no response to ${eventType} within ${timeoutMs} ms`,
+          ),
+        );
+      }, timeoutMs);
+      if (signal !== undefined) {
+        job.onAbort = () =>
+          this.#expire(
+            job,
+            new AgentProtocolError('CANCELLED', `${this.#where}: ${eventType} call aborted`, {
+              cause: signal.reason,
+            }),
+          );
+        signal.addEventListener('abort', job.onAbort, { once: true });
+      }
+      this.#queue.push(job);
+      this.#pump();
+    });
+  }
+
+  /** Rejects every pending call with `CONNECTION_CLOSED` and closes the connection. */
+  async close(): Promise<void> {
+    if (this.#closed) return;
+    this.#closed = true;
+    const err = this.#closedError();
+    const jobs = this.#queue;
+    this.#queue = [];
+    for (const job of jobs) this.#settle(job, err);
+    if (this.#active !== undefined) this.#settle(this.#active, err);
+    const conn = this.#conn;
+    if (conn !== undefined) {
+      conn.destroy(err);
+      await conn.closed();
+    }
+    // An attempt still connecting is closed as soon as it completes (see #open).
+    await this.#connecting?.then(
+      (c) => c.closed(),
+      () => undefined,
+    );
+  }
+
+  #closedError(): AgentProtocolError {
+    return new AgentProtocolError('CONNECTION_CLOSED', `${this.#where}: the client is closed`);
+  }
+
+  #open(): Promise<ClientConnection> {
+    if (this.#closed) return Promise.reject(this.#closedError());
+    const current = this.#conn;
+    if (current?.open) return Promise.resolve(current);
+    if (this.#connecting !== undefined) return this.#connecting;
+    if (this.#hadConnection && !this.#reconnect) {
+      return Promise.reject(
+        new AgentProtocolError(
+          'CONNECTION_CLOSED',
+          `${this.#where}: the connection was closed (${this.#lastDrop?.message ?? 'unknown reason'}) and reconnect is disabled`,
+          { cause: this.#lastDrop },
+        ),
+      );
+    }
+    const attempt = new Promise<ClientConnection>((resolve, reject) => {
+      const socket = net.createConnection({ path: this.path });
+      const timer = setTimeout(() => {
+        socket.destroy();
+        reject(
+          new AgentProtocolError(
+            'CONNECTION_FAILED',
+            `cannot connect to ${this.#where}: timed out after ${this.#connectTimeoutMs} ms`,
+          ),
+        );
+      }, this.#connectTimeoutMs);
+      const onError = (err: Error) => {
+        clearTimeout(timer);
+        reject(
+          new AgentProtocolError(
+            'CONNECTION_FAILED',
+            `cannot connect to ${this.#where}: ${err.message}`,
+            {
+              cause: err,
+            },
+          ),
+        );
+      };
+      socket.once('error', onError);
+      socket.once('connect', () => {
+        clearTimeout(timer);
+        socket.off('error', onError);
+        const conn = new ClientConnection(socket, this.#maxMessageSize, this.#where, (c, err) =>
+          this.#onConnectionEnd(c, err),
+        );
+        if (this.#closed) {
+          conn.destroy(this.#closedError());
+          reject(this.#closedError());
+          return;
+        }
+        this.#conn = conn;
+        this.#hadConnection = true;
+        this.#log.debug('v1 connection established', { agentId: this.agentId, path: this.path });
+        this.emit('connect');
+        resolve(conn);
+      });
+    });
+    this.#connecting = attempt;
+    const clear = () => {
+      if (this.#connecting === attempt) this.#connecting = undefined;
+    };
+    attempt.then(clear, clear);
+    return attempt;
+  }
+
+  #onConnectionEnd(conn: ClientConnection, err: AgentProtocolError): void {
+    if (this.#conn !== conn) return;
+    this.#conn = undefined;
+    this.#lastDrop = err;
+    if (this.#closed) {
+      this.emit('disconnect');
+      return;
+    }
+    this.#log.debug('v1 connection ended', {
+      agentId: this.agentId,
+      path: this.path,
+      code: err.code,
+      reason: err.message,
+    });
+    this.emit('disconnect', err);
+  }
+
+  #expire(job: Job, err: AgentProtocolError): void {
+    const phase = job.phase;
+    if (phase === 'done') return;
+    if (phase === 'queued') {
+      this.#settle(job, err);
+      const i = this.#queue.indexOf(job);
+      if (i >= 0) this.#queue.splice(i, 1);
+    } else if (phase === 'waiting') {
+      // The request is on the wire and its answer may still come: only closing
+      // the connection guarantees it is never taken for the next call's answer.
+      const closed = new AgentProtocolError(
+        err.code,
+        `${err.message}; connection closed (an unanswered request leaves the stream position unknown)`,
+        { cause: err.cause },
+      );
+      this.#settle(job, closed);
+      this.#conn?.destroy(closed);
+    } else {
+      // 'connecting': the connection being opened stays usable for the next call.
+      this.#settle(job, err);
+    }
+  }
+
+  #settle(job: Job, err: AgentProtocolError | undefined, response?: AgentResponse): void {
+    if (job.phase === 'done') return;
+    job.phase = 'done';
+    clearTimeout(job.timer);
+    if (job.onAbort !== undefined) job.signal?.removeEventListener('abort', job.onAbort);
+    if (err !== undefined) job.reject(err);
+    else job.resolve(response as AgentResponse);
+  }
+
+  #pump(): void {
+    if (this.#active !== undefined) return;
+    const job = this.#queue.shift();
+    if (job === undefined) return;
+    this.#active = job;
+    void this.#run(job).finally(() => {
+      this.#active = undefined;
+      this.#pump();
+    });
+  }
+
+  async #run(job: Job): Promise<void> {
+    try {
+      job.phase = 'connecting';
+      const conn = await this.#open();
+      if (isDone(job)) return;
+      job.phase = 'waiting';
+      const frame = await conn.roundTrip(job.frame);
+      if (isDone(job)) return;
+      let response: AgentResponse;
+      try {
+        response = decodeV1Response(frame);
+      } catch (err) {
+        const e =
+          err instanceof AgentProtocolError
+            ? new AgentProtocolError(
+                err.code,
+                `${this.#where}: bad response to ${job.type}: ${err.message}`,
+                { cause: err },
+              )
+            : toProtocolError(err, `${this.#where}: bad response to ${job.type}`);
+        conn.destroy(e);
+        throw e;
+      }
+      if (!this.#accepted.includes(response.version)) {
+        const e = new AgentProtocolError(
+          'VERSION_MISMATCH',
+          `${this.#where}: response version ${response.version} is not one of ${this.#accepted.join(', ')}`,
+        );
+        conn.destroy(e);
+        throw e;
+      }
+      this.#settle(job, undefined, response);
+    } catch (err) {
+      this.#settle(job, toProtocolError(err, this.#where));
+    }
+  }
+}
+
+/** A socket path, accepting Zentinel's `unix:` endpoint prefix. */
+export function socketPathOf(endpoint: string): string {
+  return endpoint.startsWith('unix:') ? endpoint.slice('unix:'.length) : endpoint;
+}
+
+/** Reads the phase afresh (TypeScript would keep the narrowing across an await). */
+const isDone = (job: Job): boolean => job.phase === 'done';
+
+function positive(value: number | undefined, fallback: number, name: string): number {
+  if (value === undefined) return fallback;
+  if (!Number.isFinite(value) || value <= 0) {
+    throw new AgentProtocolError(
+      'INVALID_ARGUMENT',
+      `${name} must be a positive number, got ${value}`,
+    );
+  }
+  return value;
+}

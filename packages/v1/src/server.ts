@@ -1,0 +1,426 @@
+import { promises as fs } from 'node:fs';
+import * as net from 'node:net';
+import { V1FrameDecoder } from '@picket/framing';
+import {
+  type AgentHandler,
+  AgentProtocolError,
+  type AgentResponse,
+  allow,
+  block,
+  type EventType,
+  eventCorrelationId,
+  MAX_V1_MESSAGE_SIZE,
+  PROTOCOL_VERSION_V1,
+  parseAgentResponse,
+  type RequestContext,
+  websocketAllow,
+} from '@picket/protocol';
+import { socketPathOf } from './client.js';
+import { defaultLogger, type Logger } from './logger.js';
+import { type DecodedV1Request, decodeV1Request, responseFrame, toProtocolError } from './wire.js';
+
+/** Reason code of the block 500 sent when a handler throws. */
+export const AGENT_HANDLER_ERROR = 'AGENT_HANDLER_ERROR';
+
+/** Options of {@link AgentServer}. */
+export interface AgentServerOptions {
+  /** Where connection problems and handler errors go. Default: warn/error to the console. */
+  logger?: Logger;
+  /**
+   * `version` written in every response. Default 1: a real v1 proxy rejected
+   * anything else (vector V10b). Set 2 to answer like the Python/Go v1 SDKs.
+   */
+  responseVersion?: number;
+  /** Largest request or response JSON. Default 10 MiB (the v1 limit). */
+  maxMessageSize?: number;
+  /** File mode of the socket. Default `0o660` (owner and group may connect). */
+  socketMode?: number;
+  /** Refuse connections beyond this many. Default: no limit. */
+  maxConnections?: number;
+}
+
+/** Which handler hook serves which v1 event type. */
+const HOOKS = {
+  configure: 'onConfigure',
+  request_headers: 'onRequestHeaders',
+  request_body_chunk: 'onRequestBodyChunk',
+  response_headers: 'onResponseHeaders',
+  response_body_chunk: 'onResponseBodyChunk',
+  request_complete: 'onRequestComplete',
+  web_socket_frame: 'onWebSocketFrame',
+  guardrail_inspect: 'onGuardrailInspect',
+} as const satisfies Record<EventType, keyof AgentHandler>;
+
+type AnyHook = (event: unknown, ctx: RequestContext) => AgentResponse | Promise<AgentResponse>;
+
+/** Pipelined requests (sent before earlier ones were answered) held before reading pauses. */
+const MAX_QUEUED_REQUESTS = 16;
+
+/** One accepted connection: strictly one request at a time, in arrival order. */
+class ServerConnection {
+  readonly controller = new AbortController();
+  private readonly decoder: V1FrameDecoder;
+  private readonly queue: Uint8Array[] = [];
+  private processing = false;
+  private ended = false;
+
+  constructor(
+    readonly id: string,
+    readonly socket: net.Socket,
+    private readonly agentId: string,
+    private readonly serve: (
+      request: DecodedV1Request,
+      conn: ServerConnection,
+    ) => Promise<Uint8Array>,
+    maxMessageSize: number,
+    private readonly log: Logger,
+    private readonly onEnd: (conn: ServerConnection) => void,
+  ) {
+    this.decoder = new V1FrameDecoder({ maxMessageSize });
+    socket.on('data', (chunk: Buffer) => this.onData(chunk));
+    // End of stream means the client is gone (a v1 client never half-closes and
+    // then waits), so the connection closes and a running handler is aborted.
+    socket.on('end', () => {
+      if (this.decoder.bufferedBytes > 0) {
+        this.drop('the client closed the connection in the middle of a frame');
+      } else {
+        this.destroy();
+      }
+    });
+    socket.on('error', (err) => {
+      this.log.debug('v1 connection error', { connectionId: id, error: err.message });
+    });
+    socket.once('close', () => this.finish());
+  }
+
+  get signal(): AbortSignal {
+    return this.controller.signal;
+  }
+
+  /** Closes this connection (and only this one), logging why. */
+  drop(reason: string, err?: unknown): void {
+    if (this.ended) return;
+    this.log.warn(`v1 connection closed: ${reason}`, {
+      connectionId: this.id,
+      agentId: this.agentId,
+      ...(err instanceof Error ? { error: err.message } : {}),
+    });
+    this.destroy();
+  }
+
+  destroy(): void {
+    if (this.ended) return;
+    this.finish();
+    this.socket.destroy();
+  }
+
+  private finish(): void {
+    if (this.ended) return;
+    this.ended = true;
+    this.queue.length = 0;
+    this.controller.abort(
+      new AgentProtocolError('CONNECTION_CLOSED', `v1 connection ${this.id} closed`),
+    );
+    this.onEnd(this);
+  }
+
+  /** Resolves when the socket can take more data, or has closed. */
+  private drained(): Promise<void> {
+    return new Promise((resolve) => {
+      const done = () => {
+        this.socket.off('drain', done);
+        this.socket.off('close', done);
+        resolve();
+      };
+      this.socket.on('drain', done);
+      this.socket.on('close', done);
+    });
+  }
+
+  private onData(chunk: Buffer): void {
+    if (this.ended) return;
+    let frames: Uint8Array[];
+    try {
+      frames = this.decoder.push(chunk);
+    } catch (err) {
+      this.drop(toProtocolError(err, 'bad frame').message, err);
+      return;
+    }
+    if (frames.length === 0) return;
+    this.queue.push(...frames);
+    // Stop reading from a client that pipelines too far ahead of its answers.
+    if (this.queue.length >= MAX_QUEUED_REQUESTS) this.socket.pause();
+    void this.process();
+  }
+
+  private async process(): Promise<void> {
+    if (this.processing) return;
+    this.processing = true;
+    try {
+      for (;;) {
+        const frame = this.queue.shift();
+        if (frame === undefined || this.ended) break;
+        let request: DecodedV1Request;
+        try {
+          request = decodeV1Request(frame);
+        } catch (err) {
+          this.drop(err instanceof AgentProtocolError ? err.message : 'undecodable request', err);
+          return;
+        }
+        const answer = await this.serve(request, this);
+        if (this.ended) return;
+        // A client that sends but never reads must not grow our write buffer without bound.
+        if (!this.socket.write(answer)) await this.drained();
+      }
+    } finally {
+      this.processing = false;
+    }
+    if (!this.ended && this.socket.isPaused()) this.socket.resume();
+  }
+}
+
+/**
+ * Agent side of the legacy v1 protocol: listens on a Unix socket and serves
+ * an {@link AgentHandler} (the same interface the v2 servers run). Many
+ * connections at once, one request at a time on each. A bad frame, bad JSON,
+ * an unknown `event_type` or a payload that does not validate closes only
+ * that connection (without an answer, like the Rust v1 server) and is logged.
+ * A handler that throws is answered with block 500 (`AGENT_HANDLER_ERROR`),
+ * never allow.
+ */
+export class AgentServer {
+  /** The agent's id (for logs and connection ids). */
+  readonly agentId: string;
+  /** The Unix socket path. */
+  readonly path: string;
+  readonly #handler: AgentHandler;
+  readonly #log: Logger;
+  readonly #responseVersion: number;
+  readonly #maxMessageSize: number;
+  readonly #socketMode: number;
+  readonly #maxConnections: number | undefined;
+  #server: net.Server | undefined;
+  #starting: Promise<void> | undefined;
+  #connections = new Set<ServerConnection>();
+  #nextId = 1;
+  #closed = false;
+
+  constructor(
+    agentId: string,
+    path: string,
+    handler: AgentHandler,
+    options: AgentServerOptions = {},
+  ) {
+    this.agentId = agentId;
+    this.path = socketPathOf(path);
+    this.#handler = handler;
+    this.#log = options.logger ?? defaultLogger;
+    this.#responseVersion = options.responseVersion ?? PROTOCOL_VERSION_V1;
+    this.#maxMessageSize = options.maxMessageSize ?? MAX_V1_MESSAGE_SIZE;
+    this.#socketMode = options.socketMode ?? 0o660;
+    this.#maxConnections = options.maxConnections;
+  }
+
+  /** True while listening. */
+  get listening(): boolean {
+    return this.#server?.listening === true;
+  }
+
+  /** Open connections. */
+  get connectionCount(): number {
+    return this.#connections.size;
+  }
+
+  /**
+   * Starts listening and resolves once the socket accepts connections. A stale
+   * socket file at `path` (nobody listening) is replaced; a live one, or a file
+   * that is not a socket, is left alone and the call rejects.
+   */
+  run(): Promise<void> {
+    if (this.#closed) {
+      return Promise.reject(
+        new AgentProtocolError('CONNECTION_CLOSED', `v1 server at ${this.path} was closed`),
+      );
+    }
+    this.#starting ??= this.#listen();
+    return this.#starting;
+  }
+
+  /**
+   * Stops listening, closes every connection (their handlers' `ctx.signal`
+   * aborts) and removes the socket file.
+   */
+  async close(): Promise<void> {
+    if (this.#closed) return;
+    this.#closed = true;
+    await this.#starting?.catch(() => undefined);
+    for (const conn of this.#connections) conn.destroy();
+    const server = this.#server;
+    this.#server = undefined;
+    if (server?.listening) {
+      // Node unlinks the socket file when a Unix-socket server closes.
+      await new Promise<void>((resolve) => server.close(() => resolve()));
+    }
+  }
+
+  async #listen(): Promise<void> {
+    await removeStaleSocket(this.path);
+    const server = net.createServer((socket) => this.#accept(socket));
+    if (this.#maxConnections !== undefined) server.maxConnections = this.#maxConnections;
+    await new Promise<void>((resolve, reject) => {
+      const onError = (err: Error) =>
+        reject(
+          new AgentProtocolError(
+            'CONNECTION_FAILED',
+            `cannot listen on ${this.path}: ${err.message}`,
+            {
+              cause: err,
+            },
+          ),
+        );
+      server.once('error', onError);
+      server.listen(this.path, () => {
+        server.off('error', onError);
+        resolve();
+      });
+    });
+    server.on('error', (err) =>
+      this.#log.error('v1 server error', { path: this.path, error: err.message }),
+    );
+    this.#server = server;
+    await fs.chmod(this.path, this.#socketMode);
+    if (this.#closed) {
+      await new Promise<void>((resolve) => server.close(() => resolve()));
+      return;
+    }
+    this.#log.info('v1 agent server listening', { agentId: this.agentId, path: this.path });
+  }
+
+  #accept(socket: net.Socket): void {
+    if (this.#closed) {
+      socket.destroy();
+      return;
+    }
+    const id = `${this.agentId}/v1-${this.#nextId++}`;
+    const conn = new ServerConnection(
+      id,
+      socket,
+      this.agentId,
+      async (request, c) => this.#encode(await this.#dispatch(request, c), c.id),
+      this.#maxMessageSize,
+      this.#log,
+      (c) => {
+        this.#connections.delete(c);
+        this.#log.debug('v1 connection ended', { connectionId: c.id });
+      },
+    );
+    this.#connections.add(conn);
+    this.#log.debug('v1 connection accepted', { connectionId: id });
+  }
+
+  /** Runs the handler hook for one request; never rejects. */
+  async #dispatch(request: DecodedV1Request, conn: ServerConnection): Promise<AgentResponse> {
+    const hook = this.#handler[HOOKS[request.eventType]] as AnyHook | undefined;
+    if (hook === undefined) {
+      const fallback = request.eventType === 'web_socket_frame' ? websocketAllow() : allow();
+      return { ...fallback, version: this.#responseVersion };
+    }
+    // One signal per request (linked to the connection's) so listeners a handler
+    // adds do not pile up on a long-lived connection.
+    const controller = new AbortController();
+    const onDrop = () => controller.abort(conn.signal.reason);
+    if (conn.signal.aborted) onDrop();
+    else conn.signal.addEventListener('abort', onDrop, { once: true });
+    const ctx: RequestContext = {
+      correlationId: eventCorrelationId(request.event),
+      signal: controller.signal,
+      transport: 'v1',
+      connectionId: conn.id,
+    };
+    try {
+      const result: unknown = await hook.call(this.#handler, request.event, ctx);
+      if (result === null || typeof result !== 'object') {
+        throw new TypeError(`handler returned ${result === null ? 'null' : typeof result}`);
+      }
+      // Validated so that a malformed response becomes a block, not bad JSON on the wire.
+      return parseAgentResponse(
+        { ...(result as object), version: this.#responseVersion },
+        'handler response',
+      );
+    } catch (err) {
+      this.#log.error('v1 handler failed; answering block 500', {
+        connectionId: conn.id,
+        eventType: request.eventType,
+        correlationId: ctx.correlationId,
+        error: err instanceof Error ? err.message : String(err),
+      });
+      return this.#handlerError();
+    } finally {
+      conn.signal.removeEventListener('abort', onDrop);
+    }
+  }
+
+  /** Frames a response; a response that cannot be written becomes block 500. */
+  #encode(response: AgentResponse, connectionId: string): Uint8Array {
+    try {
+      return responseFrame(response, this.#maxMessageSize);
+    } catch (err) {
+      this.#log.error('v1 response could not be encoded; answering block 500', {
+        connectionId,
+        error: err instanceof Error ? err.message : String(err),
+      });
+      return responseFrame(this.#handlerError(), this.#maxMessageSize);
+    }
+  }
+
+  #handlerError(): AgentResponse {
+    return {
+      ...block(500, { body: 'Agent handler error', reasonCodes: [AGENT_HANDLER_ERROR] }),
+      version: this.#responseVersion,
+    };
+  }
+}
+
+/** Removes a socket file nobody listens on; refuses to touch anything else. */
+async function removeStaleSocket(path: string): Promise<void> {
+  let stat: Awaited<ReturnType<typeof fs.lstat>>;
+  try {
+    stat = await fs.lstat(path);
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code === 'ENOENT') return;
+    throw new AgentProtocolError('CONNECTION_FAILED', `cannot inspect ${path}: ${String(err)}`, {
+      cause: err,
+    });
+  }
+  if (!stat.isSocket()) {
+    throw new AgentProtocolError(
+      'INVALID_ARGUMENT',
+      `${path} exists and is not a socket; refusing to replace it`,
+    );
+  }
+  if (await socketIsLive(path)) {
+    throw new AgentProtocolError(
+      'CONNECTION_FAILED',
+      `another process is already listening on ${path}`,
+    );
+  }
+  await fs.unlink(path).catch((err: NodeJS.ErrnoException) => {
+    if (err.code !== 'ENOENT') throw err;
+  });
+}
+
+/** A stale socket refuses connections at once; a live one accepts. */
+function socketIsLive(path: string): Promise<boolean> {
+  return new Promise((resolve) => {
+    const probe = net.createConnection({ path });
+    const done = (live: boolean) => {
+      clearTimeout(timer);
+      probe.destroy();
+      resolve(live);
+    };
+    // No answer either way: assume someone owns it rather than steal it.
+    const timer = setTimeout(() => done(true), 1000);
+    probe.once('connect', () => done(true));
+    probe.once('error', () => done(false));
+  });
+}

@@ -1,0 +1,602 @@
+import { EventEmitter } from 'node:events';
+import * as net from 'node:net';
+import { performance } from 'node:perf_hooks';
+import {
+  type AgentCapabilities,
+  AgentProtocolError,
+  type AgentResponse,
+  type AgentTransport,
+  type CallOptions,
+  type CancelReason,
+  type ConfigureEvent,
+  createCapabilities,
+  type EventMap,
+  type EventType,
+  eventCorrelationId,
+  type GuardrailInspectEvent,
+  type RequestBodyChunkEvent,
+  type RequestCompleteEvent,
+  type RequestHeadersEvent,
+  type ResponseBodyChunkEvent,
+  type ResponseHeadersEvent,
+  type TransportEventMap,
+  type WebSocketFrameEvent,
+} from '@picket/protocol';
+import {
+  AgentClient,
+  type AgentClientOptions,
+  DEFAULT_V1_CONNECT_TIMEOUT_MS,
+  DEFAULT_V1_TIMEOUT_MS,
+  socketPathOf,
+} from './client.js';
+import { type Logger, silentLogger } from './logger.js';
+
+/** Default number of connections a {@link V1Transport} keeps open. */
+export const DEFAULT_V1_CONNECTIONS = 4;
+/** Default bound of the queue of calls waiting for a free connection. */
+export const DEFAULT_V1_MAX_QUEUE = 1024;
+/** Default pause before retrying a connection that could not be re-established. */
+export const DEFAULT_V1_RECONNECT_INTERVAL_MS = 1000;
+
+/** Options of {@link connectV1}. */
+export interface V1TransportOptions
+  extends Pick<AgentClientOptions, 'maxMessageSize' | 'requestVersion' | 'acceptedVersions'> {
+  /** Connections kept open (v1 cannot multiplex: one call per connection at a time). Default 4. */
+  connections?: number;
+  /** Default per-call limit, including time spent waiting for a free connection. Default 1000 ms. */
+  timeoutMs?: number;
+  /** Limit for establishing each connection (and for `ping()`'s connect). Default 5000 ms. */
+  connectTimeoutMs?: number;
+  /** Calls allowed to wait for a free connection; beyond it calls fail with `UNAVAILABLE`. Default 1024. */
+  maxQueue?: number;
+  /** Pause before retrying a connection slot whose reconnect failed. Default 1000 ms. */
+  reconnectIntervalMs?: number;
+  /**
+   * What `capabilities` reports. v1 has no handshake, so by default they are
+   * synthesised from the agent id (all events, `max_concurrency` = connections).
+   */
+  capabilities?: AgentCapabilities;
+  /** Where connection losses are reported. Default: nowhere. */
+  logger?: Logger;
+}
+
+type SlotState = 'ready' | 'busy' | 'connecting' | 'down';
+
+interface Slot {
+  readonly index: number;
+  readonly client: AgentClient;
+  state: SlotState;
+  retry: NodeJS.Timeout | undefined;
+}
+
+interface Call {
+  readonly type: EventType;
+  readonly event: EventMap[EventType];
+  readonly correlationId: string;
+  readonly timeoutMs: number;
+  readonly deadline: number;
+  state: 'queued' | 'sent' | 'done';
+  resolve(r: AgentResponse): void;
+  reject(err: AgentProtocolError): void;
+  /** aborts the client call, which closes its connection */
+  readonly controller: AbortController;
+  timer: NodeJS.Timeout | undefined;
+  signal: AbortSignal | undefined;
+  onAbort: (() => void) | undefined;
+}
+
+/**
+ * Opens a v1 {@link V1Transport} to the agent at `path`: `connections` sockets
+ * are connected in parallel; it resolves when at least one is up and rejects
+ * with `CONNECTION_FAILED` when none is.
+ */
+export async function connectV1(
+  agentId: string,
+  path: string,
+  options: V1TransportOptions = {},
+): Promise<V1Transport> {
+  const transport = new V1Transport(agentId, path, options);
+  await transport.start();
+  return transport;
+}
+
+/**
+ * The legacy v1 protocol behind the common {@link AgentTransport} interface
+ * (kind `'v1'`, encoding `'json'`), so pools and gateways can use v1 agents
+ * like any other.
+ *
+ * v1 cannot multiplex, so the transport keeps a small pool of
+ * {@link AgentClient} connections: a call takes a free connection or waits in
+ * a bounded queue. Differences from the v2 transports, all forced by the wire:
+ * - `cancel(cid)` rejects the call locally with `CANCELLED` and, if its
+ *   request is already on the wire, closes that connection: v1 has no cancel
+ *   frame, and closing is the only way to stop the agent's work (a picket v1
+ *   server aborts the handler's `ctx.signal`). The slot then reconnects.
+ * - `ping()` has no v1 message to use: it measures how long establishing a new
+ *   connection to the agent's socket takes (proof that the agent accepts
+ *   connections, not that its handler answers).
+ * - Capabilities are synthesised (v1 has no handshake); the agent never sends
+ *   health, flow-control or metrics events, so `paused` is always false.
+ * - A lost connection is re-established at once; a slot whose reconnect fails
+ *   is retried every `reconnectIntervalMs` while other slots work. When every
+ *   slot is down the transport closes itself and emits `close` with the error.
+ */
+export class V1Transport extends EventEmitter<TransportEventMap> implements AgentTransport {
+  /** Always `'v1'`. */
+  readonly kind = 'v1' as const;
+  /** v1 is JSON only. */
+  readonly encoding = 'json' as const;
+  /** The agent's id (also the `agent_id` of v1 configure payloads). */
+  readonly agentId: string;
+  /** Synthesised from the agent id unless given in the options (v1 has no handshake). */
+  readonly capabilities: AgentCapabilities;
+  /** The agent's Unix socket path. */
+  readonly path: string;
+
+  readonly #slots: Slot[];
+  readonly #timeoutMs: number;
+  readonly #connectTimeoutMs: number;
+  readonly #maxQueue: number;
+  readonly #reconnectIntervalMs: number;
+  readonly #log: Logger;
+  #queue: Call[] = [];
+  readonly #calls = new Set<Call>();
+  readonly #byCorrelation = new Map<string, Call>();
+  #next = 0;
+  #closed = false;
+  #closing: Promise<void> | undefined;
+
+  /** Creates the transport without connecting; prefer {@link connectV1}. */
+  constructor(agentId: string, path: string, options: V1TransportOptions = {}) {
+    super();
+    const connections = options.connections ?? DEFAULT_V1_CONNECTIONS;
+    if (!Number.isInteger(connections) || connections < 1) {
+      throw new AgentProtocolError(
+        'INVALID_ARGUMENT',
+        `connections must be a positive integer, got ${connections}`,
+      );
+    }
+    this.agentId = agentId;
+    this.path = socketPathOf(path);
+    this.#timeoutMs = options.timeoutMs ?? DEFAULT_V1_TIMEOUT_MS;
+    this.#connectTimeoutMs = options.connectTimeoutMs ?? DEFAULT_V1_CONNECT_TIMEOUT_MS;
+    this.#maxQueue = options.maxQueue ?? DEFAULT_V1_MAX_QUEUE;
+    this.#reconnectIntervalMs = options.reconnectIntervalMs ?? DEFAULT_V1_RECONNECT_INTERVAL_MS;
+    this.#log = options.logger ?? silentLogger;
+    this.capabilities =
+      options.capabilities ??
+      createCapabilities({ agentId, name: agentId, limits: { max_concurrency: connections } });
+    const clientOptions: AgentClientOptions = {
+      timeoutMs: this.#timeoutMs,
+      connectTimeoutMs: this.#connectTimeoutMs,
+      reconnect: true,
+      ...(options.maxMessageSize !== undefined && { maxMessageSize: options.maxMessageSize }),
+      ...(options.requestVersion !== undefined && { requestVersion: options.requestVersion }),
+      ...(options.acceptedVersions !== undefined && { acceptedVersions: options.acceptedVersions }),
+    };
+    this.#slots = Array.from({ length: connections }, (_, index) => {
+      const slot: Slot = {
+        index,
+        client: new AgentClient(agentId, path, clientOptions),
+        state: 'connecting',
+        retry: undefined,
+      };
+      slot.client.on('disconnect', (err) => {
+        // A busy slot is handled when its call settles; only idle losses matter here.
+        if (slot.state === 'ready' && !this.#closed) this.#reconnect(slot, err);
+      });
+      return slot;
+    });
+  }
+
+  /** Same as {@link connectV1}. */
+  static connect(
+    agentId: string,
+    path: string,
+    options?: V1TransportOptions,
+  ): Promise<V1Transport> {
+    return connectV1(agentId, path, options);
+  }
+
+  /** Connects every slot; resolves when at least one is up. Called by {@link connectV1}. */
+  async start(): Promise<void> {
+    const results = await Promise.allSettled(this.#slots.map((s) => s.client.connect()));
+    if (this.#closed) throw this.#closedError();
+    const failed = results.find((r) => r.status === 'rejected');
+    if (results.every((r) => r.status === 'rejected')) {
+      this.#closing = this.#shutdown();
+      await this.#closing;
+      const cause: unknown = failed?.reason;
+      throw new AgentProtocolError(
+        'CONNECTION_FAILED',
+        `cannot connect to v1 agent "${this.agentId}" at ${this.path}: ${errorText(cause)}`,
+        { cause },
+      );
+    }
+    results.forEach((r, i) => {
+      const slot = this.#slots[i] as Slot;
+      if (r.status === 'rejected') this.#markDown(slot, r.reason);
+      else if (slot.client.connected) slot.state = 'ready';
+      else this.#reconnect(slot);
+    });
+    this.#pump();
+  }
+
+  /** Calls accepted and not yet settled: on the wire or waiting for a free connection. */
+  get inFlight(): number {
+    return this.#calls.size;
+  }
+
+  /** Calls waiting for a free connection. */
+  get queued(): number {
+    return this.#queue.length;
+  }
+
+  /** Connections currently open (idle or busy). */
+  get openConnections(): number {
+    return this.#slots.filter((s) => s.state === 'ready' || s.state === 'busy').length;
+  }
+
+  /** v1 agents cannot pause traffic. */
+  get paused(): boolean {
+    return false;
+  }
+
+  /** Not closed and at least one connection open. */
+  isHealthy(): boolean {
+    return !this.#closed && this.openConnections > 0;
+  }
+
+  /** Sends one event on a free connection (or after waiting for one) and resolves with the answer. */
+  sendRequestHeaders(e: RequestHeadersEvent, o?: CallOptions): Promise<AgentResponse> {
+    return this.#send('request_headers', e, o);
+  }
+  sendRequestBodyChunk(e: RequestBodyChunkEvent, o?: CallOptions): Promise<AgentResponse> {
+    return this.#send('request_body_chunk', e, o);
+  }
+  sendResponseHeaders(e: ResponseHeadersEvent, o?: CallOptions): Promise<AgentResponse> {
+    return this.#send('response_headers', e, o);
+  }
+  sendResponseBodyChunk(e: ResponseBodyChunkEvent, o?: CallOptions): Promise<AgentResponse> {
+    return this.#send('response_body_chunk', e, o);
+  }
+  sendRequestComplete(e: RequestCompleteEvent, o?: CallOptions): Promise<AgentResponse> {
+    return this.#send('request_complete', e, o);
+  }
+  sendWebSocketFrame(e: WebSocketFrameEvent, o?: CallOptions): Promise<AgentResponse> {
+    return this.#send('web_socket_frame', e, o);
+  }
+  sendGuardrailInspect(e: GuardrailInspectEvent, o?: CallOptions): Promise<AgentResponse> {
+    return this.#send('guardrail_inspect', e, o);
+  }
+  /** v1 sends `{agent_id, config}`: the event's correlation id and config version stay local. */
+  sendConfigure(e: ConfigureEvent, o?: CallOptions): Promise<AgentResponse> {
+    return this.#send('configure', e, o);
+  }
+
+  /**
+   * Rejects the pending call for `correlationId` with `CANCELLED`. If its
+   * request is already on the wire, that connection is closed (v1's only way
+   * to stop the agent) and re-established. Unknown ids are ignored.
+   */
+  async cancel(correlationId: string, reason: CancelReason = 'manual'): Promise<void> {
+    const call = this.#byCorrelation.get(correlationId);
+    if (call !== undefined) this.#cancelCall(call, reason);
+  }
+
+  /** Cancels every pending call; resolves to how many there were. */
+  async cancelAll(reason: CancelReason = 'manual'): Promise<number> {
+    const calls = [...this.#calls];
+    for (const call of calls) this.#cancelCall(call, reason);
+    return calls.length;
+  }
+
+  /**
+   * v1 has no ping message: this measures, in milliseconds, how long a fresh
+   * connection to the agent's socket takes to establish, then closes it.
+   * Rejects with `CONNECTION_FAILED`, `TIMEOUT` or `CANCELLED`.
+   */
+  ping(o: CallOptions = {}): Promise<number> {
+    if (this.#closed) return Promise.reject(this.#closedError());
+    const timeoutMs = o.timeoutMs ?? this.#timeoutMs;
+    const signal = o.signal;
+    const where = `v1 agent "${this.agentId}" at ${this.path}`;
+    if (signal?.aborted) {
+      return Promise.reject(new AgentProtocolError('CANCELLED', `${where}: ping aborted`));
+    }
+    return new Promise((resolve, reject) => {
+      const start = performance.now();
+      const socket = net.createConnection({ path: this.path });
+      const finish = (err: AgentProtocolError | undefined) => {
+        clearTimeout(timer);
+        signal?.removeEventListener('abort', onAbort);
+        socket.destroy();
+        if (err === undefined) resolve(performance.now() - start);
+        else reject(err);
+      };
+      const timer = setTimeout(
+        () =>
+          finish(
+            new AgentProtocolError(
+              'TIMEOUT',
+              `${where}: ping not connected within ${timeoutMs} ms`,
+            ),
+          ),
+        timeoutMs,
+      );
+      const onAbort = () => finish(new AgentProtocolError('CANCELLED', `${where}: ping aborted`));
+      signal?.addEventListener('abort', onAbort, { once: true });
+      socket.once('connect', () => finish(undefined));
+      socket.once('error', (err) =>
+        finish(
+          new AgentProtocolError('CONNECTION_FAILED', `${where}: ping failed: ${err.message}`, {
+            cause: err,
+          }),
+        ),
+      );
+    });
+  }
+
+  /** Rejects every pending call with `CONNECTION_CLOSED`, closes all connections, emits `close`. */
+  close(): Promise<void> {
+    if (this.#closing === undefined) {
+      this.#closing = this.#shutdown().then(() => {
+        this.emit('close');
+      });
+    }
+    return this.#closing;
+  }
+
+  // ---------------------------------------------------------------- internals
+
+  #where(): string {
+    return `v1 agent "${this.agentId}" at ${this.path}`;
+  }
+
+  #closedError(): AgentProtocolError {
+    return new AgentProtocolError('CONNECTION_CLOSED', `${this.#where()}: the transport is closed`);
+  }
+
+  #send<K extends EventType>(
+    type: K,
+    event: EventMap[K],
+    o: CallOptions = {},
+  ): Promise<AgentResponse> {
+    if (this.#closed) return Promise.reject(this.#closedError());
+    const signal = o.signal;
+    let correlationId: string;
+    try {
+      correlationId = eventCorrelationId(event);
+    } catch {
+      correlationId = '';
+    }
+    if (signal?.aborted) {
+      return Promise.reject(
+        new AgentProtocolError(
+          'CANCELLED',
+          `${this.#where()}: ${type} for "${correlationId}" aborted before sending`,
+        ),
+      );
+    }
+    const timeoutMs = o.timeoutMs ?? this.#timeoutMs;
+    if (!Number.isFinite(timeoutMs) || timeoutMs <= 0) {
+      return Promise.reject(
+        new AgentProtocolError(
+          'INVALID_ARGUMENT',
+          `timeoutMs must be a positive number, got ${timeoutMs}`,
+        ),
+      );
+    }
+    if (correlationId !== '' && this.#byCorrelation.has(correlationId)) {
+      return Promise.reject(
+        new AgentProtocolError(
+          'INVALID_ARGUMENT',
+          `${this.#where()}: a call for correlation id "${correlationId}" is already pending`,
+        ),
+      );
+    }
+    const free = this.#freeSlot();
+    if (free === undefined && this.#queue.length >= this.#maxQueue) {
+      return Promise.reject(
+        new AgentProtocolError(
+          'UNAVAILABLE',
+          `${this.#where()}: all connections busy and ${this.#maxQueue} calls already waiting`,
+        ),
+      );
+    }
+    return new Promise<AgentResponse>((resolve, reject) => {
+      const call: Call = {
+        type,
+        event: event as EventMap[EventType],
+        correlationId,
+        timeoutMs,
+        deadline: performance.now() + timeoutMs,
+        state: 'queued',
+        resolve,
+        reject,
+        controller: new AbortController(),
+        timer: undefined,
+        signal,
+        onAbort: undefined,
+      };
+      this.#calls.add(call);
+      if (correlationId !== '') this.#byCorrelation.set(correlationId, call);
+      if (signal !== undefined) {
+        call.onAbort = () => this.#cancelCall(call, undefined, signal.reason);
+        signal.addEventListener('abort', call.onAbort, { once: true });
+      }
+      if (free !== undefined) {
+        this.#dispatch(call, free);
+      } else {
+        call.timer = setTimeout(() => {
+          this.#settle(
+            call,
+            new AgentProtocolError(
+              'TIMEOUT',
+              `${this.#where()}: no free connection for ${type} "${correlationId}" within ${timeoutMs} ms`,
+            ),
+          );
+        }, timeoutMs);
+        this.#queue.push(call);
+      }
+    });
+  }
+
+  #freeSlot(): Slot | undefined {
+    const n = this.#slots.length;
+    for (let i = 0; i < n; i++) {
+      const slot = this.#slots[(this.#next + i) % n] as Slot;
+      if (slot.state === 'ready' && slot.client.connected) {
+        this.#next = (slot.index + 1) % n;
+        return slot;
+      }
+    }
+    return undefined;
+  }
+
+  #dispatch(call: Call, slot: Slot): void {
+    clearTimeout(call.timer);
+    call.timer = undefined;
+    call.state = 'sent';
+    slot.state = 'busy';
+    const remaining = Math.max(1, Math.ceil(call.deadline - performance.now()));
+    slot.client
+      .sendEvent(call.type, call.event, { timeoutMs: remaining, signal: call.controller.signal })
+      .then(
+        (response) => this.#settle(call, undefined, response),
+        (err: AgentProtocolError) => {
+          // Name the caller's own limit and correlation id rather than the client's remainder.
+          const e =
+            err.code === 'TIMEOUT'
+              ? new AgentProtocolError(
+                  'TIMEOUT',
+                  `${this.#where()}: no response to ${call.type} "${call.correlationId}" within ${call.timeoutMs} ms; its connection was closed`,
+                  { cause: err },
+                )
+              : err;
+          this.#settle(call, e);
+        },
+      )
+      .finally(() => this.#release(slot));
+  }
+
+  #release(slot: Slot): void {
+    if (this.#closed) return;
+    if (slot.client.connected) {
+      slot.state = 'ready';
+      this.#pump();
+    } else {
+      this.#reconnect(slot);
+    }
+  }
+
+  #reconnect(slot: Slot, why?: AgentProtocolError): void {
+    slot.state = 'connecting';
+    if (why !== undefined) {
+      this.#log.debug('v1 connection lost; reconnecting', {
+        agentId: this.agentId,
+        slot: slot.index,
+        reason: why.message,
+      });
+    }
+    slot.client.connect().then(
+      () => {
+        if (this.#closed) return;
+        slot.state = 'ready';
+        this.#pump();
+      },
+      (err: unknown) => {
+        if (this.#closed) return;
+        this.#markDown(slot, err);
+      },
+    );
+  }
+
+  #markDown(slot: Slot, err: unknown): void {
+    slot.state = 'down';
+    this.#log.warn('v1 connection could not be re-established', {
+      agentId: this.agentId,
+      path: this.path,
+      slot: slot.index,
+      error: errorText(err),
+    });
+    if (this.#slots.every((s) => s.state === 'down')) {
+      // Nothing left to serve calls and nothing reconnecting: the transport is gone.
+      if (this.#closing === undefined) {
+        const error = new AgentProtocolError(
+          'CONNECTION_CLOSED',
+          `${this.#where()}: all ${this.#slots.length} connections are gone and reconnecting failed: ${errorText(err)}`,
+          { cause: err },
+        );
+        this.#closing = this.#shutdown(error).then(() => {
+          this.emit('close', error);
+        });
+      }
+      return;
+    }
+    slot.retry = setTimeout(() => {
+      slot.retry = undefined;
+      if (!this.#closed && slot.state === 'down') this.#reconnect(slot);
+    }, this.#reconnectIntervalMs);
+    slot.retry.unref();
+  }
+
+  #pump(): void {
+    while (this.#queue.length > 0) {
+      const slot = this.#freeSlot();
+      if (slot === undefined) return;
+      const call = this.#queue.shift() as Call;
+      this.#dispatch(call, slot);
+    }
+  }
+
+  #cancelCall(call: Call, reason: CancelReason | undefined, cause?: unknown): void {
+    if (call.state === 'done') return;
+    const sent = call.state === 'sent';
+    const why = reason === undefined ? 'aborted' : `cancelled (${reason})`;
+    this.#settle(
+      call,
+      new AgentProtocolError(
+        'CANCELLED',
+        `${this.#where()}: ${call.type} for "${call.correlationId}" ${why}` +
+          (sent ? '; its connection was closed to stop the agent' : ''),
+        { cause },
+      ),
+    );
+    // Aborting the client call closes the connection: v1 has no cancel frame.
+    if (sent) call.controller.abort();
+  }
+
+  #settle(call: Call, err: AgentProtocolError | undefined, response?: AgentResponse): void {
+    if (call.state === 'done') return;
+    if (call.state === 'queued') {
+      const i = this.#queue.indexOf(call);
+      if (i >= 0) this.#queue.splice(i, 1);
+    }
+    call.state = 'done';
+    clearTimeout(call.timer);
+    if (call.onAbort !== undefined) call.signal?.removeEventListener('abort', call.onAbort);
+    this.#calls.delete(call);
+    if (this.#byCorrelation.get(call.correlationId) === call) {
+      this.#byCorrelation.delete(call.correlationId);
+    }
+    if (err !== undefined) call.reject(err);
+    else call.resolve(response as AgentResponse);
+  }
+
+  async #shutdown(error?: AgentProtocolError): Promise<void> {
+    this.#closed = true;
+    const err = error ?? this.#closedError();
+    for (const call of [...this.#calls]) {
+      const sent = call.state === 'sent';
+      this.#settle(call, err);
+      if (sent) call.controller.abort();
+    }
+    for (const slot of this.#slots) clearTimeout(slot.retry);
+    await Promise.all(this.#slots.map((s) => s.client.close()));
+  }
+}
+
+function errorText(err: unknown): string {
+  return err instanceof Error ? err.message : String(err);
+}
