@@ -46,6 +46,7 @@ export function decodeHandshakeRequest(payload: Uint8Array): HandshakeRequest {
 export function encodeHandshakeResponse(m: HandshakeResponse): Uint8Array {
   return guardEncode('json', 'HandshakeResponse', () => utf8Encode(handshakeResponseJson(m)));
 }
+/** Requires every UDS capability field, as a Rust proxy does; reads the `picket` extension. */
 export function decodeHandshakeResponse(payload: Uint8Array): HandshakeResponse {
   return decodeMessage('JSON', 'HandshakeResponse', payload, parseJson, parseHandshakeResponse);
 }
@@ -54,6 +55,7 @@ export function decodeHandshakeResponse(payload: Uint8Array): HandshakeResponse 
 export function encodeRegistrationRequest(m: RegistrationRequest): Uint8Array {
   return guardEncode('json', 'RegistrationRequest', () => utf8Encode(registrationRequestJson(m)));
 }
+/** Validates a RegistrationRequest (capabilities complete); policy checks are the listener's job. */
 export function decodeRegistrationRequest(payload: Uint8Array): RegistrationRequest {
   return decodeMessage('JSON', 'RegistrationRequest', payload, parseJson, parseRegistrationRequest);
 }
@@ -62,6 +64,7 @@ export function decodeRegistrationRequest(payload: Uint8Array): RegistrationRequ
 export function encodeRegistrationResponse(m: RegistrationResponse): Uint8Array {
   return guardEncode('json', 'RegistrationResponse', () => utf8Encode(registrationResponseJson(m)));
 }
+/** Validates a RegistrationResponse. */
 export function decodeRegistrationResponse(payload: Uint8Array): RegistrationResponse {
   return decodeMessage(
     'JSON',
@@ -76,6 +79,7 @@ export function decodeRegistrationResponse(payload: Uint8Array): RegistrationRes
 export function encodeCancel(m: CancelMessage): Uint8Array {
   return guardEncode('json', 'Cancel', () => utf8Encode(cancelJson(m)));
 }
+/** Validates a Cancel; `timestamp_ms` defaults to 0. */
 export function decodeCancel(payload: Uint8Array): CancelMessage {
   return decodeMessage('JSON', 'Cancel', payload, parseJson, parseCancel);
 }
@@ -84,6 +88,7 @@ export function decodeCancel(payload: Uint8Array): CancelMessage {
 export function encodePing(m: PingMessage): Uint8Array {
   return guardEncode('json', 'Ping', () => utf8Encode(pingJson(m)));
 }
+/** Validates a Ping (or a Pong's echoed payload). */
 export function decodePing(payload: Uint8Array): PingMessage {
   return decodeMessage('JSON', 'Ping', payload, parseJson, parsePing);
 }

@@ -68,11 +68,13 @@ export function list(v: unknown, path: string): unknown[] {
 export function optList(v: unknown, path: string): unknown[] {
   return v === undefined || v === null ? EMPTY : list(v, path);
 }
-const EMPTY: unknown[] = [];
+const EMPTY = Object.freeze([]) as unknown as unknown[];
 
 export function strList(v: unknown, path: string): string[] {
   const arr = optList(v, path);
-  for (let i = 0; i < arr.length; i++) str(arr[i], `${path}[${i}]`);
+  for (let i = 0; i < arr.length; i++) {
+    if (typeof arr[i] !== 'string') str(arr[i], `${path}[${i}]`);
+  }
   return arr as string[];
 }
 
@@ -93,7 +95,7 @@ const EMPTY_OBJ: Record<string, unknown> = Object.freeze({}) as Record<string, u
 export function strMap(v: unknown, path: string): Record<string, string> {
   const o = optObj(v, path);
   for (const k in o) {
-    if (Object.hasOwn(o, k)) str(o[k], `${path}.${k}`);
+    if (Object.hasOwn(o, k) && typeof o[k] !== 'string') str(o[k], `${path}.${k}`);
   }
   return o as Record<string, string>;
 }

@@ -25,7 +25,7 @@ export interface Codec {
 }
 
 /** Every encoding picket implements (an agent's default `supported` list). */
-export const SUPPORTED_ENCODINGS: readonly Encoding[] = ['json', 'msgpack', 'cbor'];
+export const SUPPORTED_ENCODINGS: readonly Encoding[] = Object.freeze(['json', 'msgpack', 'cbor']);
 
 /**
  * What a picket proxy offers in its HandshakeRequest unless configured
@@ -35,7 +35,7 @@ export const SUPPORTED_ENCODINGS: readonly Encoding[] = ['json', 'msgpack', 'cbo
  * (`supported_encodings: ['msgpack', 'json']`); CBOR must never be offered
  * to a Rust agent, which cannot parse a handshake naming an encoding it does not know.
  */
-export const DEFAULT_OFFERED_ENCODINGS: readonly Encoding[] = ['json'];
+export const DEFAULT_OFFERED_ENCODINGS: readonly Encoding[] = Object.freeze(['json']);
 
 /**
  * Agent side of §2.4: the first entry of the proxy's list that we support;
@@ -105,6 +105,11 @@ export const msgpackDecoder = new MsgpackDecoder({
   maxExtLength: MAX_UDS_FRAME_LENGTH,
 });
 
+/** One msgpack item (throws on malformed input or trailing bytes). */
+export function parseMsgpack(bytes: Uint8Array): unknown {
+  return msgpackDecoder.decode(bytes);
+}
+
 const msgpackEncoder = new MsgpackEncoder({ extensionCodec: NO_EXTENSIONS, ignoreUndefined: true });
 
 /** MessagePack via @msgpack/msgpack: plain objects ⇒ maps, Uint8Array ⇒ `bin`. */
@@ -114,7 +119,7 @@ export const msgpackCodec: Codec = Object.freeze({
     return guardEncode('msgpack', 'value', () => plain(msgpackEncoder.encode(value)));
   },
   decode(bytes: Uint8Array): unknown {
-    return guardDecode('invalid msgpack', () => msgpackDecoder.decode(bytes));
+    return guardDecode('invalid msgpack', () => parseMsgpack(bytes));
   },
 });
 
@@ -143,17 +148,13 @@ const CBOR_OPTIONS: CborAllOptions = {
   int64AsNumber: true,
 };
 
+/** Shared cbor-x instances with {@link CBOR_OPTIONS} (stateless between calls). */
 export const cborEncoder = new CborEncoder(CBOR_OPTIONS);
 export const cborDecoder = new CborDecoder(CBOR_OPTIONS);
 
 /** One CBOR item (throws on malformed input or trailing bytes). */
 export function parseCbor(bytes: Uint8Array): unknown {
   return cborDecoder.decode(bytes) as unknown;
-}
-
-/** One msgpack item (throws on malformed input or trailing bytes). */
-export function parseMsgpack(bytes: Uint8Array): unknown {
-  return msgpackDecoder.decode(bytes);
 }
 
 /** CBOR via cbor-x, configured for plain interoperable CBOR. */

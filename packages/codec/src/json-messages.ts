@@ -85,12 +85,14 @@ function b(v: unknown, path: string): string {
 function bd(v: unknown, path: string): string {
   return v === undefined || v === null ? 'false' : b(v, path);
 }
+// The loops below build a field path only when a check fails: they run per header on the hot path.
 function strArray(v: unknown, path: string): string {
   const arr = optList(v, path);
   let out = '[';
   for (let i = 0; i < arr.length; i++) {
-    if (i > 0) out += ',';
-    out += s(arr[i], `${path}[${i}]`);
+    const x = arr[i];
+    if (typeof x !== 'string') str(x, `${path}[${i}]`);
+    out += i > 0 ? `,${q(x as string)}` : q(x as string);
   }
   return `${out}]`;
 }
@@ -101,7 +103,9 @@ function strMap(v: unknown, path: string): string {
   let first = true;
   for (const k in o) {
     if (!Object.hasOwn(o, k)) continue;
-    out += `${first ? '' : ','}${q(k)}:${s(o[k], `${path}.${k}`)}`;
+    const x = o[k];
+    if (typeof x !== 'string') str(x, `${path}.${k}`);
+    out += `${first ? '' : ','}${q(k)}:${q(x as string)}`;
     first = false;
   }
   return `${out}}`;
@@ -113,7 +117,9 @@ function sortedStrMap(v: unknown, path: string): string {
   let out = '{';
   for (let i = 0; i < keys.length; i++) {
     const k = keys[i] as string;
-    out += `${i > 0 ? ',' : ''}${q(k)}:${s(o[k], `${path}.${k}`)}`;
+    const x = o[k];
+    if (typeof x !== 'string') str(x, `${path}.${k}`);
+    out += `${i > 0 ? ',' : ''}${q(k)}:${q(x as string)}`;
   }
   return `${out}}`;
 }
@@ -124,7 +130,15 @@ function headers(v: unknown, path: string): string {
   let out = '{';
   for (let i = 0; i < keys.length; i++) {
     const k = keys[i] as string;
-    out += `${i > 0 ? ',' : ''}${q(k)}:${strArray(list(o[k], `${path}.${k}`), `${path}.${k}`)}`;
+    const values = o[k];
+    if (!Array.isArray(values)) list(values, `${path}.${k}`);
+    out += `${i > 0 ? ',' : ''}${q(k)}:[`;
+    for (let j = 0; j < (values as unknown[]).length; j++) {
+      const x = (values as unknown[])[j];
+      if (typeof x !== 'string') str(x, `${path}.${k}[${j}]`);
+      out += j > 0 ? `,${q(x as string)}` : q(x as string);
+    }
+    out += ']';
   }
   return `${out}}`;
 }

@@ -75,12 +75,16 @@ export interface MessageCodec {
   encodeResponse(response: AgentResponse): Uint8Array;
   /** Proxy side: decodes and validates an AgentResponse (map, full or short array). */
   decodeResponse(payload: Uint8Array): AgentResponse;
+  /** 0x30 HealthStatus (agent → proxy): `{state, message?}`. */
   encodeHealth(m: HealthStatusMessage): Uint8Array;
   decodeHealth(payload: Uint8Array): HealthStatusMessage;
+  /** 0x31 MetricsReport: f64 values as Rust writes them (`3.0`, `cb`), infinite bucket bounds as `"+Inf"`. */
   encodeMetrics(m: MetricsReport): Uint8Array;
   decodeMetrics(payload: Uint8Array): MetricsReport;
+  /** 0x32 ConfigUpdateRequest, `update_type` internally tagged by `type`. */
   encodeConfigUpdate(m: ConfigUpdateRequest): Uint8Array;
   decodeConfigUpdate(payload: Uint8Array): ConfigUpdateRequest;
+  /** 0x33 FlowControl: `action` 1 pause, 2 resume. */
   encodeFlowControl(m: FlowControlMessage): Uint8Array;
   decodeFlowControl(payload: Uint8Array): FlowControlMessage;
 }

@@ -47,7 +47,13 @@ function body(v: unknown, path: string, binary: boolean): Uint8Array | string {
 function headerMap(v: unknown, path: string): Record<string, string[]> {
   const o = obj(v, path);
   for (const k in o) {
-    if (Object.hasOwn(o, k)) strList(list(o[k], `${path}.${k}`), `${path}.${k}`);
+    if (!Object.hasOwn(o, k)) continue;
+    const values = o[k];
+    if (!Array.isArray(values)) list(values, `${path}.${k}`);
+    for (let j = 0; j < (values as unknown[]).length; j++) {
+      const x = (values as unknown[])[j];
+      if (typeof x !== 'string') str(x, `${path}.${k}[${j}]`);
+    }
   }
   return o as Record<string, string[]>;
 }

@@ -155,7 +155,10 @@ function describe(v: unknown): string {
   if (v === null) return 'null';
   if (Array.isArray(v)) return 'an array';
   if (v instanceof Uint8Array) return 'binary data';
-  return typeof v === 'string' ? 'a string' : `${typeof v} ${String(v).slice(0, 32)}`;
+  if (typeof v === 'string') return 'a string';
+  // Objects can override toString (even with a non-function): never call it.
+  if (typeof v === 'object') return 'an object';
+  return `${typeof v} ${String(v).slice(0, 32)}`;
 }
 function asString(v: unknown, path: string): string {
   if (typeof v === 'string') return v;
@@ -199,16 +202,32 @@ function asObject(v: unknown, path: string): Obj {
   }
   throw invalidMessage(path, `expected an object, got ${describe(v)}`);
 }
+/**
+ * Sets `key` as an own data property: a plain assignment of `"__proto__"` (legal
+ * in a JSON header map) would replace the object's prototype and lose the entry.
+ */
+function put<T>(out: Record<string, T>, key: string, value: T): void {
+  if (key === '__proto__') {
+    Object.defineProperty(out, key, {
+      value,
+      enumerable: true,
+      writable: true,
+      configurable: true,
+    });
+  } else {
+    out[key] = value;
+  }
+}
 function asStringMap(v: unknown, path: string): Record<string, string> {
   const obj = asObject(v, path);
   const out: Record<string, string> = {};
-  for (const k of Object.keys(obj)) out[k] = asString(obj[k], `${path}.${k}`);
+  for (const k of Object.keys(obj)) put(out, k, asString(obj[k], `${path}.${k}`));
   return out;
 }
 function asHeaders(v: unknown, path: string): Headers {
   const obj = asObject(v, path);
   const out: Headers = {};
-  for (const k of Object.keys(obj)) out[k] = asList(obj[k], `${path}.${k}`, asString);
+  for (const k of Object.keys(obj)) put(out, k, asList(obj[k], `${path}.${k}`, asString));
   return out;
 }
 

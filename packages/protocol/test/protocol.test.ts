@@ -288,6 +288,21 @@ describe('validators (spec Part C acceptance facts)', () => {
     });
   });
 
+  it('keeps a "__proto__" header as a header and survives hostile objects', () => {
+    const e = parseRequestHeadersEvent(
+      JSON.parse(
+        '{"metadata":{"correlation_id":"c","request_id":"r","client_ip":"1.2.3.4","client_port":1,' +
+          '"protocol":"HTTP/1.1","timestamp":"t"},"method":"GET","uri":"/",' +
+          '"headers":{"__proto__":["x"],"a":["b"]}}',
+      ),
+    );
+    expect(Object.getPrototypeOf(e.headers)).toBe(Object.prototype);
+    expect(Object.keys(e.headers)).toEqual(['__proto__', 'a']);
+    expect(
+      invalid(() => parseAgentResponse({ version: { toString: 1 }, decision: 'allow' })).message,
+    ).toContain('an object');
+  });
+
   it('never throws anything but INVALID_MESSAGE on garbage', () => {
     const garbage: unknown[] = [
       null,
