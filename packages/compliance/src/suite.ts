@@ -4,10 +4,10 @@ import {
   AgentProtocolError,
   type AgentTransport,
   decisionKind,
-  type Encoding,
   type ErrorCode,
   type RequestBodyChunkEvent,
   type RequestHeadersEvent,
+  type TransportEncoding,
 } from '@picket/protocol';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { RecordingAgent } from './recording-agent.js';
@@ -23,9 +23,9 @@ export interface StartedFixture {
 }
 
 /** Starts an agent server running `handler` and connects a transport to it. */
-export type ComplianceFixture = (
+export type ComplianceFixture<E extends TransportEncoding = TransportEncoding> = (
   handler: AgentHandler,
-  options: { encoding: Encoding },
+  options: { encoding: E },
 ) => Promise<StartedFixture>;
 
 /** Parts of the protocol a transport cannot carry (documented per transport). */
@@ -40,9 +40,9 @@ export interface Unsupported {
   ping?: boolean;
 }
 
-export interface ComplianceOptions {
+export interface ComplianceOptions<E extends TransportEncoding = TransportEncoding> {
   /** encodings to run the whole suite with (default json only) */
-  encodings?: Encoding[];
+  encodings?: E[];
   /** largest body chunk (raw bytes) the transport carries in one event */
   maxBodyBytes: number;
   /** requests in flight at once in the concurrency test (default 1000) */
@@ -119,12 +119,12 @@ const sha = (b: Uint8Array): string => createHash('sha256').update(b).digest('he
  * Call it at the top level of a test file:
  * `runComplianceSuite('uds', startUdsFixture, { encodings: ['json', 'msgpack'], maxBodyBytes })`.
  */
-export function runComplianceSuite(
+export function runComplianceSuite<E extends TransportEncoding>(
   name: string,
-  fixture: ComplianceFixture,
-  options: ComplianceOptions,
+  fixture: ComplianceFixture<E>,
+  options: ComplianceOptions<E>,
 ): void {
-  const encodings = options.encodings ?? ['json'];
+  const encodings = options.encodings ?? (['json'] as E[]);
   const no = options.unsupported ?? {};
   const concurrency = options.concurrency ?? 1000;
 

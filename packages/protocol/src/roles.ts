@@ -12,7 +12,6 @@ import type {
   CancelReason,
   ConfigUpdateRequest,
   ConfigureEvent,
-  Encoding,
   GuardrailInspectEvent,
   HandshakeRequest,
   HealthState,
@@ -24,6 +23,7 @@ import type {
   RequestHeadersEvent,
   ResponseBodyChunkEvent,
   ResponseHeadersEvent,
+  TransportEncoding,
   WebSocketFrameEvent,
 } from './types.js';
 
@@ -72,7 +72,7 @@ export interface AgentTransport extends TypedEvents<TransportEventMap> {
   /** id from the capabilities or the registration */
   readonly agentId: string;
   readonly capabilities: AgentCapabilities;
-  readonly encoding: Encoding;
+  readonly encoding: TransportEncoding;
   /** calls sent and not yet answered */
   readonly inFlight: number;
 

@@ -7,6 +7,8 @@
 
 /** Payload encodings a UDS connection can negotiate. Rust peers know json and msgpack only. */
 export type Encoding = 'json' | 'msgpack' | 'cbor';
+/** What a transport's messages are encoded with: a UDS encoding, or protobuf on gRPC. */
+export type TransportEncoding = Encoding | 'protobuf';
 
 /** `EventType` strings (serde snake_case: note `web_socket_frame`). */
 export const EventType = {

@@ -1,9 +1,9 @@
 import { type ComplianceFixture, runComplianceSuite } from '@picket/compliance';
-import { MAX_UDS_FRAME_LENGTH } from '@picket/protocol';
+import { type Encoding, MAX_UDS_FRAME_LENGTH } from '@picket/protocol';
 import { AgentClientV2Uds, silentLogger, UdsAgentServerV2 } from '../src/index.js';
 import { tempSocket } from './helpers.js';
 
-const startUds: ComplianceFixture = async (handler, { encoding }) => {
+const startUds: ComplianceFixture<Encoding> = async (handler, { encoding }) => {
   const sock = tempSocket();
   const server = new UdsAgentServerV2(sock.path, handler, { logger: silentLogger });
   await server.listen();

@@ -1,0 +1,867 @@
+/**
+ * Proxy side: `AgentClientV2`, one ProcessStream to one gRPC agent, implementing
+ * `AgentTransport`. Requests are multiplexed on the stream by correlation id.
+ */
+import { EventEmitter } from 'node:events';
+import {
+  type ChannelCredentials,
+  type ChannelOptions,
+  Client,
+  type ClientDuplexStream,
+  credentials,
+  Metadata,
+  status,
+} from '@grpc/grpc-js';
+import {
+  type AgentCapabilities,
+  AgentProtocolError,
+  type AgentResponse,
+  type AgentTransport,
+  agentResponse,
+  CANCEL_REASONS,
+  type CallOptions,
+  type CancelReason,
+  type ConfigUpdateRequest,
+  type ConfigureEvent,
+  cancelReasonToGrpc,
+  DEFAULT_GRPC_MAX_MESSAGE_SIZE,
+  ErrorCode,
+  type EventMap,
+  type EventType,
+  type GuardrailInspectEvent,
+  type HealthState,
+  PROTOCOL_VERSION,
+  type RequestBodyChunkEvent,
+  type RequestCompleteEvent,
+  type RequestHeadersEvent,
+  type ResponseBodyChunkEvent,
+  type ResponseHeadersEvent,
+  type TransportEncoding,
+  type TransportEventMap,
+  type WebSocketFrameEvent,
+  ZENTINEL_PROXY_ID,
+  ZENTINEL_PROXY_VERSION,
+} from '@picket/protocol';
+import {
+  agentResponseFromProto,
+  capabilitiesFromProto,
+  configResponseToProto,
+  configUpdateFromProto,
+  eventToProto,
+  handshakeRequestToProto,
+  healthFromProto,
+  logFromProto,
+  metricsFromProto,
+  pingToProto,
+} from './convert.js';
+import { describeGrpcError, grpcCode, isTlsFailure, streamError } from './errors.js';
+import { type Logger, silentLogger } from './logger.js';
+import {
+  type AgentToProxyMsg,
+  agentServiceV2Definition,
+  encodeProxyToAgent,
+  type IProxyToAgent,
+  METHOD_PATHS,
+  num,
+  PICKET_GRPC_REVISION,
+  PICKET_METADATA_KEY,
+  type ProxyControlMsg,
+} from './proto.js';
+import { parseTarget } from './target.js';
+import { clientCredentials, type TlsConfig } from './tls.js';
+
+/** What the proxy does with a call while the agent has paused traffic (flow control). */
+export type FlowControlPolicy = 'fail_closed' | 'fail_open' | 'wait';
+
+/** HTTP/2 keepalive pings on the channel. */
+export interface KeepaliveOptions {
+  /** interval between keepalive pings (`grpc.keepalive_time_ms`) */
+  timeMs?: number;
+  /** how long to wait for the ping ack before the connection counts as dead (`grpc.keepalive_timeout_ms`) */
+  timeoutMs?: number;
+  /** ping even with no call active (`grpc.keepalive_permit_without_calls`) */
+  permitWithoutCalls?: boolean;
+}
+
+/** Options of {@link AgentClientV2.connect}. */
+export interface AgentClientV2Options {
+  /** default per-call timeout in ms (default 30 000) */
+  timeoutMs?: number;
+  /** connect + handshake budget in ms (default: `timeoutMs`) */
+  connectTimeoutMs?: number;
+  /** `proxy_id` in the handshake (default `zentinel-proxy`, like the Rust proxy) */
+  proxyId?: string;
+  /** `proxy_version` in the handshake (default `0.6.20`) */
+  proxyVersion?: string;
+  /** sent as the handshake's `config_json` (default `{}`) */
+  config?: unknown;
+  /**
+   * While the agent has paused traffic: `fail_closed` (default) rejects with
+   * FLOW_CONTROL_PAUSED; `fail_open` answers allow tagged `flow_control_fail_open`
+   * without contacting the agent; `wait` waits up to `flowControlWaitMs`, then fails closed.
+   * Applies to request headers, request/response body chunks and guardrail events.
+   */
+  flowControl?: FlowControlPolicy;
+  /** how long `flowControl: 'wait'` waits for a resume (default 100 ms, like Rust) */
+  flowControlWaitMs?: number;
+  /** also open the ControlStream (default true); an agent without it is tolerated */
+  controlStream?: boolean;
+  /** max message size in bytes, both directions (default 4 MiB, tonic's default) */
+  maxMessageSize?: number;
+  /** HTTP/2 keepalive (off unless set) */
+  keepalive?: KeepaliveOptions;
+  /** extra grpc-js channel options (applied last) */
+  channelOptions?: ChannelOptions;
+  /**
+   * Answers a picket agent's config update request (sent back on the stream). Default:
+   * accepted when at least one `configUpdate` listener is registered.
+   */
+  onConfigUpdate?(
+    request: ConfigUpdateRequest,
+  ):
+    | { accepted: boolean; error?: string | null }
+    | Promise<{ accepted: boolean; error?: string | null }>;
+  logger?: Logger;
+}
+
+interface Pending {
+  type: EventType;
+  resolve(r: AgentResponse): void;
+  reject(e: AgentProtocolError): void;
+  cleanup(): void;
+}
+
+interface PendingPing {
+  started: number;
+  resolve(ms: number): void;
+  reject(e: AgentProtocolError): void;
+  cleanup(): void;
+}
+
+const GATED: ReadonlySet<EventType> = new Set<EventType>([
+  'request_headers',
+  'request_body_chunk',
+  'response_body_chunk',
+  'guardrail_inspect',
+]);
+
+const passThrough = (b: Buffer): Buffer => b;
+const decodeAgentToProxy = agentServiceV2Definition.ProcessStream.responseDeserialize;
+const decodeProxyControl = agentServiceV2Definition.ControlStream.responseDeserialize;
+
+function correlationIdOf(type: EventType, event: EventMap[EventType]): string {
+  return type === 'request_headers'
+    ? (event as RequestHeadersEvent).metadata.correlation_id
+    : (event as { correlation_id: string }).correlation_id;
+}
+
+function isCancelReason(v: unknown): v is CancelReason {
+  return typeof v === 'string' && (CANCEL_REASONS as readonly string[]).includes(v);
+}
+
+/**
+ * gRPC transport to one agent (`zentinel.agent.v2.AgentServiceV2/ProcessStream`).
+ * Create it with {@link AgentClientV2.connect} or {@link AgentClientV2.connectWithTls}.
+ */
+export class AgentClientV2 extends EventEmitter implements AgentTransport {
+  readonly kind = 'grpc' as const;
+  /** gRPC messages are protobuf. */
+  readonly encoding: TransportEncoding = 'protobuf';
+  readonly agentId: string;
+  /** the target grpc-js dialled */
+  readonly target: string;
+  #capabilities: AgentCapabilities | undefined;
+  #protocolVersion = PROTOCOL_VERSION;
+  readonly #client: Client;
+  readonly #options: AgentClientV2Options;
+  readonly #log: Logger;
+  readonly #timeoutMs: number;
+  readonly #maxMessageSize: number;
+  readonly #pending = new Map<string, Pending>();
+  readonly #pings = new Map<number, PendingPing>();
+  #seq = 0;
+  #call: ClientDuplexStream<Buffer, AgentToProxyMsg> | undefined;
+  #control: ClientDuplexStream<Buffer, ProxyControlMsg> | undefined;
+  #peerIsPicket = false;
+  #paused = false;
+  readonly #resumeWaiters = new Set<() => void>();
+  #health: HealthState | undefined;
+  #draining = false;
+  #closed = false;
+
+  private constructor(
+    agentId: string,
+    target: string,
+    client: Client,
+    options: AgentClientV2Options,
+  ) {
+    super();
+    this.agentId = agentId;
+    this.target = target;
+    this.#client = client;
+    this.#options = options;
+    this.#log = options.logger ?? silentLogger;
+    this.#timeoutMs = options.timeoutMs ?? 30_000;
+    this.#maxMessageSize = options.maxMessageSize ?? DEFAULT_GRPC_MAX_MESSAGE_SIZE;
+  }
+
+  /**
+   * Connects over plaintext (or TLS with the system roots for an `https://` / `grpcs://`
+   * endpoint), opens the ProcessStream and performs the handshake.
+   * Rejects with CONNECTION_FAILED, HANDSHAKE_FAILED or TIMEOUT.
+   */
+  static async connect(
+    agentId: string,
+    target: string,
+    options: AgentClientV2Options = {},
+  ): Promise<AgentClientV2> {
+    const parsed = parseTarget(target);
+    const creds = parsed.tls ? credentials.createSsl() : credentials.createInsecure();
+    return AgentClientV2.#open(agentId, parsed.target, creds, parsed.tls === true, options);
+  }
+
+  /**
+   * Connects over TLS (mTLS when a client certificate and key are given). A scheme prefix
+   * on `target` is stripped; TLS is used whatever it says.
+   */
+  static async connectWithTls(
+    agentId: string,
+    target: string,
+    tls: TlsConfig,
+    options: AgentClientV2Options = {},
+  ): Promise<AgentClientV2> {
+    const parsed = parseTarget(target);
+    const channelOptions: ChannelOptions = {};
+    if (tls.serverNameOverride) {
+      channelOptions['grpc.ssl_target_name_override'] = tls.serverNameOverride;
+      channelOptions['grpc.default_authority'] = tls.serverNameOverride;
+    }
+    return AgentClientV2.#open(agentId, parsed.target, clientCredentials(tls), true, {
+      ...options,
+      channelOptions: { ...channelOptions, ...options.channelOptions },
+    });
+  }
+
+  static async #open(
+    agentId: string,
+    target: string,
+    creds: ChannelCredentials,
+    tls: boolean,
+    options: AgentClientV2Options,
+  ): Promise<AgentClientV2> {
+    const max = options.maxMessageSize ?? DEFAULT_GRPC_MAX_MESSAGE_SIZE;
+    const channelOptions: ChannelOptions = {
+      'grpc.max_receive_message_length': max,
+      'grpc.max_send_message_length': max,
+    };
+    const ka = options.keepalive;
+    if (ka?.timeMs !== undefined) channelOptions['grpc.keepalive_time_ms'] = ka.timeMs;
+    if (ka?.timeoutMs !== undefined) channelOptions['grpc.keepalive_timeout_ms'] = ka.timeoutMs;
+    if (ka?.permitWithoutCalls !== undefined) {
+      channelOptions['grpc.keepalive_permit_without_calls'] = ka.permitWithoutCalls ? 1 : 0;
+    }
+    let client: Client;
+    try {
+      client = new Client(target, creds, { ...channelOptions, ...options.channelOptions });
+    } catch (err) {
+      throw new AgentProtocolError(
+        ErrorCode.ConnectionFailed,
+        `agent ${agentId}: invalid gRPC target ${JSON.stringify(target)}: ${(err as Error).message}`,
+        { cause: err },
+      );
+    }
+    const transport = new AgentClientV2(agentId, target, client, options);
+    try {
+      await transport.#handshake(tls, options.connectTimeoutMs ?? options.timeoutMs ?? 30_000);
+    } catch (err) {
+      transport.#closed = true;
+      transport.#call?.cancel();
+      client.close();
+      throw err;
+    }
+    if (options.controlStream !== false) transport.#openControlStream();
+    return transport;
+  }
+
+  /** Opens the ProcessStream, sends the handshake at once and waits for the agent's answer. */
+  #handshake(tls: boolean, timeoutMs: number): Promise<void> {
+    const where = `agent ${this.agentId} at ${this.target}${tls ? ' (TLS)' : ''}`;
+    const md = new Metadata();
+    md.set(PICKET_METADATA_KEY, PICKET_GRPC_REVISION);
+    const call = this.#client.makeBidiStreamRequest(
+      METHOD_PATHS.ProcessStream,
+      passThrough,
+      decodeAgentToProxy,
+      md,
+      {},
+    );
+    this.#call = call;
+    // errors are handled by the listeners below; this one keeps a late error (e.g. after
+    // our own cancel()) from becoming an uncaught exception
+    call.on('error', () => undefined);
+    call.on('metadata', (m: Metadata) => {
+      this.#peerIsPicket = m.get(PICKET_METADATA_KEY).length > 0;
+    });
+    return new Promise<void>((resolve, reject) => {
+      let settled = false;
+      const finish = (err?: AgentProtocolError) => {
+        if (settled) return;
+        settled = true;
+        clearTimeout(timer);
+        call.off('data', onData);
+        call.off('error', onError);
+        call.off('end', onEnd);
+        if (err) reject(err);
+        else resolve();
+      };
+      const timer = setTimeout(
+        () =>
+          finish(
+            new AgentProtocolError(
+              ErrorCode.Timeout,
+              `${where}: no handshake answer within ${timeoutMs} ms`,
+            ),
+          ),
+        timeoutMs,
+      );
+      const onData = (msg: AgentToProxyMsg) => {
+        if (msg.message !== 'handshake' || !msg.handshake) {
+          finish(
+            new AgentProtocolError(
+              ErrorCode.HandshakeFailed,
+              `${where}: expected a handshake answer first, got ${msg.message ?? 'an empty message'}`,
+            ),
+          );
+          return;
+        }
+        const hs = msg.handshake;
+        if (!hs.success) {
+          finish(
+            new AgentProtocolError(
+              ErrorCode.HandshakeFailed,
+              `${where} refused the handshake: ${hs.error || 'no reason given'}`,
+            ),
+          );
+          return;
+        }
+        this.#capabilities = capabilitiesFromProto(hs.capabilities);
+        this.#protocolVersion = hs.protocol_version || PROTOCOL_VERSION;
+        this.#attach(call);
+        finish();
+      };
+      const onError = (err: unknown) => {
+        const code = grpcCode(err);
+        const text = describeGrpcError(err);
+        let message = `cannot connect to ${where}: ${text}`;
+        if (code === status.UNIMPLEMENTED)
+          message = `${where} does not serve ProcessStream: ${text}`;
+        else if (tls && isTlsFailure(err)) message = `TLS handshake with ${where} failed: ${text}`;
+        else if (tls) message = `cannot connect to ${where} (TLS/certificate problem?): ${text}`;
+        finish(new AgentProtocolError(ErrorCode.ConnectionFailed, message, { cause: err }));
+      };
+      const onEnd = () =>
+        finish(
+          new AgentProtocolError(
+            ErrorCode.HandshakeFailed,
+            `${where} ended the stream before answering the handshake`,
+          ),
+        );
+      call.on('data', onData);
+      call.on('error', onError);
+      call.on('end', onEnd);
+      // The Rust proxy waits for response headers first; we do not (an agent that only
+      // sends them after the first message would otherwise deadlock us).
+      call.write(
+        encodeProxyToAgent({
+          handshake: handshakeRequestToProto({
+            supported_versions: [2, 1],
+            proxy_id: this.#options.proxyId ?? ZENTINEL_PROXY_ID,
+            proxy_version: this.#options.proxyVersion ?? ZENTINEL_PROXY_VERSION,
+            config: this.#options.config ?? {},
+            supported_encodings: [],
+          }),
+        }),
+      );
+    });
+  }
+
+  /** Steady-state listeners of the ProcessStream. */
+  #attach(call: ClientDuplexStream<Buffer, AgentToProxyMsg>): void {
+    call.on('data', (msg: AgentToProxyMsg) => this.#onMessage(msg));
+    call.on('error', (err: unknown) => {
+      if (this.#closed) return;
+      this.#fail(streamError(err, `agent ${this.agentId}`));
+    });
+    call.on('end', () => {
+      if (this.#closed) return;
+      this.#fail(
+        new AgentProtocolError(
+          ErrorCode.ConnectionClosed,
+          `agent ${this.agentId} ended the ProcessStream`,
+        ),
+      );
+    });
+  }
+
+  #onMessage(msg: AgentToProxyMsg): void {
+    switch (msg.message) {
+      case 'response': {
+        const r = msg.response;
+        if (!r) return;
+        const p = this.#pending.get(r.correlation_id ?? '');
+        if (!p) {
+          this.#log.debug?.('response for no pending call (late or cancelled)', {
+            agentId: this.agentId,
+            correlationId: r.correlation_id,
+          });
+          return;
+        }
+        let response: AgentResponse;
+        try {
+          response = agentResponseFromProto(r);
+        } catch (err) {
+          p.reject(AgentProtocolError.from(err, ErrorCode.InvalidMessage, `agent ${this.agentId}`));
+          return;
+        }
+        p.resolve(response);
+        return;
+      }
+      case 'pong': {
+        const seq = num(msg.pong?.sequence);
+        const p = this.#pings.get(seq);
+        if (p) p.resolve(performance.now() - p.started);
+        return;
+      }
+      case 'health': {
+        if (!msg.health) return;
+        const report = healthFromProto(msg.health);
+        if (!report) return;
+        this.#health = report.state;
+        this.emit('health', report);
+        return;
+      }
+      case 'flow_control': {
+        const action = msg.flow_control?.action;
+        if (action === 1) this.#setPaused(true);
+        else if (action === 2) this.#setPaused(false);
+        // UPDATE_CAPACITY / unspecified: nothing to do
+        return;
+      }
+      case 'metrics':
+        if (msg.metrics) {
+          this.emit('metrics', metricsFromProto(msg.metrics, this.agentId));
+        }
+        return;
+      case 'config_update':
+        if (msg.config_update) {
+          const req = configUpdateFromProto(msg.config_update);
+          if (req) void this.#onConfigUpdate(req);
+        }
+        return;
+      case 'log':
+        if (msg.log) this.emit('log', logFromProto(msg.log));
+        return;
+      default:
+        this.#log.debug?.('ignored message from agent', {
+          agentId: this.agentId,
+          kind: msg.message,
+        });
+    }
+  }
+
+  async #onConfigUpdate(req: ConfigUpdateRequest): Promise<void> {
+    const hadListeners = this.listenerCount('configUpdate') > 0;
+    this.emit('configUpdate', req);
+    if (!this.#peerIsPicket) return; // a Rust agent expects no answer (and has no field for one)
+    let verdict: { accepted: boolean; error?: string | null };
+    try {
+      verdict = this.#options.onConfigUpdate
+        ? await this.#options.onConfigUpdate(req)
+        : hadListeners
+          ? { accepted: true }
+          : { accepted: false, error: 'the proxy has no config update handler' };
+    } catch (err) {
+      verdict = { accepted: false, error: (err as Error).message ?? String(err) };
+    }
+    this.#write({
+      config_response: configResponseToProto({
+        request_id: req.request_id,
+        accepted: verdict.accepted,
+        error: verdict.error ?? null,
+        timestamp_ms: Date.now(),
+      }),
+    });
+  }
+
+  #setPaused(paused: boolean): void {
+    if (this.#paused === paused) return;
+    this.#paused = paused;
+    this.emit('flowControl', paused ? 'pause' : 'resume');
+    if (!paused) {
+      for (const wake of this.#resumeWaiters) wake();
+      this.#resumeWaiters.clear();
+    }
+  }
+
+  #openControlStream(): void {
+    const md = new Metadata();
+    md.set(PICKET_METADATA_KEY, PICKET_GRPC_REVISION);
+    const control = this.#client.makeBidiStreamRequest(
+      METHOD_PATHS.ControlStream,
+      passThrough,
+      decodeProxyControl,
+      md,
+      {},
+    );
+    this.#control = control;
+    control.on('data', (m: ProxyControlMsg) => {
+      switch (m.message) {
+        case 'drain':
+          this.#draining = true;
+          this.#health = 'draining';
+          this.emit('health', { state: 'draining', message: 'agent is draining' });
+          return;
+        case 'shutdown':
+          void this.#agentShutdown(num(m.shutdown?.grace_period_ms));
+          return;
+        default:
+          // `configure` heartbeats (Rust agents) and config responses need no action
+          this.#log.debug?.('control message from agent', {
+            agentId: this.agentId,
+            kind: m.message,
+          });
+      }
+    });
+    control.on('error', (err: unknown) => {
+      if (this.#closed) return;
+      if (grpcCode(err) === status.UNIMPLEMENTED) {
+        this.#log.debug?.('agent has no ControlStream', { agentId: this.agentId });
+      } else {
+        this.#log.debug?.('ControlStream ended', {
+          agentId: this.agentId,
+          error: describeGrpcError(err),
+        });
+      }
+    });
+    control.on('end', () => undefined);
+  }
+
+  /** The agent announced a shutdown: take no new work, let in-flight calls finish, then close. */
+  async #agentShutdown(graceMs: number): Promise<void> {
+    this.#draining = true;
+    const deadline = Date.now() + Math.min(graceMs || 0, this.#timeoutMs);
+    while (this.#pending.size > 0 && Date.now() < deadline && !this.#closed) {
+      await new Promise((r) => setTimeout(r, 10));
+    }
+    this.#fail(
+      new AgentProtocolError(ErrorCode.ConnectionClosed, `agent ${this.agentId} shut down`),
+    );
+  }
+
+  // ---------------------------------------------------------------- AgentTransport
+
+  get capabilities(): AgentCapabilities {
+    if (!this.#capabilities) throw new AgentProtocolError(ErrorCode.Internal, 'not connected');
+    return this.#capabilities;
+  }
+
+  /** Protocol version the agent reported in its handshake. */
+  get protocolVersion(): number {
+    return this.#protocolVersion;
+  }
+
+  /** True when the agent advertised picket extensions (guardrail, configure replies …). */
+  get peerIsPicket(): boolean {
+    return this.#peerIsPicket;
+  }
+
+  get inFlight(): number {
+    return this.#pending.size;
+  }
+
+  get paused(): boolean {
+    return this.#paused;
+  }
+
+  /** True once closed (locally or because the stream failed). */
+  get closed(): boolean {
+    return this.#closed;
+  }
+
+  isHealthy(): boolean {
+    return (
+      !this.#closed &&
+      !this.#paused &&
+      !this.#draining &&
+      this.#health !== 'unhealthy' &&
+      this.#health !== 'draining'
+    );
+  }
+
+  sendRequestHeaders(e: RequestHeadersEvent, o?: CallOptions): Promise<AgentResponse> {
+    return this.#send('request_headers', e, o);
+  }
+  sendRequestBodyChunk(e: RequestBodyChunkEvent, o?: CallOptions): Promise<AgentResponse> {
+    return this.#send('request_body_chunk', e, o);
+  }
+  sendResponseHeaders(e: ResponseHeadersEvent, o?: CallOptions): Promise<AgentResponse> {
+    return this.#send('response_headers', e, o);
+  }
+  sendResponseBodyChunk(e: ResponseBodyChunkEvent, o?: CallOptions): Promise<AgentResponse> {
+    return this.#send('response_body_chunk', e, o);
+  }
+  sendRequestComplete(e: RequestCompleteEvent, o?: CallOptions): Promise<AgentResponse> {
+    return this.#send('request_complete', e, o);
+  }
+  sendWebSocketFrame(e: WebSocketFrameEvent, o?: CallOptions): Promise<AgentResponse> {
+    return this.#send('web_socket_frame', e, o);
+  }
+  /**
+   * Guardrail inspection. Only picket agents answer it over gRPC (a Rust agent server
+   * never replies), so towards other agents this rejects with UNSUPPORTED.
+   */
+  sendGuardrailInspect(e: GuardrailInspectEvent, o?: CallOptions): Promise<AgentResponse> {
+    return this.#send('guardrail_inspect', e, o);
+  }
+  /**
+   * Configuration push. A picket agent answers it; a Rust agent ignores configure events,
+   * so towards it the event is sent and the call resolves at once with allow tagged
+   * `configure_unacknowledged`.
+   */
+  sendConfigure(e: ConfigureEvent, o?: CallOptions): Promise<AgentResponse> {
+    return this.#send('configure', e, o);
+  }
+
+  async #send<K extends EventType>(
+    type: K,
+    event: EventMap[K],
+    o: CallOptions = {},
+  ): Promise<AgentResponse> {
+    const cid = correlationIdOf(type, event);
+    if (this.#closed) {
+      throw new AgentProtocolError(
+        ErrorCode.ConnectionClosed,
+        `agent ${this.agentId}: transport closed (${type} ${cid})`,
+      );
+    }
+    if (this.#draining) {
+      throw new AgentProtocolError(
+        ErrorCode.Unavailable,
+        `agent ${this.agentId} is draining; ${type} ${cid} not sent`,
+      );
+    }
+    if (o.signal?.aborted) {
+      throw new AgentProtocolError(ErrorCode.Cancelled, `${type} ${cid}: signal already aborted`);
+    }
+    if (this.#paused && GATED.has(type)) {
+      const policy = this.#options.flowControl ?? 'fail_closed';
+      if (policy === 'fail_open') {
+        return agentResponse('allow', { tags: ['flow_control_fail_open'] });
+      }
+      if (policy === 'wait') await this.#waitForResume(this.#options.flowControlWaitMs ?? 100);
+      if (this.#paused) {
+        throw new AgentProtocolError(
+          ErrorCode.FlowControlPaused,
+          `agent ${this.agentId} paused traffic; ${type} ${cid} not sent`,
+        );
+      }
+      if (this.#closed) {
+        throw new AgentProtocolError(ErrorCode.ConnectionClosed, `agent ${this.agentId}: closed`);
+      }
+    }
+    if (type === 'guardrail_inspect' && !this.#peerIsPicket) {
+      throw new AgentProtocolError(
+        ErrorCode.Unsupported,
+        `agent ${this.agentId} is not a picket agent; gRPC agents of the Rust crate never answer guardrail events`,
+      );
+    }
+    if (this.#pending.has(cid)) {
+      throw new AgentProtocolError(
+        ErrorCode.InvalidArgument,
+        `agent ${this.agentId}: correlation id ${JSON.stringify(cid)} is already in flight`,
+      );
+    }
+    const bytes = encodeProxyToAgent(eventToProto(type, event));
+    if (bytes.length > this.#maxMessageSize) {
+      throw new AgentProtocolError(
+        ErrorCode.MessageTooLarge,
+        `agent ${this.agentId}: ${type} ${cid} is ${bytes.length} bytes, over the ${this.#maxMessageSize}-byte gRPC message limit`,
+      );
+    }
+    if (type === 'configure' && !this.#peerIsPicket) {
+      this.#call?.write(bytes);
+      return agentResponse('allow', { tags: ['configure_unacknowledged'] });
+    }
+    return new Promise<AgentResponse>((resolve, reject) => {
+      const timeoutMs = o.timeoutMs ?? this.#timeoutMs;
+      const timer = setTimeout(() => {
+        if (this.#pending.get(cid) !== pending) return;
+        pending.reject(
+          new AgentProtocolError(
+            ErrorCode.Timeout,
+            `agent ${this.agentId} did not answer ${type} ${cid} within ${timeoutMs} ms`,
+          ),
+        );
+        this.#writeCancel(cid, 'timeout');
+      }, timeoutMs);
+      const onAbort = () => {
+        if (this.#pending.get(cid) !== pending) return;
+        const reason = isCancelReason(o.signal?.reason) ? o.signal.reason : 'client_disconnect';
+        pending.reject(
+          new AgentProtocolError(ErrorCode.Cancelled, `${type} ${cid} cancelled by its signal`),
+        );
+        this.#writeCancel(cid, reason);
+      };
+      const pending: Pending = {
+        type,
+        cleanup: () => {
+          clearTimeout(timer);
+          o.signal?.removeEventListener('abort', onAbort);
+          if (this.#pending.get(cid) === pending) this.#pending.delete(cid);
+        },
+        resolve: (r) => {
+          pending.cleanup();
+          resolve(r);
+        },
+        reject: (e) => {
+          pending.cleanup();
+          reject(e);
+        },
+      };
+      this.#pending.set(cid, pending);
+      o.signal?.addEventListener('abort', onAbort, { once: true });
+      this.#call?.write(bytes);
+    });
+  }
+
+  #waitForResume(ms: number): Promise<void> {
+    return new Promise((resolve) => {
+      const wake = () => {
+        clearTimeout(timer);
+        this.#resumeWaiters.delete(wake);
+        resolve();
+      };
+      const timer = setTimeout(wake, ms);
+      this.#resumeWaiters.add(wake);
+    });
+  }
+
+  #write(m: IProxyToAgent): void {
+    if (this.#closed || !this.#call) return;
+    try {
+      this.#call.write(encodeProxyToAgent(m));
+    } catch (err) {
+      this.#log.warn?.('write to agent failed', { agentId: this.agentId, error: String(err) });
+    }
+  }
+
+  #writeCancel(cid: string, reason: CancelReason): void {
+    this.#write({
+      cancel: { correlation_id: cid, reason: cancelReasonToGrpc(reason), timestamp_ms: Date.now() },
+    });
+  }
+
+  async cancel(correlationId: string, reason: CancelReason = 'manual'): Promise<void> {
+    this.#writeCancel(correlationId, reason);
+    this.#pending
+      .get(correlationId)
+      ?.reject(
+        new AgentProtocolError(ErrorCode.Cancelled, `${correlationId} cancelled (${reason})`),
+      );
+  }
+
+  async cancelAll(reason: CancelReason = 'manual'): Promise<number> {
+    const ids = [...this.#pending.keys()];
+    for (const id of ids) await this.cancel(id, reason);
+    return ids.length;
+  }
+
+  ping(o: CallOptions = {}): Promise<number> {
+    if (this.#closed) {
+      return Promise.reject(
+        new AgentProtocolError(
+          ErrorCode.ConnectionClosed,
+          `agent ${this.agentId}: transport closed`,
+        ),
+      );
+    }
+    const seq = this.#seq++;
+    return new Promise<number>((resolve, reject) => {
+      const timeoutMs = o.timeoutMs ?? this.#timeoutMs;
+      const timer = setTimeout(
+        () =>
+          p.reject(
+            new AgentProtocolError(
+              ErrorCode.Timeout,
+              `agent ${this.agentId} did not answer ping ${seq} within ${timeoutMs} ms`,
+            ),
+          ),
+        timeoutMs,
+      );
+      const onAbort = () =>
+        p.reject(
+          new AgentProtocolError(ErrorCode.Cancelled, `ping ${seq} cancelled by its signal`),
+        );
+      const p: PendingPing = {
+        started: performance.now(),
+        cleanup: () => {
+          clearTimeout(timer);
+          o.signal?.removeEventListener('abort', onAbort);
+          this.#pings.delete(seq);
+        },
+        resolve: (ms) => {
+          p.cleanup();
+          resolve(ms);
+        },
+        reject: (e) => {
+          p.cleanup();
+          reject(e);
+        },
+      };
+      this.#pings.set(seq, p);
+      o.signal?.addEventListener('abort', onAbort, { once: true });
+      this.#write(pingToProto(seq));
+    });
+  }
+
+  /** Rejects every pending call with `err`, tears the channel down and emits 'close'. */
+  #fail(err: AgentProtocolError | undefined): void {
+    if (this.#closed) return;
+    this.#closed = true;
+    const reason =
+      err ?? new AgentProtocolError(ErrorCode.ConnectionClosed, `agent ${this.agentId}: closed`);
+    for (const p of [...this.#pending.values()]) p.reject(reason);
+    for (const p of [...this.#pings.values()]) p.reject(reason);
+    for (const wake of this.#resumeWaiters) wake();
+    this.#resumeWaiters.clear();
+    this.#control?.cancel();
+    this.#call?.cancel();
+    this.#client.close();
+    this.emit('close', err);
+  }
+
+  /** Rejects pending calls with CONNECTION_CLOSED and closes the channel. */
+  async close(): Promise<void> {
+    this.#fail(undefined);
+  }
+
+  // typed EventEmitter surface
+  override on<K extends keyof TransportEventMap & string>(
+    event: K,
+    listener: (...args: TransportEventMap[K]) => void,
+  ): this {
+    return super.on(event, listener as (...args: unknown[]) => void);
+  }
+  override once<K extends keyof TransportEventMap & string>(
+    event: K,
+    listener: (...args: TransportEventMap[K]) => void,
+  ): this {
+    return super.once(event, listener as (...args: unknown[]) => void);
+  }
+  override off<K extends keyof TransportEventMap & string>(
+    event: K,
+    listener: (...args: TransportEventMap[K]) => void,
+  ): this {
+    return super.off(event, listener as (...args: unknown[]) => void);
+  }
+}
