@@ -1,0 +1,743 @@
+import { EventEmitter } from 'node:events';
+import * as net from 'node:net';
+import * as tls from 'node:tls';
+import { decodeRegistrationResponse, encodeRegistrationRequest } from '@picket/codec';
+import {
+  type AgentHandler,
+  AgentProtocolError,
+  type ConfigUpdateRequest,
+  describeMessageType,
+  ErrorCode,
+  type HealthState,
+  MessageType,
+  type MetricsReport,
+  PROTOCOL_VERSION,
+  type RegistrationResponse,
+} from '@picket/protocol';
+import { AgentConnection, type ErrorPolicy, FrameChannel, type Logger } from '@picket/uds';
+import { DEFAULT_RECONNECT, type ReconnectOptions, reconnectDelay } from './backoff.js';
+import { formatHostPort, parseReverseEndpoint, type ReverseEndpoint } from './endpoint.js';
+import { defaultLogger } from './logger.js';
+
+/** TLS settings of a reverse-connecting agent. */
+export interface ReverseTlsClientOptions {
+  /** CAs the proxy's certificate is verified against (PEM); default Node's root store */
+  ca?: string | Buffer | Array<string | Buffer>;
+  /** client certificate (PEM), for proxies that require one */
+  cert?: string | Buffer | Array<string | Buffer>;
+  /** client private key (PEM) */
+  key?: string | Buffer | Array<string | Buffer>;
+  /** passphrase of `key` */
+  passphrase?: string;
+  /** name the proxy's certificate must carry; default the endpoint's host (none for an IP) */
+  servername?: string;
+  /** verify the proxy's certificate; default true. Turning it off is for tests only. */
+  rejectUnauthorized?: boolean;
+}
+
+/** Options of {@link connectReverse}. */
+export interface ConnectReverseOptions {
+  /**
+   * The proxy's reverse listener: `unix:/path` or `/path` (Unix socket),
+   * `tcp://host:port` or `host:port` (TCP), `tls://host:port` (TLS; also
+   * `host:port` when `tls` is given).
+   */
+  endpoint: string;
+  /** the id to register as (the proxy's allow-list and tokens refer to it) */
+  agentId: string;
+  /** sent as `auth_token`; never logged, never part of an error or event */
+  authToken?: string;
+  /** serves every event, exactly as `UdsAgentServerV2` would */
+  handler: AgentHandler;
+  /** connections to keep open; default 1 */
+  connections?: number;
+  /** backoff between attempts (exponential with jitter; retries forever) */
+  reconnect?: ReconnectOptions;
+  /** TLS towards the proxy (`true` = TLS with Node's default CAs) */
+  tls?: boolean | ReverseTlsClientOptions;
+  /** sent as the registration's `metadata`; default `null` */
+  metadata?: unknown;
+  /** where diagnostics go; default warn/error to the console */
+  logger?: Logger;
+  /** give up one dial after this; default 5000 ms */
+  connectTimeoutMs?: number;
+  /** give up waiting for the registration response after this; default 10 000 ms */
+  registrationTimeoutMs?: number;
+  /** handlers running at once per connection; default 100 */
+  maxConcurrentPerConnection?: number;
+  /** events queued per connection before reads pause; default 1000 */
+  maxQueuedPerConnection?: number;
+  /** answer to undecodable events and failing handlers; default `block` */
+  errorPolicy?: ErrorPolicy;
+  /** largest frame length accepted and written; default 16 MiB */
+  maxFrameLength?: number;
+  /** bytes allowed to queue while the proxy is not reading; default 16 MiB */
+  maxWriteQueueBytes?: number;
+  /** random source for the jitter (tests) */
+  random?: () => number;
+}
+
+/** State of one connection slot of a {@link ReverseAgent}. */
+export type SlotState = 'connecting' | 'registering' | 'connected' | 'waiting' | 'stopped';
+
+/** A slot of {@link ReverseAgentStatus}. */
+export interface ReverseSlotStatus {
+  slot: number;
+  state: SlotState;
+  /** the proxy's connection id while connected */
+  connectionId?: string;
+  /** failed attempts since the last successful registration */
+  failures: number;
+}
+
+/** What {@link ReverseAgent.status} reports. */
+export interface ReverseAgentStatus {
+  agentId: string;
+  endpoint: string;
+  /** connections asked for */
+  desired: number;
+  /** registered, open connections */
+  connected: number;
+  stopped: boolean;
+  /** registrations that succeeded, ever */
+  registrations: number;
+  /** the most recent failure, if any */
+  lastError: string | undefined;
+  slots: ReverseSlotStatus[];
+}
+
+/** Told with `registered`. */
+export interface RegisteredInfo {
+  slot: number;
+  connectionId: string;
+  proxyId: string;
+  proxyVersion: string;
+  /** the engine serving the handler on this connection (control frames: health, pause …) */
+  connection: AgentConnection;
+}
+
+/** Told with `registrationFailed`. */
+export interface RegistrationFailureInfo {
+  slot: number;
+  /** failed attempts in a row on this slot, this one included */
+  failures: number;
+  /** true when the proxy answered `success:false` */
+  rejected: boolean;
+  /** the proxy's `error` text, when it rejected the registration */
+  proxyError?: string;
+}
+
+/** Told with `disconnected`. */
+export interface DisconnectInfo {
+  slot: number;
+  connectionId: string;
+  /** why, unless closed locally */
+  error?: AgentProtocolError;
+}
+
+/** Told with `reconnecting`. */
+export interface ReconnectInfo {
+  slot: number;
+  /** failed attempts in a row (0 after a dropped connection) */
+  failures: number;
+  delayMs: number;
+}
+
+/** Events of a {@link ReverseAgent}. */
+export interface ReverseAgentEventMap {
+  /** a connection registered and serves the handler */
+  registered: [info: RegisteredInfo];
+  /** an attempt failed: dial, TLS, timeout, or the proxy's refusal (with its text) */
+  registrationFailed: [error: AgentProtocolError, info: RegistrationFailureInfo];
+  /** a registered connection ended */
+  disconnected: [info: DisconnectInfo];
+  /** the next attempt of a slot is scheduled */
+  reconnecting: [info: ReconnectInfo];
+  /** `stop()` finished */
+  stopped: [];
+}
+
+interface Slot {
+  readonly index: number;
+  state: SlotState;
+  failures: number;
+  timer?: NodeJS.Timeout;
+  socket?: net.Socket;
+  channel?: FrameChannel;
+  connection?: AgentConnection;
+  connectionId?: string;
+}
+
+const DEFAULT_CONNECT_TIMEOUT_MS = 5000;
+const DEFAULT_REGISTRATION_TIMEOUT_MS = 10_000;
+
+function describeTarget(t: ReverseEndpoint): string {
+  return t.kind === 'uds' ? `unix:${t.path}` : `${t.kind}://${formatHostPort(t.host, t.port)}`;
+}
+
+/** The error code a refusal text maps to (the texts are the spec's and picket's). */
+function rejectionCode(text: string): ErrorCode {
+  if (text.startsWith('Protocol version mismatch')) return ErrorCode.VersionMismatch;
+  if (text.startsWith('Authentication') || text.includes('Authentication required')) {
+    return ErrorCode.Unauthenticated;
+  }
+  if (text.startsWith('Connection limit') || text.startsWith('Connection refused')) {
+    return ErrorCode.Unavailable;
+  }
+  return ErrorCode.HandshakeFailed;
+}
+
+/**
+ * The agent side of reverse connections: keeps `connections` registered
+ * connections to a proxy's {@link ReverseConnectionListener} and serves `handler`
+ * on each with the same engine as `UdsAgentServerV2` (JSON, as spec §3 says).
+ * Reconnects forever with exponential backoff and jitter; every failure is logged
+ * and emitted (`registrationFailed`, with the proxy's refusal text when it refused).
+ * Create it with {@link connectReverse}.
+ */
+export class ReverseAgent extends EventEmitter<ReverseAgentEventMap> {
+  readonly agentId: string;
+  readonly endpoint: string;
+  private readonly target: ReverseEndpoint;
+  private readonly options: ConnectReverseOptions;
+  private readonly logger: Logger;
+  private readonly slots: Slot[] = [];
+  private isStopped = false;
+  private started = false;
+  private stopping: Promise<void> | undefined;
+  private error: AgentProtocolError | undefined;
+  private registrations = 0;
+  private isPaused = false;
+  private health: { state: HealthState; message?: string } | undefined;
+
+  /** Use {@link connectReverse}. */
+  constructor(options: ConnectReverseOptions) {
+    super();
+    if (options === null || typeof options !== 'object') {
+      throw new AgentProtocolError(ErrorCode.InvalidArgument, 'connectReverse: options required');
+    }
+    if (typeof options.agentId !== 'string' || options.agentId === '') {
+      throw new AgentProtocolError(
+        ErrorCode.InvalidArgument,
+        'connectReverse: agentId must be a non-empty string',
+      );
+    }
+    if (options.handler === null || typeof options.handler?.capabilities !== 'function') {
+      throw new AgentProtocolError(
+        ErrorCode.InvalidArgument,
+        'connectReverse: handler must be an AgentHandler (with capabilities())',
+      );
+    }
+    if (options.authToken !== undefined && typeof options.authToken !== 'string') {
+      throw new AgentProtocolError(
+        ErrorCode.InvalidArgument,
+        'connectReverse: authToken must be a string',
+      );
+    }
+    const count = options.connections ?? 1;
+    if (!Number.isInteger(count) || count < 1) {
+      throw new AgentProtocolError(
+        ErrorCode.InvalidArgument,
+        `connectReverse: connections must be an integer ≥ 1, got ${String(options.connections)}`,
+      );
+    }
+    this.options = options;
+    this.agentId = options.agentId;
+    this.target = parseReverseEndpoint(
+      options.endpoint,
+      options.tls !== undefined && options.tls !== false,
+    );
+    this.endpoint = describeTarget(this.target);
+    this.logger = options.logger ?? defaultLogger;
+    for (let i = 0; i < count; i++) this.slots.push({ index: i, state: 'connecting', failures: 0 });
+  }
+
+  /** Registered, open connections. */
+  get connected(): number {
+    return this.slots.filter((s) => s.state === 'connected').length;
+  }
+
+  /** The engines of the open connections (for per-connection control). */
+  get connections(): AgentConnection[] {
+    return this.slots.flatMap((s) => (s.connection === undefined ? [] : [s.connection]));
+  }
+
+  /** The most recent failure (dial, TLS, timeout or the proxy's refusal). */
+  get lastError(): AgentProtocolError | undefined {
+    return this.error;
+  }
+
+  /** True once `stop()` was called. */
+  get stopped(): boolean {
+    return this.isStopped;
+  }
+
+  /** A snapshot of every slot. */
+  status(): ReverseAgentStatus {
+    return {
+      agentId: this.agentId,
+      endpoint: this.endpoint,
+      desired: this.slots.length,
+      connected: this.connected,
+      stopped: this.isStopped,
+      registrations: this.registrations,
+      lastError: this.error?.message,
+      slots: this.slots.map((s) => ({
+        slot: s.index,
+        state: s.state,
+        ...(s.connectionId === undefined ? {} : { connectionId: s.connectionId }),
+        failures: s.failures,
+      })),
+    };
+  }
+
+  /**
+   * Resolves once `connections` (default: all) are registered. Rejects with TIMEOUT
+   * (naming the last failure) after `timeoutMs`, or CONNECTION_CLOSED if stopped.
+   */
+  ready(options: { connections?: number; timeoutMs?: number } = {}): Promise<void> {
+    const want = Math.min(options.connections ?? this.slots.length, this.slots.length);
+    if (this.connected >= want) return Promise.resolve();
+    return new Promise((resolve, reject) => {
+      let timer: NodeJS.Timeout | undefined;
+      const cleanup = (): void => {
+        if (timer !== undefined) clearTimeout(timer);
+        this.off('registered', check);
+        this.off('stopped', onStop);
+      };
+      const check = (): void => {
+        if (this.connected >= want) {
+          cleanup();
+          resolve();
+        }
+      };
+      const onStop = (): void => {
+        cleanup();
+        reject(
+          new AgentProtocolError(
+            ErrorCode.ConnectionClosed,
+            `reverse agent "${this.agentId}" stopped before it was ready`,
+          ),
+        );
+      };
+      this.on('registered', check);
+      this.on('stopped', onStop);
+      if (this.isStopped) onStop();
+      const timeoutMs = options.timeoutMs;
+      if (timeoutMs !== undefined && Number.isFinite(timeoutMs)) {
+        timer = setTimeout(() => {
+          cleanup();
+          reject(
+            new AgentProtocolError(
+              ErrorCode.Timeout,
+              `reverse agent "${this.agentId}": ${this.connected}/${want} connections registered with ${this.endpoint} after ${timeoutMs} ms${this.error === undefined ? '' : `; last error: ${this.error.message}`}`,
+            ),
+          );
+        }, timeoutMs);
+      }
+    });
+  }
+
+  /** Reports health to the proxy on every connection (0x30); remembered for new connections. */
+  reportHealth(state: HealthState, message?: string): number {
+    this.health =
+      state === 'healthy' ? undefined : message === undefined ? { state } : { state, message };
+    return this.broadcast((c) => c.reportHealth(state, message));
+  }
+
+  /** Asks the proxy to stop sending events on every connection (0x33); remembered. */
+  pause(): number {
+    this.isPaused = true;
+    return this.broadcast((c) => c.pause());
+  }
+
+  /** Lets the proxy send events again (0x33). */
+  resume(): number {
+    this.isPaused = false;
+    return this.broadcast((c) => c.resume());
+  }
+
+  /** Pushes a metrics report on every connection (0x31). */
+  reportMetrics(report: MetricsReport): number {
+    return this.broadcast((c) => c.reportMetrics(report));
+  }
+
+  /** Sends a config update request on every connection (0x32). */
+  requestConfigUpdate(request: ConfigUpdateRequest): number {
+    return this.broadcast((c) => c.requestConfigUpdate(request));
+  }
+
+  /**
+   * Stops for good: no further attempts, timers cleared, dials aborted, registered
+   * connections closed (after up to `drainTimeoutMs` for running handlers; default
+   * 0). Resolves once every socket is closed. Idempotent.
+   */
+  stop(options: { drainTimeoutMs?: number } = {}): Promise<void> {
+    this.stopping ??= this.doStop(options.drainTimeoutMs ?? 0);
+    return this.stopping;
+  }
+
+  /** @internal starts every slot (called by {@link connectReverse}). */
+  start(): this {
+    if (this.started || this.isStopped) return this;
+    this.started = true;
+    for (const slot of this.slots) void this.run(slot);
+    return this;
+  }
+
+  // ------------------------------------------------------------------ internals
+
+  private broadcast(send: (c: AgentConnection) => void): number {
+    let n = 0;
+    for (const c of this.connections) {
+      if (c.closed) continue;
+      send(c);
+      n++;
+    }
+    return n;
+  }
+
+  private async run(slot: Slot): Promise<void> {
+    if (this.isStopped) return;
+    slot.timer = undefined;
+    slot.state = 'connecting';
+    let channel: FrameChannel | undefined;
+    try {
+      const socket = await this.dial(slot);
+      if (this.isStopped) {
+        socket.destroy();
+        return;
+      }
+      slot.state = 'registering';
+      channel = new FrameChannel(socket, {
+        id: `reverse-agent:${this.agentId}#${slot.index}`,
+        maxFrameLength: this.options.maxFrameLength,
+        maxWriteQueueBytes: this.options.maxWriteQueueBytes,
+      });
+      slot.channel = channel;
+      const response = await this.registerOn(channel);
+      if (this.isStopped) {
+        channel.destroy();
+        return;
+      }
+      this.serve(slot, channel, response);
+    } catch (err) {
+      channel?.destroy();
+      slot.socket?.destroy();
+      slot.socket = undefined;
+      slot.channel = undefined;
+      if (this.isStopped) return;
+      this.onFailure(slot, err);
+    }
+  }
+
+  private dial(slot: Slot): Promise<net.Socket> {
+    const t = this.target;
+    const where = this.endpoint;
+    const timeoutMs = this.options.connectTimeoutMs ?? DEFAULT_CONNECT_TIMEOUT_MS;
+    return new Promise((resolve, reject) => {
+      let socket: net.Socket;
+      let readyEvent: string;
+      if (t.kind === 'uds') {
+        socket = net.createConnection({ path: t.path });
+        readyEvent = 'connect';
+      } else if (t.kind === 'tcp') {
+        socket = net.createConnection({ host: t.host, port: t.port });
+        readyEvent = 'connect';
+      } else {
+        const o = typeof this.options.tls === 'object' ? this.options.tls : {};
+        const servername = o.servername ?? (net.isIP(t.host) === 0 ? t.host : undefined);
+        socket = tls.connect({
+          host: t.host,
+          port: t.port,
+          ca: o.ca,
+          cert: o.cert,
+          key: o.key,
+          passphrase: o.passphrase,
+          ...(servername === undefined ? {} : { servername }),
+          rejectUnauthorized: o.rejectUnauthorized !== false,
+        });
+        readyEvent = 'secureConnect';
+      }
+      slot.socket = socket;
+      const timer = setTimeout(() => {
+        done(
+          new AgentProtocolError(
+            ErrorCode.Timeout,
+            `cannot connect to ${where}: no connection within ${timeoutMs} ms`,
+          ),
+        );
+      }, timeoutMs);
+      const onError = (err: NodeJS.ErrnoException): void => {
+        const code = err.code === undefined ? '' : `${err.code} `;
+        done(
+          new AgentProtocolError(
+            ErrorCode.ConnectionFailed,
+            `cannot connect to ${where}: ${code}${err.message}`,
+            { cause: err },
+          ),
+        );
+      };
+      const onClose = (): void => {
+        done(
+          new AgentProtocolError(
+            ErrorCode.ConnectionFailed,
+            `cannot connect to ${where}: connection closed while connecting`,
+          ),
+        );
+      };
+      const onReady = (): void => done(undefined);
+      const done = (error: AgentProtocolError | undefined): void => {
+        clearTimeout(timer);
+        socket.off('error', onError);
+        socket.off('close', onClose);
+        socket.off(readyEvent, onReady);
+        if (error !== undefined) {
+          socket.destroy();
+          reject(error);
+          return;
+        }
+        // A socket error after the handover reaches FrameChannel; this keeps it handled meanwhile.
+        socket.on('error', () => {});
+        if (t.kind !== 'uds') {
+          socket.setNoDelay(true);
+          socket.setKeepAlive(true, 30_000);
+        }
+        resolve(socket);
+      };
+      socket.once('error', onError);
+      socket.once('close', onClose);
+      socket.once(readyEvent, onReady);
+    });
+  }
+
+  private async registerOn(channel: FrameChannel): Promise<RegistrationResponse> {
+    const where = this.endpoint;
+    const payload = encodeRegistrationRequest({
+      protocol_version: PROTOCOL_VERSION,
+      agent_id: this.agentId,
+      capabilities: this.options.handler.capabilities(),
+      auth_token: this.options.authToken ?? null,
+      metadata: this.options.metadata ?? null,
+    });
+    channel.write(MessageType.HandshakeRequest, payload);
+    const timeoutMs = this.options.registrationTimeoutMs ?? DEFAULT_REGISTRATION_TIMEOUT_MS;
+    let frame: Awaited<ReturnType<FrameChannel['readFrame']>>;
+    try {
+      frame = await channel.readFrame(timeoutMs, 'registration response');
+    } catch (err) {
+      const e = AgentProtocolError.from(err, ErrorCode.ConnectionClosed, where);
+      if (e.code === ErrorCode.Timeout) {
+        throw new AgentProtocolError(
+          ErrorCode.Timeout,
+          `${where}: no registration response within ${timeoutMs} ms`,
+          { cause: e },
+        );
+      }
+      throw new AgentProtocolError(
+        ErrorCode.ConnectionClosed,
+        `${where}: connection ended before the registration response (${e.message})`,
+        { cause: e },
+      );
+    }
+    if (frame.type !== MessageType.HandshakeResponse) {
+      throw new AgentProtocolError(
+        ErrorCode.HandshakeFailed,
+        `${where}: expected RegistrationResponse (0x02), got ${describeMessageType(frame.type)}`,
+      );
+    }
+    let response: RegistrationResponse;
+    try {
+      response = decodeRegistrationResponse(frame.payload);
+    } catch (err) {
+      throw AgentProtocolError.from(
+        err,
+        ErrorCode.InvalidMessage,
+        `${where}: invalid registration response`,
+      );
+    }
+    if (!response.success) {
+      const text = response.error ?? 'unknown registration error';
+      throw new RegistrationRejected(
+        rejectionCode(text),
+        `${where}: registration rejected by the proxy: ${text}`,
+        text,
+      );
+    }
+    return response;
+  }
+
+  private serve(slot: Slot, channel: FrameChannel, response: RegistrationResponse): void {
+    const connectionId = response.connection_id;
+    const connection = new AgentConnection(channel, this.options.handler, {
+      id: connectionId === '' ? channel.id : connectionId,
+      transport: 'reverse',
+      encoding: 'json',
+      proxyId: response.proxy_id,
+      maxConcurrent: this.options.maxConcurrentPerConnection,
+      maxQueued: this.options.maxQueuedPerConnection,
+      errorPolicy: this.options.errorPolicy,
+      logger: this.logger,
+    });
+    slot.socket = undefined;
+    slot.channel = undefined;
+    slot.connection = connection;
+    slot.connectionId = connectionId;
+    slot.state = 'connected';
+    slot.failures = 0;
+    this.registrations++;
+    connection.once('close', (error) => this.onDisconnect(slot, connection, error));
+    this.logger.info('registered with the proxy', {
+      agentId: this.agentId,
+      endpoint: this.endpoint,
+      connectionId,
+      proxyId: response.proxy_id,
+      proxyVersion: response.proxy_version,
+    });
+    if (this.health !== undefined) connection.reportHealth(this.health.state, this.health.message);
+    if (this.isPaused) connection.pause();
+    this.emit('registered', {
+      slot: slot.index,
+      connectionId,
+      proxyId: response.proxy_id,
+      proxyVersion: response.proxy_version,
+      connection,
+    });
+  }
+
+  private onDisconnect(slot: Slot, connection: AgentConnection, error?: AgentProtocolError): void {
+    if (slot.connection !== connection) return;
+    const connectionId = slot.connectionId ?? connection.id;
+    slot.connection = undefined;
+    slot.connectionId = undefined;
+    if (this.isStopped) {
+      slot.state = 'stopped';
+      return;
+    }
+    if (error !== undefined) this.error = error;
+    this.logger.warn('connection to the proxy lost; reconnecting', {
+      agentId: this.agentId,
+      endpoint: this.endpoint,
+      connectionId,
+      reason: error?.message ?? 'closed',
+    });
+    this.emit('disconnected', {
+      slot: slot.index,
+      connectionId,
+      ...(error === undefined ? {} : { error }),
+    });
+    this.schedule(slot);
+  }
+
+  private onFailure(slot: Slot, err: unknown): void {
+    const error = AgentProtocolError.from(
+      err,
+      ErrorCode.ConnectionFailed,
+      `reverse agent "${this.agentId}"`,
+    );
+    slot.failures++;
+    this.error = error;
+    const rejected = err instanceof RegistrationRejected;
+    this.logger.warn(
+      rejected ? 'registration rejected by the proxy' : 'registration attempt failed',
+      {
+        agentId: this.agentId,
+        endpoint: this.endpoint,
+        slot: slot.index,
+        failures: slot.failures,
+        code: error.code,
+        reason: error.message,
+      },
+    );
+    this.emit('registrationFailed', error, {
+      slot: slot.index,
+      failures: slot.failures,
+      rejected,
+      ...(rejected ? { proxyError: (err as RegistrationRejected).proxyError } : {}),
+    });
+    this.schedule(slot);
+  }
+
+  private schedule(slot: Slot): void {
+    if (this.isStopped) return;
+    const failures = slot.failures;
+    // After a drop (failures 0) the first retry still waits the initial delay, so a
+    // proxy that accepts and drops at once cannot make the agent spin.
+    const delayMs = reconnectDelay(
+      Math.max(0, failures - 1),
+      { ...DEFAULT_RECONNECT, ...this.options.reconnect },
+      this.options.random,
+    );
+    slot.state = 'waiting';
+    this.emit('reconnecting', { slot: slot.index, failures, delayMs });
+    slot.timer = setTimeout(() => void this.run(slot), delayMs);
+  }
+
+  private async doStop(drainTimeoutMs: number): Promise<void> {
+    this.isStopped = true;
+    const closing: Promise<void>[] = [];
+    for (const slot of this.slots) {
+      if (slot.timer !== undefined) clearTimeout(slot.timer);
+      slot.timer = undefined;
+      slot.state = 'stopped';
+      if (slot.channel !== undefined) {
+        const channel = slot.channel;
+        channel.destroy();
+        closing.push(channel.whenClosed());
+      } else if (slot.socket !== undefined) {
+        const socket = slot.socket;
+        socket.destroy();
+        closing.push(
+          socket.closed ? Promise.resolve() : new Promise((r) => socket.once('close', () => r())),
+        );
+      }
+      slot.channel = undefined;
+      slot.socket = undefined;
+      const connection = slot.connection;
+      if (connection !== undefined) {
+        closing.push(
+          (async () => {
+            if (drainTimeoutMs > 0) await connection.drain(drainTimeoutMs);
+            await connection.close();
+          })(),
+        );
+      }
+      slot.connection = undefined;
+      slot.connectionId = undefined;
+    }
+    await Promise.all(closing);
+    this.logger.info('reverse agent stopped', { agentId: this.agentId, endpoint: this.endpoint });
+    this.emit('stopped');
+  }
+}
+
+/** A registration the proxy answered with `success:false`. */
+class RegistrationRejected extends AgentProtocolError {
+  constructor(
+    code: ErrorCode,
+    message: string,
+    readonly proxyError: string,
+  ) {
+    super(code, message);
+  }
+}
+
+/**
+ * Dials a proxy's reverse listener and keeps `connections` (default 1) registered
+ * connections serving `handler`, reconnecting forever with backoff until `stop()`.
+ *
+ * ```ts
+ * const agent = connectReverse({
+ *   endpoint: 'tls://proxy.internal:7443',
+ *   agentId: 'waf-1',
+ *   authToken: process.env.WAF_TOKEN,
+ *   handler: new EchoAgent({ agentId: 'waf-1' }),
+ *   tls: { ca: readFileSync('ca.pem') },
+ * });
+ * agent.on('registrationFailed', (err) => console.error(err.message));
+ * await agent.ready();
+ * ```
+ */
+export function connectReverse(options: ConnectReverseOptions): ReverseAgent {
+  return new ReverseAgent(options).start();
+}
