@@ -1,0 +1,89 @@
+#!/usr/bin/env node
+/**
+ * `picket`: serve reference agents, probe / send to / benchmark any agent endpoint.
+ * Exit codes: 0 ok, 1 the operation failed, 2 bad usage.
+ */
+import { readFileSync } from 'node:fs';
+import { endpointGrammar } from '@picket/transport';
+import { BENCH_HELP, bench } from './bench.js';
+import { EXIT_FAILURE, EXIT_OK, EXIT_USAGE, UsageError } from './common.js';
+import { PROBE_HELP, probe } from './probe.js';
+import { SEND_HELP, send } from './send.js';
+import { SERVE_HELP, serve } from './serve.js';
+
+const COMMANDS: Record<string, { run: (args: string[]) => Promise<number>; help: string }> = {
+  serve: { run: serve, help: SERVE_HELP },
+  probe: { run: probe, help: PROBE_HELP },
+  send: { run: send, help: SEND_HELP },
+  bench: { run: bench, help: BENCH_HELP },
+};
+
+const MAIN_HELP = `picket — Zentinel agent protocol tool
+
+Usage: picket <command> [options]
+
+Commands:
+  serve <echo|denylist>   serve a reference agent (UDS, gRPC, v1, or dialing a reverse listener)
+  probe <endpoint>        handshake, capabilities and ping of an agent
+  send <endpoint>         one request lifecycle through an agent; prints the decision
+  bench <endpoint>        load an agent; prints req/s and latency percentiles
+
+Run 'picket <command> --help' for the options of a command.
+
+Endpoints:
+${endpointGrammar()}
+
+Exit codes: 0 success, 1 the operation failed (agent unreachable, errors), 2 bad usage.`;
+
+function version(): string {
+  try {
+    const pkg = JSON.parse(readFileSync(new URL('../package.json', import.meta.url), 'utf8')) as {
+      version?: string;
+    };
+    return pkg.version ?? 'unknown';
+  } catch {
+    return 'unknown';
+  }
+}
+
+/** Runs the command line; resolves to the exit code. */
+export async function main(argv: string[]): Promise<number> {
+  // `pnpm run <script> -- args` may pass the separator through
+  const [first, ...rest] = argv[0] === '--' ? argv.slice(1) : argv;
+  if (first === undefined || first === '-h' || first === '--help') {
+    process.stdout.write(`${MAIN_HELP}\n`);
+    return first === undefined ? EXIT_USAGE : EXIT_OK;
+  }
+  if (first === '--version' || first === '-v') {
+    process.stdout.write(`picket ${version()}\n`);
+    return EXIT_OK;
+  }
+  if (first === 'help') {
+    const topic = rest[0];
+    const cmd = topic === undefined ? undefined : COMMANDS[topic];
+    process.stdout.write(`${cmd ? cmd.help : MAIN_HELP}\n`);
+    return topic === undefined || cmd ? EXIT_OK : EXIT_USAGE;
+  }
+  const cmd = COMMANDS[first];
+  if (!cmd) {
+    process.stderr.write(`picket: unknown command "${first}"\n\n${MAIN_HELP}\n`);
+    return EXIT_USAGE;
+  }
+  try {
+    return await cmd.run(rest);
+  } catch (err) {
+    if (err instanceof UsageError) {
+      process.stderr.write(
+        `picket ${first}: ${err.message}\nRun 'picket ${first} --help' for usage.\n`,
+      );
+      return EXIT_USAGE;
+    }
+    process.stderr.write(`picket ${first}: ${(err as Error)?.stack ?? String(err)}\n`);
+    return EXIT_FAILURE;
+  }
+}
+
+const code = await main(process.argv.slice(2));
+process.exitCode = code;
+// everything was closed by now; don't let a stray keep-alive timer hold a finished command
+setImmediate(() => process.exit(code));

@@ -1,0 +1,362 @@
+import { readFileSync } from 'node:fs';
+import { DenylistAgent, EchoAgent } from '@picket/agents';
+import type { AgentHandler } from '@picket/protocol';
+import {
+  detectTransport,
+  endpointGrammar,
+  formatEndpoint,
+  type ParsedEndpoint,
+} from '@picket/transport';
+import {
+  describeFailure,
+  EXIT_FAILURE,
+  EXIT_OK,
+  endpointArg,
+  intOption,
+  parse,
+  UsageError,
+} from './common.js';
+
+export const SERVE_HELP = `Usage: picket serve <echo|denylist> --listen <endpoint> [options]
+       picket serve <echo|denylist> --reverse <endpoint> --agent-id <id> [--token <t>]
+
+Serves a reference agent until interrupted (SIGINT / SIGTERM drain and stop it).
+Prints one line per endpoint once it is ready ("listening on …" / "registered
+with …"); with --json one JSON object per line.
+
+Agents:
+  echo        allows everything and echoes what it saw into X-Echo-* headers
+  denylist    blocks paths (prefix match) and client IPs / CIDR ranges with 403
+
+Where:
+  --listen <endpoint>      serve here (repeatable): a socket path or unix:/path (UDS),
+                           host:port, grpc://host:port, grpcs://host:port, grpc+unix:/path
+                           (gRPC; port 0 picks a free port), v1+unix:/path (legacy v1)
+  --reverse <endpoint>     dial a proxy's reverse listener instead (or as well):
+                           reverse+unix:/path, reverse+tcp://host:port, reverse+tls://host:port
+  --connections <n>        reverse connections to keep open (default 1)
+  --token <t>              auth token presented when registering (reverse)
+
+Agent options:
+  --agent-id <id>          the agent's id (default echo-agent / denylist-agent)
+  --block-path <prefix>    denylist: block uris starting with this (repeatable)
+  --block-ip <ip|cidr>     denylist: block this client address or range (repeatable)
+
+TLS:
+  --tls-cert <file>        gRPC (grpcs://): server certificate; reverse+tls: client certificate
+  --tls-key <file>         its private key
+  --tls-ca <file>          gRPC: CA of client certificates (requires mTLS);
+                           reverse+tls: CA that signed the proxy's certificate
+  --tls-server-name <n>    reverse+tls: verify the proxy's certificate against this name
+  --tls-insecure           reverse+tls: do not verify the proxy's certificate (testing only)
+
+Output:
+  --json                   one JSON object per line
+  -h, --help               this help
+
+Examples:
+  picket serve echo --listen /tmp/echo.sock
+  picket serve denylist --listen 127.0.0.1:50051 --block-path /admin --block-ip 10.0.0.0/8
+  picket serve echo --listen grpcs://0.0.0.0:50051 --tls-cert server.pem --tls-key server.key
+  picket serve echo --reverse reverse+tcp://proxy.internal:9090 --agent-id echo --token s3cret`;
+
+/** Something running that `close()` stops. */
+interface Running {
+  close(): Promise<void>;
+}
+
+function pem(flag: string, file: string | undefined): Buffer | undefined {
+  if (file === undefined) return undefined;
+  try {
+    return readFileSync(file);
+  } catch (err) {
+    throw new UsageError(`--${flag}: cannot read ${file}: ${(err as Error).message}`, 'serve');
+  }
+}
+
+/** What `--reverse` dials, as `connectReverse` spells it (`unix:/p`, `tcp://h:p`, `tls://h:p`). */
+interface ReverseTarget {
+  /** the endpoint as given */
+  given: string;
+  dial: string;
+  tls: boolean;
+}
+
+function reverseTarget(value: string): ReverseTarget {
+  let ep: ParsedEndpoint;
+  try {
+    ep = detectTransport(value);
+  } catch (err) {
+    throw new UsageError((err as Error).message, 'serve');
+  }
+  if (ep.kind === 'reverse') {
+    const l = ep.listen;
+    if (l.transport === 'uds') return { given: value, dial: `unix:${l.path}`, tls: false };
+    if (l.port === 0) throw new UsageError(`--reverse ${value}: port 0 cannot be dialled`, 'serve');
+    return { given: value, dial: `${ep.tls ? 'tls' : 'tcp'}://${l.address}`, tls: ep.tls };
+  }
+  // a bare socket path or host:port names the listener too
+  if (ep.kind === 'uds') return { given: value, dial: `unix:${ep.path}`, tls: false };
+  if (ep.kind === 'grpc' && ep.scheme === undefined) {
+    return { given: value, dial: `tcp://${ep.target}`, tls: false };
+  }
+  throw new UsageError(
+    `--reverse ${value}: expected reverse+unix:/path, reverse+tcp://host:port or reverse+tls://host:port\naccepted endpoint forms:\n${endpointGrammar()}`,
+    'serve',
+  );
+}
+
+/** `picket serve`. */
+export async function serve(args: string[]): Promise<number> {
+  const { values: v, positionals } = parse('serve', args, {
+    listen: { type: 'string', multiple: true },
+    reverse: { type: 'string', multiple: true },
+    connections: { type: 'string' },
+    token: { type: 'string' },
+    'agent-id': { type: 'string' },
+    'block-path': { type: 'string', multiple: true },
+    'block-ip': { type: 'string', multiple: true },
+    'tls-cert': { type: 'string' },
+    'tls-key': { type: 'string' },
+    'tls-ca': { type: 'string' },
+    'tls-server-name': { type: 'string' },
+    'tls-insecure': { type: 'boolean' },
+    json: { type: 'boolean' },
+    help: { type: 'boolean', short: 'h' },
+  });
+  if (v.help) {
+    process.stdout.write(`${SERVE_HELP}\n`);
+    return EXIT_OK;
+  }
+  const kind = positionals[0];
+  if (kind === undefined) throw new UsageError('missing agent: echo or denylist', 'serve');
+  if (positionals.length > 1)
+    throw new UsageError(`unexpected argument "${positionals[1]}"`, 'serve');
+  const listens = (v.listen ?? []).map((e) => endpointArg('serve', e));
+  const reverses = (v.reverse ?? []).map(reverseTarget);
+  if (listens.length === 0 && reverses.length === 0) {
+    throw new UsageError(
+      'nothing to serve on: give --listen <endpoint> or --reverse <endpoint>',
+      'serve',
+    );
+  }
+  let handler: AgentHandler & { agentId: string };
+  if (kind === 'echo') {
+    if (v['block-path'] || v['block-ip']) {
+      throw new UsageError('--block-path / --block-ip are denylist options', 'serve');
+    }
+    handler = new EchoAgent({ ...(v['agent-id'] !== undefined && { agentId: v['agent-id'] }) });
+  } else if (kind === 'denylist') {
+    try {
+      handler = new DenylistAgent({
+        ...(v['agent-id'] !== undefined && { agentId: v['agent-id'] }),
+        blockedPaths: v['block-path'] ?? [],
+        blockedIps: v['block-ip'] ?? [],
+      });
+    } catch (err) {
+      throw new UsageError(`--block-ip: ${(err as Error).message}`, 'serve');
+    }
+  } else {
+    throw new UsageError(`unknown agent "${kind}": echo or denylist`, 'serve');
+  }
+  const cert = pem('tls-cert', v['tls-cert']);
+  const key = pem('tls-key', v['tls-key']);
+  const ca = pem('tls-ca', v['tls-ca']);
+  if ((cert === undefined) !== (key === undefined)) {
+    throw new UsageError('--tls-cert and --tls-key go together', 'serve');
+  }
+  const connections = intOption('serve', 'connections', v.connections, 1, 1);
+  for (const ep of listens) {
+    if (ep.kind === 'reverse') {
+      throw new UsageError(
+        `--listen ${ep.endpoint}: a reverse endpoint is where a proxy listens; to dial it use --reverse`,
+        'serve',
+      );
+    }
+    if (ep.kind === 'grpc' && ['dns', 'ipv4', 'ipv6'].includes(ep.scheme ?? '')) {
+      throw new UsageError(
+        `--listen ${ep.endpoint}: listen on host:port or grpc://host:port`,
+        'serve',
+      );
+    }
+    if (ep.kind === 'grpc' && ep.tls && (cert === undefined || key === undefined)) {
+      throw new UsageError(`--listen ${ep.endpoint}: TLS needs --tls-cert and --tls-key`, 'serve');
+    }
+  }
+
+  const say = (event: Record<string, unknown>, text: string): void => {
+    process.stdout.write(v.json ? `${JSON.stringify(event)}\n` : `picket serve: ${text}\n`);
+  };
+  const running: Running[] = [];
+  const stopAll = async (): Promise<void> => {
+    await Promise.allSettled(running.splice(0).map((r) => r.close()));
+  };
+  try {
+    for (const ep of listens) {
+      running.push(await listen(ep, handler, { cert, key, ca }, say));
+    }
+    for (const r of reverses) {
+      running.push(
+        await dialReverse(
+          r,
+          handler,
+          {
+            connections,
+            token: v.token,
+            tls: {
+              ...(ca && { ca }),
+              ...(cert && { cert }),
+              ...(key && { key }),
+              ...(v['tls-server-name'] !== undefined && { serverName: v['tls-server-name'] }),
+              ...(v['tls-insecure'] && { rejectUnauthorized: false }),
+            },
+          },
+          say,
+        ),
+      );
+    }
+  } catch (err) {
+    await stopAll();
+    process.stderr.write(`picket serve: ${describeFailure(err, 'serve')}\n`);
+    return EXIT_FAILURE;
+  }
+
+  await new Promise<void>((resolve) => {
+    const stop = (signal: NodeJS.Signals) => {
+      process.off('SIGINT', stop);
+      process.off('SIGTERM', stop);
+      say({ event: 'stopping', signal }, `${signal}: stopping`);
+      void stopAll().then(resolve);
+    };
+    process.on('SIGINT', stop);
+    process.on('SIGTERM', stop);
+  });
+  return EXIT_OK;
+}
+
+type Say = (event: Record<string, unknown>, text: string) => void;
+
+async function listen(
+  ep: ParsedEndpoint,
+  handler: AgentHandler & { agentId: string },
+  tls: { cert?: Buffer; key?: Buffer; ca?: Buffer },
+  say: Say,
+): Promise<Running> {
+  const id = handler.agentId;
+  switch (ep.kind) {
+    case 'uds': {
+      const { UdsAgentServerV2 } = await import('@picket/uds');
+      const server = new UdsAgentServerV2(ep.path, handler);
+      await server.listen();
+      const endpoint = formatEndpoint(ep);
+      say(
+        { event: 'listening', transport: 'uds', endpoint, agentId: id },
+        `${id} listening on ${endpoint} (uds)`,
+      );
+      return { close: () => server.close({ drainTimeoutMs: 2_000 }) };
+    }
+    case 'v1': {
+      const { AgentServer } = await import('@picket/v1');
+      const server = new AgentServer(id, ep.path, handler);
+      await server.run();
+      const endpoint = formatEndpoint(ep);
+      say(
+        { event: 'listening', transport: 'v1', endpoint, agentId: id },
+        `${id} listening on ${endpoint} (v1)`,
+      );
+      return server;
+    }
+    case 'grpc': {
+      const { GrpcAgentServerV2 } = await import('@picket/grpc');
+      const useTls = ep.tls || (ep.scheme === undefined && tls.cert !== undefined);
+      const server = new GrpcAgentServerV2(handler, {
+        ...(useTls &&
+          tls.cert &&
+          tls.key && { tls: { cert: tls.cert, key: tls.key, ...(tls.ca && { ca: tls.ca }) } }),
+      });
+      const bound = await server.listen(ep.target);
+      const endpoint =
+        ep.scheme === 'grpc+unix'
+          ? `grpc+unix:${ep.target.slice(5)}`
+          : `${useTls ? 'grpcs' : 'grpc'}://${bound.address}`;
+      say(
+        { event: 'listening', transport: 'grpc', endpoint, tls: useTls, agentId: id },
+        `${id} listening on ${endpoint} (gRPC${useTls ? ', TLS' : ''})`,
+      );
+      return { close: () => server.close({ drainTimeoutMs: 2_000 }) };
+    }
+    case 'reverse':
+      throw new UsageError('unreachable', 'serve');
+  }
+}
+
+async function dialReverse(
+  target: ReverseTarget,
+  handler: AgentHandler & { agentId: string },
+  o: {
+    connections: number;
+    token: string | undefined;
+    tls: {
+      ca?: Buffer;
+      cert?: Buffer;
+      key?: Buffer;
+      serverName?: string;
+      rejectUnauthorized?: boolean;
+    };
+  },
+  say: Say,
+): Promise<Running> {
+  const { connectReverse } = await import('@picket/reverse');
+  const id = handler.agentId;
+  const t = o.tls;
+  const agent = connectReverse({
+    endpoint: target.dial,
+    agentId: id,
+    handler,
+    connections: o.connections,
+    ...(o.token !== undefined && { authToken: o.token }),
+    ...(target.tls && {
+      tls: {
+        ...(t.ca && { ca: t.ca }),
+        ...(t.cert && { cert: t.cert }),
+        ...(t.key && { key: t.key }),
+        ...(t.serverName !== undefined && { servername: t.serverName }),
+        ...(t.rejectUnauthorized === false && { rejectUnauthorized: false }),
+      },
+    }),
+  });
+  agent.on('registered', (info) =>
+    say(
+      {
+        event: 'registered',
+        transport: 'reverse',
+        endpoint: target.given,
+        agentId: id,
+        connectionId: info.connectionId,
+      },
+      `${id} registered with ${target.given} (reverse, connection ${info.connectionId})`,
+    ),
+  );
+  agent.on('registrationFailed', (err, info) => {
+    process.stderr.write(
+      `picket serve: ${id} could not register with ${target.given}${info.rejected ? ' (refused by the proxy)' : ''}: ${err.message}; retrying\n`,
+    );
+  });
+  agent.on('disconnected', (info) =>
+    say(
+      {
+        event: 'disconnected',
+        transport: 'reverse',
+        endpoint: target.given,
+        agentId: id,
+        connectionId: info.connectionId,
+      },
+      `${id} lost connection ${info.connectionId} to ${target.given}; reconnecting`,
+    ),
+  );
+  say(
+    { event: 'dialing', transport: 'reverse', endpoint: target.given, agentId: id },
+    `${id} dialing ${target.given} (reverse, ${o.connections} connection(s))`,
+  );
+  return { close: () => agent.stop() };
+}

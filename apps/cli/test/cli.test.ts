@@ -1,0 +1,302 @@
+import { writeFileSync } from 'node:fs';
+import { afterEach, describe, expect, it } from 'vitest';
+import {
+  certFiles,
+  hasScript,
+  jsonLines,
+  killAll,
+  run,
+  runInTerminal,
+  start,
+  tempDir,
+  waitForLine,
+} from './helpers.js';
+
+const dirs: { cleanup(): void }[] = [];
+afterEach(async () => {
+  await killAll();
+  for (const d of dirs.splice(0)) d.cleanup();
+});
+
+function tmp() {
+  const d = tempDir();
+  dirs.push(d);
+  return d;
+}
+
+describe('picket --help', () => {
+  it('prints the commands, the endpoint grammar and the exit codes', async () => {
+    const r = await run(['--help']);
+    expect(r.code).toBe(0);
+    for (const word of [
+      'serve',
+      'probe',
+      'send',
+      'bench',
+      'reverse+tcp://host:port',
+      'v1+unix:/path',
+      'Exit codes',
+    ]) {
+      expect(r.stdout).toContain(word);
+    }
+  });
+
+  it.each([
+    ['serve', ['--listen', '--reverse', '--block-path', '--block-ip', '--token']],
+    ['probe', ['--count', '--json', '--tls-ca']],
+    ['send', ['--method', '--uri', '--header', '--body', '--client-ip']],
+    ['bench', ['--concurrency', '--duration', '--requests', '--json']],
+  ])('picket %s --help documents its options', async (cmd, flags) => {
+    const r = await run([cmd, '--help']);
+    expect(r.code).toBe(0);
+    expect(r.stdout).toContain(`Usage: picket ${cmd}`);
+    for (const f of flags) expect(r.stdout).toContain(f);
+    expect((await run(['help', cmd])).stdout).toBe(r.stdout);
+  });
+
+  it('an unknown command or option is a usage error (exit 2)', async () => {
+    const a = await run(['frobnicate']);
+    expect(a.code).toBe(2);
+    expect(a.stderr).toContain('unknown command "frobnicate"');
+    const b = await run(['probe', '/x.sock', '--frob']);
+    expect(b.code).toBe(2);
+    expect(b.stderr).toContain("Unknown option '--frob'");
+    expect(b.stderr).toContain('picket probe --help');
+    expect((await run([])).code).toBe(2);
+  });
+});
+
+describe('errors', () => {
+  it('a bad endpoint prints the grammar and exits 2', async () => {
+    const r = await run(['probe', 'ftp://agent']);
+    expect(r.code).toBe(2);
+    expect(r.stderr).toContain('unknown scheme "ftp://"');
+    expect(r.stderr).toContain('accepted endpoint forms');
+    expect(r.stderr).toContain('reverse+unix:/path');
+    expect(r.stdout).toBe('');
+  });
+
+  it('probing a dead socket fails with a clear message naming it, exit 1', async () => {
+    const d = tmp();
+    const sock = d.path('dead.sock');
+    const r = await run(['probe', sock]);
+    expect(r.code).toBe(1);
+    expect(r.stderr).toContain('cannot connect');
+    expect(r.stderr).toContain(sock);
+    expect(r.stderr).toContain('CONNECTION_FAILED');
+    expect(r.stdout).toBe('');
+  });
+
+  it('sending to a refused TCP port fails naming the endpoint, exit 1', async () => {
+    const r = await run(['send', '127.0.0.1:1', '--connect-timeout', '3000']);
+    expect(r.code).toBe(1);
+    expect(r.stderr).toContain('127.0.0.1:1');
+  });
+
+  it('serve refuses a reverse endpoint as --listen, and bad denylist addresses', async () => {
+    const a = await run(['serve', 'echo', '--listen', 'reverse+unix:/tmp/x.sock']);
+    expect(a.code).toBe(2);
+    expect(a.stderr).toContain('--reverse');
+    const b = await run(['serve', 'denylist', '--listen', '/tmp/x.sock', '--block-ip', 'nope']);
+    expect(b.code).toBe(2);
+    expect(b.stderr).toContain('nope');
+    const c = await run(['serve', 'echo']);
+    expect(c.code).toBe(2);
+    expect(c.stderr).toContain('--listen');
+  });
+});
+
+describe('serve + probe / send / bench over UDS', () => {
+  it('serves echo on a socket; probe, send (with a body) and bench talk to it', async () => {
+    const d = tmp();
+    const sock = d.path('echo.sock');
+    const server = start(['serve', 'echo', '--listen', sock, '--agent-id', 'cli-echo']);
+    await waitForLine(server, /listening on unix:\S+ \(uds\)/);
+
+    const probe = await run(['probe', sock, '--json', '--encoding', 'msgpack,json']);
+    expect(probe.code).toBe(0);
+    const p = JSON.parse(probe.stdout);
+    expect(p).toMatchObject({ ok: true, transport: 'uds', encoding: 'msgpack' });
+    expect(p.capabilities.agent_id).toBe('cli-echo');
+    expect(p.ping.count).toBe(3);
+
+    const human = await run(['probe', `unix:${sock}`]);
+    expect(human.code).toBe(0);
+    expect(human.stdout).toMatch(/agent\s+cli-echo "Echo Agent"/);
+    expect(human.stdout).toMatch(/ping\s+[\d.]+ ms avg of 3/);
+
+    writeFileSync(d.path('body.bin'), Buffer.alloc(10_000, 7));
+    const send = await run([
+      'send',
+      sock,
+      '--method',
+      'post',
+      '--uri',
+      '/api?x=1',
+      '-H',
+      'content-type: text/plain',
+      '--body',
+      `@${d.path('body.bin')}`,
+      '--chunk-size',
+      '4096',
+      '--json',
+    ]);
+    expect(send.code).toBe(0);
+    const s = JSON.parse(send.stdout);
+    expect(s.decision).toBe('allow');
+    expect(s.steps.map((x: { event: string }) => x.event)).toEqual([
+      'request_headers',
+      'request_body_chunk',
+      'request_body_chunk',
+      'request_body_chunk',
+      'response_headers',
+      'request_complete',
+    ]);
+    const ops = s.steps[0].response.request_headers.map(
+      (o: { set: { name: string; value: string } }) => o.set,
+    );
+    expect(ops).toContainEqual({ name: 'X-Echo-Method', value: 'POST' });
+    expect(ops).toContainEqual({ name: 'X-Echo-Path', value: '/api?x=1' });
+
+    const text = await run(['send', sock, '--uri', '/hello', '--body', 'hi']);
+    expect(text.code).toBe(0);
+    expect(text.stdout).toContain('GET /hello');
+    expect(text.stdout).toContain('set X-Echo-Path: /hello');
+    expect(text.stdout).toMatch(/decision: allow/);
+
+    const bench = await run(['bench', sock, '--requests', '300', '--concurrency', '8', '--json']);
+    expect(bench.code).toBe(0);
+    const b = JSON.parse(bench.stdout);
+    expect(b).toMatchObject({ requests: 300, errors: 0, transport: 'uds', concurrency: 8 });
+    expect(b.requestsPerSecond).toBeGreaterThan(0);
+    expect(b.latencyMs.p50).toBeLessThanOrEqual(b.latencyMs.p95);
+    expect(b.latencyMs.p95).toBeLessThanOrEqual(b.latencyMs.p99);
+    expect(bench.stderr).toBe(''); // no progress line without a terminal
+
+    if (hasScript()) {
+      // under a pseudo-terminal the progress line appears on stderr, then is cleared
+      const tty = await runInTerminal(['bench', sock, '--requests', '200']);
+      expect(tty).toMatch(/\r {2}\d+ requests {2}\d+ req\/s {2}0 errors/);
+      expect(tty).toContain('\r\x1b[K');
+      expect(tty).toMatch(/rate\s+\d+ req\/s/);
+    }
+
+    const human2 = await run(['bench', sock, '--duration', '0.3', '--connections', '2']);
+    expect(human2.code).toBe(0);
+    expect(human2.stdout).toMatch(/rate\s+\d+ req\/s/);
+    expect(human2.stdout).toMatch(/latency\s+p50 [\d.]+ ms\s+p95 [\d.]+ ms\s+p99/);
+
+    server.proc.kill('SIGTERM');
+    expect(await server.exited).toBe(0);
+    expect(server.stdout()).toContain('stopping');
+  });
+});
+
+describe('serve + probe / send / bench over gRPC and v1', () => {
+  it('serves denylist on gRPC (port 0) and v1; send reports the block', async () => {
+    const d = tmp();
+    const server = start([
+      'serve',
+      'denylist',
+      '--listen',
+      '127.0.0.1:0',
+      '--listen',
+      `v1+unix:${d.path('v1.sock')}`,
+      '--block-path',
+      '/admin',
+      '--block-ip',
+      '10.0.0.0/8',
+      '--json',
+    ]);
+    await waitForLine(server, /"transport":"v1"/);
+    const events = jsonLines(server.stdout());
+    const grpc = events.find((e) => e.transport === 'grpc')?.endpoint as string;
+    expect(grpc).toMatch(/^grpc:\/\/127\.0\.0\.1:\d+$/);
+
+    const probe = await run(['probe', grpc, '--json']);
+    expect(probe.code).toBe(0);
+    expect(JSON.parse(probe.stdout)).toMatchObject({ transport: 'grpc', agentId: 'agent' });
+
+    const blocked = await run(['send', grpc, '--uri', '/admin/users', '--json']);
+    expect(blocked.code).toBe(0);
+    const b = JSON.parse(blocked.stdout);
+    expect(b.decision).toBe('block');
+    expect(b.response.decision.block.status).toBe(403);
+    expect(b.response.audit.reason_codes).toEqual(['PATH_BLOCKED']);
+    // a blocked request skips the body and the response
+    expect(b.steps.map((x: { event: string }) => x.event)).toEqual([
+      'request_headers',
+      'request_complete',
+    ]);
+
+    const ip = await run(['send', `v1+unix:${d.path('v1.sock')}`, '--client-ip', '10.1.2.3']);
+    expect(ip.code).toBe(0);
+    expect(ip.stdout).toContain('decision: block 403 "Forbidden IP"');
+
+    const ok = await run([
+      'send',
+      grpc.replace('grpc://', 'http://'),
+      '--uri',
+      '/public',
+      '--client-ip',
+      '192.0.2.1',
+    ]);
+    expect(ok.stdout).toContain('decision: allow');
+
+    const bench = await run(['bench', grpc, '--requests', '200', '--json']);
+    expect(bench.code).toBe(0);
+    expect(JSON.parse(bench.stdout)).toMatchObject({ requests: 200, errors: 0, transport: 'grpc' });
+  });
+
+  it('serves over gRPC TLS; probe verifies the certificate with --tls-ca', async () => {
+    const d = tmp();
+    const c = certFiles(d.dir);
+    const server = start([
+      'serve',
+      'echo',
+      '--listen',
+      'grpcs://127.0.0.1:0',
+      '--tls-cert',
+      c.cert,
+      '--tls-key',
+      c.key,
+      '--json',
+    ]);
+    const m = await waitForLine(server, /"endpoint":"(grpcs:\/\/127\.0\.0\.1:\d+)"/);
+    const endpoint = m[1] as string;
+    const probe = await run(['probe', endpoint, '--tls-ca', c.ca, '--json']);
+    expect(probe.code).toBe(0);
+    expect(JSON.parse(probe.stdout).capabilities.agent_id).toBe('echo-agent');
+    // without the CA the agent's certificate is not trusted
+    const untrusted = await run(['probe', endpoint, '--connect-timeout', '3000']);
+    expect(untrusted.code).toBe(1);
+    expect(untrusted.stderr).toContain(endpoint);
+  });
+});
+
+describe('reverse connections between two picket processes', () => {
+  it('probe listens on reverse+unix:, serve --reverse dials it and registers', async () => {
+    const d = tmp();
+    const endpoint = `reverse+unix:${d.path('agents.sock')}`;
+    const probe = start([
+      'probe',
+      endpoint,
+      '--agent-id',
+      'rev-echo',
+      '--connect-timeout',
+      '20000',
+      '--json',
+    ]);
+    const server = start(['serve', 'echo', '--reverse', endpoint, '--agent-id', 'rev-echo']);
+    expect(await probe.exited).toBe(0);
+    const p = JSON.parse(probe.stdout());
+    expect(p).toMatchObject({ ok: true, transport: 'reverse', agentId: 'rev-echo' });
+    await waitForLine(server, /rev-echo registered with reverse\+unix:/);
+  });
+
+  it('a reverse endpoint without --agent-id is a usage error', async () => {
+    const r = await run(['probe', 'reverse+tcp://127.0.0.1:0']);
+    expect(r.code).toBe(2);
+    expect(r.stderr).toContain('--agent-id');
+  });
+});
