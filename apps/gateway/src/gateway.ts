@@ -1,0 +1,262 @@
+/**
+ * The gateway server: an HTTP/1.1 listener (node:http), one undici pool per
+ * upstream, the agent pool, and the admin endpoints (`/metrics`, `/healthz`).
+ */
+import { EventEmitter } from 'node:events';
+import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import type { AgentPool } from '@picket/pool';
+import { Pool } from 'undici';
+import type { GatewayConfig, UpstreamConfig } from './config.js';
+import { parseListen } from './config.js';
+import { Exchange, type ExchangeSummary } from './exchange.js';
+import { GatewayMetrics } from './metrics.js';
+
+/** Where log lines go. */
+export interface GatewayLogger {
+  debug(msg: string): void;
+  info(msg: string): void;
+  warn(msg: string): void;
+  error(msg: string): void;
+}
+
+/** Logs warnings and errors to stderr. */
+export const stderrLogger: GatewayLogger = {
+  debug: () => {},
+  info: (m) => console.error(m),
+  warn: (m) => console.error(`warn: ${m}`),
+  error: (m) => console.error(`error: ${m}`),
+};
+
+/** An upstream and its connection pool. */
+export interface Upstream {
+  config: UpstreamConfig;
+  dispatcher: Pool;
+}
+
+/** What an exchange needs from the gateway. */
+export interface GatewayCore {
+  readonly config: GatewayConfig;
+  readonly pool: AgentPool;
+  readonly upstreams: ReadonlyMap<string, Upstream>;
+  readonly metrics: GatewayMetrics;
+  readonly log: GatewayLogger;
+  finished(summary: ExchangeSummary): void;
+}
+
+export interface GatewayOptions {
+  /** the agent pool with every configured agent added */
+  pool: AgentPool;
+  /** describes where each agent is (for `/healthz`), by agent name */
+  agentTransports?: ReadonlyMap<string, string>;
+  logger?: GatewayLogger;
+}
+
+/** Health of the agents as `/healthz` reports it. */
+export interface HealthReport {
+  status: 'ok' | 'unhealthy';
+  listening: boolean;
+  healthy_agents: number;
+  min_healthy_agents: number;
+  agents: Record<
+    string,
+    {
+      healthy: boolean;
+      transport: string;
+      connections: number;
+      healthy_connections: number;
+      circuit_state: string;
+    }
+  >;
+}
+
+/** Events: `exchange` (an {@link ExchangeSummary} per finished request). */
+export interface GatewayEventMap {
+  exchange: [summary: ExchangeSummary];
+}
+
+/** Bound address of a listener. */
+export interface BoundAddress {
+  host: string;
+  port: number;
+}
+
+/**
+ * The reverse proxy. `await new Gateway(config, { pool }).listen()`, then
+ * `close()`. Emits `exchange` with a summary of every finished request.
+ */
+export class Gateway extends EventEmitter<GatewayEventMap> implements GatewayCore {
+  readonly metrics = new GatewayMetrics();
+  readonly upstreams = new Map<string, Upstream>();
+  readonly pool: AgentPool;
+  readonly log: GatewayLogger;
+  private readonly server: Server;
+  private adminServer: Server | undefined;
+  private readonly transports: ReadonlyMap<string, string>;
+  private listening = false;
+
+  constructor(
+    readonly config: GatewayConfig,
+    options: GatewayOptions,
+  ) {
+    super();
+    this.pool = options.pool;
+    this.log = options.logger ?? stderrLogger;
+    this.transports = options.agentTransports ?? new Map();
+    for (const u of config.upstreams.values()) {
+      this.upstreams.set(u.name, {
+        config: u,
+        dispatcher: new Pool(u.url.origin, {
+          connect: { timeout: u.connectTimeoutMs },
+          headersTimeout: u.timeoutMs,
+          bodyTimeout: u.timeoutMs,
+        }),
+      });
+    }
+    this.server = createServer((req, res) => this.handle(req, res, false));
+    // a slow or stuck client must not pin a request forever
+    this.server.headersTimeout = 30_000;
+    this.server.requestTimeout = 0;
+  }
+
+  /** Starts listening on `config.listen` (and `admin.listen`); resolves with the bound address. */
+  async listen(): Promise<BoundAddress> {
+    const bound = await listenOn(this.server, this.config.listen);
+    if (this.config.admin.listen) {
+      this.adminServer = createServer((req, res) => this.handle(req, res, true));
+      await listenOn(this.adminServer, this.config.admin.listen);
+    }
+    this.listening = true;
+    return bound;
+  }
+
+  /** Address of the gateway listener. */
+  get address(): BoundAddress | undefined {
+    return addressOf(this.server);
+  }
+
+  /** Address of the admin listener, when one is configured. */
+  get adminAddress(): BoundAddress | undefined {
+    return this.adminServer && addressOf(this.adminServer);
+  }
+
+  /** Stops accepting, closes idle and then all client connections, and the upstream pools. */
+  async close(): Promise<void> {
+    this.listening = false;
+    const stop = (s: Server | undefined) =>
+      new Promise<void>((resolve) => {
+        if (!s?.listening) return resolve();
+        s.close(() => resolve());
+        s.closeIdleConnections();
+        setTimeout(() => s.closeAllConnections(), 1_000).unref();
+      });
+    await Promise.all([stop(this.server), stop(this.adminServer)]);
+    await Promise.allSettled([...this.upstreams.values()].map((u) => u.dispatcher.close()));
+  }
+
+  /** Agent health, as `/healthz` reports it. */
+  health(): HealthReport {
+    const agents: HealthReport['agents'] = {};
+    let healthy = 0;
+    for (const name of this.config.agents.keys()) {
+      const s = this.pool.agentStats(name);
+      const ok = s?.isHealthy === true;
+      if (ok) healthy++;
+      agents[name] = {
+        healthy: ok,
+        transport: this.transports.get(name) ?? 'unknown',
+        connections: s?.activeConnections ?? 0,
+        healthy_connections: s?.healthyConnections ?? 0,
+        circuit_state: s?.circuitState ?? 'unknown',
+      };
+    }
+    const min =
+      this.config.admin.minHealthyAgents === 'all'
+        ? this.config.agents.size
+        : this.config.admin.minHealthyAgents;
+    return {
+      status: this.listening && healthy >= min ? 'ok' : 'unhealthy',
+      listening: this.listening,
+      healthy_agents: healthy,
+      min_healthy_agents: min,
+      agents,
+    };
+  }
+
+  /** `/metrics`: the gateway's families, then the pool's. */
+  renderMetrics(): string {
+    return this.metrics.render() + this.pool.metrics();
+  }
+
+  /** @internal called by each exchange when it is over */
+  finished(summary: ExchangeSummary): void {
+    this.emit('exchange', summary);
+  }
+
+  private handle(req: IncomingMessage, res: ServerResponse, adminOnly: boolean): void {
+    const url = req.url ?? '/';
+    const path = url.split('?')[0] ?? '/';
+    if (adminOnly || !this.config.admin.listen) {
+      const prefix = adminOnly ? '' : this.config.admin.prefix;
+      if (path === `${prefix}/metrics`) {
+        this.serveMetrics(req, res);
+        return;
+      }
+      if (path === `${prefix}/healthz`) {
+        this.serveHealth(req, res);
+        return;
+      }
+      if (adminOnly) {
+        plain(res, 404, 'Not Found\n');
+        return;
+      }
+    }
+    void new Exchange(this, req, res).run();
+  }
+
+  private serveMetrics(req: IncomingMessage, res: ServerResponse): void {
+    req.resume();
+    const body = this.renderMetrics();
+    res.writeHead(200, {
+      'content-type': 'text/plain; version=0.0.4; charset=utf-8',
+      'content-length': Buffer.byteLength(body),
+    });
+    res.end(req.method === 'HEAD' ? undefined : body);
+  }
+
+  private serveHealth(req: IncomingMessage, res: ServerResponse): void {
+    req.resume();
+    const report = this.health();
+    const body = `${JSON.stringify(report, null, 2)}\n`;
+    res.writeHead(report.status === 'ok' ? 200 : 503, {
+      'content-type': 'application/json',
+      'cache-control': 'no-store',
+      'content-length': Buffer.byteLength(body),
+    });
+    res.end(req.method === 'HEAD' ? undefined : body);
+  }
+}
+
+function plain(res: ServerResponse, status: number, text: string): void {
+  res.writeHead(status, {
+    'content-type': 'text/plain; charset=utf-8',
+    'content-length': Buffer.byteLength(text),
+  });
+  res.end(text);
+}
+
+function addressOf(s: Server): BoundAddress | undefined {
+  const a = s.address() as AddressInfo | null;
+  return a && typeof a === 'object' ? { host: a.address, port: a.port } : undefined;
+}
+
+function listenOn(server: Server, address: string): Promise<BoundAddress> {
+  const { host, port } = parseListen(address);
+  return new Promise((resolve, reject) => {
+    server.once('error', reject);
+    server.listen(port, host, () => {
+      server.off('error', reject);
+      resolve(addressOf(server) as BoundAddress);
+    });
+  });
+}

@@ -1,0 +1,140 @@
+/**
+ * Small HTTP helpers: header maps, hop-by-hop stripping, header ops,
+ * traceparent, client address, timestamps.
+ */
+import { randomBytes } from 'node:crypto';
+import { validateHeaderName, validateHeaderValue } from 'node:http';
+import type { HeaderOp, Headers } from '@picket/protocol';
+
+/** Connection-level headers that are never forwarded (RFC 9110 §7.6.1). */
+const HOP_BY_HOP = new Set([
+  'connection',
+  'keep-alive',
+  'proxy-connection',
+  'proxy-authenticate',
+  'proxy-authorization',
+  'te',
+  'trailer',
+  'transfer-encoding',
+  'upgrade',
+]);
+
+/** A deep copy of a header map. */
+export function cloneHeaders(h: Headers): Headers {
+  const out: Headers = {};
+  for (const [k, v] of Object.entries(h)) out[k] = [...v];
+  return out;
+}
+
+/** Node/undici header object → protocol header map (lower-case names, every value a list). */
+export function toHeaderMap(h: Record<string, string | string[] | undefined>): Headers {
+  const out: Headers = {};
+  for (const [k, v] of Object.entries(h)) {
+    if (v === undefined) continue;
+    out[k.toLowerCase()] = Array.isArray(v) ? [...v] : [v];
+  }
+  return out;
+}
+
+/** Removes hop-by-hop headers and those the `Connection` header names. */
+export function stripHopByHop(h: Headers): Headers {
+  const named = new Set<string>();
+  for (const v of h.connection ?? []) {
+    for (const token of v.split(',')) named.add(token.trim().toLowerCase());
+  }
+  const out: Headers = {};
+  for (const [k, v] of Object.entries(h)) {
+    if (!HOP_BY_HOP.has(k) && !named.has(k)) out[k] = v;
+  }
+  return out;
+}
+
+/** Whether a header name/value pair may be written (no CR/LF, a token name). */
+export function validHeader(name: string, value?: string): boolean {
+  try {
+    validateHeaderName(name);
+    if (value !== undefined) validateHeaderValue(name, value);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+/**
+ * Applies agent header ops in order: `set` replaces every value, `add`
+ * appends one, `remove` deletes. Names are case-insensitive. Ops with an
+ * invalid name or value are skipped and reported through `onInvalid`.
+ */
+export function applyHeaderOps(
+  h: Headers,
+  ops: readonly HeaderOp[],
+  onInvalid?: (op: HeaderOp) => void,
+): void {
+  for (const op of ops) {
+    if ('set' in op) {
+      const { name, value } = op.set;
+      if (!validHeader(name, value)) onInvalid?.(op);
+      else h[name.toLowerCase()] = [value];
+    } else if ('add' in op) {
+      const { name, value } = op.add;
+      if (!validHeader(name, value)) onInvalid?.(op);
+      else {
+        const key = name.toLowerCase();
+        h[key] = [...(h[key] ?? []), value];
+      }
+    } else if ('remove' in op) {
+      if (!validHeader(op.remove.name)) onInvalid?.(op);
+      else delete h[op.remove.name.toLowerCase()];
+    }
+  }
+}
+
+/** Header map → the flat object Node's `writeHead` / undici take. */
+export function toOutgoing(h: Headers): Record<string, string | string[]> {
+  const out: Record<string, string | string[]> = {};
+  for (const [k, v] of Object.entries(h)) {
+    if (v.length === 0) continue;
+    // Node and undici only accept one value for these
+    out[k] = v.length === 1 || k === 'content-length' || k === 'host' ? (v[0] as string) : v;
+  }
+  return out;
+}
+
+const TRACEPARENT = /^([0-9a-f]{2})-([0-9a-f]{32})-([0-9a-f]{16})-([0-9a-f]{2})$/;
+
+/**
+ * Validates a W3C `traceparent` (version 00 layout; `ff` version and all-zero
+ * ids are invalid). Returns the normalised value or undefined.
+ */
+export function parseTraceparent(value: string | undefined): string | undefined {
+  if (value === undefined) return undefined;
+  const v = value.trim().toLowerCase();
+  const m = TRACEPARENT.exec(v);
+  if (!m) return undefined;
+  if (m[1] === 'ff' || /^0+$/.test(m[2] as string) || /^0+$/.test(m[3] as string)) return undefined;
+  return v;
+}
+
+/** A fresh sampled traceparent: `00-<trace id>-<span id>-01`. */
+export function newTraceparent(): string {
+  return `00-${randomBytes(16).toString('hex')}-${randomBytes(8).toString('hex')}-01`;
+}
+
+/** The client address without the IPv4-mapped IPv6 prefix. */
+export function normaliseIp(ip: string | undefined): string {
+  if (!ip) return '';
+  const m = /^::ffff:(\d+\.\d+\.\d+\.\d+)$/i.exec(ip);
+  return m ? (m[1] as string) : ip;
+}
+
+/** First address of an `X-Forwarded-For`-style list (`a, b, c` ⇒ `a`), or undefined. */
+export function firstForwardedAddress(value: string | string[] | undefined): string | undefined {
+  const v = Array.isArray(value) ? value[0] : value;
+  const first = v?.split(',')[0]?.trim();
+  return first ? normaliseIp(first) : undefined;
+}
+
+/** RFC 3339 timestamp with a `+00:00` offset, as the Rust proxy's chrono `to_rfc3339()` writes it. */
+export function rfc3339(date = new Date()): string {
+  return date.toISOString().replace(/Z$/, '+00:00');
+}
