@@ -8,3 +8,13 @@ export {
   type StartedFixture,
   type Unsupported,
 } from './suite.js';
+export {
+  captureLogger,
+  hasOpenssl,
+  type LogEntry,
+  type TestCerts,
+  tempDir,
+  tempSocket,
+  testCerts,
+  until,
+} from './testkit.js';

@@ -55,7 +55,7 @@ import {
   pingToProto,
 } from './convert.js';
 import { describeGrpcError, grpcCode, isTlsFailure, streamError } from './errors.js';
-import { type Logger, silentLogger } from './logger.js';
+import { defaultLogger, type Logger } from './logger.js';
 import {
   type AgentToProxyMsg,
   agentServiceV2Definition,
@@ -200,7 +200,7 @@ export class AgentClientV2 extends EventEmitter implements AgentTransport {
     this.target = target;
     this.#client = client;
     this.#options = options;
-    this.#log = options.logger ?? silentLogger;
+    this.#log = options.logger ?? defaultLogger;
     this.#timeoutMs = options.timeoutMs ?? 30_000;
     this.#maxMessageSize = options.maxMessageSize ?? DEFAULT_GRPC_MAX_MESSAGE_SIZE;
   }

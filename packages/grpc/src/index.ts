@@ -20,7 +20,7 @@ export {
   pingToProto,
   timestampToMs,
 } from './convert.js';
-export type { Logger } from './logger.js';
+export { defaultLogger, type LogFields, type Logger, silentLogger } from './logger.js';
 export {
   agentServiceV2Definition,
   encodeAgentToProxy,

@@ -1,10 +1,6 @@
-/** A console-like logger; every method optional. `console` fits. */
-export interface Logger {
-  debug?(message: string, fields?: Record<string, unknown>): void;
-  info?(message: string, fields?: Record<string, unknown>): void;
-  warn?(message: string, fields?: Record<string, unknown>): void;
-  error?(message: string, fields?: Record<string, unknown>): void;
-}
+import { createConsoleLogger, type Logger } from '@picket/protocol';
 
-/** Logs nothing. */
-export const silentLogger: Logger = {};
+export { type LogFields, type Logger, silentLogger } from '@picket/protocol';
+
+/** Warnings and errors to the console, tagged `[picket/grpc]`; debug and info dropped. */
+export const defaultLogger: Logger = createConsoleLogger('picket/grpc');

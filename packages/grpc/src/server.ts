@@ -52,7 +52,7 @@ import {
   responseHeadersFromProto,
   webSocketFrameFromProto,
 } from './convert.js';
-import { type Logger, silentLogger } from './logger.js';
+import { defaultLogger, type Logger } from './logger.js';
 import {
   type AgentControlMsg,
   agentServiceV2Definition,
@@ -248,7 +248,7 @@ export class GrpcAgentServerV2 extends EventEmitter {
     super();
     this.#handler = handler;
     this.#options = options;
-    this.#log = options.logger ?? silentLogger;
+    this.#log = options.logger ?? defaultLogger;
     this.#maxConcurrent = Math.max(1, options.maxConcurrentPerStream ?? 100);
     this.#maxMessageSize = options.maxMessageSize ?? DEFAULT_GRPC_MAX_MESSAGE_SIZE;
     const serverOptions: ServerOptions = {

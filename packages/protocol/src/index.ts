@@ -7,3 +7,4 @@ export * from './message-type.js';
 export * from './roles.js';
 export * from './types.js';
 export * from './validate.js';
+export * from './logger.js';

@@ -1,27 +1,4 @@
-import type { LogFields, Logger } from '@picket/uds';
+import { createConsoleLogger, type Logger } from '@picket/protocol';
 
-function format(message: string, fields?: LogFields): string {
-  if (fields === undefined) return `[picket/reverse] ${message}`;
-  let extra: string;
-  try {
-    extra = JSON.stringify(fields, (_k, v: unknown) =>
-      v instanceof Error ? `${v.name}: ${v.message}` : v,
-    );
-  } catch {
-    extra = '{…}';
-  }
-  return `[picket/reverse] ${message} ${extra}`;
-}
-
-const noop = (): void => {};
-
-/**
- * The default logger of this package: debug and info are dropped, warnings and
- * errors go to the console, so a refused registration or a lost proxy is never silent.
- */
-export const defaultLogger: Logger = {
-  debug: noop,
-  info: noop,
-  warn: (m, f) => console.warn(format(m, f)),
-  error: (m, f) => console.error(format(m, f)),
-};
+/** Warnings and errors to the console, tagged `[picket/reverse]`, so a refused registration or a lost proxy is never silent. */
+export const defaultLogger: Logger = createConsoleLogger('picket/reverse');

@@ -1,7 +1,5 @@
-import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { readFileSync } from 'node:fs';
 import * as net from 'node:net';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
 import { encodeRegistrationRequest } from '@picket/codec';
 import { encodeFrame, type Frame, FrameDecoder } from '@picket/framing';
 import {
@@ -12,7 +10,6 @@ import {
   type RegistrationRequest,
   setHeader,
 } from '@picket/protocol';
-import type { LogFields, Logger } from '@picket/uds';
 
 interface Vector {
   id: string;
@@ -34,61 +31,6 @@ export function golden(id: string): Buffer {
 
 /** The pinned epoch of V9b: connection id suffix `19b76daa800`. */
 export const V9_EPOCH_MS = 1767225600000;
-
-/** A fresh temp dir with a socket path in it; `cleanup()` removes it. */
-export function tempSocket(name = 'proxy.sock'): { dir: string; path: string; cleanup(): void } {
-  const dir = mkdtempSync(join(tmpdir(), 'picket-'));
-  return {
-    dir,
-    path: join(dir, name),
-    cleanup: () => rmSync(dir, { recursive: true, force: true }),
-  };
-}
-
-export interface LogEntry {
-  level: 'debug' | 'info' | 'warn' | 'error';
-  message: string;
-  fields?: LogFields;
-}
-
-/** A logger recording everything (debug included). */
-export function captureLogger(): Logger & { entries: LogEntry[]; text(): string } {
-  const entries: LogEntry[] = [];
-  const at =
-    (level: LogEntry['level']) =>
-    (message: string, fields?: LogFields): void => {
-      entries.push({ level, message, fields });
-    };
-  return {
-    entries,
-    debug: at('debug'),
-    info: at('info'),
-    warn: at('warn'),
-    error: at('error'),
-    text: () =>
-      entries
-        .map(
-          (e) =>
-            `${e.level} ${e.message} ${JSON.stringify(e.fields, (_k, v) =>
-              v instanceof Error ? `${v.message} ${String(v.cause ?? '')}` : v,
-            )}`,
-        )
-        .join('\n'),
-  };
-}
-
-/** Resolves when `check()` holds (polling); rejects after `timeoutMs`. A hang guard, not a timing assertion. */
-export async function until(
-  check: () => boolean | Promise<boolean>,
-  timeoutMs = 5000,
-  what = 'condition',
-): Promise<void> {
-  const end = Date.now() + timeoutMs;
-  while (!(await check())) {
-    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 5));
-  }
-}
 
 /** A handler that stamps every request with its agent id (and the connection it came in on). */
 export function stampHandler(agentId: string): AgentHandler {
@@ -194,3 +136,5 @@ export function json(frame: Frame | undefined): Record<string, unknown> {
   if (frame === undefined) throw new Error('no frame');
   return JSON.parse(Buffer.from(frame.payload).toString('utf8')) as Record<string, unknown>;
 }
+
+export { captureLogger, type LogEntry, tempSocket, until } from '@picket/compliance';

@@ -1,10 +1,6 @@
-import { execFileSync, spawnSync } from 'node:child_process';
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
-import { cid, requestHeaders } from '@picket/compliance';
+import { cid, hasOpenssl, requestHeaders, testCerts } from '@picket/compliance';
 import type { AgentProtocolError } from '@picket/protocol';
-import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { afterEach, beforeAll, describe, expect, it } from 'vitest';
 import {
   connectReverse,
   type RegistrationRejection,
@@ -15,8 +11,6 @@ import {
 } from '../src/index.js';
 import { captureLogger, stampHandler, until } from './helpers.js';
 
-const hasOpenssl = spawnSync('which', ['openssl']).status === 0;
-
 interface Pki {
   ca: Buffer;
   otherCa: Buffer;
@@ -26,82 +20,24 @@ interface Pki {
   clientKey: Buffer;
 }
 
-/** A CA, a server cert (127.0.0.1 / localhost), a client cert, and an unrelated CA, via the openssl CLI. */
-function makePki(dir: string): Pki {
-  const ssl = (...args: string[]) => execFileSync('openssl', args, { cwd: dir, stdio: 'pipe' });
-  const ec = ['-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:prime256v1', '-nodes'];
-  const ca = (name: string) =>
-    ssl(
-      'req',
-      '-x509',
-      ...ec,
-      '-keyout',
-      `${name}.key`,
-      '-out',
-      `${name}.pem`,
-      '-days',
-      '2',
-      '-subj',
-      `/CN=${name}`,
-      '-addext',
-      'basicConstraints=critical,CA:TRUE',
-      '-addext',
-      'keyUsage=critical,keyCertSign,cRLSign',
-    );
-  const leaf = (name: string, ext: string) => {
-    writeFileSync(join(dir, `${name}.ext`), ext);
-    ssl(
-      'req',
-      '-new',
-      ...ec,
-      '-keyout',
-      `${name}.key`,
-      '-out',
-      `${name}.csr`,
-      '-subj',
-      `/CN=${name}`,
-    );
-    ssl(
-      'x509',
-      '-req',
-      '-in',
-      `${name}.csr`,
-      '-CA',
-      'ca.pem',
-      '-CAkey',
-      'ca.key',
-      '-CAcreateserial',
-      '-out',
-      `${name}.pem`,
-      '-days',
-      '2',
-      '-extfile',
-      `${name}.ext`,
-    );
-  };
-  ca('ca');
-  ca('other-ca');
-  leaf('server', 'subjectAltName=IP:127.0.0.1,DNS:localhost\nextendedKeyUsage=serverAuth\n');
-  leaf('waf-client', 'extendedKeyUsage=clientAuth\n');
-  const read = (f: string) => readFileSync(join(dir, f));
+/** The shared test certificates, as Buffers. */
+function makePki(): Pki {
+  const c = testCerts();
   return {
-    ca: read('ca.pem'),
-    otherCa: read('other-ca.pem'),
-    serverCert: read('server.pem'),
-    serverKey: read('server.key'),
-    clientCert: read('waf-client.pem'),
-    clientKey: read('waf-client.key'),
+    ca: Buffer.from(c.caCert),
+    otherCa: Buffer.from(c.otherCaCert),
+    serverCert: Buffer.from(c.serverCert),
+    serverKey: Buffer.from(c.serverKey),
+    clientCert: Buffer.from(c.clientCert),
+    clientKey: Buffer.from(c.clientKey),
   };
 }
 
-describe.skipIf(!hasOpenssl)('TLS', () => {
-  let dir: string;
+describe.skipIf(!hasOpenssl())('TLS', () => {
   let pki: Pki;
   beforeAll(() => {
-    dir = mkdtempSync(join(tmpdir(), 'picket-'));
-    pki = makePki(dir);
+    pki = makePki();
   });
-  afterAll(() => rmSync(dir, { recursive: true, force: true }));
 
   const cleanups: (() => Promise<void> | void)[] = [];
   afterEach(async () => {
@@ -158,7 +94,7 @@ describe.skipIf(!hasOpenssl)('TLS', () => {
       requireClientCert: true,
       verifyToken: (_id, token, info) => {
         seen.push(info);
-        return token === 't' && info.peerCertificate?.subject?.CN === 'waf-client';
+        return token === 't' && info.peerCertificate?.subject?.CN === 'picket-proxy';
       },
     });
     const agent = start({

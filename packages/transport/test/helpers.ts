@@ -1,23 +1,13 @@
 /** Test helpers: temp dirs, openssl certificates made at test time, agent servers. */
-import { execFileSync } from 'node:child_process';
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+
 import { EchoAgent } from '@picket/agents';
+import { testCerts as sharedCerts } from '@picket/compliance';
 import { GrpcAgentServerV2 } from '@picket/grpc';
 import type { AgentHandler, AgentResponse, AgentTransport } from '@picket/protocol';
 import { UdsAgentServerV2, silentLogger as udsSilent } from '@picket/uds';
 import { AgentServer, silentLogger as v1Silent } from '@picket/v1';
 
-/** A fresh temp dir, removed by `cleanup()`. */
-export function tempDir(): { dir: string; path(name: string): string; cleanup(): void } {
-  const dir = mkdtempSync(join(tmpdir(), 'picket-'));
-  return {
-    dir,
-    path: (name) => join(dir, name),
-    cleanup: () => rmSync(dir, { recursive: true, force: true }),
-  };
-}
+export { tempDir } from '@picket/compliance';
 
 /** Closes everything registered, in reverse order; for afterEach. */
 export class Closer {
@@ -43,68 +33,16 @@ export interface Certs {
   clientKey: string;
 }
 
-let certs: Certs | undefined;
-
-/** A CA, a server certificate for localhost / 127.0.0.1 and a client certificate (EC P-256). */
+/** The shared test certificates, named as this package's tests use them. */
 export function testCerts(): Certs {
-  if (certs) return certs;
-  const { dir, cleanup } = tempDir();
-  process.on('exit', cleanup);
-  const ssl = (...args: string[]) => execFileSync('openssl', args, { cwd: dir, stdio: 'pipe' });
-  const ec = ['-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:prime256v1', '-nodes'];
-  ssl(
-    'req',
-    '-x509',
-    ...ec,
-    '-keyout',
-    'ca.key',
-    '-out',
-    'ca.crt',
-    '-days',
-    '2',
-    '-subj',
-    '/CN=picket transport test CA',
-    '-addext',
-    'basicConstraints=critical,CA:TRUE',
-    '-addext',
-    'keyUsage=critical,keyCertSign,cRLSign',
-  );
-  const leaf = (name: string, cn: string, ext: string) => {
-    ssl('req', ...ec, '-keyout', `${name}.key`, '-out', `${name}.csr`, '-subj', `/CN=${cn}`);
-    writeFileSync(join(dir, `${name}.ext`), ext);
-    ssl(
-      'x509',
-      '-req',
-      '-in',
-      `${name}.csr`,
-      '-CA',
-      'ca.crt',
-      '-CAkey',
-      'ca.key',
-      '-CAcreateserial',
-      '-out',
-      `${name}.crt`,
-      '-days',
-      '2',
-      '-extfile',
-      `${name}.ext`,
-    );
+  const c = sharedCerts();
+  return {
+    ca: c.caCert,
+    serverCert: c.serverCert,
+    serverKey: c.serverKey,
+    clientCert: c.clientCert,
+    clientKey: c.clientKey,
   };
-  leaf(
-    'server',
-    'localhost',
-    'subjectAltName=DNS:localhost,IP:127.0.0.1\nextendedKeyUsage=serverAuth\nbasicConstraints=CA:FALSE\n',
-  );
-  leaf('client', 'picket-proxy', 'extendedKeyUsage=clientAuth\nbasicConstraints=CA:FALSE\n');
-  const read = (f: string) => readFileSync(join(dir, f), 'utf8');
-  certs = {
-    ca: read('ca.crt'),
-    serverCert: read('server.crt'),
-    serverKey: read('server.key'),
-    clientCert: read('client.crt'),
-    clientKey: read('client.key'),
-  };
-  return certs;
 }
 
 /** An echo agent with a given id. */

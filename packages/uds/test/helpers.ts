@@ -1,10 +1,8 @@
-import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { readFileSync } from 'node:fs';
 import * as net from 'node:net';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { until } from '@picket/compliance';
 import { type Frame, FrameDecoder } from '@picket/framing';
 import { type AgentHandler, createCapabilities, type RequestHeadersEvent } from '@picket/protocol';
-import type { LogFields, Logger } from '../src/index.js';
 
 export interface GoldenVector {
   id: string;
@@ -29,59 +27,6 @@ export function golden(id: string): Buffer {
 /** Payload of a golden frame (everything after the 5-byte header). */
 export function goldenPayload(id: string): Buffer {
   return golden(id).subarray(5);
-}
-
-/** A fresh temp dir with a socket path in it; `cleanup()` removes it. */
-export function tempSocket(name = 'agent.sock'): { dir: string; path: string; cleanup(): void } {
-  const dir = mkdtempSync(join(tmpdir(), 'picket-'));
-  return {
-    dir,
-    path: join(dir, name),
-    cleanup: () => rmSync(dir, { recursive: true, force: true }),
-  };
-}
-
-export interface LogEntry {
-  level: 'debug' | 'info' | 'warn' | 'error';
-  message: string;
-  fields?: LogFields;
-}
-
-/** A logger that records everything, for asserting on logged reasons. */
-export function captureLogger(): Logger & { entries: LogEntry[]; text(): string } {
-  const entries: LogEntry[] = [];
-  const at =
-    (level: LogEntry['level']) =>
-    (message: string, fields?: LogFields): void => {
-      entries.push({ level, message, fields });
-    };
-  return {
-    entries,
-    debug: at('debug'),
-    info: at('info'),
-    warn: at('warn'),
-    error: at('error'),
-    text: () =>
-      entries
-        .map(
-          (e) =>
-            `${e.level} ${e.message} ${JSON.stringify(e.fields, (_k, v) => (v instanceof Error ? v.message : v))}`,
-        )
-        .join('\n'),
-  };
-}
-
-/** Resolves when `check()` is true (polling), rejects after `timeoutMs`. A hang guard, not a timing assertion. */
-export async function until(
-  check: () => boolean,
-  timeoutMs = 3000,
-  what = 'condition',
-): Promise<void> {
-  const end = Date.now() + timeoutMs;
-  while (!check()) {
-    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 5));
-  }
 }
 
 /** A raw socket speaking frames by hand: the test plays proxy or agent byte by byte. */
@@ -219,3 +164,5 @@ export function handler(
 export function delay(ms: number): Promise<void> {
   return new Promise((r) => setTimeout(r, ms));
 }
+
+export { captureLogger, type LogEntry, tempSocket, until } from '@picket/compliance';
