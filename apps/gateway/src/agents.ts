@@ -48,6 +48,8 @@ export async function createAgentLayer(
   const line = (m: string, f?: Record<string, unknown>) => (f ? `${m} ${JSON.stringify(f)}` : m);
   const pool = createPool({
     connectionsPerAgent: 2,
+    // A gateway wants a restarted agent back within seconds, not the pool's 30 s default.
+    circuitBreaker: { openTimeoutMs: 5000 },
     ...(log && {
       logger: {
         debug: (m, f) => log.debug(line(m, f)),

@@ -557,6 +557,10 @@ export class Exchange {
         );
         if (decisionKind(r.decision) !== 'allow') {
           this.decisionRaised = true;
+          // Recorded now, not where the signal is caught: on Node 24 a response that
+          // pipeline() destroys emits 'close' (which completes the exchange) first.
+          this.outcome = decisionKind(r.decision);
+          this.decidedBy = agent.name;
           throw new DecisionSignal(agent.name, r);
         }
         this.requestOps(r.request_headers);

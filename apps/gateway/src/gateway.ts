@@ -160,7 +160,8 @@ export class Gateway extends EventEmitter<GatewayEventMap> implements GatewayCor
     let healthy = 0;
     for (const name of this.config.agents.keys()) {
       const s = this.pool.agentStats(name);
-      const ok = s?.isHealthy === true;
+      // An open circuit means calls are refused, whatever the connections say.
+      const ok = s?.isHealthy === true && s.circuitState !== 'open';
       if (ok) healthy++;
       agents[name] = {
         healthy: ok,

@@ -67,7 +67,7 @@ import {
   PICKET_METADATA_KEY,
   type ProxyControlMsg,
 } from './proto.js';
-import { parseTarget } from './target.js';
+import { checkReachable, parseTarget } from './target.js';
 import { clientCredentials, type TlsConfig } from './tls.js';
 
 /** What the proxy does with a call while the agent has paused traffic (flow control). */
@@ -260,6 +260,14 @@ export class AgentClientV2 extends EventEmitter implements AgentTransport {
     if (ka?.permitWithoutCalls !== undefined) {
       channelOptions['grpc.keepalive_permit_without_calls'] = ka.permitWithoutCalls ? 1 : 0;
     }
+    // grpc-js (1.14) leaks a connection when a channel is closed while its subchannel waits
+    // to retry: once the agent is back, the orphaned subchannel connects and stays open. So a
+    // connect to an agent that is down must fail before grpc-js is involved.
+    await checkReachable(
+      target,
+      `agent ${agentId} at ${target}${tls ? ' (TLS)' : ''}`,
+      options.connectTimeoutMs ?? options.timeoutMs ?? 30_000,
+    );
     let client: Client;
     try {
       client = new Client(target, creds, { ...channelOptions, ...options.channelOptions });

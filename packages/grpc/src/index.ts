@@ -30,6 +30,7 @@ export {
   PROTO_PATH,
   pb,
   SERVICE_NAME,
+  UndecodableMessage,
 } from './proto.js';
 export {
   type BoundAddress,

@@ -109,6 +109,18 @@ export const encodeAgentControl = (m: IAgentControl): Buffer =>
 export const encodeProxyControl = (m: IProxyControl): Buffer =>
   toBuffer(pb.ProxyControl.encode(m).finish());
 
+/** What the server reads instead of a ProxyToAgent whose bytes do not decode. */
+export class UndecodableMessage {
+  /** never a ProxyToAgent member, so code that switches on it sees "no message" */
+  readonly message = undefined;
+  constructor(
+    /** why protobuf decoding failed */
+    readonly error: unknown,
+    /** size of the message in bytes */
+    readonly size: number,
+  ) {}
+}
+
 /**
  * grpc-js definition of `zentinel.agent.v2.AgentServiceV2`. Outbound messages are
  * pre-encoded Buffers; inbound ones are decoded into the generated classes.
@@ -119,7 +131,17 @@ export const agentServiceV2Definition = {
     requestStream: true,
     responseStream: true,
     requestSerialize: passThrough,
-    requestDeserialize: (b: Buffer): ProxyToAgentMsg => pb.ProxyToAgent.decode(b),
+    // Never throws: an undecodable message reaches the server as an UndecodableMessage,
+    // which ends the stream itself (see GrpcAgentServerV2). When the deserializer throws,
+    // grpc-js fails the call while the handler may still write answers, and then never
+    // sends the status (grpc-js 1.14): the proxy's stream would hang.
+    requestDeserialize: (b: Buffer): ProxyToAgentMsg | UndecodableMessage => {
+      try {
+        return pb.ProxyToAgent.decode(b);
+      } catch (err) {
+        return new UndecodableMessage(err, b.length);
+      }
+    },
     responseSerialize: passThrough,
     responseDeserialize: (b: Buffer): AgentToProxyMsg => pb.AgentToProxy.decode(b),
     originalName: 'processStream',

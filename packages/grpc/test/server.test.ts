@@ -330,3 +330,26 @@ describe('draining', () => {
     expect((err as Error).message).toContain('draining');
   });
 });
+
+describe('unix socket mode', () => {
+  test('gives a unix: socket file mode 0660 by default, whatever the umask', async () => {
+    const { mkdtempSync, statSync, rmSync } = await import('node:fs');
+    const { tmpdir } = await import('node:os');
+    const { join } = await import('node:path');
+    const { createCapabilities } = await import('@picket/protocol');
+    const { GrpcAgentServerV2 } = await import('../src/server.js');
+    const dir = mkdtempSync(join(tmpdir(), 'picket-'));
+    const old = process.umask(0);
+    const server = new GrpcAgentServerV2({
+      capabilities: () => createCapabilities({ agentId: 'm' }),
+    });
+    try {
+      await server.listen(`unix:${join(dir, 'agent.sock')}`);
+      expect(statSync(join(dir, 'agent.sock')).mode & 0o777).toBe(0o660);
+    } finally {
+      process.umask(old);
+      await server.close({ drainTimeoutMs: 0 });
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+});
