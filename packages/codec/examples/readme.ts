@@ -13,7 +13,7 @@ const hello = encodeHandshakeRequest({
   proxy_id: 'my-proxy',
   proxy_version: '1.0.0',
   config: null,
-  supported_encodings: [...DEFAULT_OFFERED_ENCODINGS], // ['json']
+  supported_encodings: [...DEFAULT_OFFERED_ENCODINGS], // ['msgpack', 'json']
 });
 
 // Agent: pick the first offered encoding it supports; both sides then use it.
@@ -24,7 +24,7 @@ const payload = codec.encodeEvent(
   'response_headers',
   { correlation_id: 'req-1', status: 200, headers: { 'content-type': ['text/html'] } },
   'req-1',
-); // {"correlation_id":"req-1","headers":{"content-type":["text/html"]},"status":200}
+); // msgpack map: {correlation_id: 'req-1', status: 200, headers: {…}}
 const event = codec.decodeEvent('response_headers', payload); // validated, typed
 const reply = codec.encodeResponse(
   allow({

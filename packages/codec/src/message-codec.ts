@@ -28,6 +28,7 @@ import {
   healthJson,
   metricsJson,
 } from './json-messages.js';
+import { FALLBACK, readAgentResponseFast, readRequestHeadersFast } from './msgpack-reader.js';
 import { F64, MsgpackWriter } from './msgpack-writer.js';
 import {
   configUpdateObject,
@@ -142,6 +143,128 @@ function withWriter(fn: (w: MsgpackWriter) => void): Uint8Array {
     sharedWriter.shrink(256 * 1024);
     writerBusy = false;
   }
+}
+
+function isPlainObject(v: unknown): v is Record<string, unknown> {
+  if (v === null || typeof v !== 'object') return false;
+  const proto = Object.getPrototypeOf(v);
+  return (
+    (proto === Object.prototype || proto === null) &&
+    typeof (v as { toJSON?: unknown }).toJSON !== 'function'
+  );
+}
+
+function isOptStr(v: unknown): v is string | null | undefined {
+  return v === undefined || v === null || typeof v === 'string';
+}
+
+/**
+ * RequestHeaders written straight from the event: the same bytes as
+ * `eventObject` + the generic writer, without the intermediate copy. Returns
+ * undefined for anything unusual (a field of the wrong type, headers that are
+ * not a plain object of string arrays …) so the generic path handles it and
+ * words the error.
+ */
+function writeRequestHeadersFast(event: unknown, cid: string): Uint8Array | undefined {
+  if (!isPlainObject(event)) return undefined;
+  const m = event.metadata;
+  if (!isPlainObject(m)) return undefined;
+  const correlationId = m.correlation_id;
+  const requestId = m.request_id;
+  const clientIp = m.client_ip;
+  const clientPort = m.client_port;
+  const serverName = m.server_name;
+  const protocol = m.protocol;
+  const tlsVersion = m.tls_version;
+  const tlsCipher = m.tls_cipher;
+  const routeId = m.route_id;
+  const upstreamId = m.upstream_id;
+  const timestamp = m.timestamp;
+  const traceparent = m.traceparent;
+  const method = event.method;
+  const uri = event.uri;
+  const headers = event.headers;
+  if (
+    typeof correlationId !== 'string' ||
+    typeof requestId !== 'string' ||
+    typeof clientIp !== 'string' ||
+    typeof clientPort !== 'number' ||
+    !Number.isInteger(clientPort) ||
+    clientPort < 0 ||
+    clientPort > 0xffff ||
+    !isOptStr(serverName) ||
+    typeof protocol !== 'string' ||
+    !isOptStr(tlsVersion) ||
+    !isOptStr(tlsCipher) ||
+    !isOptStr(routeId) ||
+    !isOptStr(upstreamId) ||
+    typeof timestamp !== 'string' ||
+    !isOptStr(traceparent) ||
+    typeof method !== 'string' ||
+    typeof uri !== 'string' ||
+    !isPlainObject(headers)
+  ) {
+    return undefined;
+  }
+  const names = Object.keys(headers);
+  for (const name of names) {
+    const values = headers[name];
+    if (!Array.isArray(values)) return undefined;
+    for (const v of values) if (typeof v !== 'string') return undefined;
+  }
+  writerBusy = true;
+  try {
+    const w = sharedWriter.reset();
+    w.map(5);
+    w.str('correlation_id');
+    w.str(cid);
+    w.str('metadata');
+    const hasTrace = traceparent !== undefined && traceparent !== null;
+    w.map(hasTrace ? 12 : 11);
+    w.str('correlation_id');
+    w.str(correlationId);
+    w.str('request_id');
+    w.str(requestId);
+    w.str('client_ip');
+    w.str(clientIp);
+    w.str('client_port');
+    w.int(clientPort);
+    writeOptStr(w, 'server_name', serverName);
+    w.str('protocol');
+    w.str(protocol);
+    writeOptStr(w, 'tls_version', tlsVersion);
+    writeOptStr(w, 'tls_cipher', tlsCipher);
+    writeOptStr(w, 'route_id', routeId);
+    writeOptStr(w, 'upstream_id', upstreamId);
+    w.str('timestamp');
+    w.str(timestamp);
+    if (hasTrace) {
+      w.str('traceparent');
+      w.str(traceparent);
+    }
+    w.str('method');
+    w.str(method);
+    w.str('uri');
+    w.str(uri);
+    w.str('headers');
+    w.map(names.length);
+    for (const name of names) {
+      const values = headers[name] as string[];
+      w.str(name);
+      w.array(values.length);
+      for (const v of values) w.str(v);
+    }
+    return w.finish();
+  } finally {
+    sharedWriter.shrink(256 * 1024);
+    writerBusy = false;
+  }
+}
+
+function writeOptStr(w: MsgpackWriter, key: string, v: string | null | undefined): void {
+  w.str(key);
+  if (v === undefined || v === null) w.nil();
+  else w.str(v);
 }
 
 function writeStrMap(w: MsgpackWriter, m: Record<string, string>): void {
@@ -344,6 +467,39 @@ class MsgpackMessageCodec extends BinaryMessageCodec {
   }
   protected encodeValue(what: string, value: unknown): Uint8Array {
     return guardEncode('msgpack', what, () => withWriter((w) => w.value(value)));
+  }
+  override encodeEvent<K extends EventType>(
+    type: K,
+    event: EventMap[K],
+    correlationId: string,
+  ): Uint8Array {
+    // The hottest message: checked and written in one pass when it has the usual shape.
+    if (type === 'request_headers' && typeof correlationId === 'string' && !writerBusy) {
+      const out = writeRequestHeadersFast(event, correlationId);
+      if (out !== undefined) return out;
+    }
+    return super.encodeEvent(type, event, correlationId);
+  }
+  override decodeEvent<K extends EventType>(type: K, payload: Uint8Array): EventMap[K] {
+    // The hottest message: decoded and validated in one pass when it has the usual shape.
+    if (type === 'request_headers' && payload instanceof Uint8Array) {
+      const fast = readRequestHeadersFast(payload);
+      if (fast !== FALLBACK) return fast as EventMap[K];
+    }
+    return super.decodeEvent(type, payload);
+  }
+  override decodeResponse(payload: Uint8Array): AgentResponse {
+    // Every call's reply: decoded and validated in one pass when it has the usual shape.
+    if (payload instanceof Uint8Array) {
+      const fast = readAgentResponseFast(payload);
+      if (fast !== FALLBACK) {
+        if (fast.audit.confidence !== null) {
+          fast.audit.confidence = normalizeF32(fast.audit.confidence);
+        }
+        return fast;
+      }
+    }
+    return super.decodeResponse(payload);
   }
   encodeResponse(response: AgentResponse): Uint8Array {
     return guardEncode('msgpack', 'AgentResponse', () => {

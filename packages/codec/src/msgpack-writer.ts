@@ -14,46 +14,75 @@ export class F64 {
   constructor(readonly value: number) {}
 }
 
+/** Bytes of a fresh output slab; many messages are written one after another into it. */
+const SLAB_SIZE = 32 * 1024;
+
+type Utf8Write = (this: Buffer, s: string, offset: number) => number;
+/** Buffer's native UTF-8 writer without `write()`'s argument juggling (present since Node 0.x). */
+const utf8Write: Utf8Write =
+  (Buffer.prototype as unknown as { utf8Write?: Utf8Write }).utf8Write ??
+  function (this: Buffer, s: string, offset: number): number {
+    return this.write(s, offset, 'utf8');
+  };
+
+/**
+ * Writes messages back to back into a slab and hands each one out as a view
+ * (no copy): {@link finish} returns the bytes since the last `finish`/`reset`
+ * and never writes over them again. A message that outgrows the slab moves to
+ * a bigger one; a full slab is simply replaced (views keep the old one alive
+ * until they are dropped).
+ */
 export class MsgpackWriter {
   private buf: Buffer;
   private view: DataView;
+  /** start of the message being written */
+  private start = 0;
   private pos = 0;
 
-  constructor(initialSize = 1024) {
+  constructor(initialSize = SLAB_SIZE) {
     this.buf = Buffer.allocUnsafe(initialSize);
     this.view = new DataView(this.buf.buffer, this.buf.byteOffset, this.buf.byteLength);
   }
 
-  /** Starts a new message, reusing the buffer. */
+  /** Starts a new message, dropping anything written since the last {@link finish}. */
   reset(): this {
-    this.pos = 0;
+    this.pos = this.start;
     return this;
   }
 
   /** Drops a buffer grown past `max` bytes (a one-off huge message should not pin memory). */
-  shrink(max: number, size = 4096): void {
+  shrink(max: number, size = SLAB_SIZE): void {
     if (this.buf.length <= max) return;
-    this.buf = Buffer.allocUnsafe(size);
-    this.view = new DataView(this.buf.buffer, this.buf.byteOffset, this.buf.byteLength);
+    this.setBuffer(Buffer.allocUnsafe(size));
+    this.start = 0;
     this.pos = 0;
   }
 
-  /** A copy of the bytes written since {@link reset}. */
+  /** The bytes written since {@link reset}, as a plain Uint8Array view the writer never touches again. */
   finish(): Uint8Array {
-    const out = Buffer.allocUnsafe(this.pos);
-    this.buf.copy(out, 0, 0, this.pos);
-    return new Uint8Array(out.buffer, out.byteOffset, out.byteLength);
+    const b = this.buf;
+    const out = new Uint8Array(b.buffer, b.byteOffset + this.start, this.pos - this.start);
+    this.start = this.pos;
+    return out;
+  }
+
+  private setBuffer(b: Buffer): void {
+    this.buf = b;
+    this.view = new DataView(b.buffer, b.byteOffset, b.byteLength);
   }
 
   private ensure(n: number): void {
     const need = this.pos + n;
     if (need <= this.buf.length) return;
-    let size = this.buf.length * 2;
-    while (size < need) size *= 2;
+    // Move the message being written to a new slab (earlier messages stay where their views are).
+    const used = this.pos - this.start;
+    let size = Math.max(SLAB_SIZE, this.buf.length);
+    while (size < used + n) size *= 2;
     const next = Buffer.allocUnsafe(size);
-    this.buf.copy(next, 0, 0, this.pos);
-    this.buf = next;
-    this.view = new DataView(next.buffer, next.byteOffset, next.byteLength);
+    this.buf.copy(next, 0, this.start, this.pos);
+    this.setBuffer(next);
+    this.start = 0;
+    this.pos = used;
   }
 
   private u8(b: number): void {
@@ -181,13 +210,28 @@ export class MsgpackWriter {
         return;
       }
     }
-    const len = Buffer.byteLength(s, 'utf8');
-    if (len < 32) this.u8(0xa0 | len);
-    else if (len < 0x100) this.head8(0xd9, len);
-    else if (len < 0x10000) this.head16(0xda, len);
+    if (n < 32) {
+      // short and not ASCII
+      const len = Buffer.byteLength(s, 'utf8');
+      if (len < 32) this.u8(0xa0 | len);
+      else this.head8(0xd9, len);
+      this.ensure(len);
+      this.buf.write(s, this.pos, len, 'utf8');
+      this.pos += len;
+      return;
+    }
+    // At least 32 bytes, so never a fixstr. Guess the header from the length in
+    // UTF-16 units (right for ASCII), write the text once, and move it in the
+    // rare case that its UTF-8 form needs a bigger header.
+    const guess = n < 0x100 ? 2 : n < 0x10000 ? 3 : 5;
+    this.ensure(5 + n * 3);
+    const at = this.pos;
+    const len = utf8Write.call(this.buf, s, at + guess);
+    const head = len < 0x100 ? 2 : len < 0x10000 ? 3 : 5;
+    if (head !== guess) this.buf.copyWithin(at + head, at + guess, at + guess + len);
+    if (head === 2) this.head8(0xd9, len);
+    else if (head === 3) this.head16(0xda, len);
     else this.head32(0xdb, len);
-    this.ensure(len);
-    this.buf.write(s, this.pos, len, 'utf8');
     this.pos += len;
   }
 

@@ -210,19 +210,45 @@ export function headerOpParts(v: unknown, path: string): HeaderOpParts[] {
   const ops = optList(v, path);
   const out = new Array<HeaderOpParts>(ops.length);
   for (let i = 0; i < ops.length; i++) {
-    const p = `${path}[${i}]`;
-    const op = obj(ops[i], p);
-    if (op.set !== undefined || op.add !== undefined) {
-      const name = op.set !== undefined ? 'set' : 'add';
-      const nv = obj(op[name], `${p}.${name}`);
-      out[i] = [name, str(nv.name, `${p}.${name}.name`), str(nv.value, `${p}.${name}.value`)];
-    } else if (op.remove !== undefined) {
-      out[i] = ['remove', str(obj(op.remove, `${p}.remove`).name, `${p}.remove.name`)];
-    } else {
-      throw cannotEncode(p, 'expected {set}, {add} or {remove}');
-    }
+    // Well-formed ops are read without building error paths; anything else is left
+    // to the checked version, which also words the error.
+    out[i] = plainHeaderOp(ops[i]) ?? checkedHeaderOp(ops[i], `${path}[${i}]`);
   }
   return out;
+}
+
+function isObj(v: unknown): v is Obj {
+  return v !== null && typeof v === 'object' && !Array.isArray(v) && !(v instanceof Uint8Array);
+}
+
+/** The parts of a header op that needs no checks beyond its types, else undefined. */
+function plainHeaderOp(op: unknown): HeaderOpParts | undefined {
+  if (!isObj(op)) return undefined;
+  const set = op.set;
+  if (set !== undefined || op.add !== undefined) {
+    const name = set !== undefined ? 'set' : 'add';
+    const nv = set !== undefined ? set : op.add;
+    if (isObj(nv) && typeof nv.name === 'string' && typeof nv.value === 'string') {
+      return [name, nv.name, nv.value];
+    }
+    return undefined;
+  }
+  const remove = op.remove;
+  if (isObj(remove) && typeof remove.name === 'string') return ['remove', remove.name];
+  return undefined;
+}
+
+function checkedHeaderOp(v: unknown, p: string): HeaderOpParts {
+  const op = obj(v, p);
+  if (op.set !== undefined || op.add !== undefined) {
+    const name = op.set !== undefined ? 'set' : 'add';
+    const nv = obj(op[name], `${p}.${name}`);
+    return [name, str(nv.name, `${p}.${name}.name`), str(nv.value, `${p}.${name}.value`)];
+  }
+  if (op.remove !== undefined) {
+    return ['remove', str(obj(op.remove, `${p}.remove`).name, `${p}.remove.name`)];
+  }
+  throw cannotEncode(p, 'expected {set}, {add} or {remove}');
 }
 
 export interface AuditParts {
@@ -237,12 +263,22 @@ export function auditParts(v: unknown, path: string): AuditParts {
   const a = optObj(v, path);
   const c = a.confidence;
   return {
-    tags: strList(a.tags, `${path}.tags`),
-    rule_ids: strList(a.rule_ids, `${path}.rule_ids`),
+    tags: auditList(a.tags, path, 'tags'),
+    rule_ids: auditList(a.rule_ids, path, 'rule_ids'),
     confidence: c === undefined || c === null ? null : num(c, `${path}.confidence`),
-    reason_codes: strList(a.reason_codes, `${path}.reason_codes`),
+    reason_codes: auditList(a.reason_codes, path, 'reason_codes'),
     custom: optObj(a.custom, `${path}.custom`),
   };
+}
+
+/** `strList`, with the error path only built when it is needed. */
+function auditList(v: unknown, path: string, field: string): string[] {
+  if (Array.isArray(v)) {
+    let ok = true;
+    for (let i = 0; i < v.length && ok; i++) ok = typeof v[i] === 'string';
+    if (ok) return v as string[];
+  }
+  return strList(v, `${path}.${field}`);
 }
 
 export function bodyMutationParts(v: unknown, path: string): [string | null, number] | null {

@@ -51,10 +51,10 @@ describe('negotiateEncoding (spec 2.4)', () => {
   test('json is always supported, even when left out of `supported`', () => {
     expect(negotiateEncoding(['json', 'msgpack'], ['msgpack'])).toBe('json');
   });
-  test('defaults: picket offers json only, supports all three', () => {
-    expect(DEFAULT_OFFERED_ENCODINGS).toEqual(['json']);
+  test('defaults: picket offers msgpack then json (never cbor), supports all three', () => {
+    expect(DEFAULT_OFFERED_ENCODINGS).toEqual(['msgpack', 'json']);
     expect([...SUPPORTED_ENCODINGS].sort()).toEqual(['cbor', 'json', 'msgpack']);
-    // the default offer is V1's handshake byte for byte
+    // the default offer is what a Rust proxy built with binary-uds sends
     expect(
       text(
         encodeHandshakeRequest({
@@ -65,7 +65,7 @@ describe('negotiateEncoding (spec 2.4)', () => {
           supported_encodings: [...DEFAULT_OFFERED_ENCODINGS],
         }),
       ),
-    ).toContain('"supported_encodings":["json"]');
+    ).toContain('"supported_encodings":["msgpack","json"]');
   });
 });
 

@@ -68,6 +68,8 @@ const AFFINE_EVENTS: ReadonlySet<EventType> = new Set<EventType>([
 
 /** Extra time past the deadline before the pool stops waiting for a transport that ignores its timeout. */
 const GUARD_GRACE_MS = 50;
+/** The excluded set of a call's first attempt (no connection excluded yet; never written to). */
+const NO_CONNS: Set<Conn> = new Set();
 
 /** Weight of the newest outcome in a connection's error-rate average. */
 const ERROR_RATE_ALPHA = 0.1;
@@ -1056,12 +1058,21 @@ export class AgentPool extends EventEmitter<PoolEventMap> {
     options: PoolCallOptions,
     deadline: number,
   ): Promise<AgentResponse> {
-    const excluded = new Set<Conn>();
+    let excluded: Set<Conn> = NO_CONNS;
     let unsent: AgentProtocolError | undefined;
     for (let attempt = 0; attempt < 2; attempt++) {
       let conn: Conn;
       try {
-        conn = await this.acquire(agent, type, cid, options, deadline, excluded);
+        // A free slot right away (the usual case) is taken without going through the
+        // asynchronous acquire; anything else (queueing, flow-control wait) goes there.
+        const free =
+          options.signal?.aborted || agent.removed
+            ? undefined
+            : this.take(agent, type, cid, options.sessionId, excluded);
+        conn =
+          free instanceof Conn
+            ? free
+            : await this.acquire(agent, type, cid, options, deadline, excluded);
       } catch (e) {
         // the retry found nowhere to go: report the original failure
         if (unsent && e instanceof AgentProtocolError && e.code === ErrorCode.Unavailable)
@@ -1079,6 +1090,7 @@ export class AgentPool extends EventEmitter<PoolEventMap> {
             !conn.transport.paused,
             `connection ${conn.id} of agent "${agent.id}" became unusable before ${type} was sent`,
           );
+          if (excluded === NO_CONNS) excluded = new Set();
           excluded.add(conn);
           continue;
         }
@@ -1088,6 +1100,7 @@ export class AgentPool extends EventEmitter<PoolEventMap> {
         const err = AgentProtocolError.from(e, ErrorCode.Internal, `connection ${conn.id}`);
         if (attempt === 0 && neverSent(err) && !options.signal?.aborted) {
           unsent = err;
+          if (excluded === NO_CONNS) excluded = new Set();
           excluded.add(conn);
           continue;
         }
@@ -1119,18 +1132,6 @@ export class AgentPool extends EventEmitter<PoolEventMap> {
     const callOptions: CallOptions = { timeoutMs: remaining };
     if (options.signal) callOptions.signal = options.signal;
     let timer: NodeJS.Timeout | undefined;
-    const guard = new Promise<never>((_, reject) => {
-      // a transport must honour timeoutMs; this only makes sure no call can hang
-      timer = setTimeout(() => {
-        conn.transport.cancel(cid, 'timeout').catch(() => {});
-        reject(
-          new AgentProtocolError(
-            ErrorCode.Timeout,
-            `agent "${agent.id}" did not answer ${type} ${cid} within ${remaining} ms (connection ${conn.id})`,
-          ),
-        );
-      }, remaining + GUARD_GRACE_MS);
-    });
     conn.requests++;
     // A call the transport refused synchronously never made it into its pending set:
     // it cannot have been written, so a connection error then is safe to retry elsewhere.
@@ -1139,7 +1140,21 @@ export class AgentPool extends EventEmitter<PoolEventMap> {
     try {
       const sending = sendEvent(conn.transport, type, event, callOptions);
       registered = conn.transport.inFlight > before;
-      const response = await Promise.race([sending, guard]);
+      // The transport's answer or the guard timer, whichever comes first (one promise
+      // instead of a guard promise plus Promise.race).
+      const response = await new Promise<AgentResponse>((resolve, reject) => {
+        // a transport must honour timeoutMs; this only makes sure no call can hang
+        timer = setTimeout(() => {
+          conn.transport.cancel(cid, 'timeout').catch(() => {});
+          reject(
+            new AgentProtocolError(
+              ErrorCode.Timeout,
+              `agent "${agent.id}" did not answer ${type} ${cid} within ${remaining} ms (connection ${conn.id})`,
+            ),
+          );
+        }, remaining + GUARD_GRACE_MS);
+        sending.then(resolve, reject);
+      });
       conn.consecutiveErrors = 0;
       conn.sample(false);
       return response;
@@ -1255,13 +1270,9 @@ export class AgentPool extends EventEmitter<PoolEventMap> {
     }
     if (usable === 0) return paused > 0 ? 'paused' : 'none';
     if (candidates.length === 0) return 'full';
+    // Conn has `active` and `errorRate`: the candidates are read as they are, no snapshot copies
     const conn = candidates[
-      pickIndex(
-        agent.options.strategy,
-        candidates.map((c) => ({ active: c.active, errorRate: c.errorRate })),
-        agent.balancer,
-        this.random,
-      )
+      pickIndex(agent.options.strategy, candidates, agent.balancer, this.random)
     ] as Conn;
     conn.active++;
     return conn;

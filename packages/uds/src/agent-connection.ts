@@ -80,9 +80,65 @@ interface Job {
   readonly cid: string;
   readonly type: EventType;
   readonly event: AgentEvent;
-  readonly controller: AbortController;
+  /**
+   * Created on the first read of `ctx.signal`: an AbortSignal costs microseconds
+   * and most handlers never look at it.
+   */
+  controller: AbortController | undefined;
+  /** aborted before anyone asked for the signal (its reason is kept for when they do) */
+  aborted: boolean;
+  abortReason: unknown;
   cancelled: boolean;
   started: boolean;
+}
+
+/** The job's signal, created on first use (already aborted if the job was). */
+function jobSignal(job: Job): AbortSignal {
+  let controller = job.controller;
+  if (controller === undefined) {
+    controller = new AbortController();
+    job.controller = controller;
+    if (job.aborted) controller.abort(job.abortReason);
+  }
+  return controller.signal;
+}
+
+const JOB = Symbol('job');
+
+/** `<event type> handler result` (the validation path), built once per type. */
+const RESULT_PATHS = new Map<EventType, string>();
+function resultPath(type: EventType): string {
+  let p = RESULT_PATHS.get(type);
+  if (p === undefined) {
+    p = `${type} handler result`;
+    RESULT_PATHS.set(type, p);
+  }
+  return p;
+}
+
+/** A RequestContext under construction; `signal` is added as an accessor. */
+type JobContext = { -readonly [K in keyof RequestContext]?: RequestContext[K] } & { [JOB]: Job };
+
+/**
+ * `ctx.signal`: an own, enumerable accessor (so spreading or destructuring ctx
+ * still yields the signal), one shared getter so every ctx keeps the same shape.
+ */
+const SIGNAL_PROPERTY: PropertyDescriptor = {
+  enumerable: true,
+  configurable: true,
+  get(this: JobContext): AbortSignal {
+    return jobSignal(this[JOB]);
+  },
+};
+
+/** Aborts the job's signal, or remembers the reason if nobody holds it yet. */
+function abortJob(job: Job, reason: unknown): void {
+  if (job.controller !== undefined) {
+    job.controller.abort(reason);
+  } else if (!job.aborted) {
+    job.aborted = true;
+    job.abortReason = reason;
+  }
 }
 
 /** Events emitted by an {@link AgentConnection}. */
@@ -307,7 +363,9 @@ export class AgentConnection extends EventEmitter<AgentConnectionEventMap> {
       cid,
       type,
       event,
-      controller: new AbortController(),
+      controller: undefined,
+      aborted: false,
+      abortReason: undefined,
       cancelled: false,
       started: false,
     };
@@ -343,13 +401,14 @@ export class AgentConnection extends EventEmitter<AgentConnectionEventMap> {
   private run(job: Job): void {
     job.started = true;
     this.running++;
-    const ctx: RequestContext = {
+    const ctx: JobContext = {
       correlationId: job.cid,
-      signal: job.controller.signal,
       transport: this.transport,
       connectionId: this.id,
-      ...(this.proxyId === undefined ? {} : { proxyId: this.proxyId }),
+      [JOB]: job,
     };
+    if (this.proxyId !== undefined) ctx.proxyId = this.proxyId;
+    Object.defineProperty(ctx, 'signal', SIGNAL_PROPERTY);
     const hook = this.handler[EVENT_HOOK[job.type]] as
       | ((event: AgentEvent, ctx: RequestContext) => AgentResponse | Promise<AgentResponse>)
       | undefined;
@@ -360,17 +419,28 @@ export class AgentConnection extends EventEmitter<AgentConnectionEventMap> {
       );
     } else {
       try {
-        result = Promise.resolve(hook.call(this.handler, job.event, ctx));
+        result = Promise.resolve(hook.call(this.handler, job.event, ctx as RequestContext));
       } catch (err) {
         result = Promise.reject(err);
       }
     }
-    result
-      .then(
-        (value) => this.onHandlerResult(job, value),
-        (err: unknown) => this.onHandlerError(job, err),
-      )
-      .finally(() => this.finish(job));
+    // One reaction for both outcomes (a `.finally` would cost another promise and tick).
+    result.then(
+      (value) => {
+        try {
+          this.onHandlerResult(job, value);
+        } finally {
+          this.finish(job);
+        }
+      },
+      (err: unknown) => {
+        try {
+          this.onHandlerError(job, err);
+        } finally {
+          this.finish(job);
+        }
+      },
+    );
   }
 
   private onHandlerResult(job: Job, value: unknown): void {
@@ -384,8 +454,8 @@ export class AgentConnection extends EventEmitter<AgentConnectionEventMap> {
     let response: AgentResponse;
     let payload: Uint8Array;
     try {
-      response = parseAgentResponse(value, `${job.type} handler result`);
-      payload = this.codec.encodeResponse(withCorrelationId(response, job.cid));
+      response = parseAgentResponse(value, resultPath(job.type));
+      payload = this.codec.encodeResponse(withCorrelationId(response, value, job.cid));
     } catch (err) {
       this.onHandlerError(job, err);
       return;
@@ -504,7 +574,7 @@ export class AgentConnection extends EventEmitter<AgentConnectionEventMap> {
           if (i >= 0) this.queue.splice(i, 1);
           set.delete(job);
         }
-        job.controller.abort(reason);
+        abortJob(job, reason);
       }
       if (set.size === 0) this.jobs.delete(cid);
       this.startQueued();
@@ -529,12 +599,12 @@ export class AgentConnection extends EventEmitter<AgentConnectionEventMap> {
       error ?? new AgentProtocolError(ErrorCode.ConnectionClosed, `${this.id}: connection closed`);
     for (const job of this.queue.splice(0, this.queue.length)) {
       job.cancelled = true;
-      job.controller.abort(reason);
+      abortJob(job, reason);
     }
     for (const set of this.jobs.values()) {
       for (const job of set) {
         job.cancelled = true;
-        job.controller.abort(reason);
+        abortJob(job, reason);
       }
     }
     this.jobs.clear();
@@ -548,10 +618,16 @@ export class AgentConnection extends EventEmitter<AgentConnectionEventMap> {
   }
 }
 
-/** A copy of `response` whose `audit.custom.correlation_id` routes it back on UDS. */
-function withCorrelationId(response: AgentResponse, cid: string): AgentResponse {
-  return {
-    ...response,
-    audit: { ...response.audit, custom: { ...response.audit.custom, correlation_id: cid } },
-  };
+/**
+ * `response` (a fresh result of parseAgentResponse, so its outer objects are ours)
+ * with `audit.custom.correlation_id` set, which routes it back on UDS. `custom` is
+ * set in place when validation copied it (it does: the handler's `original` object
+ * is never touched), else copied first.
+ */
+function withCorrelationId(response: AgentResponse, original: unknown, cid: string): AgentResponse {
+  const custom = response.audit.custom;
+  const given = (original as { audit?: { custom?: unknown } } | null)?.audit?.custom;
+  if (custom === given) response.audit.custom = { ...custom, correlation_id: cid };
+  else custom.correlation_id = cid;
+  return response;
 }

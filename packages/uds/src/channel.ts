@@ -1,6 +1,7 @@
 import type { Duplex } from 'node:stream';
 import {
   encodeFrameHeader,
+  FRAME_HEADER_SIZE,
   type Frame,
   FrameDecoder,
   type FramingError,
@@ -10,6 +11,7 @@ import {
   AgentProtocolError,
   describeMessageType,
   ErrorCode,
+  isMessageType,
   MAX_UDS_FRAME_LENGTH,
 } from '@picket/protocol';
 
@@ -34,8 +36,12 @@ export interface FrameChannelOptions {
   endTimeoutMs?: number;
 }
 
-/** Batches up to this many bytes into one buffer (copying small frames beats many syscalls). */
-const COALESCE_LIMIT = 64 * 1024;
+/**
+ * Payloads below this size are copied into one buffer per flush together with every
+ * frame header (one allocation, one write); bigger ones are handed to the socket as
+ * they are, so a body chunk is never copied.
+ */
+const COPY_LIMIT = 16 * 1024;
 const DEFAULT_MAX_WRITE_QUEUE_BYTES = 16 * 1024 * 1024;
 
 interface Waiter {
@@ -75,6 +81,8 @@ export class FrameChannel {
   private readonly maxFrameLength: number;
   private readonly maxWriteQueueBytes: number;
   private readonly endTimeoutMs: number;
+  /** the limit is one the framing package accepts, so `write` may check frames inline */
+  private readonly inlineFrameCheck: boolean;
 
   private readonly inbox: Frame[] = [];
   private handler: ((frame: Frame) => void) | undefined;
@@ -82,7 +90,9 @@ export class FrameChannel {
   private externallyPaused = false;
   private pumping = false;
 
-  private readonly outbox: Uint8Array[] = [];
+  /** payloads waiting for the next flush, and their frame types */
+  private outbox: Uint8Array[] = [];
+  private outboxTypes: number[] = [];
   private outboxBytes = 0;
   private flushScheduled = false;
   private waitingDrain = false;
@@ -99,6 +109,10 @@ export class FrameChannel {
     this.maxFrameLength = options.maxFrameLength ?? MAX_UDS_FRAME_LENGTH;
     this.maxWriteQueueBytes = options.maxWriteQueueBytes ?? DEFAULT_MAX_WRITE_QUEUE_BYTES;
     this.endTimeoutMs = options.endTimeoutMs ?? 5000;
+    this.inlineFrameCheck =
+      Number.isInteger(this.maxFrameLength) &&
+      this.maxFrameLength >= 1 &&
+      this.maxFrameLength <= 0xffff_ffff;
     this.decoder = new FrameDecoder({ maxFrameLength: this.maxFrameLength });
     this.socketClosed = new Promise((resolve) => {
       if (socket.destroyed && socket.closed) resolve();
@@ -245,9 +259,33 @@ export class FrameChannel {
    */
   write(type: number, payload: Uint8Array): void {
     if (this.isClosed) throw this.closedError('cannot write');
-    let header: Uint8Array;
+    const length = payload.length;
+    if (!(this.inlineFrameCheck && length < this.maxFrameLength && isMessageType(type))) {
+      // Let the framing package produce the exact error (or accept what it accepts).
+      this.checkFrame(type, length);
+    }
+    const size = FRAME_HEADER_SIZE + length;
+    if (this.outboxBytes > 0 && this.outboxBytes + size > this.maxWriteQueueBytes) {
+      throw new AgentProtocolError(
+        ErrorCode.Unavailable,
+        `${this.id}: write queue full (${this.outboxBytes} bytes waiting, limit ${this.maxWriteQueueBytes}); the peer is not reading`,
+      );
+    }
+    this.outbox.push(payload);
+    this.outboxTypes.push(type);
+    this.outboxBytes += size;
+    if (!this.flushScheduled) {
+      this.flushScheduled = true;
+      process.nextTick(() => {
+        this.flushScheduled = false;
+        this.flush();
+      });
+    }
+  }
+
+  private checkFrame(type: number, length: number): void {
     try {
-      header = encodeFrameHeader(type, payload.length, { maxFrameLength: this.maxFrameLength });
+      encodeFrameHeader(type, length, { maxFrameLength: this.maxFrameLength });
     } catch (err) {
       if (isFramingError(err) && err.code === 'FRAME_TOO_LARGE') {
         throw new AgentProtocolError(
@@ -261,22 +299,6 @@ export class FrameChannel {
         ErrorCode.Internal,
         `${this.id}: cannot frame ${describeMessageType(type)}`,
       );
-    }
-    const size = header.length + payload.length;
-    if (this.outboxBytes > 0 && this.outboxBytes + size > this.maxWriteQueueBytes) {
-      throw new AgentProtocolError(
-        ErrorCode.Unavailable,
-        `${this.id}: write queue full (${this.outboxBytes} bytes waiting, limit ${this.maxWriteQueueBytes}); the peer is not reading`,
-      );
-    }
-    this.outbox.push(header, payload);
-    this.outboxBytes += size;
-    if (!this.flushScheduled) {
-      this.flushScheduled = true;
-      process.nextTick(() => {
-        this.flushScheduled = false;
-        this.flush();
-      });
     }
   }
 
@@ -299,7 +321,8 @@ export class FrameChannel {
   /** Closes at once, dropping queued frames; `error` is reported to `onClose` listeners. */
   destroy(error?: AgentProtocolError): void {
     this.finalize(error);
-    this.outbox.length = 0;
+    this.outbox = [];
+    this.outboxTypes = [];
     this.outboxBytes = 0;
     this.socket.destroy();
   }
@@ -400,25 +423,51 @@ export class FrameChannel {
       if (this.ending && this.outbox.length === 0 && !this.waitingDrain) this.finishEnd();
       return;
     }
-    if (socket.destroyed || !socket.writable) {
-      this.outbox.length = 0;
-      this.outboxBytes = 0;
-      return;
-    }
-    // Everything queued leaves in one write when small (copying beats syscalls), else
-    // corked so Node hands the pieces to one writev.
-    const parts = this.outbox.splice(0, this.outbox.length);
-    const total = this.outboxBytes;
+    const payloads = this.outbox;
+    const types = this.outboxTypes;
+    this.outbox = [];
+    this.outboxTypes = [];
     this.outboxBytes = 0;
+    if (socket.destroyed || !socket.writable) return;
+    // Every header and every small payload go into one buffer (copying beats syscalls and
+    // per-chunk stream overhead); big payloads are written as they are, corked so Node
+    // hands all the pieces to one writev.
+    const n = payloads.length;
+    let copied = 0;
+    for (let i = 0; i < n; i++) {
+      const len = (payloads[i] as Uint8Array).length;
+      copied += len < COPY_LIMIT ? FRAME_HEADER_SIZE + len : FRAME_HEADER_SIZE;
+    }
+    const buf = Buffer.allocUnsafe(copied);
+    const pieces: Uint8Array[] = [];
+    let pos = 0;
+    let segment = 0;
+    for (let i = 0; i < n; i++) {
+      const payload = payloads[i] as Uint8Array;
+      const len = payload.length;
+      const frameLength = len + 1;
+      buf[pos] = frameLength >>> 24;
+      buf[pos + 1] = (frameLength >>> 16) & 0xff;
+      buf[pos + 2] = (frameLength >>> 8) & 0xff;
+      buf[pos + 3] = frameLength & 0xff;
+      buf[pos + 4] = types[i] as number;
+      pos += FRAME_HEADER_SIZE;
+      if (len < COPY_LIMIT) {
+        buf.set(payload, pos);
+        pos += len;
+      } else {
+        pieces.push(buf.subarray(segment, pos), payload);
+        segment = pos;
+      }
+    }
     let ok: boolean;
-    if (parts.length === 1 || total <= COALESCE_LIMIT) {
-      ok = socket.write(
-        parts.length === 1 ? (parts[0] as Uint8Array) : Buffer.concat(parts, total),
-      );
+    if (pieces.length === 0) {
+      ok = socket.write(buf);
     } else {
+      if (segment < pos) pieces.push(buf.subarray(segment, pos));
       socket.cork();
       ok = true;
-      for (const part of parts) ok = socket.write(part) && ok;
+      for (const piece of pieces) ok = socket.write(piece) && ok;
       socket.uncork();
     }
     if (!ok) {

@@ -122,6 +122,8 @@ interface PendingPing {
 }
 
 const DEFAULT_TIMEOUT_MS = 1000;
+/** The options of a call made without any (shared: nothing writes to it). */
+const NO_OPTIONS: CallOptions = Object.freeze({});
 const DEFAULT_FLOW_WAIT_MS = 100;
 
 let connectionCounter = 0;
@@ -280,7 +282,7 @@ export class ProxyConnection extends EventEmitter<TransportEventMap> implements 
   send<K extends EventType>(
     type: K,
     event: EventMap[K],
-    options: CallOptions = {},
+    options: CallOptions = NO_OPTIONS,
   ): Promise<AgentResponse> {
     if (this.isClosed) return Promise.reject(this.closedError(`cannot send ${type}`));
     let cid: unknown;

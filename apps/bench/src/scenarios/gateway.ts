@@ -1,0 +1,297 @@
+import { type ChildProcess, spawn } from 'node:child_process';
+import { existsSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { measure, measureVariants, processCpuProbe } from '../harness.js';
+import type { Aggregate } from '../stats.js';
+import type { BenchConfig, Row, Scenario } from '../types.js';
+import { skippedTarget, target } from '../types.js';
+import type { Hosted } from '../worker.js';
+import { aggregateRow, loadOptions, sampleLogger, startWorkers, stopWorkers } from './common.js';
+
+const ID = 'gateway';
+const INFLIGHT = 32;
+const SELF = new URL('./gateway.ts', import.meta.url).href;
+const GATEWAY_DIR = fileURLToPath(new URL('../../../gateway/', import.meta.url));
+const GATEWAY_MAIN = join(GATEWAY_DIR, 'src', 'main.ts');
+
+/** What a browser sends for an API call (15 headers). */
+const REQUEST_HEADERS: Record<string, string> = {
+  'user-agent':
+    'Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/126.0',
+  accept: 'application/json, text/plain, */*',
+  'accept-language': 'en-GB,en;q=0.9',
+  'accept-encoding': 'gzip, deflate, br',
+  referer: 'https://shop.example.com/catalog/shoes',
+  cookie: 'session=6f1c2e9a8b7d4c3e; cart=3; theme=dark',
+  'x-requested-with': 'XMLHttpRequest',
+  'sec-ch-ua': '"Chromium";v="126", "Not.A/Brand";v="24"',
+  'sec-ch-ua-mobile': '?0',
+  'sec-ch-ua-platform': '"Linux"',
+  'sec-fetch-dest': 'empty',
+  'sec-fetch-mode': 'cors',
+  'sec-fetch-site': 'same-origin',
+  'cache-control': 'no-cache',
+  authorization: 'Bearer eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiI0MiJ9.c2ln',
+};
+
+/** Agent worker: the upstream origin and two UDS echo agents. */
+export async function gatewayBackends(args: { dir: string }): Promise<Hosted> {
+  const http = await import('node:http');
+  const { EchoAgent } = await import('@picket/agents');
+  const { UdsAgentServerV2, silentLogger } = await import('@picket/uds');
+  const body = JSON.stringify({
+    items: Array.from({ length: 8 }, (_, i) => ({ id: i, name: `item ${i}` })),
+  });
+  const upstream = http.createServer((req, res) => {
+    req.resume();
+    req.on('end', () => {
+      res.writeHead(200, {
+        'content-type': 'application/json',
+        'content-length': Buffer.byteLength(body),
+      });
+      res.end(body);
+    });
+  });
+  upstream.keepAliveTimeout = 60_000;
+  await new Promise<void>((resolve) => upstream.listen(0, '127.0.0.1', resolve));
+  const port = (upstream.address() as { port: number }).port;
+  const agents = ['echo-1', 'echo-2'].map(
+    (id) =>
+      new UdsAgentServerV2(join(args.dir, `${id}.sock`), new EchoAgent({ agentId: id }), {
+        logger: silentLogger,
+      }),
+  );
+  for (const a of agents) await a.listen();
+  return {
+    info: {
+      upstream: `http://127.0.0.1:${port}`,
+      agents: ['echo-1', 'echo-2'].map((id) => join(args.dir, `${id}.sock`)),
+    },
+    close: async () => {
+      await Promise.all(agents.map((a) => a.close({ drainTimeoutMs: 200 })));
+      upstream.closeAllConnections();
+      await new Promise<void>((resolve) => upstream.close(() => resolve()));
+    },
+  };
+}
+
+/** Load worker: keep-alive HTTP/1.1 client (undici Pool) to one gateway path. */
+export async function httpLoad(args: {
+  origin: string;
+  path: string;
+  connections: number;
+}): Promise<Hosted> {
+  const { Pool } = await import('undici');
+  const pool = new Pool(args.origin, { connections: args.connections, pipelining: 1 });
+  return {
+    call: async (seq: number) => {
+      const res = await pool.request({
+        path: `${args.path}?page=${seq & 7}`,
+        method: 'GET',
+        headers: REQUEST_HEADERS,
+      });
+      await res.body.dump();
+      if (res.statusCode !== 200) throw new Error(`HTTP ${res.statusCode} for ${args.path}`);
+    },
+    close: () => pool.close(),
+  };
+}
+
+/** Starts the gateway app as its own process; resolves with its origin once it is listening. */
+function startGateway(
+  config: BenchConfig,
+  configFile: string,
+): Promise<{ child: ChildProcess; origin: string }> {
+  const execArgv = ['--import', 'tsx'];
+  if (config.profileDir !== undefined) {
+    execArgv.push('--cpu-prof', `--cpu-prof-dir=${join(config.profileDir, `${ID}-gateway`)}`);
+  }
+  const child = spawn(
+    process.execPath,
+    [...execArgv, GATEWAY_MAIN, '--config', configFile, '--listen', '127.0.0.1:0', '--quiet'],
+    { cwd: GATEWAY_DIR, stdio: ['ignore', 'pipe', 'pipe'] },
+  );
+  return new Promise((resolve, reject) => {
+    let out = '';
+    let err = '';
+    const timer = setTimeout(() => {
+      child.kill('SIGKILL');
+      reject(new Error(`gateway did not start within 60 s: ${err.trim().slice(-500)}`));
+    }, 60_000);
+    child.stdout?.on('data', (chunk: Buffer) => {
+      out += chunk.toString();
+      const m = /listening on (http:\/\/[^\s]+)/.exec(out);
+      if (m?.[1]) {
+        clearTimeout(timer);
+        resolve({ child, origin: m[1] });
+      }
+    });
+    child.stderr?.on('data', (chunk: Buffer) => {
+      err += chunk.toString();
+    });
+    child.once('exit', (code) => {
+      clearTimeout(timer);
+      reject(new Error(`gateway exited (${code}) before listening: ${err.trim().slice(-500)}`));
+    });
+  });
+}
+
+async function stopGateway(child: ChildProcess | undefined): Promise<void> {
+  if (child === undefined || child.exitCode !== null) return;
+  const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));
+  child.kill('SIGTERM');
+  const timer = setTimeout(() => child.kill('SIGKILL'), 10_000);
+  await exited;
+  clearTimeout(timer);
+}
+
+const VARIANTS = [
+  { key: 'none', path: '/none/api/items', label: 'gateway, no agents' },
+  { key: 'one', path: '/one/api/items', label: 'gateway + 1 UDS agent' },
+  { key: 'two', path: '/two/api/items', label: 'gateway + 2-agent chain' },
+] as const;
+
+/** Scenario 6: HTTP through the gateway app with no agent, one UDS agent and a two-agent chain. */
+export const gatewayScenario: Scenario = {
+  id: ID,
+  title: 'Gateway end to end: no agents vs one UDS agent vs a two-agent chain',
+  async run(config: BenchConfig) {
+    const description =
+      `HTTP/1.1 keep-alive GETs with 15 browser-like headers, ${INFLIGHT} in flight over ` +
+      `${INFLIGHT} connections, from a load process to the gateway app (\`apps/gateway\`, its own ` +
+      'process, started with a JSON config and `--quiet`), which proxies to a small JSON origin. ' +
+      'The origin and two `UdsAgentServerV2(EchoAgent)` agents live in a third process. Routes: ' +
+      '`/none` (no agents), `/one` (echo-1 on request headers), `/two` (echo-1 then echo-2). ' +
+      'The gateway talks to agents through its `AgentPool` with 2 connections each, offering ' +
+      'msgpack then JSON (the agents pick msgpack). "server" CPU is the gateway process.';
+    if (!existsSync(GATEWAY_MAIN)) {
+      const why = 'apps/gateway not built';
+      return {
+        id: ID,
+        title: gatewayScenario.title,
+        description,
+        rows: [
+          { scenario: ID, name: '(all)', baseline: '', value: Number.NaN, unit: '', skipped: why },
+        ],
+        targets: [skippedTarget(ID, 'one UDS agent ≥ 0.6 × no agents', why)],
+        charts: [],
+        notes: [],
+      };
+    }
+    const [backends, load] = await startWorkers(config, [`${ID}-agents`, `${ID}-load`]);
+    if (backends === undefined || load === undefined) throw new Error('workers did not start');
+    let gateway: ChildProcess | undefined;
+    try {
+      const { info } = await backends.create<{ upstream: string; agents: string[] }>(
+        SELF,
+        'gatewayBackends',
+        { dir: config.tmpDir },
+      );
+      const agent = (endpoint: string) => ({
+        endpoint: `unix:${endpoint}`,
+        events: ['request_headers'],
+        timeout_ms: 5_000,
+        failure_mode: 'closed',
+        connections: 2,
+      });
+      const gatewayConfig = {
+        listen: '127.0.0.1:0',
+        upstreams: { origin: { url: info.upstream, timeout_ms: 10_000 } },
+        agents: {
+          'echo-1': agent(info.agents[0] as string),
+          'echo-2': agent(info.agents[1] as string),
+        },
+        routes: [
+          { name: 'none', path_prefix: '/none', upstream: 'origin', agents: [] },
+          { name: 'one', path_prefix: '/one', upstream: 'origin', agents: ['echo-1'] },
+          { name: 'two', path_prefix: '/two', upstream: 'origin', agents: ['echo-1', 'echo-2'] },
+        ],
+      };
+      const configFile = join(config.tmpDir, 'gateway.json');
+      writeFileSync(configFile, JSON.stringify(gatewayConfig, null, 2));
+      let origin: string;
+      try {
+        ({ child: gateway, origin } = await startGateway(config, configFile));
+      } catch (err) {
+        const why = `apps/gateway did not start: ${err instanceof Error ? err.message.split('\n')[0] : String(err)}`;
+        return {
+          id: ID,
+          title: gatewayScenario.title,
+          description,
+          rows: [
+            {
+              scenario: ID,
+              name: '(all)',
+              baseline: '',
+              value: Number.NaN,
+              unit: '',
+              skipped: why,
+            },
+          ],
+          targets: [skippedTarget(ID, 'one UDS agent ≥ 0.6 × no agents', why)],
+          charts: [],
+          notes: [],
+        };
+      }
+      const probe = processCpuProbe(gateway.pid as number);
+      const handles = new Map<string, number>();
+      for (const v of VARIANTS) {
+        const h = await load.create(SELF, 'httpLoad', {
+          origin,
+          path: v.path,
+          connections: INFLIGHT,
+        });
+        handles.set(v.key, h.handle);
+      }
+      const opts = loadOptions(config, INFLIGHT);
+      const aggs = await measureVariants(
+        VARIANTS.map((v) => ({
+          key: v.key,
+          run: () => measure(load, handles.get(v.key) as number, opts, probe),
+        })),
+        config.reps,
+        sampleLogger(config, ID),
+      );
+      const base = { name: VARIANTS[0].label, agg: aggs.get('none') as Aggregate };
+      const rows: Row[] = VARIANTS.map((v) =>
+        aggregateRow(ID, v.label, aggs.get(v.key) as Aggregate, base),
+      );
+      const one = aggs.get('one') as Aggregate;
+      return {
+        id: ID,
+        title: gatewayScenario.title,
+        description,
+        rows,
+        targets: [
+          target(
+            ID,
+            'gateway with one UDS agent vs no agents',
+            one.opsPerSec / base.agg.opsPerSec,
+            '>=',
+            0.6,
+            'ratio',
+          ),
+        ],
+        charts: [
+          {
+            id: 'gateway',
+            title: `Gateway end to end, ${INFLIGHT} in flight (HTTP req/s)`,
+            unit: 'req/s',
+            bars: VARIANTS.map((v) => ({
+              label: v.label,
+              value: (aggs.get(v.key) as Aggregate).opsPerSec,
+              baseline: v.key === 'none',
+            })),
+            reference: { value: base.agg.opsPerSec * 0.6, label: 'target 0.6×' },
+          },
+        ],
+        notes: [],
+      };
+    } finally {
+      await stopWorkers([load]);
+      await stopGateway(gateway);
+      await stopWorkers([backends]);
+    }
+  },
+};

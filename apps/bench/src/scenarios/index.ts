@@ -1,0 +1,21 @@
+import type { Scenario } from '../types.js';
+import { bodyScenario } from './body.js';
+import { codecScenario } from './codec.js';
+import { gatewayScenario } from './gateway.js';
+import { grpcScenario } from './grpc.js';
+import { memoryScenario } from './memory.js';
+import { poolScenario } from './pool.js';
+import { reverseScenario } from './reverse.js';
+import { udsScenario } from './uds.js';
+
+/** Every scenario, in the order (1–8): how they run and appear in the report. */
+export const SCENARIOS: readonly Scenario[] = [
+  udsScenario,
+  grpcScenario,
+  reverseScenario,
+  poolScenario,
+  bodyScenario,
+  gatewayScenario,
+  codecScenario,
+  memoryScenario,
+];

@@ -1,0 +1,197 @@
+/**
+ * Exercises the bench code without depending on speed: statistics, table and
+ * chart output, the command line, and a quick in-process run of the codec
+ * scenario that writes a real report. No assertion looks at a number's size.
+ */
+import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, describe, expect, test } from 'vitest';
+import { parseCli, runBench } from '../src/main.js';
+import { barChartSvg, formatLatency, markdownTable, niceMax, textTable } from '../src/report.js';
+import { aggregate, LatencyRecorder, median, percentile, summarizeNs } from '../src/stats.js';
+import type { Row } from '../src/types.js';
+import { target } from '../src/types.js';
+
+const dirs: string[] = [];
+afterAll(() => {
+  for (const d of dirs) rmSync(d, { recursive: true, force: true });
+});
+function tempDir(): string {
+  const d = mkdtempSync(join(tmpdir(), 'picket-bench-test-'));
+  dirs.push(d);
+  return d;
+}
+
+describe('stats', () => {
+  test('nearest-rank percentiles and medians', () => {
+    const sorted = [1, 2, 3, 4, 5, 6, 7, 8, 9, 10];
+    expect(percentile(sorted, 50)).toBe(5);
+    expect(percentile(sorted, 90)).toBe(9);
+    expect(percentile(sorted, 99)).toBe(10);
+    expect(percentile(sorted, 0)).toBe(1);
+    expect(percentile([], 50)).toBeNaN();
+    expect(median([3, 1, 2])).toBe(2);
+    expect(median([4, 1, 3, 2])).toBe(2.5);
+    expect(median([Number.NaN, 5])).toBe(5);
+  });
+
+  test('LatencyRecorder grows past its capacity and summarises in µs', () => {
+    const r = new LatencyRecorder(4);
+    for (let i = 1; i <= 100; i++) r.record(i * 1000);
+    expect(r.count).toBe(100);
+    const s = r.summary();
+    expect(s.p50Us).toBe(50);
+    expect(s.p99Us).toBe(99);
+    expect(s.maxUs).toBe(100);
+    expect(s.meanUs).toBeCloseTo(50.5);
+    r.reset();
+    expect(r.count).toBe(0);
+    const t0 = process.hrtime.bigint();
+    r.since(t0);
+    expect(r.count).toBe(1);
+    expect(summarizeNs(new Float64Array([3000, 1000, 2000])).p50Us).toBe(2);
+  });
+
+  test('aggregate takes medians over repetitions', () => {
+    const sample = (ops: number) => ({
+      count: 1,
+      meanUs: 1,
+      p50Us: ops / 10,
+      p90Us: 1,
+      p99Us: ops / 5,
+      maxUs: 1,
+      ops,
+      seconds: 1,
+      opsPerSec: ops,
+    });
+    const a = aggregate([sample(10), sample(30), sample(20)]);
+    expect(a.opsPerSec).toBe(20);
+    expect(a.p50Us).toBe(2);
+    expect(a.runs).toEqual([10, 30, 20]);
+    expect(a.clientCpuUs).toBeNaN();
+  });
+});
+
+describe('report', () => {
+  const rows: Row[] = [
+    {
+      scenario: 'x',
+      name: 'base',
+      baseline: 'base',
+      value: 12_345.6,
+      unit: 'req/s',
+      p50Us: 80,
+      p99Us: 12_000,
+      ratio: 1,
+    },
+    {
+      scenario: 'x',
+      name: 'fast | thing',
+      baseline: 'base',
+      value: 20_000,
+      unit: 'req/s',
+      ratio: 1.62,
+      clientCpuUs: 3.2,
+    },
+    {
+      scenario: 'y',
+      name: '(all)',
+      baseline: '',
+      value: Number.NaN,
+      unit: '',
+      skipped: 'y not built',
+    },
+  ];
+
+  test('text and markdown tables carry every row, ratio and skip reason', () => {
+    const text = textTable(rows);
+    expect(text).toContain('12 346 req/s');
+    expect(text).toContain('1.62×');
+    expect(text).toContain('(baseline)');
+    expect(text).toContain('skipped: y not built');
+    expect(text.split('\n')[0]).toContain('ratio');
+    const md = markdownTable(rows);
+    expect(md.split('\n')).toHaveLength(2 + rows.length);
+    expect(md).toContain('fast \\| thing');
+    expect(formatLatency(12_000)).toBe('12.0 ms');
+    expect(formatLatency(80)).toBe('80.0 µs');
+  });
+
+  test('bar charts are standalone SVG with one bar per value and an optional reference line', () => {
+    const svg = barChartSvg({
+      id: 'c',
+      title: 'A & B <chart>',
+      unit: 'req/s',
+      bars: [
+        { label: 'raw', value: 100, baseline: true },
+        { label: 'picket', value: 60 },
+        { label: 'skipped', value: Number.NaN },
+      ],
+      reference: { value: 50, label: 'target' },
+    });
+    expect(svg.startsWith('<svg xmlns="http://www.w3.org/2000/svg"')).toBe(true);
+    expect(svg).toContain('<title>A &amp; B &lt;chart&gt;</title>');
+    expect(svg.trimEnd().endsWith('</svg>')).toBe(true);
+    expect(svg.match(/<rect x=/g)).toHaveLength(2);
+    expect(svg).toContain('A &amp; B &lt;chart&gt;');
+    expect(svg).toContain('stroke-dasharray');
+    expect(niceMax(73)).toBe(100);
+    expect(niceMax(0.3)).toBe(0.5);
+    expect(niceMax(0)).toBe(1);
+  });
+
+  test('targets pass or miss by their operator', () => {
+    expect(target('s', 'd', 0.85, '>=', 0.8, 'ratio').met).toBe(true);
+    expect(target('s', 'd', 120, '<=', 100, 'µs').met).toBe(false);
+    expect(target('s', 'd', Number.NaN, '>=', 1, 'ratio').met).toBe(false);
+  });
+});
+
+describe('command line', () => {
+  test('parses --quick, --only (repeated or comma separated) and numbers', () => {
+    const o = parseCli([
+      '--quick',
+      '--only',
+      'codec,uds',
+      '--only',
+      'pool',
+      '--reps',
+      '2',
+      '--out',
+      '/tmp/x',
+    ]);
+    expect(o.quick).toBe(true);
+    expect(o.only).toEqual(['codec', 'uds', 'pool']);
+    expect(o.reps).toBe(2);
+    expect(o.out).toBe('/tmp/x');
+    expect(parseCli([]).out.endsWith(join('bench'))).toBe(true);
+    expect(parseCli(['--', '--quick']).quick).toBe(true);
+    expect(() => parseCli(['--only', 'nope'])).toThrow(/unknown scenario "nope"/);
+    expect(() => parseCli(['--reps', '0'])).toThrow(/positive integer/);
+  });
+});
+
+describe('a quick codec run', () => {
+  test('prints a table and writes report.md with SVG charts', { timeout: 60_000 }, async () => {
+    const out = tempDir();
+    const results = await runBench(
+      parseCli(['--quick', '--only', 'codec', '--out', out, '--quiet']),
+    );
+    expect(results.map((r) => r.id)).toEqual(['codec']);
+    const rows = results[0]?.rows ?? [];
+    expect(rows.length).toBeGreaterThanOrEqual(12);
+    for (const row of rows) {
+      expect(row.skipped).toBeUndefined();
+      expect(Number.isFinite(row.value)).toBe(true);
+      expect(Number.isFinite(row.ratio)).toBe(true);
+    }
+    const report = readFileSync(join(out, 'report.md'), 'utf8');
+    expect(report).toContain('# picket benchmark report');
+    expect(report).toContain('| scenario | variant | throughput');
+    const charts = readdirSync(join(out, 'charts'));
+    expect(charts.length).toBe(results[0]?.charts.length);
+    for (const c of charts) expect(report).toContain(`](charts/${c})`);
+    expect(existsSync(join(out, 'profiles'))).toBe(false);
+  });
+});

@@ -1,0 +1,662 @@
+/**
+ * A fast path for reading MessagePack payloads. It understands the shapes
+ * protocol messages use (maps with string keys, arrays, strings, `bin`,
+ * integers, floats, nil, booleans) and produces exactly the values
+ * @msgpack/msgpack's decoder (as configured in codec.ts) produces for them.
+ * Anything else — extension types, non-string or `__proto__` keys, invalid
+ * UTF-8, a leading BOM, truncated or trailing bytes, very deep nesting —
+ * makes it give up and return {@link FALLBACK}, so the reference decoder
+ * decides those inputs (and words every error) exactly as before.
+ */
+
+import type {
+  AgentResponse,
+  AuditMetadata,
+  BodyMutation,
+  Decision,
+  HeaderOp,
+  RequestHeadersEvent,
+  RequestMetadata,
+} from '@picket/protocol';
+
+/** Returned when the fast path declines an input; decode it with the reference decoder. */
+export const FALLBACK: unique symbol = Symbol('msgpack-fallback');
+
+/** Internal signal to unwind on an input the fast path leaves to the reference decoder. */
+const BAIL = new Error('fall back to the reference msgpack decoder');
+
+/** Deeper nesting is left to the reference decoder (which uses an explicit stack). */
+const MAX_FAST_DEPTH = 64;
+/** Map keys up to this many bytes are interned (they repeat in every message). */
+const MAX_CACHED_KEY = 32;
+const KEY_CACHE_LIMIT = 4096;
+
+type Slice = (this: Uint8Array, start: number, end: number) => string;
+const utf8Slice = (Buffer.prototype as unknown as { utf8Slice: Slice }).utf8Slice;
+const latin1Slice = (Buffer.prototype as unknown as { latin1Slice: Slice }).latin1Slice;
+
+const keyCache = new Map<number, string>();
+
+class Reader {
+  bytes: Uint8Array = new Uint8Array(0);
+  view: DataView = new DataView(new ArrayBuffer(0));
+  pos = 0;
+  end = 0;
+
+  value(depth: number): unknown {
+    const b = this.u8();
+    if (b < 0x80) return b;
+    if (b >= 0xe0) return b - 0x100;
+    if (b < 0x90) return this.map(b - 0x80, depth);
+    if (b < 0xa0) return this.array(b - 0x90, depth);
+    if (b < 0xc0) return this.str(b - 0xa0);
+    switch (b) {
+      case 0xc0:
+        return null;
+      case 0xc2:
+        return false;
+      case 0xc3:
+        return true;
+      case 0xc4:
+        return this.bin(this.u8());
+      case 0xc5:
+        return this.bin(this.u16());
+      case 0xc6:
+        return this.bin(this.u32());
+      case 0xca: {
+        this.need(4);
+        const v = this.view.getFloat32(this.pos);
+        this.pos += 4;
+        return v;
+      }
+      case 0xcb: {
+        this.need(8);
+        const v = this.view.getFloat64(this.pos);
+        this.pos += 8;
+        return v;
+      }
+      case 0xcc:
+        return this.u8();
+      case 0xcd:
+        return this.u16();
+      case 0xce:
+        return this.u32();
+      case 0xcf: {
+        this.need(8);
+        const v = this.view.getUint32(this.pos) * 4294967296 + this.view.getUint32(this.pos + 4);
+        this.pos += 8;
+        return v;
+      }
+      case 0xd0: {
+        this.need(1);
+        return this.view.getInt8(this.pos++);
+      }
+      case 0xd1: {
+        this.need(2);
+        const v = this.view.getInt16(this.pos);
+        this.pos += 2;
+        return v;
+      }
+      case 0xd2: {
+        this.need(4);
+        const v = this.view.getInt32(this.pos);
+        this.pos += 4;
+        return v;
+      }
+      case 0xd3: {
+        this.need(8);
+        const v = this.view.getInt32(this.pos) * 4294967296 + this.view.getUint32(this.pos + 4);
+        this.pos += 8;
+        return v;
+      }
+      case 0xd9:
+        return this.str(this.u8());
+      case 0xda:
+        return this.str(this.u16());
+      case 0xdb:
+        return this.str(this.u32());
+      case 0xdc:
+        return this.array(this.u16(), depth);
+      case 0xdd:
+        return this.array(this.u32(), depth);
+      case 0xde:
+        return this.map(this.u16(), depth);
+      case 0xdf:
+        return this.map(this.u32(), depth);
+      default:
+        // 0xc1 (never used) and every extension type
+        throw BAIL;
+    }
+  }
+
+  need(n: number): void {
+    if (this.pos + n > this.end) throw BAIL;
+  }
+
+  u8(): number {
+    if (this.pos >= this.end) throw BAIL;
+    return this.bytes[this.pos++] as number;
+  }
+
+  u16(): number {
+    this.need(2);
+    const b = this.bytes;
+    const p = this.pos;
+    this.pos = p + 2;
+    return ((b[p] as number) << 8) | (b[p + 1] as number);
+  }
+
+  u32(): number {
+    this.need(4);
+    const v = this.view.getUint32(this.pos);
+    this.pos += 4;
+    return v;
+  }
+
+  bin(n: number): Uint8Array {
+    this.need(n);
+    const start = this.pos;
+    this.pos += n;
+    return this.bytes.subarray(start, start + n);
+  }
+
+  str(n: number): string {
+    this.need(n);
+    const start = this.pos;
+    const end = start + n;
+    this.pos = end;
+    if (n === 0) return '';
+    const bytes = this.bytes;
+    if (n <= 8) {
+      // short values: cheaper in JS than a native call
+      let s = '';
+      for (let i = start; i < end; i++) {
+        const c = bytes[i] as number;
+        if (c >= 0x80) return this.utf8(start, end);
+        s += String.fromCharCode(c);
+      }
+      return s;
+    }
+    return this.utf8(start, end);
+  }
+
+  /** UTF-8 text; declines anything whose reference decoding could differ (invalid bytes, BOM). */
+  utf8(start: number, end: number): string {
+    const s = utf8Slice.call(this.bytes, start, end);
+    if (s.charCodeAt(0) === 0xfeff || s.indexOf('\ufffd') !== -1) throw BAIL;
+    return s;
+  }
+
+  /** A map key: ASCII keys up to 32 bytes come from a cache, the rest are decoded. */
+  key(): string {
+    const b = this.u8();
+    let n: number;
+    if (b >= 0xa0 && b < 0xc0) n = b - 0xa0;
+    else if (b === 0xd9) n = this.u8();
+    else if (b === 0xda) n = this.u16();
+    else if (b === 0xdb) n = this.u32();
+    else throw BAIL; // non-string keys: the reference decoder's rules apply
+    this.need(n);
+    const start = this.pos;
+    const end = start + n;
+    let key: string | undefined;
+    if (n <= MAX_CACHED_KEY) {
+      const bytes = this.bytes;
+      let h = n;
+      let ascii = true;
+      for (let i = start; i < end; i++) {
+        const c = bytes[i] as number;
+        if (c >= 0x80) {
+          ascii = false;
+          break;
+        }
+        h = Math.imul(h ^ c, 0x01000193);
+      }
+      if (ascii) {
+        key = keyCache.get(h);
+        if (key !== undefined && !sameAscii(key, bytes, start, end)) key = undefined;
+        if (key === undefined) {
+          key = latin1Slice.call(bytes, start, end);
+          if (keyCache.size >= KEY_CACHE_LIMIT) keyCache.clear();
+          keyCache.set(h, key);
+        }
+        this.pos = end;
+      }
+    }
+    if (key === undefined) key = this.str(n);
+    if (key === '__proto__') throw BAIL;
+    return key;
+  }
+
+  array(n: number, depth: number): unknown[] {
+    // every element takes at least one byte: a larger count is truncated input
+    if (n > this.end - this.pos || depth >= MAX_FAST_DEPTH) throw BAIL;
+    const out = new Array<unknown>(n);
+    for (let i = 0; i < n; i++) out[i] = this.value(depth + 1);
+    return out;
+  }
+
+  /** The element count of a map header, or BAIL for anything else. */
+  mapHeader(): number {
+    const b = this.u8();
+    let n: number;
+    if (b >= 0x80 && b < 0x90) n = b - 0x80;
+    else if (b === 0xde) n = this.u16();
+    else if (b === 0xdf) n = this.u32();
+    else throw BAIL;
+    if (n * 2 > this.end - this.pos) throw BAIL;
+    return n;
+  }
+
+  /** The element count of an array header, or BAIL for anything else. */
+  arrayHeader(): number {
+    const b = this.u8();
+    let n: number;
+    if (b >= 0x90 && b < 0xa0) n = b - 0x90;
+    else if (b === 0xdc) n = this.u16();
+    else if (b === 0xdd) n = this.u32();
+    else throw BAIL;
+    if (n > this.end - this.pos) throw BAIL;
+    return n;
+  }
+
+  /** Consumes a nil if one is next. */
+  nil(): boolean {
+    if (this.pos < this.end && this.bytes[this.pos] === 0xc0) {
+      this.pos++;
+      return true;
+    }
+    return false;
+  }
+
+  /** An unsigned integer up to `max`. */
+  uint(max: number): number {
+    const v = this.value(2);
+    if (typeof v !== 'number' || !Number.isInteger(v) || v < 0 || v > max) throw BAIL;
+    return v;
+  }
+
+  /** `str` → `str` map as a fresh object. */
+  textMap(): Record<string, string> {
+    const out: Record<string, string> = {};
+    for (let i = this.mapHeader(); i > 0; i--) {
+      const k = this.key();
+      out[k] = this.text();
+    }
+    return out;
+  }
+
+  /** An array of `str`, or nil as an empty list. */
+  optTextList(): string[] {
+    return this.nil() ? [] : this.textList();
+  }
+
+  /** A value that must be a msgpack `str`. */
+  text(): string {
+    const b = this.u8();
+    if (b >= 0xa0 && b < 0xc0) return this.str(b - 0xa0);
+    if (b === 0xd9) return this.str(this.u8());
+    if (b === 0xda) return this.str(this.u16());
+    if (b === 0xdb) return this.str(this.u32());
+    throw BAIL;
+  }
+
+  /** A `str` or nil (null). */
+  optText(): string | null {
+    if (this.pos < this.end && this.bytes[this.pos] === 0xc0) {
+      this.pos++;
+      return null;
+    }
+    return this.text();
+  }
+
+  /** An array of `str`. */
+  textList(): string[] {
+    const b = this.u8();
+    let n: number;
+    if (b >= 0x90 && b < 0xa0) n = b - 0x90;
+    else if (b === 0xdc) n = this.u16();
+    else if (b === 0xdd) n = this.u32();
+    else throw BAIL;
+    if (n > this.end - this.pos) throw BAIL;
+    const out = new Array<string>(n);
+    for (let i = 0; i < n; i++) out[i] = this.text();
+    return out;
+  }
+
+  map(n: number, depth: number): Record<string, unknown> {
+    if (n * 2 > this.end - this.pos || depth >= MAX_FAST_DEPTH) throw BAIL;
+    const out: Record<string, unknown> = {};
+    for (let i = 0; i < n; i++) {
+      const k = this.key();
+      out[k] = this.value(depth + 1);
+    }
+    return out;
+  }
+}
+
+function sameAscii(s: string, bytes: Uint8Array, start: number, end: number): boolean {
+  if (s.length !== end - start) return false;
+  for (let i = start; i < end; i++) if (s.charCodeAt(i - start) !== bytes[i]) return false;
+  return true;
+}
+
+const reader = new Reader();
+let busy = false;
+
+/**
+ * Decodes one complete msgpack value from `bytes`, or returns {@link FALLBACK}
+ * when the input is anything but a well-formed value of the common shapes.
+ */
+export function readMsgpackFast(bytes: Uint8Array): unknown {
+  if (busy || !(bytes instanceof Uint8Array)) return FALLBACK;
+  busy = true;
+  const r = reader;
+  try {
+    r.bytes = bytes;
+    r.view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+    r.pos = 0;
+    r.end = bytes.length;
+    const value = r.value(0);
+    return r.pos === r.end ? value : FALLBACK;
+  } catch {
+    // BAIL, or anything unexpected: the reference decoder gets the final word
+    return FALLBACK;
+  } finally {
+    r.bytes = EMPTY;
+    r.view = EMPTY_VIEW;
+    busy = false;
+  }
+}
+
+/**
+ * RequestHeaders as picket and Rust proxies write it (maps, `str` fields, header
+ * values as arrays of `str`), decoded and validated in one pass. The result is
+ * exactly what `parseRequestHeadersEvent(decode(bytes))` returns; anything else
+ * — arrays for structs, `bin` text, a repeated field, a missing one, a port out
+ * of range — returns {@link FALLBACK} and takes the generic path, which also
+ * words every error.
+ */
+export function readRequestHeadersFast(bytes: Uint8Array): RequestHeadersEvent | typeof FALLBACK {
+  if (busy || !(bytes instanceof Uint8Array)) return FALLBACK;
+  busy = true;
+  const r = reader;
+  try {
+    r.bytes = bytes;
+    r.view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+    r.pos = 0;
+    r.end = bytes.length;
+    let metadata: RequestMetadata | undefined;
+    let method: string | undefined;
+    let uri: string | undefined;
+    let headers: Record<string, string[]> | undefined;
+    for (let i = r.mapHeader(); i > 0; i--) {
+      const k = r.key();
+      switch (k) {
+        case 'metadata':
+          if (metadata !== undefined) throw BAIL;
+          metadata = readMetadata(r);
+          break;
+        case 'method':
+          if (method !== undefined) throw BAIL;
+          method = r.text();
+          break;
+        case 'uri':
+          if (uri !== undefined) throw BAIL;
+          uri = r.text();
+          break;
+        case 'headers': {
+          if (headers !== undefined) throw BAIL;
+          const h: Record<string, string[]> = {};
+          for (let j = r.mapHeader(); j > 0; j--) {
+            const name = r.key();
+            h[name] = r.textList();
+          }
+          headers = h;
+          break;
+        }
+        default:
+          // the top-level correlation_id Rust adds, and anything unknown: ignored
+          r.value(1);
+      }
+    }
+    if (
+      r.pos !== r.end ||
+      metadata === undefined ||
+      method === undefined ||
+      uri === undefined ||
+      headers === undefined
+    ) {
+      return FALLBACK;
+    }
+    return { metadata, method, uri, headers };
+  } catch {
+    return FALLBACK;
+  } finally {
+    r.bytes = EMPTY;
+    r.view = EMPTY_VIEW;
+    busy = false;
+  }
+}
+
+const MISSING = undefined;
+
+function readMetadata(r: Reader): RequestMetadata {
+  let correlationId: string | undefined;
+  let requestId: string | undefined;
+  let clientIp: string | undefined;
+  let clientPort: number | undefined;
+  let serverName: string | null | undefined;
+  let protocol: string | undefined;
+  let tlsVersion: string | null | undefined;
+  let tlsCipher: string | null | undefined;
+  let routeId: string | null | undefined;
+  let upstreamId: string | null | undefined;
+  let timestamp: string | undefined;
+  let traceparent: string | null | undefined;
+  for (let i = r.mapHeader(); i > 0; i--) {
+    const k = r.key();
+    switch (k) {
+      case 'correlation_id':
+        if (correlationId !== MISSING) throw BAIL;
+        correlationId = r.text();
+        break;
+      case 'request_id':
+        if (requestId !== MISSING) throw BAIL;
+        requestId = r.text();
+        break;
+      case 'client_ip':
+        if (clientIp !== MISSING) throw BAIL;
+        clientIp = r.text();
+        break;
+      case 'client_port': {
+        if (clientPort !== MISSING) throw BAIL;
+        const v = r.value(2);
+        if (typeof v !== 'number' || !Number.isInteger(v) || v < 0 || v > 0xffff) throw BAIL;
+        clientPort = v;
+        break;
+      }
+      case 'server_name':
+        if (serverName !== MISSING) throw BAIL;
+        serverName = r.optText();
+        break;
+      case 'protocol':
+        if (protocol !== MISSING) throw BAIL;
+        protocol = r.text();
+        break;
+      case 'tls_version':
+        if (tlsVersion !== MISSING) throw BAIL;
+        tlsVersion = r.optText();
+        break;
+      case 'tls_cipher':
+        if (tlsCipher !== MISSING) throw BAIL;
+        tlsCipher = r.optText();
+        break;
+      case 'route_id':
+        if (routeId !== MISSING) throw BAIL;
+        routeId = r.optText();
+        break;
+      case 'upstream_id':
+        if (upstreamId !== MISSING) throw BAIL;
+        upstreamId = r.optText();
+        break;
+      case 'timestamp':
+        if (timestamp !== MISSING) throw BAIL;
+        timestamp = r.text();
+        break;
+      case 'traceparent':
+        if (traceparent !== MISSING) throw BAIL;
+        traceparent = r.optText();
+        break;
+      default:
+        r.value(2);
+    }
+  }
+  if (
+    correlationId === MISSING ||
+    requestId === MISSING ||
+    clientIp === MISSING ||
+    clientPort === MISSING ||
+    protocol === MISSING ||
+    timestamp === MISSING
+  ) {
+    throw BAIL;
+  }
+  const m: RequestMetadata = {
+    correlation_id: correlationId,
+    request_id: requestId,
+    client_ip: clientIp,
+    client_port: clientPort,
+    server_name: serverName ?? null,
+    protocol,
+    tls_version: tlsVersion ?? null,
+    tls_cipher: tlsCipher ?? null,
+    route_id: routeId ?? null,
+    upstream_id: upstreamId ?? null,
+    timestamp,
+  };
+  if (traceparent != null) m.traceparent = traceparent;
+  return m;
+}
+
+/**
+ * AgentResponse in the layout picket and Rust agents write in msgpack (rmp-serde:
+ * a 10-element array, variants as single-key maps), decoded and validated in one
+ * pass: exactly what `parseAgentResponse(decode(bytes))` returns (before the f32
+ * normalisation of `confidence`, which the caller applies as before). Map-shaped
+ * or short responses, redirect/challenge decisions, WebSocket decisions and
+ * anything odd return {@link FALLBACK}.
+ */
+export function readAgentResponseFast(bytes: Uint8Array): AgentResponse | typeof FALLBACK {
+  if (busy || !(bytes instanceof Uint8Array)) return FALLBACK;
+  busy = true;
+  const r = reader;
+  try {
+    r.bytes = bytes;
+    r.view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+    r.pos = 0;
+    r.end = bytes.length;
+    if (r.arrayHeader() !== 10) return FALLBACK;
+    const version = r.uint(0xffffffff);
+    const decision = readDecision(r);
+    const requestHeaders = readHeaderOps(r);
+    const responseHeaders = readHeaderOps(r);
+    const routingMetadata = r.nil() ? {} : r.textMap();
+    const audit = readAudit(r);
+    let needsMore = false;
+    if (!r.nil()) {
+      const v = r.value(1);
+      if (typeof v !== 'boolean') throw BAIL;
+      needsMore = v;
+    }
+    const requestBodyMutation = readBodyMutation(r);
+    const responseBodyMutation = readBodyMutation(r);
+    if (!r.nil()) throw BAIL; // websocket_decision: the generic path
+    if (r.pos !== r.end) return FALLBACK;
+    return {
+      version,
+      decision,
+      request_headers: requestHeaders,
+      response_headers: responseHeaders,
+      routing_metadata: routingMetadata,
+      audit,
+      needs_more: needsMore,
+      request_body_mutation: requestBodyMutation,
+      response_body_mutation: responseBodyMutation,
+      websocket_decision: null,
+    };
+  } catch {
+    return FALLBACK;
+  } finally {
+    r.bytes = EMPTY;
+    r.view = EMPTY_VIEW;
+    busy = false;
+  }
+}
+
+function readDecision(r: Reader): Decision {
+  if (r.pos < r.end && (r.bytes[r.pos] as number) >> 5 === 0x5) {
+    // fixstr: only "allow" carries no fields
+    if (r.text() === 'allow') return 'allow';
+    throw BAIL;
+  }
+  if (r.mapHeader() !== 1 || r.key() !== 'block' || r.arrayHeader() !== 3) throw BAIL;
+  const status = r.uint(0xffff);
+  const body = r.optText();
+  const headers = r.nil() ? null : r.textMap();
+  return { block: { status, body, headers } };
+}
+
+function readHeaderOps(r: Reader): HeaderOp[] {
+  if (r.nil()) return [];
+  const n = r.arrayHeader();
+  const ops = new Array<HeaderOp>(n);
+  for (let i = 0; i < n; i++) {
+    if (r.mapHeader() !== 1) throw BAIL;
+    const kind = r.key();
+    if (kind === 'set' || kind === 'add') {
+      if (r.arrayHeader() !== 2) throw BAIL;
+      const nv = { name: r.text(), value: r.text() };
+      ops[i] = kind === 'set' ? { set: nv } : { add: nv };
+    } else if (kind === 'remove') {
+      if (r.arrayHeader() !== 1) throw BAIL;
+      ops[i] = { remove: { name: r.text() } };
+    } else {
+      throw BAIL;
+    }
+  }
+  return ops;
+}
+
+function readAudit(r: Reader): AuditMetadata {
+  if (r.nil()) return { tags: [], rule_ids: [], confidence: null, reason_codes: [], custom: {} };
+  if (r.arrayHeader() !== 5) throw BAIL;
+  const tags = r.optTextList();
+  const ruleIds = r.optTextList();
+  let confidence: number | null = null;
+  if (!r.nil()) {
+    const v = r.value(2);
+    if (typeof v !== 'number' || Number.isNaN(v)) throw BAIL;
+    confidence = v;
+  }
+  const reasonCodes = r.optTextList();
+  let custom: Record<string, unknown> = {};
+  if (!r.nil()) {
+    const b = r.bytes[r.pos] as number;
+    // a map (a fresh object, as parseAudit's copy would be); anything else: generic path
+    if (!((b >= 0x80 && b < 0x90) || b === 0xde || b === 0xdf)) throw BAIL;
+    custom = r.value(2) as Record<string, unknown>;
+  }
+  return { tags, rule_ids: ruleIds, confidence, reason_codes: reasonCodes, custom };
+}
+
+function readBodyMutation(r: Reader): BodyMutation | null {
+  if (r.nil()) return null;
+  if (r.arrayHeader() !== 2) throw BAIL;
+  const data = r.optText();
+  const chunkIndex = r.uint(0xffffffff);
+  return { data, chunk_index: chunkIndex };
+}
+
+const EMPTY = new Uint8Array(0);
+const EMPTY_VIEW = new DataView(new ArrayBuffer(0));

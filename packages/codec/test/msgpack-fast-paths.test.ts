@@ -1,0 +1,467 @@
+/**
+ * The fast msgpack reader must be indistinguishable from the reference
+ * decoder: same value for everything it accepts, FALLBACK for the rest.
+ */
+import { Encoder } from '@msgpack/msgpack';
+import { parseAgentResponse, parseRequestHeadersEvent } from '@picket/protocol';
+import fc from 'fast-check';
+import { describe, expect, test } from 'vitest';
+import { msgpackCodec, msgpackDecoder } from '../src/codec.js';
+import { createMessageCodec } from '../src/message-codec.js';
+import {
+  FALLBACK,
+  readAgentResponseFast,
+  readMsgpackFast,
+  readRequestHeadersFast,
+} from '../src/msgpack-reader.js';
+import { MsgpackWriter } from '../src/msgpack-writer.js';
+import { eventObject } from '../src/objects.js';
+import { hex } from './helpers.js';
+
+const encoder = new Encoder({ ignoreUndefined: true });
+
+/** Reference outcome: the value, or the error message. */
+function reference(bytes: Uint8Array): { value?: unknown; error?: string } {
+  try {
+    return { value: msgpackDecoder.decode(bytes) };
+  } catch (err) {
+    return { error: (err as Error).message };
+  }
+}
+
+function agrees(bytes: Uint8Array): void {
+  const fast = readMsgpackFast(bytes);
+  const ref = reference(bytes);
+  if (fast === FALLBACK) return;
+  expect(ref.error).toBeUndefined();
+  expect(fast).toStrictEqual(ref.value);
+}
+
+const value = fc.letrec((tie) => ({
+  any: fc.oneof(
+    { depthSize: 'small' },
+    fc.constant(null),
+    fc.boolean(),
+    fc.integer(),
+    fc.double(),
+    fc.maxSafeInteger(),
+    fc.string(),
+    fc.string({ unit: 'binary', maxLength: 300 }),
+    fc.uint8Array({ maxLength: 40 }),
+    fc.array(tie('any'), { maxLength: 20 }),
+    fc.dictionary(fc.string({ maxLength: 40 }), tie('any'), { maxKeys: 20 }),
+  ),
+})).any;
+
+describe('readMsgpackFast', () => {
+  test('agrees with @msgpack/msgpack on encoded values', () => {
+    fc.assert(
+      fc.property(value, (v) => {
+        agrees(encoder.encode(v));
+      }),
+      { numRuns: 400 },
+    );
+  });
+
+  test('agrees on random and mutated bytes', () => {
+    fc.assert(
+      fc.property(
+        value,
+        fc.array(fc.tuple(fc.nat(), fc.integer({ min: 0, max: 255 })), { maxLength: 4 }),
+        (v, edits) => {
+          const bytes = encoder.encode(v).slice();
+          for (const [i, b] of edits) if (bytes.length > 0) bytes[i % bytes.length] = b;
+          agrees(bytes);
+          agrees(bytes.subarray(0, Math.max(0, bytes.length - 1)));
+        },
+      ),
+      { numRuns: 400 },
+    );
+    fc.assert(
+      fc.property(fc.uint8Array({ maxLength: 64 }), (b) => agrees(b)),
+      { numRuns: 400 },
+    );
+  });
+
+  test('takes the common protocol shapes itself', () => {
+    const bytes = encoder.encode({
+      correlation_id: 'req-1',
+      headers: { host: ['example.com'], 'user-agent': ['x'.repeat(120)] },
+      data: new Uint8Array([1, 2, 3]),
+      n: [0, -1, 255, 65_536, 2 ** 40, -(2 ** 40), 1.5],
+    });
+    expect(readMsgpackFast(bytes)).not.toBe(FALLBACK);
+    agrees(bytes);
+  });
+
+  test('leaves odd inputs to the reference decoder', () => {
+    const cases: Uint8Array[] = [
+      new Uint8Array([0xd4, 0x01, 0x00]), // fixext
+      new Uint8Array([0xc1]), // never used
+      new Uint8Array([0x81, 0x01, 0x02]), // integer key
+      encoder.encode({ a: 1 }).subarray(0, 3), // truncated
+      new Uint8Array([0x01, 0x02]), // trailing byte
+      new Uint8Array([0xa3, 0xef, 0xbb, 0xbf]), // BOM
+      new Uint8Array([0xa9, 0x61, 0x61, 0x61, 0x61, 0x61, 0x61, 0x61, 0x61, 0xff]), // invalid UTF-8
+      new Uint8Array([0x81, 0xa9, ...new TextEncoder().encode('__proto__'), 0x01]),
+      new Uint8Array([0xdd, 0xff, 0xff, 0xff, 0xff]), // forged array length
+      new Uint8Array(Array.from({ length: 100 }, () => 0x91)).fill(0xc0, 99), // deep
+    ];
+    for (const bytes of cases) {
+      expect(readMsgpackFast(bytes)).toBe(FALLBACK);
+      agrees(bytes);
+    }
+  });
+
+  test('msgpackCodec keeps the reference errors', () => {
+    expect(() => msgpackCodec.decode(new Uint8Array([0xc1]))).toThrow(/invalid msgpack/);
+    expect(() =>
+      msgpackCodec.decode(
+        new Uint8Array([0x81, 0xa9, ...new TextEncoder().encode('__proto__'), 0x01]),
+      ),
+    ).toThrow(/__proto__/);
+  });
+});
+
+/** Every object's own key list, recursively (what toEqual does not check). */
+function shape(v: unknown): unknown {
+  if (Array.isArray(v)) return v.map(shape);
+  if (v === null || typeof v !== 'object') return typeof v;
+  return Object.keys(v).map((k) => [k, shape((v as Record<string, unknown>)[k])]);
+}
+
+describe('readRequestHeadersFast', () => {
+  const optStr = fc.option(fc.string({ maxLength: 30 }), { nil: null });
+  const metadata = fc.record(
+    {
+      correlation_id: fc.string({ maxLength: 40 }),
+      request_id: fc.string({ maxLength: 40 }),
+      client_ip: fc.string({ maxLength: 40 }),
+      client_port: fc.oneof(fc.integer({ min: 0, max: 65535 }), fc.integer(), fc.double()),
+      server_name: optStr,
+      protocol: fc.string({ maxLength: 10 }),
+      tls_version: optStr,
+      tls_cipher: optStr,
+      route_id: optStr,
+      upstream_id: optStr,
+      timestamp: fc.string({ maxLength: 40 }),
+      traceparent: optStr,
+      extra: fc.anything(),
+    },
+    {
+      requiredKeys: [
+        'correlation_id',
+        'request_id',
+        'client_ip',
+        'client_port',
+        'protocol',
+        'timestamp',
+      ],
+    },
+  );
+  const event = fc.record(
+    {
+      correlation_id: fc.string({ maxLength: 20 }),
+      metadata,
+      method: fc.oneof(fc.constantFrom('GET', 'POST'), fc.string()),
+      uri: fc.string({ maxLength: 80 }),
+      headers: fc.dictionary(
+        fc.oneof(
+          fc.constantFrom('host', 'user-agent', '0', '42', 'constructor'),
+          fc.string({ maxLength: 20 }),
+        ),
+        fc.oneof(fc.array(fc.string({ maxLength: 60 }), { maxLength: 3 }), fc.anything()),
+        { maxKeys: 8 },
+      ),
+      unknown: fc.anything(),
+    },
+    { requiredKeys: ['metadata', 'method', 'uri', 'headers'] },
+  );
+
+  function generic(bytes: Uint8Array): { value?: unknown; error?: string } {
+    try {
+      return { value: parseRequestHeadersEvent(msgpackDecoder.decode(bytes)) };
+    } catch (err) {
+      return { error: (err as Error).message };
+    }
+  }
+
+  function same(bytes: Uint8Array): boolean {
+    const fast = readRequestHeadersFast(bytes);
+    const ref = generic(bytes);
+    if (fast === FALLBACK) return false;
+    expect(ref.error).toBeUndefined();
+    // toEqual, not toStrictEqual: a header named "constructor" defeats the latter's type check
+    expect(fast).toEqual(ref.value);
+    expect(shape(fast)).toEqual(shape(ref.value)); // same keys in the same order, no undefined extras
+    return true;
+  }
+
+  test('equals parseRequestHeadersEvent(decode(bytes)) whenever it answers', () => {
+    let answered = 0;
+    fc.assert(
+      fc.property(event, (e) => {
+        if (same(encoder.encode(e))) answered++;
+      }),
+      { numRuns: 500 },
+    );
+    expect(answered).toBeGreaterThan(20);
+  });
+
+  test('answers for what picket’s own msgpack codec writes, and declines odd shapes', () => {
+    const codec = createMessageCodec('msgpack');
+    const e = {
+      metadata: {
+        correlation_id: 'req-1',
+        request_id: 'req-1',
+        client_ip: '127.0.0.1',
+        client_port: 50000,
+        protocol: 'HTTP/1.1',
+        timestamp: '2026-01-01T00:00:00.000+00:00',
+        traceparent: '00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01',
+      },
+      method: 'GET',
+      uri: '/a?b=c',
+      headers: { host: ['example.com'], 'x-many': ['1', '2'] },
+    };
+    expect(same(codec.encodeEvent('request_headers', e, 'req-1'))).toBe(true);
+    expect(
+      codec.decodeEvent('request_headers', codec.encodeEvent('request_headers', e, 'req-1')),
+    ).toStrictEqual({
+      ...e,
+      metadata: {
+        ...e.metadata,
+        server_name: null,
+        tls_version: null,
+        tls_cipher: null,
+        route_id: null,
+        upstream_id: null,
+        traceparent: e.metadata.traceparent,
+      },
+    });
+    // struct as an array (rmp-serde), bin text, trailing byte: generic path
+    expect(readRequestHeadersFast(encoder.encode([e.metadata, 'GET', '/', {}]))).toBe(FALLBACK);
+    expect(
+      readRequestHeadersFast(encoder.encode({ ...e, method: new TextEncoder().encode('GET') })),
+    ).toBe(FALLBACK);
+    const bytes = codec.encodeEvent('request_headers', e, 'req-1');
+    expect(readRequestHeadersFast(new Uint8Array([...bytes, 0]))).toBe(FALLBACK);
+    expect(readRequestHeadersFast(bytes.subarray(0, bytes.length - 1))).toBe(FALLBACK);
+  });
+});
+
+describe('msgpack RequestHeaders fast writer', () => {
+  const reference = (e: unknown, cid: string) => {
+    const w = new MsgpackWriter(64);
+    w.value(eventObject('request_headers', e as never, cid, false));
+    return hex(w.finish());
+  };
+  const optStr = fc.option(fc.string({ maxLength: 30 }), { nil: null });
+  const event = fc.record({
+    metadata: fc.record(
+      {
+        correlation_id: fc.string(),
+        request_id: fc.string(),
+        client_ip: fc.string(),
+        client_port: fc.integer({ min: 0, max: 65535 }),
+        server_name: optStr,
+        protocol: fc.string(),
+        tls_version: optStr,
+        tls_cipher: optStr,
+        route_id: optStr,
+        upstream_id: optStr,
+        timestamp: fc.string(),
+        traceparent: fc.option(fc.string(), { nil: undefined }),
+      },
+      {
+        requiredKeys: [
+          'correlation_id',
+          'request_id',
+          'client_ip',
+          'client_port',
+          'protocol',
+          'timestamp',
+        ],
+      },
+    ),
+    method: fc.string(),
+    uri: fc.string({ maxLength: 300 }),
+    headers: fc.dictionary(
+      fc.string({ maxLength: 40 }).filter((k) => k !== '__proto__'),
+      fc.array(fc.string({ unit: 'grapheme', maxLength: 120 }), { maxLength: 20 }),
+      { maxKeys: 30 },
+    ),
+  });
+
+  test('writes exactly what eventObject + the generic writer write', () => {
+    const codec = createMessageCodec('msgpack');
+    fc.assert(
+      fc.property(event, fc.string(), (e, cid) => {
+        expect(hex(codec.encodeEvent('request_headers', e, cid))).toBe(reference(e, cid));
+      }),
+      { numRuns: 400 },
+    );
+  });
+
+  test('leaves unusual events to the generic path (same bytes or the same error)', () => {
+    const codec = createMessageCodec('msgpack');
+    const base = {
+      metadata: {
+        correlation_id: 'a',
+        request_id: 'a',
+        client_ip: 'ip',
+        client_port: 1,
+        protocol: 'p',
+        timestamp: 't',
+      },
+      method: 'GET',
+      uri: '/',
+      headers: { a: ['b'] },
+    };
+    const headersMap = new Map([['x', ['y']]]);
+    expect(
+      hex(codec.encodeEvent('request_headers', { ...base, headers: headersMap } as never, 'c')),
+    ).toBe(reference({ ...base, headers: headersMap }, 'c'));
+    expect(() =>
+      codec.encodeEvent(
+        'request_headers',
+        { ...base, metadata: { ...base.metadata, client_port: 70000 } },
+        'c',
+      ),
+    ).toThrow(/client_port/);
+    expect(() =>
+      codec.encodeEvent('request_headers', { ...base, headers: { a: [1] } } as never, 'c'),
+    ).toThrow(/headers\.a\[0\]/);
+  });
+});
+
+describe('readAgentResponseFast', () => {
+  const generic = (bytes: Uint8Array) => {
+    try {
+      return { value: parseAgentResponse(msgpackDecoder.decode(bytes)) };
+    } catch (err) {
+      return { error: (err as Error).message };
+    }
+  };
+  const same = (bytes: Uint8Array): boolean => {
+    const fast = readAgentResponseFast(bytes);
+    if (fast === FALLBACK) return false;
+    const ref = generic(bytes);
+    expect(ref.error).toBeUndefined();
+    expect(fast).toEqual(ref.value);
+    expect(shape(fast)).toEqual(shape(ref.value));
+    return true;
+  };
+  const strs = fc.array(fc.string({ maxLength: 12 }), { maxLength: 4 });
+  const op = fc.oneof(
+    fc.record({ set: fc.record({ name: fc.string(), value: fc.string() }) }),
+    fc.record({ add: fc.record({ name: fc.string(), value: fc.string() }) }),
+    fc.record({ remove: fc.record({ name: fc.string() }) }),
+  );
+  const strMapArb = fc.dictionary(
+    fc.string({ maxLength: 10 }).filter((k) => k !== '__proto__'),
+    fc.string(),
+    {
+      maxKeys: 4,
+    },
+  );
+  const response = fc.record({
+    version: fc.integer({ min: 0, max: 3 }),
+    decision: fc.oneof(
+      fc.constant('allow' as const),
+      fc.record({
+        block: fc.record({
+          status: fc.integer({ min: 100, max: 599 }),
+          body: fc.option(fc.string(), { nil: null }),
+          headers: fc.option(strMapArb, { nil: null }),
+        }),
+      }),
+      fc.record({ redirect: fc.record({ url: fc.string(), status: fc.constantFrom(301, 302) }) }),
+    ),
+    request_headers: fc.array(op, { maxLength: 5 }),
+    response_headers: fc.array(op, { maxLength: 3 }),
+    routing_metadata: strMapArb,
+    audit: fc.record({
+      tags: strs,
+      rule_ids: strs,
+      confidence: fc.option(fc.float({ noNaN: true, noDefaultInfinity: true }), { nil: null }),
+      reason_codes: strs,
+      custom: fc.dictionary(
+        fc.string({ maxLength: 10 }).filter((k) => k !== '__proto__'),
+        fc.oneof(
+          fc.string(),
+          fc.integer(),
+          fc.boolean(),
+          fc.constant(null),
+          fc.array(fc.integer(), { maxLength: 3 }),
+        ),
+        { maxKeys: 5 },
+      ),
+    }),
+    needs_more: fc.boolean(),
+    request_body_mutation: fc.option(
+      fc.record({ data: fc.option(fc.string(), { nil: null }), chunk_index: fc.nat(1000) }),
+      { nil: null },
+    ),
+    response_body_mutation: fc.constant(null),
+    websocket_decision: fc.oneof(fc.constant(null), fc.constant('allow' as const)),
+  });
+
+  test('equals parseAgentResponse(decode(bytes)) for what picket agents write', () => {
+    const codec = createMessageCodec('msgpack');
+    let answered = 0;
+    fc.assert(
+      fc.property(response, (resp) => {
+        if (same(codec.encodeResponse(resp as never))) answered++;
+      }),
+      { numRuns: 400 },
+    );
+    expect(answered).toBeGreaterThan(100);
+  });
+
+  test('equals the generic path on other arrays and mutated bytes, or declines', () => {
+    const codec = createMessageCodec('msgpack');
+    fc.assert(
+      fc.property(
+        response,
+        fc.array(fc.tuple(fc.nat(), fc.integer({ min: 0, max: 255 })), { maxLength: 3 }),
+        (resp, edits) => {
+          const bytes = codec.encodeResponse(resp as never).slice();
+          for (const [i, b] of edits) bytes[i % bytes.length] = b;
+          same(bytes);
+        },
+      ),
+      { numRuns: 400 },
+    );
+    fc.assert(
+      fc.property(
+        fc.array(fc.anything(), { minLength: 10, maxLength: 10 }),
+        (a) => void same(encoder.encode(a)),
+      ),
+    );
+  });
+
+  test('msgpack decodeResponse normalises confidence to f32 as before', () => {
+    const codec = createMessageCodec('msgpack');
+    const bytes = codec.encodeResponse({
+      version: 1,
+      decision: 'allow',
+      request_headers: [],
+      response_headers: [],
+      routing_metadata: {},
+      audit: {
+        tags: [],
+        rule_ids: [],
+        confidence: 0.1,
+        reason_codes: [],
+        custom: { correlation_id: 'x' },
+      },
+      needs_more: false,
+      request_body_mutation: null,
+      response_body_mutation: null,
+      websocket_decision: null,
+    });
+    expect(readAgentResponseFast(bytes)).not.toBe(FALLBACK);
+    expect(codec.decodeResponse(bytes).audit.confidence).toBe(0.1);
+  });
+});
