@@ -694,8 +694,12 @@ export class Exchange {
     this.outcome = 'client_disconnect';
     this.error ??= 'client disconnected';
     // aborting with a cancel-reason name makes the transports send Cancel(client_disconnect)
+    // for calls in flight; agents that already answered are told through the pool.
     this.clientAbort.abort('client_disconnect');
     this.upstreamAbort.abort();
+    for (const agent of this.chain) {
+      this.core.pool.cancel(agent.name, this.correlationId, 'client_disconnect').catch(() => {});
+    }
   }
 
   /** Once per request, when the client's response is over: metrics, summary, request_complete. */

@@ -244,6 +244,24 @@ describe('gateway end to end', () => {
     });
   });
 
+  it('a client disconnect while the upstream is slow tells agents that already answered', async () => {
+    const gw = await gateway();
+    let upstreamSaw = false;
+    upstream.server.once('request', () => {
+      upstreamSaw = true;
+    });
+    const req = httpRequest(`${gw.base}/slow?ms=20000`);
+    req.on('error', () => {});
+    req.end();
+    await until(() => upstreamSaw || undefined);
+    req.destroy();
+    const complete = await until(() => control.completes.find((c) => c.status === 499));
+    const cancel = await until(() =>
+      control.cancels.find((c) => c.cid === complete.correlation_id),
+    );
+    expect(cancel.reason).toBe('client_disconnect');
+  });
+
   it('serves /metrics and /healthz under the admin prefix', async () => {
     const gw = await gateway();
     await get(gw, '/one');

@@ -5,6 +5,7 @@ import {
   type AgentResponse,
   type AgentTransport,
   type CallOptions,
+  type CancelReason,
   type ConfigureEvent,
   ErrorCode,
   type EventMap,
@@ -456,6 +457,26 @@ export class AgentPool extends EventEmitter<PoolEventMap> {
     options?: CallOptions,
   ): Promise<AgentResponse> {
     return this.call(agentId, 'configure', event, options);
+  }
+
+  /**
+   * Tells an agent that a request no longer matters (the client went away, the
+   * proxy gave up): sends Cancel on the connection that saw the request's
+   * headers, which also rejects a call of that request still pending there.
+   * Resolves `false` when no connection of the agent knows the request (it never
+   * reached the agent, or already completed).
+   */
+  async cancel(
+    agentId: string,
+    correlationId: string,
+    reason: CancelReason = 'client_disconnect',
+  ): Promise<boolean> {
+    const agent = this.agents.get(agentId);
+    const connId = this.affinity.get(affinityKey(agentId, correlationId));
+    const conn = connId === undefined ? undefined : agent?.connections.get(connId);
+    if (conn === undefined || conn.dead) return false;
+    await conn.transport.cancel(correlationId, reason);
+    return true;
   }
 
   /** Forgets the connection affinity of a request (on every agent). */

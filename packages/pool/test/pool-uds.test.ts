@@ -313,3 +313,19 @@ describe('close', () => {
     );
   });
 });
+
+describe('cancel', () => {
+  it('sends Cancel on the connection that saw the request headers', async () => {
+    const a = await agent('a');
+    const p = pool({ connectionsPerAgent: 3 });
+    await p.addAgent('a', a.connector());
+    await p.sendRequestHeaders('a', headers('gone-1'));
+    expect(await p.cancel('a', 'gone-1')).toBe(true);
+    await until(() => a.cancels.length === 1);
+    expect(a.cancels[0]).toEqual({ cid: 'gone-1', reason: 'client_disconnect' });
+    expect(await p.cancel('a', 'never-sent')).toBe(false);
+    expect(await p.cancel('nobody', 'gone-1')).toBe(false);
+    await p.sendRequestComplete('a', complete('gone-1'));
+    expect(await p.cancel('a', 'gone-1')).toBe(false);
+  });
+});

@@ -41,6 +41,7 @@ export type Decide = (
  */
 export class RecordingAgent {
   readonly seen: Seen[] = [];
+  readonly cancels: { cid: string; reason: string }[] = [];
   server: UdsAgentServerV2;
   decide: Decide = () => allow();
 
@@ -65,6 +66,9 @@ export class RecordingAgent {
       onResponseHeaders: hook('response_headers'),
       onResponseBodyChunk: hook('response_body_chunk'),
       onRequestComplete: hook('request_complete'),
+      onCancel: (cid, reason) => {
+        this.cancels.push({ cid, reason });
+      },
     };
     return new UdsAgentServerV2(this.path, handler, { logger: silentLogger, drainTimeoutMs: 0 });
   }
