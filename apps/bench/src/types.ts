@@ -121,3 +121,24 @@ export function skippedTarget(scenario: string, description: string, why: string
     skipped: why,
   };
 }
+
+/** The whole result of a scenario whose package is not built: one skipped row and target. */
+export function skippedScenario(
+  id: string,
+  title: string,
+  description: string,
+  target: string,
+  why: string,
+): ScenarioResult {
+  return {
+    id,
+    title,
+    description,
+    rows: [
+      { scenario: id, name: '(all)', baseline: '', value: Number.NaN, unit: '', skipped: why },
+    ],
+    targets: [skippedTarget(id, target, why)],
+    charts: [],
+    notes: [],
+  };
+}

@@ -1,7 +1,7 @@
 import { measure, measureVariants } from '../harness.js';
 import type { Aggregate } from '../stats.js';
 import type { BenchConfig, Row, Scenario } from '../types.js';
-import { skippedTarget, target } from '../types.js';
+import { skippedScenario, target } from '../types.js';
 import type { Hosted } from '../worker.js';
 import {
   aggregateRow,
@@ -138,24 +138,13 @@ export const grpcScenario: Scenario = {
       '`AgentClientV2` → `GrpcAgentServerV2(EchoAgent)`.';
     const missing = await packageAvailable('@picket/grpc');
     if (missing !== undefined) {
-      return {
-        id: ID,
-        title: grpcScenario.title,
+      return skippedScenario(
+        ID,
+        grpcScenario.title,
         description,
-        rows: [
-          {
-            scenario: ID,
-            name: '(all)',
-            baseline: '',
-            value: Number.NaN,
-            unit: '',
-            skipped: missing,
-          },
-        ],
-        targets: [skippedTarget(ID, 'picket gRPC ≥ 0.8 × raw grpc-js', missing)],
-        charts: [],
-        notes: [],
-      };
+        'picket gRPC ≥ 0.8 × raw grpc-js',
+        missing,
+      );
     }
     const [server, load] = await startWorkers(config, [`${ID}-server`, `${ID}-load`]);
     if (server === undefined || load === undefined) throw new Error('workers did not start');

@@ -1,7 +1,7 @@
 import { measure, measureVariants } from '../harness.js';
 import type { Aggregate } from '../stats.js';
 import type { BenchConfig, Scenario } from '../types.js';
-import { skippedTarget, target } from '../types.js';
+import { skippedScenario, target } from '../types.js';
 import type { Hosted } from '../worker.js';
 import {
   aggregateRow,
@@ -78,24 +78,13 @@ export const reverseScenario: Scenario = {
       'code in the same agent process.';
     const missing = await packageAvailable('@picket/reverse');
     if (missing !== undefined) {
-      return {
-        id: ID,
-        title: reverseScenario.title,
+      return skippedScenario(
+        ID,
+        reverseScenario.title,
         description,
-        rows: [
-          {
-            scenario: ID,
-            name: '(all)',
-            baseline: '',
-            value: Number.NaN,
-            unit: '',
-            skipped: missing,
-          },
-        ],
-        targets: [skippedTarget(ID, 'reverse ≥ 0.9 × plain UDS', missing)],
-        charts: [],
-        notes: [],
-      };
+        'reverse ≥ 0.9 × plain UDS',
+        missing,
+      );
     }
     const [server, load] = await startWorkers(config, [`${ID}-server`, `${ID}-load`]);
     if (server === undefined || load === undefined) throw new Error('workers did not start');
