@@ -351,10 +351,11 @@ function headerOps(v: unknown, path: string): string {
   return `${out}]`;
 }
 
-function audit(v: unknown, path: string): string {
+function audit(v: unknown, path: string, correlationId: string | undefined): string {
   const a = optObj(v, path) as Partial<AuditMetadata>;
   const c = a.confidence;
-  const custom = optObj(a.custom, `${path}.custom`);
+  const given = optObj(a.custom, `${path}.custom`);
+  const custom = correlationId === undefined ? given : { ...given, correlation_id: correlationId };
   return (
     `{"tags":${strArray(a.tags, `${path}.tags`)}` +
     `,"rule_ids":${strArray(a.rule_ids, `${path}.rule_ids`)}` +
@@ -387,7 +388,7 @@ function wsDecision(v: unknown, path: string): string {
  * Rust reader defaults (header ops, routing metadata, audit, mutations…) may be
  * left out of `r` and are written with their default values.
  */
-export function agentResponseJson(r: AgentResponse): string {
+export function agentResponseJson(r: AgentResponse, correlationId?: string): string {
   const x = obj(r, 'AgentResponse') as Partial<AgentResponse>;
   return (
     `{"version":${u(x.version, 'AgentResponse.version', U32)}` +
@@ -395,7 +396,7 @@ export function agentResponseJson(r: AgentResponse): string {
     `,"request_headers":${headerOps(x.request_headers, 'AgentResponse.request_headers')}` +
     `,"response_headers":${headerOps(x.response_headers, 'AgentResponse.response_headers')}` +
     `,"routing_metadata":${strMap(x.routing_metadata, 'AgentResponse.routing_metadata')}` +
-    `,"audit":${audit(x.audit, 'AgentResponse.audit')}` +
+    `,"audit":${audit(x.audit, 'AgentResponse.audit', correlationId)}` +
     `,"needs_more":${bd(x.needs_more, 'AgentResponse.needs_more')}` +
     `,"request_body_mutation":${bodyMutation(x.request_body_mutation, 'AgentResponse.request_body_mutation')}` +
     `,"response_body_mutation":${bodyMutation(x.response_body_mutation, 'AgentResponse.response_body_mutation')}` +

@@ -72,8 +72,13 @@ export interface MessageCodec {
   encodeEvent<K extends EventType>(type: K, event: EventMap[K], correlationId: string): Uint8Array;
   /** Agent side: decodes and validates an event payload (maps or rmp-serde arrays; base64 or bin bodies). */
   decodeEvent<K extends EventType>(type: K, payload: Uint8Array): EventMap[K];
-  /** Agent → proxy. JSON in declaration order; msgpack as Rust's 10-element array (f32 confidence); CBOR as a named map. */
-  encodeResponse(response: AgentResponse): Uint8Array;
+  /**
+   * Agent → proxy. JSON in declaration order; msgpack as Rust's 10-element array (f32 confidence); CBOR as a named map.
+   * Every field is checked while it is written (missing optional fields take serde's defaults), so a handler's
+   * result needs no separate validation. `correlationId`, when given, is written as `audit.custom.correlation_id`
+   * (how a UDS reply is routed), replacing any value there; `response` itself is never modified.
+   */
+  encodeResponse(response: AgentResponse, correlationId?: string): Uint8Array;
   /** Proxy side: decodes and validates an AgentResponse (map, full or short array). */
   decodeResponse(payload: Uint8Array): AgentResponse;
   /** 0x30 HealthStatus (agent → proxy): `{state, message?}`. */
@@ -367,8 +372,10 @@ class JsonMessageCodec implements MessageCodec {
   decodeEvent<K extends EventType>(type: K, payload: Uint8Array): EventMap[K] {
     return decodeMessage('JSON', eventName(type), payload, parseJson, (v) => parseEvent(type, v));
   }
-  encodeResponse(response: AgentResponse): Uint8Array {
-    return guardEncode('json', 'AgentResponse', () => utf8Encode(agentResponseJson(response)));
+  encodeResponse(response: AgentResponse, correlationId?: string): Uint8Array {
+    return guardEncode('json', 'AgentResponse', () =>
+      utf8Encode(agentResponseJson(response, correlationId)),
+    );
   }
   decodeResponse(payload: Uint8Array): AgentResponse {
     return decodeMessage('JSON', 'AgentResponse', payload, parseJson, validateResponse);
@@ -413,7 +420,7 @@ abstract class BinaryMessageCodec implements MessageCodec {
   protected abstract readonly parse: (bytes: Uint8Array) => unknown;
   protected abstract encodeValue(what: string, value: unknown): Uint8Array;
 
-  abstract encodeResponse(response: AgentResponse): Uint8Array;
+  abstract encodeResponse(response: AgentResponse, correlationId?: string): Uint8Array;
   abstract encodeMetrics(m: MetricsReport): Uint8Array;
 
   encodeEvent<K extends EventType>(type: K, event: EventMap[K], correlationId: string): Uint8Array {
@@ -501,9 +508,9 @@ class MsgpackMessageCodec extends BinaryMessageCodec {
     }
     return super.decodeResponse(payload);
   }
-  encodeResponse(response: AgentResponse): Uint8Array {
+  encodeResponse(response: AgentResponse, correlationId?: string): Uint8Array {
     return guardEncode('msgpack', 'AgentResponse', () => {
-      const parts = responseParts(response);
+      const parts = responseParts(response, correlationId);
       return withWriter((w) => writeResponseArray(w, parts));
     });
   }
@@ -520,8 +527,8 @@ class CborMessageCodec extends BinaryMessageCodec {
   protected encodeValue(what: string, value: unknown): Uint8Array {
     return guardEncode('cbor', what, () => plain(cborEncoder.encode(value)));
   }
-  encodeResponse(response: AgentResponse): Uint8Array {
-    return this.encodeValue('AgentResponse', responseObject(response));
+  encodeResponse(response: AgentResponse, correlationId?: string): Uint8Array {
+    return this.encodeValue('AgentResponse', responseObject(response, correlationId));
   }
   encodeMetrics(m: MetricsReport): Uint8Array {
     return this.encodeValue('MetricsReport', metricsObject(m, identity));

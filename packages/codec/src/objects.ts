@@ -259,15 +259,17 @@ export interface AuditParts {
   custom: Obj;
 }
 
-export function auditParts(v: unknown, path: string): AuditParts {
+/** The audit parts; `correlationId` (UDS routing) goes into a copy of `custom`, never the caller's object. */
+export function auditParts(v: unknown, path: string, correlationId?: string): AuditParts {
   const a = optObj(v, path);
   const c = a.confidence;
+  const custom = optObj(a.custom, `${path}.custom`);
   return {
     tags: auditList(a.tags, path, 'tags'),
     rule_ids: auditList(a.rule_ids, path, 'rule_ids'),
     confidence: c === undefined || c === null ? null : num(c, `${path}.confidence`),
     reason_codes: auditList(a.reason_codes, path, 'reason_codes'),
-    custom: optObj(a.custom, `${path}.custom`),
+    custom: correlationId === undefined ? custom : { ...custom, correlation_id: correlationId },
   };
 }
 
@@ -318,7 +320,7 @@ export interface ResponseParts {
   websocket_decision: WsParts | null;
 }
 
-export function responseParts(r: AgentResponse): ResponseParts {
+export function responseParts(r: AgentResponse, correlationId?: string): ResponseParts {
   const x = obj(r, 'AgentResponse');
   return {
     version: uint(x.version, 'AgentResponse.version', U32),
@@ -326,7 +328,7 @@ export function responseParts(r: AgentResponse): ResponseParts {
     request_headers: headerOpParts(x.request_headers, 'AgentResponse.request_headers'),
     response_headers: headerOpParts(x.response_headers, 'AgentResponse.response_headers'),
     routing_metadata: strMap(x.routing_metadata, 'AgentResponse.routing_metadata'),
-    audit: auditParts(x.audit, 'AgentResponse.audit'),
+    audit: auditParts(x.audit, 'AgentResponse.audit', correlationId),
     needs_more:
       x.needs_more === undefined || x.needs_more === null
         ? false
@@ -350,8 +352,8 @@ function opObject(op: HeaderOpParts): Obj {
 }
 
 /** AgentResponse as a map with field names (CBOR), declaration order. */
-export function responseObject(r: AgentResponse): Obj {
-  const p = responseParts(r);
+export function responseObject(r: AgentResponse, correlationId?: string): Obj {
+  const p = responseParts(r, correlationId);
   const d = p.decision;
   let decision: unknown;
   if (d[0] === 'allow') decision = 'allow';

@@ -282,6 +282,23 @@ describe('encoders refuse what a Rust peer rejects (INVALID_ARGUMENT, naming the
   });
 });
 
+describe('encodeResponse with a correlation id (UDS routing)', () => {
+  test.each(['json', 'msgpack', 'cbor'] as const)('%s', (encoding) => {
+    const c = createMessageCodec(encoding);
+    const r = allow({ tags: ['t'], custom: { a: 1, correlation_id: 'old' } });
+    const routed = c.decodeResponse(c.encodeResponse(r, 'cid-7'));
+    // the key keeps its place; the caller's object is left alone
+    expect(routed.audit.custom).toEqual({ a: 1, correlation_id: 'cid-7' });
+    expect(Object.keys(routed.audit.custom)).toEqual(['a', 'correlation_id']);
+    expect(r.audit.custom).toEqual({ a: 1, correlation_id: 'old' });
+    const bare = c.decodeResponse(c.encodeResponse({ version: 1, decision: 'allow' } as never, 'x'));
+    expect(bare.audit.custom).toEqual({ correlation_id: 'x' });
+    expect(bare.request_headers).toEqual([]);
+    // without one, bytes are what they always were
+    expect(c.encodeResponse(r)).toEqual(c.encodeResponse({ ...r }));
+  });
+});
+
 describe('msgpack AgentResponse is rmp-serde’s positional layout', () => {
   test('every decision / op / mutation / websocket variant', () => {
     const responses = [

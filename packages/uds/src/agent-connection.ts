@@ -22,7 +22,6 @@ import {
   healthStateToWire,
   MessageType,
   type MetricsReport,
-  parseAgentResponse,
   type RequestContext,
   salvageCorrelationId,
   type TransportKind,
@@ -104,17 +103,6 @@ function jobSignal(job: Job): AbortSignal {
 }
 
 const JOB = Symbol('job');
-
-/** `<event type> handler result` (the validation path), built once per type. */
-const RESULT_PATHS = new Map<EventType, string>();
-function resultPath(type: EventType): string {
-  let p = RESULT_PATHS.get(type);
-  if (p === undefined) {
-    p = `${type} handler result`;
-    RESULT_PATHS.set(type, p);
-  }
-  return p;
-}
 
 /** A RequestContext under construction; `signal` is added as an accessor. */
 type JobContext = { -readonly [K in keyof RequestContext]?: RequestContext[K] } & { [JOB]: Job };
@@ -451,11 +439,10 @@ export class AgentConnection extends EventEmitter<AgentConnectionEventMap> {
       });
       return;
     }
-    let response: AgentResponse;
     let payload: Uint8Array;
     try {
-      response = parseAgentResponse(value, resultPath(job.type));
-      payload = this.codec.encodeResponse(withCorrelationId(response, value, job.cid));
+      // The encoder checks every field as it writes it: a malformed result is a handler error.
+      payload = this.codec.encodeResponse(value as AgentResponse, job.cid);
     } catch (err) {
       this.onHandlerError(job, err);
       return;
@@ -616,18 +603,4 @@ export class AgentConnection extends EventEmitter<AgentConnectionEventMap> {
     }
     this.emit('close', error);
   }
-}
-
-/**
- * `response` (a fresh result of parseAgentResponse, so its outer objects are ours)
- * with `audit.custom.correlation_id` set, which routes it back on UDS. `custom` is
- * set in place when validation copied it (it does: the handler's `original` object
- * is never touched), else copied first.
- */
-function withCorrelationId(response: AgentResponse, original: unknown, cid: string): AgentResponse {
-  const custom = response.audit.custom;
-  const given = (original as { audit?: { custom?: unknown } } | null)?.audit?.custom;
-  if (custom === given) response.audit.custom = { ...custom, correlation_id: cid };
-  else custom.correlation_id = cid;
-  return response;
 }

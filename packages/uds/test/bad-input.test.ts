@@ -201,6 +201,33 @@ describe('malformed events and handler errors', () => {
     expect(r2.decision).toMatchObject({ block: { status: 500 } });
   });
 
+  it('a result with a mistyped field is a handler error naming the field; results are never modified', async () => {
+    const shared = allow({ custom: { correlation_id: 'not-this-one', note: 'kept' } });
+    const { path, logger } = await startServer({
+      hooks: {
+        onRequestHeaders: (e) =>
+          e.uri === '/bad'
+            ? ({ ...allow(), request_headers: [{ set: { name: 'x', value: 7 } }] } as never)
+            : shared,
+      },
+    });
+    const client = await AgentClientV2Uds.connect('t', path, { logger: captureLogger() });
+    cleanups.push(() => client.close());
+    const bad = await client.sendRequestHeaders(requestHeaders('m-1', '/bad'));
+    expect(bad.decision).toEqual({ block: { status: 500, body: null, headers: null } });
+    expect(bad.audit.reason_codes).toEqual([AGENT_HANDLER_ERROR]);
+    expect(logger.text()).toMatch(/request_headers\[0\]\.set\.value/);
+
+    // the same result object answers two requests: each reply carries its own id
+    const [a, b] = await Promise.all([
+      client.sendRequestHeaders(requestHeaders('m-2')),
+      client.sendRequestHeaders(requestHeaders('m-3')),
+    ]);
+    expect(a.audit.custom).toEqual({ correlation_id: 'm-2', note: 'kept' });
+    expect(b.audit.custom).toEqual({ correlation_id: 'm-3', note: 'kept' });
+    expect(shared.audit.custom).toEqual({ correlation_id: 'not-this-one', note: 'kept' });
+  });
+
   it("errorPolicy 'allow' fails open, tagged", async () => {
     const { path } = await startServer({
       errorPolicy: 'allow',
