@@ -291,7 +291,9 @@ describe('encodeResponse with a correlation id (UDS routing)', () => {
     expect(routed.audit.custom).toEqual({ a: 1, correlation_id: 'cid-7' });
     expect(Object.keys(routed.audit.custom)).toEqual(['a', 'correlation_id']);
     expect(r.audit.custom).toEqual({ a: 1, correlation_id: 'old' });
-    const bare = c.decodeResponse(c.encodeResponse({ version: 1, decision: 'allow' } as never, 'x'));
+    const bare = c.decodeResponse(
+      c.encodeResponse({ version: 1, decision: 'allow' } as never, 'x'),
+    );
     expect(bare.audit.custom).toEqual({ correlation_id: 'x' });
     expect(bare.request_headers).toEqual([]);
     // without one, bytes are what they always were
