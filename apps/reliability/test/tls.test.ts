@@ -148,10 +148,12 @@ describe.skipIf(!hasOpenssl())('reverse connections over TLS', () => {
       cert: pki.clientExpired.cert,
       key: pki.clientExpired.key,
     });
-    // Several attempts, all refused in the TLS handshake. (With TLS 1.3 Node reports the
-    // server-side failure as "socket hang up", not as the certificate's expiry.)
+    // Several attempts, all refused in the TLS handshake, each naming the expiry.
     await until(() => rejected.length >= 3, 10_000, 'three TLS rejections');
-    for (const r of rejected) expect(r).toMatchObject({ stage: 'tls', responded: false });
+    for (const r of rejected) {
+      expect(r).toMatchObject({ stage: 'tls', responded: false });
+      expect(r.reason).toMatch(/CERT_HAS_EXPIRED/);
+    }
     expect(agent.connected).toBe(0);
     expect(listener.connectionCount).toBe(0);
   });

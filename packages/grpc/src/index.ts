@@ -34,6 +34,8 @@ export {
 } from './proto.js';
 export {
   type BoundAddress,
+  DEFAULT_GRPC_HANDSHAKE_TIMEOUT_MS,
+  DEFAULT_GRPC_MAX_CONNECTIONS,
   type ErrorCause,
   type ErrorInfo,
   type ErrorPolicy,

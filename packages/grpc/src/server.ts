@@ -109,7 +109,22 @@ export interface GrpcAgentServerV2Options {
   serverOptions?: ServerOptions;
   /** default timeout of {@link GrpcAgentServerV2.requestConfigUpdate} (default 10 000 ms) */
   configUpdateTimeoutMs?: number;
+  /**
+   * a ProcessStream whose handshake has not completed (including a slow `onHandshake`)
+   * after this many ms is ended with DEADLINE_EXCEEDED; default 10 000 (as the UDS server)
+   */
+  handshakeTimeoutMs?: number;
+  /**
+   * ProcessStreams open at once; more are refused with RESOURCE_EXHAUSTED. ControlStreams
+   * are capped separately at the same number. `Infinity` turns the cap off. Default 1024
+   */
+  maxConnections?: number;
 }
+
+/** Default of {@link GrpcAgentServerV2Options.handshakeTimeoutMs}. */
+export const DEFAULT_GRPC_HANDSHAKE_TIMEOUT_MS = 10_000;
+/** Default of {@link GrpcAgentServerV2Options.maxConnections}. */
+export const DEFAULT_GRPC_MAX_CONNECTIONS = 1024;
 
 /** Where {@link GrpcAgentServerV2.listen} bound. */
 export interface BoundAddress {
@@ -218,6 +233,8 @@ const SIGNAL_PROPERTY: PropertyDescriptor = {
 class StreamSession {
   readonly id = `grpc-${++connectionCounter}`;
   handshaken = false;
+  /** ends the stream if the handshake does not complete in time; cleared once it has */
+  handshakeTimer: NodeJS.Timeout | undefined;
   proxyId: string | undefined;
   closed = false;
   active = 0;
@@ -275,6 +292,8 @@ export class GrpcAgentServerV2 extends EventEmitter {
   readonly #server: Server;
   readonly #maxConcurrent: number;
   readonly #maxMessageSize: number;
+  readonly #handshakeTimeoutMs: number;
+  readonly #maxConnections: number;
   readonly #sessions = new Set<StreamSession>();
   readonly #controls = new Set<ServerDuplexStream<AgentControlMsg, Buffer>>();
   readonly #configUpdates = new Map<string, PendingConfigUpdate>();
@@ -291,6 +310,23 @@ export class GrpcAgentServerV2 extends EventEmitter {
     this.#log = options.logger ?? defaultLogger;
     this.#maxConcurrent = Math.max(1, options.maxConcurrentPerStream ?? 100);
     this.#maxMessageSize = options.maxMessageSize ?? DEFAULT_GRPC_MAX_MESSAGE_SIZE;
+    this.#handshakeTimeoutMs = options.handshakeTimeoutMs ?? DEFAULT_GRPC_HANDSHAKE_TIMEOUT_MS;
+    if (!(this.#handshakeTimeoutMs > 0)) {
+      throw new AgentProtocolError(
+        ErrorCode.InvalidArgument,
+        `GrpcAgentServerV2: handshakeTimeoutMs must be > 0 ms, got ${String(options.handshakeTimeoutMs)}`,
+      );
+    }
+    this.#maxConnections = options.maxConnections ?? DEFAULT_GRPC_MAX_CONNECTIONS;
+    if (
+      !(this.#maxConnections >= 1) ||
+      (!Number.isInteger(this.#maxConnections) && this.#maxConnections !== Infinity)
+    ) {
+      throw new AgentProtocolError(
+        ErrorCode.InvalidArgument,
+        `GrpcAgentServerV2: maxConnections must be an integer ≥ 1 or Infinity, got ${String(options.maxConnections)}`,
+      );
+    }
     const serverOptions: ServerOptions = {
       'grpc.max_receive_message_length': this.#maxMessageSize,
       'grpc.max_send_message_length': this.#maxMessageSize,
@@ -503,6 +539,7 @@ export class GrpcAgentServerV2 extends EventEmitter {
     await Promise.race([idle, new Promise((r) => (timer = setTimeout(r, drainMs)))]);
     clearTimeout(timer);
     for (const s of this.#sessions) {
+      clearTimeout(s.handshakeTimer);
       s.abortAll('agent server closing');
       s.closed = true;
       s.call.end();
@@ -529,6 +566,7 @@ export class GrpcAgentServerV2 extends EventEmitter {
   forceShutdown(): void {
     this.#closed = true;
     for (const s of this.#sessions) {
+      clearTimeout(s.handshakeTimer);
       s.closed = true;
       s.abortAll('agent server shut down');
     }
@@ -564,6 +602,11 @@ export class GrpcAgentServerV2 extends EventEmitter {
   // ---------------------------------------------------------------- ProcessStream
 
   #processStream(call: ServerDuplexStream<ProxyToAgentMsg, Buffer>): void {
+    // Refused before any header is sent, so the proxy gets a plain status (Trailers-Only).
+    if (this.#sessions.size >= this.#maxConnections) {
+      this.#refuseOverLimit(call, 'ProcessStream', this.#sessions.size);
+      return;
+    }
     // Response headers first, before reading anything: the Rust proxy waits for them.
     const md = new Metadata();
     md.set(PICKET_METADATA_KEY, PICKET_GRPC_REVISION);
@@ -575,8 +618,10 @@ export class GrpcAgentServerV2 extends EventEmitter {
     const s = new StreamSession(call);
     this.#sessions.add(s);
     this.#log.debug?.('ProcessStream opened', { connectionId: s.id, peer: call.getPeer() });
+    s.handshakeTimer = setTimeout(() => this.#handshakeTimedOut(s), this.#handshakeTimeoutMs);
     const done = (why: string) => {
       if (!this.#sessions.delete(s)) return;
+      clearTimeout(s.handshakeTimer);
       s.closed = true;
       s.abortAll(why);
       this.#log.debug?.('ProcessStream closed', { connectionId: s.id, why });
@@ -594,6 +639,37 @@ export class GrpcAgentServerV2 extends EventEmitter {
     });
     call.on('cancelled', () => done('stream cancelled'));
     call.on('error', (err: Error) => done(`stream error: ${err.message}`));
+  }
+
+  /** Answers a stream over the `maxConnections` cap with RESOURCE_EXHAUSTED, logged. */
+  #refuseOverLimit(
+    call: ServerDuplexStream<unknown, Buffer>,
+    kind: 'ProcessStream' | 'ControlStream',
+    open: number,
+  ): void {
+    const details = `connection limit reached: ${open} ${kind}s open (maxConnections ${this.#maxConnections})`;
+    this.#log.warn?.(`refusing ${kind}: ${details}`, {
+      peer: call.getPeer(),
+      maxConnections: this.#maxConnections,
+    });
+    call.emit('error', { code: status.RESOURCE_EXHAUSTED, details });
+  }
+
+  /**
+   * Ends a stream whose handshake has not completed in time (a silent peer, or a slow
+   * `onHandshake`), so it cannot hold a slot of the cap for ever. Other streams are untouched.
+   */
+  #handshakeTimedOut(s: StreamSession): void {
+    s.handshakeTimer = undefined;
+    if (s.closed || s.handshaken) return;
+    const details = `no handshake completed within ${this.#handshakeTimeoutMs} ms (handshakeTimeoutMs)`;
+    this.#log.warn?.(`closing ProcessStream: ${details}`, {
+      connectionId: s.id,
+      peer: s.call.getPeer(),
+    });
+    s.closed = true;
+    s.abortAll('handshake timeout');
+    s.call.emit('error', { code: status.DEADLINE_EXCEEDED, details });
   }
 
   /**
@@ -681,6 +757,7 @@ export class GrpcAgentServerV2 extends EventEmitter {
     } catch (err) {
       decision = { accept: false, error: `handshake handler failed: ${(err as Error).message}` };
     }
+    if (s.closed) return; // timed out (or went away) while onHandshake ran
     const reply = this.#handshakeReply(decision);
     s.write({ handshake: reply });
     if (!decision.accept) {
@@ -689,6 +766,8 @@ export class GrpcAgentServerV2 extends EventEmitter {
       return;
     }
     s.handshaken = true;
+    clearTimeout(s.handshakeTimer);
+    s.handshakeTimer = undefined;
     s.proxyId = request.proxy_id;
     if (this.#health) this.#sendHealth(s);
     if (this.#paused) this.#sendFlow(s);
@@ -896,6 +975,11 @@ export class GrpcAgentServerV2 extends EventEmitter {
   // ---------------------------------------------------------------- ControlStream
 
   #controlStream(call: ServerDuplexStream<AgentControlMsg, Buffer>): void {
+    // No handshake on this stream (a proxy may open it and stay silent): only the cap bounds it.
+    if (this.#controls.size >= this.#maxConnections) {
+      this.#refuseOverLimit(call, 'ControlStream', this.#controls.size);
+      return;
+    }
     call.sendMetadata(new Metadata());
     this.#controls.add(call);
     if (this.#draining && !this.#closing) {

@@ -214,6 +214,74 @@ function sanitizeDecodeError(message: string, raw: unknown): string {
 
 const UTF8 = new TextDecoder('utf-8', { fatal: true });
 
+interface Peer {
+  remoteAddress?: string;
+  remotePort?: number;
+}
+
+/** Peers of accepted TCP sockets, noted at accept: a socket that failed TLS has forgotten its own. */
+const acceptedPeers = new WeakMap<net.Socket, Peer>();
+
+/**
+ * The peer of a socket. A TLS socket that failed its handshake has lost its handle, so its
+ * own `remoteAddress` is undefined; then the address noted when the TCP socket under it
+ * (`_parent`, which Node's TLS server sets on every socket it wraps) was accepted is used.
+ */
+function peerOf(socket: net.Socket): Peer {
+  if (socket.remoteAddress !== undefined) {
+    return { remoteAddress: socket.remoteAddress, remotePort: socket.remotePort };
+  }
+  const parent = (socket as net.Socket & { _parent?: net.Socket | null })._parent;
+  return (parent && acceptedPeers.get(parent)) || {};
+}
+
+/** OpenSSL's text for the certificate verification codes a refused client is likely to hit. */
+const VERIFY_ERRORS: Readonly<Record<string, string>> = {
+  CERT_HAS_EXPIRED: 'certificate has expired',
+  CERT_NOT_YET_VALID: 'certificate is not yet valid',
+  CERT_REVOKED: 'certificate revoked',
+  CERT_SIGNATURE_FAILURE: 'certificate signature failure',
+  CERT_UNTRUSTED: 'certificate not trusted',
+  CERT_REJECTED: 'certificate rejected',
+  DEPTH_ZERO_SELF_SIGNED_CERT: 'self-signed certificate',
+  SELF_SIGNED_CERT_IN_CHAIN:
+    'self-signed certificate in certificate chain; not signed by a trusted CA',
+  UNABLE_TO_GET_ISSUER_CERT: 'unable to get issuer certificate; not signed by a trusted CA',
+  UNABLE_TO_GET_ISSUER_CERT_LOCALLY:
+    'unable to get local issuer certificate; not signed by a trusted CA',
+  UNABLE_TO_VERIFY_LEAF_SIGNATURE: 'unable to verify the first certificate',
+  INVALID_PURPOSE: 'unsuitable certificate purpose; not a client certificate',
+  INVALID_CA: 'invalid CA certificate',
+  PATH_LENGTH_EXCEEDED: 'path length constraint exceeded',
+};
+
+/**
+ * Why a TLS handshake failed, for the log and the `rejected` event. Node reports a client
+ * certificate that failed verification (expired, untrusted, wrong purpose …) as "socket hang
+ * up": it destroys the socket itself after the handshake, and only `authorizationError`
+ * keeps the real reason.
+ */
+function tlsFailureReason(err: Error, socket: tls.TLSSocket): string {
+  const { remoteAddress, remotePort } = peerOf(socket);
+  const from =
+    remoteAddress === undefined ? '' : ` from ${formatHostPort(remoteAddress, remotePort ?? 0)}`;
+  const verify = socket.authorizationError as unknown;
+  if (verify !== null && verify !== undefined && verify !== '') {
+    const code =
+      verify instanceof Error ? String((verify as NodeJS.ErrnoException).code) : String(verify);
+    const text = VERIFY_ERRORS[code];
+    return `TLS handshake failed: client certificate${from} refused: ${code}${text === undefined ? '' : ` (${text})`}`;
+  }
+  const code = (err as NodeJS.ErrnoException).code;
+  if (code === 'ERR_SSL_PEER_DID_NOT_RETURN_A_CERTIFICATE') {
+    return `TLS handshake failed: the agent${from} presented no client certificate (requireClientCert)`;
+  }
+  // OpenSSL errors carry a short `reason` besides their long message.
+  const reason = (err as Error & { reason?: unknown }).reason;
+  const text = typeof reason === 'string' && reason !== '' ? reason : err.message;
+  return `TLS handshake failed${from}: ${code === undefined ? '' : `${code} `}${text}`;
+}
+
 /**
  * The proxy side of reverse connections (the seeds' `ReverseConnectionListener`):
  * agents behind NAT or scaled dynamically dial the proxy, register (frame 0x01 →
@@ -276,6 +344,12 @@ export class ReverseConnectionListener
     this.pool = config.pool;
     // Every socket, including TLS ones still in their handshake, so close() can end them all.
     server.on('connection', (socket: net.Socket) => {
+      if (transport === 'tls') {
+        acceptedPeers.set(socket, {
+          remoteAddress: socket.remoteAddress,
+          remotePort: socket.remotePort,
+        });
+      }
       this.sockets.add(socket);
       socket.once('close', () => this.sockets.delete(socket));
     });
@@ -508,12 +582,10 @@ export class ReverseConnectionListener
   }
 
   private onTlsError(err: Error, socket: tls.TLSSocket): void {
-    const code = (err as NodeJS.ErrnoException).code;
-    const reason = `TLS handshake failed: ${code === undefined ? '' : `${code} `}${err.message}`;
     this.drop(
       socket,
       `reverse:tls#${++socketCounter}`,
-      new Rejection('tls', ErrorCode.Unauthenticated, reason),
+      new Rejection('tls', ErrorCode.Unauthenticated, tlsFailureReason(err, socket)),
     );
   }
 
@@ -557,9 +629,9 @@ export class ReverseConnectionListener
     });
   }
 
-  private remote(socket: net.Socket): { remoteAddress?: string; remotePort?: number } {
+  private remote(socket: net.Socket): Peer {
     if (this.transport === 'uds') return {};
-    return { remoteAddress: socket.remoteAddress, remotePort: socket.remotePort };
+    return peerOf(socket);
   }
 
   /** Drops a socket without a response (errors before validation, per spec §3). */

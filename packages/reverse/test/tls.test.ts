@@ -1,3 +1,4 @@
+import * as tls from 'node:tls';
 import { cid, hasOpenssl, requestHeaders, testCerts } from '@picket/compliance';
 import type { AgentProtocolError } from '@picket/protocol';
 import { afterEach, beforeAll, describe, expect, it } from 'vitest';
@@ -117,9 +118,80 @@ describe.skipIf(!hasOpenssl())('TLS', () => {
     expect(listener.connectionCount).toBe(0);
     expect(rejected[0]).toMatchObject({ stage: 'tls', responded: false });
     expect(rejected[0]?.reason).toMatch(/TLS handshake failed/);
-    expect(log.text()).toMatch(/TLS handshake failed/);
+    expect(rejected[0]?.reason).toMatch(/presented no client certificate/);
+    expect(rejected[0]?.remoteAddress).toBe('127.0.0.1');
+    expect(log.text()).toMatch(
+      /TLS handshake failed: the agent from 127\.0\.0\.1:\d+ presented no/,
+    );
     // TLS 1.3: the client learns of the refusal on its first read, as an alert.
     expect(agent.lastError?.message).toMatch(/certificate required|alert|ECONNRESET|closed/i);
+  });
+
+  // Node reports a client certificate that fails verification as "socket hang up" on the
+  // server (TLS 1.3 and 1.2 alike); the listener must log the certificate problem instead.
+  const untrustedCases = [
+    ['TLS 1.3, through connectReverse', 'TLSv1.3'],
+    ['TLS 1.2, from a raw TLS client', 'TLSv1.2'],
+  ] as const;
+  for (const [name, version] of untrustedCases) {
+    it(`${name}: an untrusted client certificate is logged as refused, naming the peer`, async () => {
+      // the listener trusts only the other CA, so the agent's certificate is untrusted
+      const { listener, rejected, log } = await bind({
+        tls: { cert: pki.serverCert, key: pki.serverKey, ca: pki.otherCa, requireClientCert: true },
+      });
+      if (version === 'TLSv1.3') {
+        const agent = start({
+          endpoint: listener.endpoint,
+          tls: { ca: pki.ca, cert: pki.clientCert, key: pki.clientKey },
+        });
+        await until(() => rejected.length >= 2, 5000, 'refusals');
+        expect(agent.connected).toBe(0);
+      } else {
+        const { port } = listener.address();
+        const socket = tls.connect({
+          host: '127.0.0.1',
+          port,
+          ca: pki.ca,
+          servername: 'localhost',
+          cert: pki.clientCert,
+          key: pki.clientKey,
+          maxVersion: 'TLSv1.2',
+        });
+        socket.on('error', () => undefined);
+        cleanups.push(() => void socket.destroy());
+        await until(() => rejected.length >= 1, 5000, 'a refusal');
+      }
+      expect(listener.connectionCount).toBe(0);
+      expect(rejected[0]).toMatchObject({
+        stage: 'tls',
+        responded: false,
+        code: 'UNAUTHENTICATED',
+        remoteAddress: '127.0.0.1',
+      });
+      expect(rejected[0]?.reason).toMatch(
+        /^TLS handshake failed: client certificate from 127\.0\.0\.1:\d+ refused: [A-Z_]+ \(.*not signed by a trusted CA\)$/,
+      );
+      const text = log.text();
+      expect(text).toMatch(
+        /warn dropping reverse connection: TLS handshake failed: client certificate from 127\.0\.0\.1:\d+ refused/,
+      );
+      expect(text).not.toMatch(/socket hang up/);
+    });
+  }
+
+  it('a server certificate presented as a client certificate is refused for its purpose', async () => {
+    const { listener, rejected, log } = await bind({ requireClientCert: true });
+    const agent = start({
+      endpoint: listener.endpoint,
+      tls: { ca: pki.ca, cert: pki.serverCert, key: pki.serverKey },
+    });
+    await until(() => rejected.length >= 1, 5000, 'a refusal');
+    expect(agent.connected).toBe(0);
+    expect(rejected[0]?.reason).toMatch(
+      /client certificate from 127\.0\.0\.1:\d+ refused: INVALID_PURPOSE \(unsuitable certificate purpose/,
+    );
+    expect(log.text()).toMatch(/refused: INVALID_PURPOSE/);
+    expect(log.text()).not.toMatch(/socket hang up/);
   });
 
   it('wrong CA ⇒ the agent reports a certificate error and never registers', async () => {

@@ -17,7 +17,12 @@ export {
   type Logger,
   silentLogger,
 } from './logger.js';
-export { AGENT_HANDLER_ERROR, AgentServer, type AgentServerOptions } from './server.js';
+export {
+  AGENT_HANDLER_ERROR,
+  AgentServer,
+  type AgentServerOptions,
+  DEFAULT_V1_MAX_CONNECTIONS,
+} from './server.js';
 export {
   connectV1,
   DEFAULT_V1_CONNECTIONS,

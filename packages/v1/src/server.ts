@@ -35,9 +35,16 @@ export interface AgentServerOptions {
   maxMessageSize?: number;
   /** File mode of the socket. Default `0o660` (owner and group may connect). */
   socketMode?: number;
-  /** Refuse connections beyond this many. Default: no limit. */
+  /**
+   * Connections open at once; a connection beyond this is closed at accept, with a `warn`
+   * naming the limit. `Infinity` turns the cap off. Default 1024
+   * ({@link DEFAULT_V1_MAX_CONNECTIONS}): v1 has no handshake, so nothing else bounds idle peers.
+   */
   maxConnections?: number;
 }
+
+/** Default of {@link AgentServerOptions.maxConnections}. */
+export const DEFAULT_V1_MAX_CONNECTIONS = 1024;
 
 /** Which handler hook serves which v1 event type. */
 const HOOKS = {
@@ -198,7 +205,7 @@ export class AgentServer {
   readonly #responseVersion: number;
   readonly #maxMessageSize: number;
   readonly #socketMode: number;
-  readonly #maxConnections: number | undefined;
+  readonly #maxConnections: number;
   #server: net.Server | undefined;
   #starting: Promise<void> | undefined;
   #connections = new Set<ServerConnection>();
@@ -218,7 +225,16 @@ export class AgentServer {
     this.#responseVersion = options.responseVersion ?? PROTOCOL_VERSION_V1;
     this.#maxMessageSize = options.maxMessageSize ?? MAX_V1_MESSAGE_SIZE;
     this.#socketMode = options.socketMode ?? 0o660;
-    this.#maxConnections = options.maxConnections;
+    this.#maxConnections = options.maxConnections ?? DEFAULT_V1_MAX_CONNECTIONS;
+    if (
+      !(this.#maxConnections >= 1) ||
+      (!Number.isInteger(this.#maxConnections) && this.#maxConnections !== Infinity)
+    ) {
+      throw new AgentProtocolError(
+        'INVALID_ARGUMENT',
+        `v1 server ${agentId}: maxConnections must be an integer ≥ 1 or Infinity, got ${String(options.maxConnections)}`,
+      );
+    }
   }
 
   /** True while listening. */
@@ -266,7 +282,6 @@ export class AgentServer {
   async #listen(): Promise<void> {
     await removeStaleSocket(this.path);
     const server = net.createServer((socket) => this.#accept(socket));
-    if (this.#maxConnections !== undefined) server.maxConnections = this.#maxConnections;
     await new Promise<void>((resolve, reject) => {
       const onError = (err: Error) =>
         reject(
@@ -302,6 +317,17 @@ export class AgentServer {
       return;
     }
     const id = `${this.agentId}/v1-${this.#nextId++}`;
+    // Counted here rather than with net.Server.maxConnections, so the refusal is logged and a
+    // slot is free as soon as its connection has ended (not only once its socket has closed).
+    if (this.#connections.size >= this.#maxConnections) {
+      this.#log.warn(
+        `v1 connection refused: connection limit reached (${this.#connections.size} open, maxConnections ${this.#maxConnections})`,
+        { connectionId: id, agentId: this.agentId, maxConnections: this.#maxConnections },
+      );
+      socket.on('error', () => undefined);
+      socket.destroy();
+      return;
+    }
     const conn = new ServerConnection(
       id,
       socket,

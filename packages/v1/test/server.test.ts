@@ -9,7 +9,12 @@ import {
   type RequestHeadersEvent,
 } from '@picket/protocol';
 import { afterEach, describe, expect, it } from 'vitest';
-import { AGENT_HANDLER_ERROR, AgentServer, type AgentServerOptions } from '../src/index.js';
+import {
+  AGENT_HANDLER_ERROR,
+  AgentServer,
+  type AgentServerOptions,
+  DEFAULT_V1_MAX_CONNECTIONS,
+} from '../src/index.js';
 import {
   captureLogger,
   cleanupDirs,
@@ -308,5 +313,43 @@ describe('AgentServer: handlers', () => {
     await p.waitClosed();
     expect(seen[0]?.signal.aborted).toBe(true);
     expect(server.listening).toBe(false);
+  });
+});
+
+describe('AgentServer: maxConnections', () => {
+  it('is 1024 by default; nonsense values are refused naming the option', () => {
+    expect(DEFAULT_V1_MAX_CONNECTIONS).toBe(1024);
+    const h = testHandler();
+    expect(() => new AgentServer('srv', socketPath(), h, { maxConnections: 0 })).toThrow(
+      /maxConnections/,
+    );
+    expect(() => new AgentServer('srv', socketPath(), h, { maxConnections: 2.5 })).toThrow(
+      /maxConnections/,
+    );
+    expect(
+      () => new AgentServer('srv', socketPath(), h, { maxConnections: Infinity }),
+    ).not.toThrow();
+  });
+
+  it('closes the (n+1)th connection with a log line naming the limit, accepts again after one closes', async () => {
+    const { path, server, log } = await start(testHandler(), { maxConnections: 2 });
+    const a = await peer(path);
+    const b = await peer(path);
+    await until(() => server.connectionCount === 2, 'two connections');
+    const extra = await peer(path);
+    await extra.waitClosed();
+    expect(await extra.next()).toBeUndefined();
+    const warn = log.lines.find((l) => l.level === 'warn');
+    expect(warn?.message).toMatch(/connection limit reached \(2 open, maxConnections 2\)/);
+    expect(warn?.fields?.maxConnections).toBe(2);
+    expect(server.connectionCount).toBe(2);
+    // the connections inside the cap are untouched
+    await roundTrip(a, 'a');
+    await roundTrip(b, 'b');
+    a.destroy();
+    await until(() => server.connectionCount === 1, 'the slot to be freed');
+    const c = await peer(path);
+    await roundTrip(c, 'c');
+    expect(server.connectionCount).toBe(2);
   });
 });
