@@ -1,17 +1,14 @@
 import { performance } from 'node:perf_hooks';
 import { formatEndpoint, V2Transport } from '@picket/transport';
 import {
-  CLIENT_OPTIONS,
   CLIENT_OPTIONS_HELP,
-  clientSettings,
+  clientCommand,
   describeFailure,
   EXIT_FAILURE,
   EXIT_OK,
-  endpointArg,
   intOption,
   ms,
   numberOption,
-  parse,
   UsageError,
 } from './common.js';
 
@@ -43,22 +40,20 @@ function percentile(sorted: Float64Array, p: number): number {
 
 /** `picket bench`. */
 export async function bench(args: string[]): Promise<number> {
-  const { values: v, positionals } = parse('bench', args, {
-    ...CLIENT_OPTIONS,
-    concurrency: { type: 'string', short: 'c' },
-    duration: { type: 'string', short: 'd' },
-    requests: { type: 'string', short: 'n' },
-    connections: { type: 'string' },
-    uri: { type: 'string' },
-  });
-  if (v.help) {
-    process.stdout.write(`${BENCH_HELP}\n`);
-    return EXIT_OK;
-  }
-  if (positionals.length > 1)
-    throw new UsageError(`unexpected argument "${positionals[1]}"`, 'bench');
-  const ep = endpointArg('bench', positionals[0]);
-  const { agentId, options, timeoutMs } = clientSettings('bench', ep, v);
+  const cmd = clientCommand(
+    'bench',
+    args,
+    {
+      concurrency: { type: 'string', short: 'c' },
+      duration: { type: 'string', short: 'd' },
+      requests: { type: 'string', short: 'n' },
+      connections: { type: 'string' },
+      uri: { type: 'string' },
+    },
+    BENCH_HELP,
+  );
+  if (cmd === undefined) return EXIT_OK;
+  const { values: v, ep, agentId, options, timeoutMs } = cmd;
   const concurrency = intOption('bench', 'concurrency', v.concurrency, 16, 1);
   const connections = intOption('bench', 'connections', v.connections, 1, 1);
   if (v.requests !== undefined && v.duration !== undefined) {

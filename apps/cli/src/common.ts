@@ -216,6 +216,31 @@ export function clientSettings(
   return { agentId: v['agent-id'] ?? 'agent', options, timeoutMs };
 }
 
+/**
+ * Reads a client command's command line: {@link CLIENT_OPTIONS} plus the command's own
+ * `options`, one endpoint, and the client settings it implies. Prints `help` and returns
+ * undefined for `--help`; usage errors throw {@link UsageError}.
+ */
+export function clientCommand<const O extends Options>(
+  command: string,
+  args: string[],
+  options: O,
+  help: string,
+) {
+  const { values, positionals } = parse(command, args, { ...CLIENT_OPTIONS, ...options });
+  // generic here, concrete for the caller: read the common options through their own type
+  const common = values as ClientValues & { help?: boolean };
+  if (common.help) {
+    process.stdout.write(`${help}\n`);
+    return undefined;
+  }
+  if (positionals.length > 1) {
+    throw new UsageError(`unexpected argument "${positionals[1]}"`, command);
+  }
+  const ep = endpointArg(command, positionals[0]);
+  return { values, ep, ...clientSettings(command, ep, common) };
+}
+
 /** The message of a failed operation, naming the endpoint. */
 export function describeFailure(err: unknown, endpoint: string): string {
   const e = AgentProtocolError.from(err, ErrorCode.Internal);

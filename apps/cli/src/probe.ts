@@ -2,17 +2,13 @@ import { performance } from 'node:perf_hooks';
 import type { AgentCapabilities } from '@picket/protocol';
 import { formatEndpoint, V2Transport } from '@picket/transport';
 import {
-  CLIENT_OPTIONS,
   CLIENT_OPTIONS_HELP,
-  clientSettings,
+  clientCommand,
   describeFailure,
   EXIT_FAILURE,
   EXIT_OK,
-  endpointArg,
   intOption,
   ms,
-  parse,
-  UsageError,
 } from './common.js';
 
 export const PROBE_HELP = `Usage: picket probe <endpoint> [options]
@@ -54,18 +50,9 @@ function features(caps: AgentCapabilities): string[] {
 
 /** `picket probe`. */
 export async function probe(args: string[]): Promise<number> {
-  const { values: v, positionals } = parse('probe', args, {
-    ...CLIENT_OPTIONS,
-    count: { type: 'string' },
-  });
-  if (v.help) {
-    process.stdout.write(`${PROBE_HELP}\n`);
-    return EXIT_OK;
-  }
-  if (positionals.length > 1)
-    throw new UsageError(`unexpected argument "${positionals[1]}"`, 'probe');
-  const ep = endpointArg('probe', positionals[0]);
-  const { agentId, options, timeoutMs } = clientSettings('probe', ep, v);
+  const cmd = clientCommand('probe', args, { count: { type: 'string' } }, PROBE_HELP);
+  if (cmd === undefined) return EXIT_OK;
+  const { values: v, ep, agentId, options, timeoutMs } = cmd;
   const count = intOption('probe', 'count', v.count, 3);
 
   const started = performance.now();

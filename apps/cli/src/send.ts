@@ -10,16 +10,13 @@ import {
 } from '@picket/protocol';
 import { formatEndpoint, V2Transport } from '@picket/transport';
 import {
-  CLIENT_OPTIONS,
   CLIENT_OPTIONS_HELP,
-  clientSettings,
+  clientCommand,
   describeFailure,
   EXIT_FAILURE,
   EXIT_OK,
-  endpointArg,
   intOption,
   ms,
-  parse,
   UsageError,
 } from './common.js';
 
@@ -98,25 +95,23 @@ interface Step {
 
 /** `picket send`. */
 export async function send(args: string[]): Promise<number> {
-  const { values: v, positionals } = parse('send', args, {
-    ...CLIENT_OPTIONS,
-    method: { type: 'string' },
-    uri: { type: 'string' },
-    header: { type: 'string', short: 'H', multiple: true },
-    body: { type: 'string' },
-    'chunk-size': { type: 'string' },
-    'client-ip': { type: 'string' },
-    status: { type: 'string' },
-    'response-header': { type: 'string', multiple: true },
-  });
-  if (v.help) {
-    process.stdout.write(`${SEND_HELP}\n`);
-    return EXIT_OK;
-  }
-  if (positionals.length > 1)
-    throw new UsageError(`unexpected argument "${positionals[1]}"`, 'send');
-  const ep = endpointArg('send', positionals[0]);
-  const { agentId, options, timeoutMs } = clientSettings('send', ep, v);
+  const cmd = clientCommand(
+    'send',
+    args,
+    {
+      method: { type: 'string' },
+      uri: { type: 'string' },
+      header: { type: 'string', short: 'H', multiple: true },
+      body: { type: 'string' },
+      'chunk-size': { type: 'string' },
+      'client-ip': { type: 'string' },
+      status: { type: 'string' },
+      'response-header': { type: 'string', multiple: true },
+    },
+    SEND_HELP,
+  );
+  if (cmd === undefined) return EXIT_OK;
+  const { values: v, ep, agentId, options, timeoutMs } = cmd;
   const headers = headerList('send', 'header', v.header);
   const responseHeaders = headerList('send', 'response-header', v['response-header']);
   const body = bodyOf(v.body);

@@ -16,6 +16,7 @@ import {
   parse,
   UsageError,
 } from './common.js';
+import { withEventLog } from './event-log.js';
 
 export const SERVE_HELP = `Usage: picket serve <echo|denylist> --listen <endpoint> [options]
        picket serve <echo|denylist> --reverse <endpoint> --agent-id <id> [--token <t>]
@@ -51,6 +52,8 @@ TLS:
   --tls-insecure           reverse+tls: do not verify the proxy's certificate (testing only)
 
 Output:
+  --log-events             one line per event the agent answers (event, correlation id,
+                           decision) and per cancel the proxy sends ("<id> cancel <cid> <reason>")
   --json                   one JSON object per line
   -h, --help               this help
 
@@ -58,7 +61,8 @@ Examples:
   picket serve echo --listen /tmp/echo.sock
   picket serve denylist --listen 127.0.0.1:50051 --block-path /admin --block-ip 10.0.0.0/8
   picket serve echo --listen grpcs://0.0.0.0:50051 --tls-cert server.pem --tls-key server.key
-  picket serve echo --reverse reverse+tcp://proxy.internal:9090 --agent-id echo --token s3cret`;
+  picket serve echo --reverse reverse+tcp://proxy.internal:9090 --agent-id echo --token s3cret
+  picket serve denylist --listen /tmp/deny.sock --block-path /admin --log-events`;
 
 /** Something running that `close()` stops. */
 interface Running {
@@ -121,6 +125,7 @@ export async function serve(args: string[]): Promise<number> {
     'tls-ca': { type: 'string' },
     'tls-server-name': { type: 'string' },
     'tls-insecure': { type: 'boolean' },
+    'log-events': { type: 'boolean' },
     json: { type: 'boolean' },
     help: { type: 'boolean', short: 'h' },
   });
@@ -187,6 +192,7 @@ export async function serve(args: string[]): Promise<number> {
   const say = (event: Record<string, unknown>, text: string): void => {
     process.stdout.write(v.json ? `${JSON.stringify(event)}\n` : `picket serve: ${text}\n`);
   };
+  if (v['log-events']) handler = withEventLog(handler, say);
   const running: Running[] = [];
   const stopAll = async (): Promise<void> => {
     await Promise.allSettled(running.splice(0).map((r) => r.close()));

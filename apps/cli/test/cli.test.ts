@@ -1,4 +1,6 @@
 import { writeFileSync } from 'node:fs';
+import type { RequestHeadersEvent } from '@picket/protocol';
+import { V2Transport } from '@picket/transport';
 import { afterEach, describe, expect, it } from 'vitest';
 import {
   certFiles,
@@ -42,7 +44,7 @@ describe('picket --help', () => {
   });
 
   it.each([
-    ['serve', ['--listen', '--reverse', '--block-path', '--block-ip', '--token']],
+    ['serve', ['--listen', '--reverse', '--block-path', '--block-ip', '--token', '--log-events']],
     ['probe', ['--count', '--json', '--tls-ca']],
     ['send', ['--method', '--uri', '--header', '--body', '--client-ip']],
     ['bench', ['--concurrency', '--duration', '--requests', '--json']],
@@ -271,6 +273,87 @@ describe('serve + probe / send / bench over gRPC and v1', () => {
     const untrusted = await run(['probe', endpoint, '--connect-timeout', '3000']);
     expect(untrusted.code).toBe(1);
     expect(untrusted.stderr).toContain(endpoint);
+  });
+});
+
+describe('serve --log-events', () => {
+  it('prints one line per event with its decision, and one per cancel', async () => {
+    const d = tmp();
+    const sock = d.path('deny.sock');
+    const server = start([
+      'serve',
+      'denylist',
+      '--listen',
+      sock,
+      '--agent-id',
+      'deny',
+      '--block-path',
+      '/admin',
+      '--log-events',
+    ]);
+    await waitForLine(server, /listening on/);
+    const blocked = await run(['send', sock, '--uri', '/admin/users', '--client-ip', '192.0.2.9']);
+    expect(blocked.stdout).toContain('decision: block 403');
+    // the denylist has no body hook: the event is still logged, answered with allow
+    expect((await run(['send', sock, '--uri', '/ok', '--body', 'hello'])).code).toBe(0);
+    await waitForLine(server, /deny request_complete \S+ status 200 => allow/);
+    const lines = server
+      .stdout()
+      .split('\n')
+      .filter((l) => / deny (request|response)_/.test(l));
+    expect(lines).toHaveLength(6); // headers + complete (blocked); headers, body, response, complete
+    expect(lines[0]).toMatch(
+      /^picket serve: deny request_headers [0-9a-f-]{36} GET \/admin\/users from 192\.0\.2\.9 => block 403$/,
+    );
+    expect(lines).toContainEqual(
+      expect.stringMatching(/deny request_body_chunk \S+ chunk 0 \(5 bytes, last\) => allow$/),
+    );
+    expect(lines).toContainEqual(expect.stringMatching(/deny response_headers \S+ status 200/));
+
+    // --json, and a cancel the proxy sends
+    const jsonSock = d.path('echo.sock');
+    const echo = start(['serve', 'echo', '--listen', jsonSock, '--log-events', '--json']);
+    await waitForLine(echo, /"event":"listening"/);
+    const t = await V2Transport.connect('echo-agent', jsonSock);
+    try {
+      const cid = 'log-events-cid-1';
+      const event: RequestHeadersEvent = {
+        metadata: {
+          correlation_id: cid,
+          request_id: 'r1',
+          client_ip: '127.0.0.1',
+          client_port: 40000,
+          protocol: 'HTTP/1.1',
+          timestamp: new Date().toISOString(),
+        },
+        method: 'PUT',
+        uri: '/things/1',
+        headers: {},
+      };
+      await t.sendRequestHeaders(event);
+      await t.cancel(cid, 'client_disconnect');
+      await waitForLine(echo, /"event":"cancel"/);
+    } finally {
+      await t.close();
+    }
+    const entries = jsonLines(echo.stdout());
+    expect(entries).toContainEqual({
+      event: 'agent_event',
+      agentId: 'echo-agent',
+      type: 'request_headers',
+      correlationId: 'log-events-cid-1',
+      transport: 'uds',
+      method: 'PUT',
+      uri: '/things/1',
+      clientIp: '127.0.0.1',
+      decision: 'allow',
+    });
+    expect(entries).toContainEqual({
+      event: 'cancel',
+      agentId: 'echo-agent',
+      correlationId: 'log-events-cid-1',
+      reason: 'client_disconnect',
+    });
   });
 });
 

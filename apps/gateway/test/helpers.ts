@@ -1,15 +1,27 @@
 /**
- * Test helpers: spawn TypeScript entry points as real child processes
- * (`node --import tsx`), wait for their stdout lines, and kill them.
+ * Test helpers: spawn TypeScript entry points (`node --import tsx`) and the
+ * built `picket` CLI as real child processes, wait for their stdout lines,
+ * and kill them.
  */
 import { type ChildProcess, spawn } from 'node:child_process';
-import { mkdtempSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { createRequire } from 'node:module';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { stringify } from 'yaml';
 
 export const APP_DIR = join(dirname(fileURLToPath(import.meta.url)), '..');
+
+/** The `@picket/cli` package folder (a devDependency), found the way Node resolves it. */
+export const CLI_DIR = dirname(createRequire(import.meta.url).resolve('@picket/cli/package.json'));
+
+/** The `picket` executable: the `bin` entry of `@picket/cli` (its compiled `dist/main.js`). */
+export const PICKET_BIN = join(
+  CLI_DIR,
+  (JSON.parse(readFileSync(join(CLI_DIR, 'package.json'), 'utf8')) as { bin: { picket: string } })
+    .bin.picket,
+);
 
 /** A spawned process with everything it printed so far. */
 export interface Spawned {
@@ -25,7 +37,16 @@ const running = new Set<ChildProcess>();
 
 /** Starts `node --import tsx <script> ...args` in the app folder. */
 export function spawnTs(script: string, args: string[] = []): Spawned {
-  const proc = spawn(process.execPath, ['--import', 'tsx', script, ...args], {
+  return spawnNode(['--import', 'tsx', script, ...args]);
+}
+
+/** Starts the built CLI, `picket <args>`, as a user would run it. */
+export function spawnPicket(args: string[]): Spawned {
+  return spawnNode([PICKET_BIN, ...args]);
+}
+
+function spawnNode(nodeArgs: string[]): Spawned {
+  const proc = spawn(process.execPath, nodeArgs, {
     cwd: APP_DIR,
     stdio: ['ignore', 'pipe', 'pipe'],
     env: { ...process.env, NODE_NO_WARNINGS: '1' },

@@ -50,14 +50,7 @@ export async function until(
 export const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
 
 /** True when the openssl CLI can be run. */
-export function hasOpenssl(): boolean {
-  try {
-    execFileSync('openssl', ['version'], { stdio: 'ignore' });
-    return true;
-  } catch {
-    return false;
-  }
-}
+export { hasOpenssl } from '@picket/compliance/testkit';
 
 /** PEM text of every certificate and key the TLS tests use. */
 export interface Certs {

@@ -1,27 +1,13 @@
-import { readFileSync } from 'node:fs';
+import { goldenPayload, goldenVectors } from '@picket/compliance';
 import { AgentProtocolError, type EventMap, type EventType } from '@picket/protocol';
 import { expect } from 'vitest';
 
-export interface GoldenPayload {
-  id: string;
-  title: string;
-  kind: 'uds' | 'reverse' | 'v1';
-  type: number | null;
-  payloadHex: string;
-  payloadText?: string;
-}
-
-const fixture = JSON.parse(
-  readFileSync(new URL('./fixtures/golden-payloads.json', import.meta.url), 'utf8'),
-) as { vectors: GoldenPayload[] };
-
-export const vectors: readonly GoldenPayload[] = fixture.vectors;
+/** Every UDS / reverse / v1 golden vector of the spec (Part B), from the shared test kit. */
+export const vectors = goldenVectors();
 
 /** The exact payload bytes of golden vector `id` (frame header removed). */
 export function payload(id: string): Uint8Array {
-  const v = vectors.find((x) => x.id === id);
-  if (!v) throw new Error(`no golden vector ${id}`);
-  return Uint8Array.from(Buffer.from(v.payloadHex, 'hex'));
+  return Uint8Array.from(goldenPayload(id));
 }
 
 export function hex(bytes: Uint8Array): string {

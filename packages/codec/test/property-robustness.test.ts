@@ -20,7 +20,7 @@ import {
   type MessageCodec,
   msgpackCodec,
 } from '../src/index.js';
-import { vectors } from './helpers.js';
+import { payload, vectors } from './helpers.js';
 
 const EVENT_TYPES = Object.keys(EVENT_TYPE_NUMBERS) as EventType[];
 
@@ -71,7 +71,7 @@ function decodeAll(bytes: Uint8Array): void {
   }
 }
 
-const goldenPayloads = vectors.map((v) => Uint8Array.from(Buffer.from(v.payloadHex, 'hex')));
+const goldenPayloads = vectors.map((v) => payload(v.id));
 
 const mutation = fc.record({
   kind: fc.constantFrom('flip', 'set', 'insert', 'delete', 'truncate'),

@@ -3,6 +3,7 @@
  * decode the exact bytes, check the fields, and encode our own messages back
  * to identical bytes wherever picket writes that message.
  */
+import { goldenRequestHeaders } from '@picket/compliance';
 import {
   agentResponse,
   block,
@@ -11,7 +12,6 @@ import {
   type HandshakeResponse,
   type RegistrationRequest,
   type RequestBodyChunkEvent,
-  type RequestHeadersEvent,
   setHeader,
   ZENTINEL_PROXY_ID,
   ZENTINEL_PROXY_VERSION,
@@ -52,25 +52,8 @@ const echoCaps = createCapabilities({
   events: ['request_headers'],
 });
 
-/** The request of V3 / V4 / V10a, built by hand. */
-const adminRequest: RequestHeadersEvent = {
-  metadata: {
-    correlation_id: 'req-1',
-    request_id: 'req-1',
-    client_ip: '127.0.0.1',
-    client_port: 54321,
-    server_name: 'example.com',
-    protocol: 'HTTP/1.1',
-    tls_version: null,
-    tls_cipher: null,
-    route_id: 'default',
-    upstream_id: null,
-    timestamp: '2026-01-01T00:00:00Z',
-  },
-  method: 'GET',
-  uri: '/admin/secret',
-  headers: { host: ['example.com'] },
-};
+/** The request of V3 / V4 / V10a. */
+const adminRequest = goldenRequestHeaders();
 
 const helloChunk: RequestBodyChunkEvent = {
   correlation_id: 'req-1',

@@ -1,4 +1,5 @@
 export { type RecordedEvent, RecordingAgent } from './recording-agent.js';
+export { type UnixAgentServer, unixSocketFixture } from './socket-fixture.js';
 export {
   type ComplianceFixture,
   type ComplianceOptions,
@@ -10,6 +11,12 @@ export {
 } from './suite.js';
 export {
   captureLogger,
+  type GoldenVector,
+  goldenFrame,
+  goldenPayload,
+  goldenRequestHeaders,
+  goldenVector,
+  goldenVectors,
   hasOpenssl,
   type LogEntry,
   type TestCerts,

@@ -1,13 +1,16 @@
 /**
  * Test utilities shared by every picket package's tests: temp dirs and socket
- * paths, a logger that records, a polling hang guard, and TLS material made at
- * test time with the openssl CLI.
+ * paths, a logger that records, a polling hang guard, TLS material made at
+ * test time with the openssl CLI, and the spec's golden vectors.
+ *
+ * Free of vitest, so a plain Node program (the fuzz harness) can import it as
+ * `@picket/compliance/testkit`.
  */
 import { execFileSync } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import type { LogFields, Logger } from '@picket/protocol';
+import type { LogFields, Logger, RequestHeadersEvent } from '@picket/protocol';
 
 /** A fresh temp dir, removed by `cleanup()`. */
 export function tempDir(): { dir: string; path(name: string): string; cleanup(): void } {
@@ -150,4 +153,82 @@ export function testCerts(): TestCerts {
     },
   };
   return cached;
+}
+
+/** One golden vector of discrepancies-and-vectors.md Part B: a UDS, reverse or v1 frame. */
+export interface GoldenVector {
+  /** V1, V1b … V11d, as the spec names it */
+  id: string;
+  title: string;
+  kind: 'uds' | 'reverse' | 'v1';
+  /** the frame's type byte (null for v1, whose frames have none) */
+  type: number | null;
+  payloadLength: number;
+  /** the whole frame, header included, as hex */
+  frameHex: string;
+  /** the exact UTF-8 payload, for the JSON vectors */
+  payloadText?: string;
+}
+
+let goldenCache: readonly GoldenVector[] | undefined;
+
+/**
+ * Every golden vector, in spec order. Read once from this package's
+ * `fixtures/golden-frames.json` (a verbatim copy of the spec's frames, kept in
+ * the repo so tests do not depend on anything outside it).
+ */
+export function goldenVectors(): readonly GoldenVector[] {
+  goldenCache ??= (
+    JSON.parse(
+      readFileSync(new URL('../fixtures/golden-frames.json', import.meta.url), 'utf8'),
+    ) as { vectors: GoldenVector[] }
+  ).vectors;
+  return goldenCache;
+}
+
+/** Golden vector `id`; throws when the spec has no such vector. */
+export function goldenVector(id: string): GoldenVector {
+  const v = goldenVectors().find((x) => x.id === id);
+  if (v === undefined) throw new Error(`no golden vector ${id}`);
+  return v;
+}
+
+/** Golden frame `id` as fresh bytes, header included (v2: 5 bytes; v1: 4). */
+export function goldenFrame(id: string): Buffer {
+  return Buffer.from(goldenVector(id).frameHex, 'hex');
+}
+
+/** The payload of golden frame `id`: the frame without its 5-byte (v1: 4-byte) header. */
+export function goldenPayload(id: string): Buffer {
+  const v = goldenVector(id);
+  return Buffer.from(v.frameHex, 'hex').subarray(v.kind === 'v1' ? 4 : 5);
+}
+
+/**
+ * The request the golden vectors V3, V4, V10a and G6 encode (`GET /admin/secret`
+ * from 127.0.0.1:54321, correlation id `req-1`), or the same request with
+ * another correlation id (also used as request id) and uri.
+ */
+export function goldenRequestHeaders(
+  correlationId = 'req-1',
+  uri = '/admin/secret',
+): RequestHeadersEvent {
+  return {
+    metadata: {
+      correlation_id: correlationId,
+      request_id: correlationId,
+      client_ip: '127.0.0.1',
+      client_port: 54321,
+      server_name: 'example.com',
+      protocol: 'HTTP/1.1',
+      tls_version: null,
+      tls_cipher: null,
+      route_id: 'default',
+      upstream_id: null,
+      timestamp: '2026-01-01T00:00:00Z',
+    },
+    method: 'GET',
+    uri,
+    headers: { host: ['example.com'] },
+  };
 }

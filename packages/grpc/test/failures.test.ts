@@ -9,6 +9,7 @@ import { afterEach, beforeAll, describe, expect, test, vi } from 'vitest';
 import { AgentClientV2 } from '../src/client.js';
 import { GrpcAgentServerV2 } from '../src/server.js';
 import { hasOpenssl, type TestCerts, testCerts } from './certs.js';
+import { bareRequest } from './helpers.js';
 
 const caps = () => createCapabilities({ agentId: 'fail-agent' });
 const cleanups: (() => unknown)[] = [];
@@ -152,21 +153,7 @@ describe('connection failures', () => {
     cleanups.push(() => t.close());
     const closed = new Promise<AgentProtocolError | undefined>((r) => t.once('close', r));
     const pending = Array.from({ length: 5 }, (_, i) =>
-      t
-        .sendRequestHeaders({
-          metadata: {
-            correlation_id: `dying-${i}`,
-            request_id: '',
-            client_ip: '',
-            client_port: 0,
-            protocol: 'HTTP/1.1',
-            timestamp: '',
-          },
-          method: 'GET',
-          uri: '/',
-          headers: {},
-        })
-        .catch((e: unknown) => e),
+      t.sendRequestHeaders(bareRequest(`dying-${i}`)).catch((e: unknown) => e),
     );
     await vi.waitFor(() => expect(t.inFlight).toBe(5));
     const started = Date.now();
@@ -258,20 +245,8 @@ describe('connection failures', () => {
     const { address } = await server.listen('127.0.0.1:0');
     const t = await AgentClientV2.connect('fail-agent', address);
     await t.close();
-    await expect(
-      t.sendRequestHeaders({
-        metadata: {
-          correlation_id: 'late',
-          request_id: '',
-          client_ip: '',
-          client_port: 0,
-          protocol: '',
-          timestamp: '',
-        },
-        method: 'GET',
-        uri: '/',
-        headers: {},
-      }),
-    ).rejects.toMatchObject({ code: 'CONNECTION_CLOSED' });
+    await expect(t.sendRequestHeaders(bareRequest('late', ''))).rejects.toMatchObject({
+      code: 'CONNECTION_CLOSED',
+    });
   });
 });

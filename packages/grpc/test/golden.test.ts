@@ -12,13 +12,8 @@ import {
   ServerCredentials,
   type ServerDuplexStream,
 } from '@grpc/grpc-js';
-import {
-  allow,
-  block,
-  createCapabilities,
-  type RequestHeadersEvent,
-  setHeader,
-} from '@picket/protocol';
+import { goldenRequestHeaders } from '@picket/compliance';
+import { allow, block, createCapabilities, setHeader } from '@picket/protocol';
 import { afterEach, describe, expect, test } from 'vitest';
 import { AgentClientV2 } from '../src/client.js';
 import {
@@ -62,24 +57,8 @@ const echoCaps = () =>
     events: ['request_headers'],
   });
 
-const g6Event: RequestHeadersEvent = {
-  metadata: {
-    correlation_id: 'req-1',
-    request_id: 'req-1',
-    client_ip: '127.0.0.1',
-    client_port: 54321,
-    server_name: 'example.com',
-    protocol: 'HTTP/1.1',
-    tls_version: null,
-    tls_cipher: null,
-    route_id: 'default',
-    upstream_id: null,
-    timestamp: '2026-01-01T00:00:00Z',
-  },
-  method: 'GET',
-  uri: '/admin/secret',
-  headers: { host: ['example.com'] },
-};
+/** The request G6 encodes: the one of V3 / V10a. */
+const g6Event = goldenRequestHeaders();
 
 const g3Response = () =>
   block(403, {

@@ -23,6 +23,7 @@ import {
   pb,
 } from '../src/proto.js';
 import { GrpcAgentServerV2 } from '../src/server.js';
+import { bareRequest } from './helpers.js';
 
 const cleanups: (() => unknown)[] = [];
 afterEach(async () => {
@@ -161,21 +162,7 @@ describe('ProcessStream', () => {
     const t = await AgentClientV2.connect('srv', address);
     cleanups.push(() => t.close());
     const results = await Promise.all(
-      Array.from({ length: 30 }, (_, i) =>
-        t.sendRequestHeaders({
-          metadata: {
-            correlation_id: `c${i}`,
-            request_id: '',
-            client_ip: '',
-            client_port: 0,
-            protocol: 'HTTP/1.1',
-            timestamp: '',
-          },
-          method: 'GET',
-          uri: '/',
-          headers: {},
-        }),
-      ),
+      Array.from({ length: 30 }, (_, i) => t.sendRequestHeaders(bareRequest(`c${i}`))),
     );
     expect(results).toHaveLength(30);
     expect(peak).toBeLessThanOrEqual(3);
@@ -199,19 +186,7 @@ describe('ProcessStream', () => {
     const { address } = await server.listen('127.0.0.1:0');
     const t = await AgentClientV2.connect('srv', address);
     cleanups.push(() => t.close());
-    const r = await t.sendRequestHeaders({
-      metadata: {
-        correlation_id: 'x',
-        request_id: '',
-        client_ip: '',
-        client_port: 0,
-        protocol: '',
-        timestamp: '',
-      },
-      method: 'GET',
-      uri: '/',
-      headers: {},
-    });
+    const r = await t.sendRequestHeaders(bareRequest('x', ''));
     expect(r.audit.tags).toEqual(['fail_open']);
     expect(r.audit.custom).toEqual({
       cause: 'HANDLER_ERROR',
@@ -234,19 +209,7 @@ describe('ProcessStream', () => {
     const { address } = await server.listen('127.0.0.1:0');
     const t = await AgentClientV2.connect('srv', address);
     cleanups.push(() => t.close());
-    const inflight = t.sendRequestHeaders({
-      metadata: {
-        correlation_id: 'draining',
-        request_id: '',
-        client_ip: '',
-        client_port: 0,
-        protocol: '',
-        timestamp: '',
-      },
-      method: 'GET',
-      uri: '/',
-      headers: {},
-    });
+    const inflight = t.sendRequestHeaders(bareRequest('draining', ''));
     await vi.waitFor(() => expect(started).toBe(true));
     const closing = server.close({ drainTimeoutMs: 10_000 });
     setTimeout(release, 30);

@@ -2,34 +2,21 @@
  * The shared compliance suite over transports opened by endpoint string: one UDS
  * and one gRPC endpoint (each transport's own package runs the full matrix).
  */
-import { type ComplianceFixture, runComplianceSuite } from '@picket/compliance';
+import { type ComplianceFixture, runComplianceSuite, unixSocketFixture } from '@picket/compliance';
 import { GrpcAgentServerV2 } from '@picket/grpc';
 import type { Encoding } from '@picket/protocol';
 import { silentLogger, UdsAgentServerV2 } from '@picket/uds';
 import { V2Transport } from '../src/index.js';
-import { tempDir } from './helpers.js';
 
-const udsEndpoint: ComplianceFixture<Encoding> = async (handler, { encoding }) => {
-  const tmp = tempDir();
-  const server = new UdsAgentServerV2(tmp.path('agent.sock'), handler, { logger: silentLogger });
-  await server.listen();
-  const transport = await V2Transport.connect('compliance', `unix:${tmp.path('agent.sock')}`, {
-    encodings: [encoding],
-    timeoutMs: 5000,
-    logger: silentLogger,
-  });
-  return {
-    transport,
-    crash: async () => {
-      for (const c of server.connections) c.destroy();
-    },
-    close: async () => {
-      await transport.close();
-      await server.close({ drainTimeoutMs: 0 });
-      tmp.cleanup();
-    },
-  };
-};
+const udsEndpoint = unixSocketFixture<Encoding>(
+  (path, handler) => new UdsAgentServerV2(path, handler, { logger: silentLogger }),
+  (path, encoding) =>
+    V2Transport.connect('compliance', `unix:${path}`, {
+      encodings: [encoding],
+      timeoutMs: 5000,
+      logger: silentLogger,
+    }),
+);
 
 const grpcEndpoint: ComplianceFixture = async (handler) => {
   const server = new GrpcAgentServerV2(handler);

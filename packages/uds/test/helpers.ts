@@ -1,33 +1,7 @@
-import { readFileSync } from 'node:fs';
 import * as net from 'node:net';
 import { until } from '@picket/compliance';
 import { type Frame, FrameDecoder } from '@picket/framing';
-import { type AgentHandler, createCapabilities, type RequestHeadersEvent } from '@picket/protocol';
-
-export interface GoldenVector {
-  id: string;
-  type: number | null;
-  frameHex: string;
-  payloadText?: string;
-}
-
-const vectors: GoldenVector[] = (
-  JSON.parse(readFileSync(new URL('./fixtures/golden-frames.json', import.meta.url), 'utf8')) as {
-    vectors: GoldenVector[];
-  }
-).vectors;
-
-/** The golden frame `id` (V1, V2 …) from the spec, as bytes. */
-export function golden(id: string): Buffer {
-  const v = vectors.find((x) => x.id === id);
-  if (v === undefined) throw new Error(`no golden vector ${id}`);
-  return Buffer.from(v.frameHex, 'hex');
-}
-
-/** Payload of a golden frame (everything after the 5-byte header). */
-export function goldenPayload(id: string): Buffer {
-  return golden(id).subarray(5);
-}
+import { type AgentHandler, createCapabilities } from '@picket/protocol';
 
 /** A raw socket speaking frames by hand: the test plays proxy or agent byte by byte. */
 export class RawPeer {
@@ -126,28 +100,6 @@ export function rawFrame(type: number, payload: Uint8Array | string): Buffer {
   return out;
 }
 
-/** A RequestHeaders event shaped like golden V3. */
-export function requestHeaders(cid: string, uri = '/admin/secret'): RequestHeadersEvent {
-  return {
-    metadata: {
-      correlation_id: cid,
-      request_id: cid,
-      client_ip: '127.0.0.1',
-      client_port: 54321,
-      server_name: 'example.com',
-      protocol: 'HTTP/1.1',
-      tls_version: null,
-      tls_cipher: null,
-      route_id: 'default',
-      upstream_id: null,
-      timestamp: '2026-01-01T00:00:00Z',
-    },
-    method: 'GET',
-    uri,
-    headers: { host: ['example.com'] },
-  };
-}
-
 /** Capabilities for test agents. */
 export function testCapabilities(agentId = 'test-agent') {
   return createCapabilities({ agentId, name: 'Test Agent', version: '1.0.0' });
@@ -165,4 +117,13 @@ export function delay(ms: number): Promise<void> {
   return new Promise((r) => setTimeout(r, ms));
 }
 
-export { captureLogger, type LogEntry, tempSocket, until } from '@picket/compliance';
+// golden(id): a spec frame as bytes; requestHeaders(cid, uri): the request of golden V3
+export {
+  captureLogger,
+  goldenFrame as golden,
+  goldenPayload,
+  goldenRequestHeaders as requestHeaders,
+  type LogEntry,
+  tempSocket,
+  until,
+} from '@picket/compliance';

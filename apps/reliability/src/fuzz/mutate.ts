@@ -223,6 +223,16 @@ export function encodeRaw(encoding: Encoding, value: unknown): Buffer | undefine
   }
 }
 
+/** JSON message `valid` with junk values put in by {@link mutateValue}, as JSON again (else `valid`). */
+export function mutateJson(rng: Rng, valid: Buffer): Buffer {
+  return encodeRaw('json', mutateValue(rng, JSON.parse(valid.toString()))) ?? valid;
+}
+
+/** JSON message `valid`'s value in msgpack or CBOR: the right content in the wrong encoding. */
+export function wrongEncoding(rng: Rng, valid: Buffer): Buffer {
+  return encodeRaw(rng.pick(['msgpack', 'cbor'] as const), JSON.parse(valid.toString())) ?? valid;
+}
+
 const JSON_TOKENS = [
   '{',
   '}',

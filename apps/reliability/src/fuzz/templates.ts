@@ -2,7 +2,6 @@
  * Valid protocol messages with random content: the seeds the mutators start from (besides
  * the golden vectors). Each builder returns the wire-shaped object of @picket/protocol.
  */
-import { readFileSync } from 'node:fs';
 import type {
   AgentCapabilities,
   AgentResponse,
@@ -14,31 +13,11 @@ import type {
 import { allow, block, createCapabilities, redirect, setHeader } from '@picket/protocol';
 import type { Rng } from '../lib/prng.js';
 
-/** One golden vector of the spec (Part B), as stored in fixtures/golden-frames.json. */
-export interface GoldenVector {
-  id: string;
-  type: number | null;
-  frameHex: string;
-  payloadText?: string;
-}
-
-const vectors: GoldenVector[] = (
-  JSON.parse(readFileSync(new URL('./fixtures/golden-frames.json', import.meta.url), 'utf8')) as {
-    vectors: GoldenVector[];
-  }
-).vectors;
-
-/** The golden frame `id` (V1, V3 …) as bytes (v2: with its 5-byte header; v1: with its 4-byte one). */
-export function golden(id: string): Buffer {
-  const v = vectors.find((x) => x.id === id);
-  if (v === undefined) throw new Error(`no golden vector ${id}`);
-  return Buffer.from(v.frameHex, 'hex');
-}
-
-/** Every golden vector. */
-export function goldenVectors(): readonly GoldenVector[] {
-  return vectors;
-}
+/**
+ * The spec's golden vectors (Part B), from the shared test kit: `golden(id)` is frame `id`
+ * (V1, V3 …) as bytes (v2: with its 5-byte header; v1: with its 4-byte one).
+ */
+export { goldenFrame as golden } from '@picket/compliance/testkit';
 
 /** URIs that make the fuzz agent misbehave on purpose (see fuzz-agent.ts). */
 export const TRIGGER_URIS = ['/fuzz/throw', '/fuzz/garbage', '/fuzz/slow', '/fuzz/reject'];

@@ -19,19 +19,18 @@ import {
   pb,
 } from '@picket/grpc';
 import { type EventType, PROTOCOL_VERSION } from '@picket/protocol';
-import { type CaptureLogger, captureLogger } from '../../lib/capture-logger.js';
-import { GoodTraffic } from '../../lib/good-traffic.js';
+import type { CaptureLogger } from '../../lib/capture-logger.js';
+import type { GoodTraffic } from '../../lib/good-traffic.js';
 import type { Rng } from '../../lib/prng.js';
 import { within } from '../../lib/raw-conn.js';
+import { connectionsReleased, startGoodPair, targetLogger } from '../bookkeeping.js';
 import { FuzzAgent } from '../fuzz-agent.js';
 import { junkValue, mutateBytes, mutateValue } from '../mutate.js';
 import {
   type ConnOutcome,
-  checkGoodReply,
   type FuzzContext,
   FuzzFailure,
   type FuzzTarget,
-  goodEvent,
   type TargetReport,
 } from '../target.js';
 import { EVENT_TYPES, validEvent } from '../templates.js';
@@ -132,8 +131,7 @@ export class GrpcServerTarget implements FuzzTarget {
   };
 
   async start(ctx: FuzzContext): Promise<void> {
-    this.logger = captureLogger({
-      echo: ctx.verbose ? 'warn' : undefined,
+    this.logger = targetLogger(ctx, {
       onEntry: (e) => {
         const id = e.fields?.connectionId;
         if (e.message === 'ProcessStream closed' && typeof id === 'string') this.closeIds.add(id);
@@ -146,11 +144,7 @@ export class GrpcServerTarget implements FuzzTarget {
       this.raw.push(new grpc.Client(this.address, grpc.credentials.createInsecure()));
     }
     this.goodClient = await AgentClientV2.connect('good', this.address, { timeoutMs: 10_000 });
-    this.good = new GoodTraffic('grpc good pair', async (i) => {
-      const cid = `good-${i}`;
-      checkGoodReply(cid, await this.goodClient.sendRequestHeaders(goodEvent(cid)));
-    });
-    this.good.start();
+    this.good = startGoodPair('grpc good pair', (e) => this.goodClient.sendRequestHeaders(e));
   }
 
   private open(index: number): RawStream {
@@ -376,24 +370,17 @@ export class GrpcServerTarget implements FuzzTarget {
 
   async finish(): Promise<TargetReport> {
     const good = await this.good.stop();
-    const failures: string[] = [];
-    const deadline = Date.now() + GUARD_MS;
-    while (
-      (this.closeIds.size < this.counts.streams || this.server.connections > 1) &&
-      Date.now() < deadline
-    ) {
-      await new Promise((r) => setTimeout(r, 20));
-    }
-    if (this.server.connections !== 1) {
-      failures.push(
-        `server still holds ${this.server.connections} streams (expected only the good one)`,
-      );
-    }
-    if (this.closeIds.size !== this.counts.streams) {
-      failures.push(
-        `${this.counts.streams} fuzz streams but ${this.closeIds.size} logged stream ends`,
-      );
-    }
+    const failures = await connectionsReleased(
+      {
+        unit: 'streams',
+        opened: this.counts.streams,
+        ended: this.closeIds,
+        endedLabel: 'logged stream ends',
+        held: () => this.server.connections,
+        good: 1,
+      },
+      GUARD_MS,
+    );
     if (this.undecodableLogged !== this.counts.endedByServer) {
       failures.push(
         `${this.counts.endedByServer} streams ended over undecodable bytes, ${this.undecodableLogged} reasons logged at warn`,

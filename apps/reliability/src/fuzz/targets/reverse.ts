@@ -19,20 +19,19 @@ import {
   ReverseConnectionListener,
 } from '@picket/reverse';
 import { silentLogger } from '@picket/uds';
-import { type CaptureLogger, captureLogger } from '../../lib/capture-logger.js';
-import { GoodTraffic } from '../../lib/good-traffic.js';
+import type { CaptureLogger } from '../../lib/capture-logger.js';
+import type { GoodTraffic } from '../../lib/good-traffic.js';
 import type { Rng } from '../../lib/prng.js';
 import { RawConn, within, writeSplit } from '../../lib/raw-conn.js';
+import { settle, startGoodPair, targetLogger } from '../bookkeeping.js';
 import { FuzzAgent } from '../fuzz-agent.js';
-import { encodeRaw, LIVE_TYPES, mutateBytes, mutateV2Frame, mutateValue } from '../mutate.js';
+import { LIVE_TYPES, mutateBytes, mutateJson, mutateV2Frame, wrongEncoding } from '../mutate.js';
 import { junkTheProxy, proxyJunkCounts } from '../proxy-junk.js';
 import {
   type ConnOutcome,
-  checkGoodReply,
   type FuzzContext,
   FuzzFailure,
   type FuzzTarget,
-  goodEvent,
   type TargetReport,
 } from '../target.js';
 import { capabilities, golden } from '../templates.js';
@@ -65,8 +64,7 @@ export class ReverseTarget implements FuzzTarget {
 
   async start(ctx: FuzzContext): Promise<void> {
     this.path = join(ctx.dir, 'reverse.sock');
-    this.logger = captureLogger({
-      echo: ctx.verbose ? 'warn' : undefined,
+    this.logger = targetLogger(ctx, {
       forbidden: [TOKEN_MARK],
       onEntry: (e) => {
         const f = e.fields ?? {};
@@ -98,11 +96,9 @@ export class ReverseTarget implements FuzzTarget {
     await this.goodAgent.ready({ timeoutMs: GUARD_MS });
     const goodConn = this.listener.list('good')[0];
     if (goodConn === undefined) throw new Error('good reverse agent not registered');
-    this.good = new GoodTraffic('reverse good pair', async (i) => {
-      const cid = `good-${i}`;
-      checkGoodReply(cid, await goodConn.sendRequestHeaders(goodEvent(cid), { timeoutMs: 10_000 }));
-    });
-    this.good.start();
+    this.good = startGoodPair('reverse good pair', (e) =>
+      goodConn.sendRequestHeaders(e, { timeoutMs: 10_000 }),
+    );
   }
 
   private registration(agentId: string, token: string | null): RegistrationRequest {
@@ -183,14 +179,13 @@ export class ReverseTarget implements FuzzTarget {
     switch (rng.int(0, 5)) {
       case 0:
       case 1:
-        payload = encodeRaw('json', mutateValue(rng, JSON.parse(valid.toString()))) ?? valid;
+        payload = mutateJson(rng, valid);
         break;
       case 2:
         payload = mutateBytes(rng, valid);
         break;
       case 3:
-        payload =
-          encodeRaw(rng.pick(['msgpack', 'cbor'] as const), JSON.parse(valid.toString())) ?? valid;
+        payload = wrongEncoding(rng, valid);
         break;
       case 4:
         type = rng.pick(LIVE_TYPES.filter((t) => t !== MessageType.HandshakeRequest));
@@ -227,12 +222,13 @@ export class ReverseTarget implements FuzzTarget {
   async finish(): Promise<TargetReport> {
     const good = await this.good.stop();
     const failures: string[] = [];
-    const deadline = Date.now() + GUARD_MS;
-    const settled = (): boolean =>
-      this.listener.pendingCount === 0 &&
-      this.listener.connectionCount === 1 &&
-      this.listener.stats.accepted === this.counts.sockets + 1;
-    while (!settled() && Date.now() < deadline) await new Promise((r) => setTimeout(r, 20));
+    await settle(
+      () =>
+        this.listener.pendingCount === 0 &&
+        this.listener.connectionCount === 1 &&
+        this.listener.stats.accepted === this.counts.sockets + 1,
+      GUARD_MS,
+    );
     const s = this.listener.stats;
     if (this.listener.connectionCount !== 1) {
       failures.push(

@@ -23,28 +23,28 @@ import {
   silentLogger,
   UdsAgentServerV2,
 } from '@picket/uds';
-import { type CaptureLogger, captureLogger } from '../../lib/capture-logger.js';
-import { GoodTraffic } from '../../lib/good-traffic.js';
+import type { CaptureLogger } from '../../lib/capture-logger.js';
+import type { GoodTraffic } from '../../lib/good-traffic.js';
 import type { Rng } from '../../lib/prng.js';
 import { RawConn, within, writeSplit } from '../../lib/raw-conn.js';
+import { startGoodPair, targetLogger } from '../bookkeeping.js';
 import { FuzzAgent } from '../fuzz-agent.js';
 import {
   type Encoding,
   encodeRaw,
   LIVE_TYPES,
   mutateBytes,
+  mutateJson,
   mutateV2Frame,
-  mutateValue,
   v2Frame,
+  wrongEncoding,
 } from '../mutate.js';
 import { junkTheProxy, proxyJunkCounts } from '../proxy-junk.js';
 import {
   type ConnOutcome,
-  checkGoodReply,
   type FuzzContext,
   FuzzFailure,
   type FuzzTarget,
-  goodEvent,
   type TargetReport,
 } from '../target.js';
 import { capabilities, golden } from '../templates.js';
@@ -79,8 +79,7 @@ export class UdsClientTarget implements FuzzTarget {
 
   async start(ctx: FuzzContext): Promise<void> {
     this.dir = ctx.dir;
-    this.logger = captureLogger({
-      echo: ctx.verbose ? 'warn' : undefined,
+    this.logger = targetLogger(ctx, {
       onEntry: (e) => {
         if (e.message === 'connection to agent lost' && typeof e.fields?.connection === 'string') {
           this.lostIds.add(e.fields.connection);
@@ -96,11 +95,7 @@ export class UdsClientTarget implements FuzzTarget {
       timeoutMs: 10_000,
       logger: silentLogger,
     });
-    this.good = new GoodTraffic('uds-client good pair', async (i) => {
-      const cid = `good-${i}`;
-      checkGoodReply(cid, await this.goodClient.sendRequestHeaders(goodEvent(cid)));
-    });
-    this.good.start();
+    this.good = startGoodPair('uds-client good pair', (e) => this.goodClient.sendRequestHeaders(e));
   }
 
   private async acquire(): Promise<FakeAgent> {
@@ -196,7 +191,7 @@ export class UdsClientTarget implements FuzzTarget {
           break;
         case 1:
         case 2:
-          payload = encodeRaw('json', mutateValue(rng, JSON.parse(valid.toString()))) ?? valid;
+          payload = mutateJson(rng, valid);
           break;
         case 3:
           payload = encodeHandshakeResponse(this.handshakeResponse(rng, 'json', false));
@@ -212,9 +207,7 @@ export class UdsClientTarget implements FuzzTarget {
           payload = rng.chance(0.5) ? golden('V5').subarray(5) : rng.bytes(rng.size(300));
           break;
         default:
-          payload =
-            encodeRaw(rng.pick(['msgpack', 'cbor'] as const), JSON.parse(valid.toString())) ??
-            valid;
+          payload = wrongEncoding(rng, valid);
       }
       const frame = mutateV2Frame(rng, type, payload, 0.3);
       frames = 1;

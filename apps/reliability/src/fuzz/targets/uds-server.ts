@@ -26,10 +26,11 @@ import {
   ZENTINEL_PROXY_ID,
 } from '@picket/protocol';
 import { AgentClientV2Uds, silentLogger, UdsAgentServerV2 } from '@picket/uds';
-import { type CaptureLogger, captureLogger } from '../../lib/capture-logger.js';
-import { GoodTraffic } from '../../lib/good-traffic.js';
+import type { CaptureLogger } from '../../lib/capture-logger.js';
+import type { GoodTraffic } from '../../lib/good-traffic.js';
 import type { Rng } from '../../lib/prng.js';
 import { RawConn, writeSplit } from '../../lib/raw-conn.js';
+import { connectionsReleased, startGoodPair, targetLogger } from '../bookkeeping.js';
 import { FuzzAgent } from '../fuzz-agent.js';
 import {
   type Encoding,
@@ -37,17 +38,17 @@ import {
   type JunkFrame,
   LIVE_TYPES,
   mutateBytes,
+  mutateJson,
   mutateV2Frame,
   mutateValue,
   v2Frame,
+  wrongEncoding,
 } from '../mutate.js';
 import {
   type ConnOutcome,
-  checkGoodReply,
   type FuzzContext,
   FuzzFailure,
   type FuzzTarget,
-  goodEvent,
   type TargetReport,
 } from '../target.js';
 import { EVENT_TYPES, golden, TRIGGER_URIS, validEvent, validResponse } from '../templates.js';
@@ -98,8 +99,7 @@ export class UdsServerTarget implements FuzzTarget {
 
   async start(ctx: FuzzContext): Promise<void> {
     this.path = join(ctx.dir, 'uds-server.sock');
-    this.logger = captureLogger({
-      echo: ctx.verbose ? 'warn' : undefined,
+    this.logger = targetLogger(ctx, {
       onEntry: (e) => {
         const id = e.fields?.connection;
         if (typeof id !== 'string' || !isUdsCloseReason(e.message)) return;
@@ -117,11 +117,7 @@ export class UdsServerTarget implements FuzzTarget {
       logger: silentLogger,
       encodings: ['msgpack', 'json'],
     });
-    this.good = new GoodTraffic('uds-server good pair', async (i) => {
-      const cid = `good-${i}`;
-      checkGoodReply(cid, await this.goodClient.sendRequestHeaders(goodEvent(cid)));
-    });
-    this.good.start();
+    this.good = startGoodPair('uds-server good pair', (e) => this.goodClient.sendRequestHeaders(e));
   }
 
   async connection(rng: Rng, index: number): Promise<ConnOutcome> {
@@ -372,14 +368,12 @@ export class UdsServerTarget implements FuzzTarget {
     let payload: Uint8Array;
     let type: number = MessageType.HandshakeRequest;
     if (mode === 0) payload = mutateBytes(rng, base);
-    else if (mode <= 2)
-      payload = encodeRaw('json', mutateValue(rng, JSON.parse(base.toString()))) ?? base;
+    else if (mode <= 2) payload = mutateJson(rng, base);
     else if (mode === 3) {
       type = rng.pick(LIVE_TYPES.filter((t) => t !== MessageType.HandshakeRequest));
       payload = rng.chance(0.5) ? golden('V3').subarray(5) : rng.bytes(rng.size(256));
     } else {
-      payload =
-        encodeRaw(rng.pick(['msgpack', 'cbor'] as const), JSON.parse(base.toString())) ?? base;
+      payload = wrongEncoding(rng, base);
     }
     return mutateV2Frame(rng, type, payload, 0.3);
   }
@@ -437,25 +431,17 @@ export class UdsServerTarget implements FuzzTarget {
 
   async finish(): Promise<TargetReport> {
     const good = await this.good.stop();
-    const failures: string[] = [];
-    const expectClosed = this.counts.connections;
-    const deadline = Date.now() + GUARD_MS;
-    while (
-      (this.closeIds.size < expectClosed || this.server.connections.size > 1) &&
-      Date.now() < deadline
-    ) {
-      await new Promise((r) => setTimeout(r, 20));
-    }
-    if (this.server.connections.size !== 1) {
-      failures.push(
-        `server still holds ${this.server.connections.size} connections (expected only the good one)`,
-      );
-    }
-    if (this.closeIds.size !== expectClosed) {
-      failures.push(
-        `${expectClosed} fuzz connections but ${this.closeIds.size} logged close reasons`,
-      );
-    }
+    const failures = await connectionsReleased(
+      {
+        unit: 'connections',
+        opened: this.counts.connections,
+        ended: this.closeIds,
+        endedLabel: 'logged close reasons',
+        held: () => this.server.connections.size,
+        good: 1,
+      },
+      GUARD_MS,
+    );
     if (this.warnCloseIds.size < this.counts.serverClosed) {
       failures.push(
         `${this.counts.serverClosed} connections closed by the server but only ${this.warnCloseIds.size} warn-level reasons`,

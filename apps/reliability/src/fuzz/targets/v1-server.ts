@@ -11,26 +11,25 @@ import { join } from 'node:path';
 import { decodeV1Response, encodeV1Request, type V1Request } from '@picket/codec';
 import type { AgentResponse, EventType } from '@picket/protocol';
 import { AgentServer, connectV1, silentLogger, type V1Transport } from '@picket/v1';
-import { type CaptureLogger, captureLogger } from '../../lib/capture-logger.js';
-import { GoodTraffic } from '../../lib/good-traffic.js';
+import type { CaptureLogger } from '../../lib/capture-logger.js';
+import type { GoodTraffic } from '../../lib/good-traffic.js';
 import type { Rng } from '../../lib/prng.js';
 import { RawConn, writeSplit } from '../../lib/raw-conn.js';
+import { connectionsReleased, startGoodPair, targetLogger } from '../bookkeeping.js';
 import { FuzzAgent } from '../fuzz-agent.js';
 import {
-  encodeRaw,
   type JunkFrame,
   mutateBytes,
+  mutateJson,
   mutateV1Frame,
-  mutateValue,
   v1Frame,
+  wrongEncoding,
 } from '../mutate.js';
 import {
   type ConnOutcome,
-  checkGoodReply,
   type FuzzContext,
   FuzzFailure,
   type FuzzTarget,
-  goodEvent,
   type TargetReport,
 } from '../target.js';
 import { EVENT_TYPES, golden, TRIGGER_URIS, validEvent } from '../templates.js';
@@ -61,8 +60,7 @@ export class V1ServerTarget implements FuzzTarget {
 
   async start(ctx: FuzzContext): Promise<void> {
     this.path = join(ctx.dir, 'v1.sock');
-    this.logger = captureLogger({
-      echo: ctx.verbose ? 'warn' : undefined,
+    this.logger = targetLogger(ctx, {
       onEntry: (e) => {
         const id = e.fields?.connectionId;
         if (typeof id !== 'string') return;
@@ -77,11 +75,7 @@ export class V1ServerTarget implements FuzzTarget {
       timeoutMs: 10_000,
       logger: silentLogger,
     });
-    this.good = new GoodTraffic('v1 good pair', async (i) => {
-      const cid = `good-${i}`;
-      checkGoodReply(cid, await this.goodTransport.sendRequestHeaders(goodEvent(cid)));
-    });
-    this.good.start();
+    this.good = startGoodPair('v1 good pair', (e) => this.goodTransport.sendRequestHeaders(e));
   }
 
   private validRequest(rng: Rng, cid: string): { bytes: Buffer; expect: Expect } {
@@ -108,7 +102,7 @@ export class V1ServerTarget implements FuzzTarget {
     switch (rng.int(0, 5)) {
       case 0:
       case 1:
-        payload = encodeRaw('json', mutateValue(rng, JSON.parse(valid.toString()))) ?? valid;
+        payload = mutateJson(rng, valid);
         break;
       case 2:
         payload = mutateBytes(rng, valid);
@@ -117,8 +111,7 @@ export class V1ServerTarget implements FuzzTarget {
         payload = mutateBytes(rng, golden('V10a').subarray(4));
         break;
       case 4:
-        payload =
-          encodeRaw(rng.pick(['msgpack', 'cbor'] as const), JSON.parse(valid.toString())) ?? valid;
+        payload = wrongEncoding(rng, valid);
         break;
       default:
         payload = rng.bytes(rng.size(1024));
@@ -218,24 +211,17 @@ export class V1ServerTarget implements FuzzTarget {
 
   async finish(): Promise<TargetReport> {
     const good = await this.good.stop();
-    const failures: string[] = [];
-    const deadline = Date.now() + GUARD_MS;
-    while (
-      (this.endedIds.size < this.counts.connections || this.server.connectionCount > 2) &&
-      Date.now() < deadline
-    ) {
-      await new Promise((r) => setTimeout(r, 20));
-    }
-    if (this.server.connectionCount !== 2) {
-      failures.push(
-        `server still holds ${this.server.connectionCount} connections (expected the good pair's 2)`,
-      );
-    }
-    if (this.endedIds.size !== this.counts.connections) {
-      failures.push(
-        `${this.counts.connections} fuzz connections but ${this.endedIds.size} logged ends`,
-      );
-    }
+    const failures = await connectionsReleased(
+      {
+        unit: 'connections',
+        opened: this.counts.connections,
+        ended: this.endedIds,
+        endedLabel: 'logged ends',
+        held: () => this.server.connectionCount,
+        good: 2,
+      },
+      GUARD_MS,
+    );
     if (this.droppedIds.size < this.counts.serverClosed) {
       failures.push(
         `${this.counts.serverClosed} connections closed by the server, ${this.droppedIds.size} reasons logged`,
