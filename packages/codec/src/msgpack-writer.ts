@@ -76,8 +76,9 @@ export class MsgpackWriter {
     if (need <= this.buf.length) return;
     // Move the message being written to a new slab (earlier messages stay where their views are).
     const used = this.pos - this.start;
-    let size = Math.max(SLAB_SIZE, this.buf.length);
-    while (size < used + n) size *= 2;
+    // Grow with what is already written (amortised for many small writes), but size a big
+    // single write (a body chunk) to itself: doubling the slab would allocate twice the body.
+    const size = Math.max(SLAB_SIZE, 2 * used + n + SLAB_SIZE / 8);
     const next = Buffer.allocUnsafe(size);
     this.buf.copy(next, 0, this.start, this.pos);
     this.setBuffer(next);

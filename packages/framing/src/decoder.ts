@@ -133,8 +133,13 @@ export abstract class LengthPrefixedDecoder<T> {
         pos += payloadLength;
         continue;
       }
-      // The payload continues in later chunks: allocate it once, at its checked size.
-      const payload = new Uint8Array(payloadLength);
+      // The payload continues in later chunks: allocate it once, at its checked size. No
+      // zero-fill: it is only ever handed out once every byte has been written.
+      const payload = new Uint8Array(
+        Buffer.allocUnsafeSlow(payloadLength).buffer,
+        0,
+        payloadLength,
+      );
       payload.set(chunk.subarray(pos), 0);
       this.frameType = type;
       this.headerFill = headerSize;
