@@ -47,7 +47,10 @@ import {
   capabilitiesFromProto,
   configResponseToProto,
   configUpdateFromProto,
+  decodeAgentResponseFast,
+  encodeRequestHeadersFast,
   eventToProto,
+  FastAgentResponse,
   handshakeRequestToProto,
   healthFromProto,
   logFromProto,
@@ -124,11 +127,48 @@ export interface AgentClientV2Options {
   logger?: Logger;
 }
 
-interface Pending {
-  type: EventType;
-  resolve(r: AgentResponse): void;
-  reject(e: AgentProtocolError): void;
-  cleanup(): void;
+/** Node's setTimeout turns a delay outside 1 ms … 2^31-1 ms into 1 ms; calls keep that meaning. */
+const MAX_TIMER_DELAY = 2_147_483_647;
+
+/** The timeout a call gets for `timeoutMs`, with setTimeout's rules for odd values. */
+function timerDelay(ms: number): number {
+  return ms >= 1 && ms <= MAX_TIMER_DELAY ? ms : 1;
+}
+
+/**
+ * One call waiting for its answer. A class (not closures) because there is one per call;
+ * its timeout is a deadline checked by the transport's single timer (see `#armTimer`).
+ */
+class Pending {
+  /** the abort listener, when the call has a signal */
+  onAbort: (() => void) | undefined;
+
+  constructor(
+    readonly owner: Map<string, Pending>,
+    readonly type: EventType,
+    readonly cid: string,
+    /** `performance.now()` value after which the call times out */
+    readonly deadline: number,
+    readonly timeoutMs: number,
+    readonly signal: AbortSignal | undefined,
+    readonly settle: (r: AgentResponse) => void,
+    readonly fail: (e: AgentProtocolError) => void,
+  ) {}
+
+  cleanup(): void {
+    if (this.onAbort !== undefined) this.signal?.removeEventListener('abort', this.onAbort);
+    if (this.owner.get(this.cid) === this) this.owner.delete(this.cid);
+  }
+
+  resolve(r: AgentResponse): void {
+    this.cleanup();
+    this.settle(r);
+  }
+
+  reject(e: AgentProtocolError): void {
+    this.cleanup();
+    this.fail(e);
+  }
 }
 
 interface PendingPing {
@@ -147,6 +187,11 @@ const GATED: ReadonlySet<EventType> = new Set<EventType>([
 
 const passThrough = (b: Buffer): Buffer => b;
 const decodeAgentToProxy = agentServiceV2Definition.ProcessStream.responseDeserialize;
+/** What the ProcessStream delivers: a plain response read in one pass, or any other message. */
+type StreamMessage = AgentToProxyMsg | FastAgentResponse;
+/** The one-pass reader for plain responses; protobufjs (same errors as before) for the rest. */
+const decodeStreamMessage = (b: Buffer): StreamMessage =>
+  decodeAgentResponseFast(b) ?? decodeAgentToProxy(b);
 const decodeProxyControl = agentServiceV2Definition.ControlStream.responseDeserialize;
 
 function correlationIdOf(type: EventType, event: EventMap[EventType]): string {
@@ -178,9 +223,12 @@ export class AgentClientV2 extends EventEmitter implements AgentTransport {
   readonly #timeoutMs: number;
   readonly #maxMessageSize: number;
   readonly #pending = new Map<string, Pending>();
+  /** one timer for every call's timeout, armed for the earliest deadline */
+  #timer: NodeJS.Timeout | undefined;
+  #timerAt = Number.POSITIVE_INFINITY;
   readonly #pings = new Map<number, PendingPing>();
   #seq = 0;
-  #call: ClientDuplexStream<Buffer, AgentToProxyMsg> | undefined;
+  #call: ClientDuplexStream<Buffer, StreamMessage> | undefined;
   #control: ClientDuplexStream<Buffer, ProxyControlMsg> | undefined;
   #peerIsPicket = false;
   #paused = false;
@@ -299,7 +347,7 @@ export class AgentClientV2 extends EventEmitter implements AgentTransport {
     const call = this.#client.makeBidiStreamRequest(
       METHOD_PATHS.ProcessStream,
       passThrough,
-      decodeAgentToProxy,
+      decodeStreamMessage,
       md,
       {},
     );
@@ -332,8 +380,8 @@ export class AgentClientV2 extends EventEmitter implements AgentTransport {
           ),
         timeoutMs,
       );
-      const onData = (msg: AgentToProxyMsg) => {
-        if (msg.message !== 'handshake' || !msg.handshake) {
+      const onData = (msg: StreamMessage) => {
+        if (msg instanceof FastAgentResponse || msg.message !== 'handshake' || !msg.handshake) {
           finish(
             new AgentProtocolError(
               ErrorCode.HandshakeFailed,
@@ -394,8 +442,11 @@ export class AgentClientV2 extends EventEmitter implements AgentTransport {
   }
 
   /** Steady-state listeners of the ProcessStream. */
-  #attach(call: ClientDuplexStream<Buffer, AgentToProxyMsg>): void {
-    call.on('data', (msg: AgentToProxyMsg) => this.#onMessage(msg));
+  #attach(call: ClientDuplexStream<Buffer, StreamMessage>): void {
+    call.on('data', (msg: StreamMessage) => {
+      if (msg instanceof FastAgentResponse) this.#onFastResponse(msg);
+      else this.#onMessage(msg);
+    });
     call.on('error', (err: unknown) => {
       if (this.#closed) return;
       this.#fail(streamError(err, `agent ${this.agentId}`));
@@ -409,6 +460,19 @@ export class AgentClientV2 extends EventEmitter implements AgentTransport {
         ),
       );
     });
+  }
+
+  /** A response the one-pass reader already converted. */
+  #onFastResponse(msg: FastAgentResponse): void {
+    const p = this.#pending.get(msg.correlationId);
+    if (p === undefined) {
+      this.#log.debug?.('response for no pending call (late or cancelled)', {
+        agentId: this.agentId,
+        correlationId: msg.correlationId,
+      });
+      return;
+    }
+    p.resolve(msg.response);
   }
 
   #onMessage(msg: AgentToProxyMsg): void {
@@ -640,43 +704,70 @@ export class AgentClientV2 extends EventEmitter implements AgentTransport {
     return this.#send('configure', e, o);
   }
 
-  async #send<K extends EventType>(
+  /**
+   * Sends an event and waits for its answer. Not `async`: the common path costs one
+   * promise; a synchronous failure still comes back as a rejected promise.
+   */
+  #send<K extends EventType>(
     type: K,
     event: EventMap[K],
-    o: CallOptions = {},
+    o: CallOptions | undefined,
   ): Promise<AgentResponse> {
-    const cid = correlationIdOf(type, event);
-    if (this.#closed) {
-      throw new AgentProtocolError(
-        ErrorCode.ConnectionClosed,
-        `agent ${this.agentId}: transport closed (${type} ${cid})`,
-      );
-    }
-    if (this.#draining) {
-      throw new AgentProtocolError(
-        ErrorCode.Unavailable,
-        `agent ${this.agentId} is draining; ${type} ${cid} not sent`,
-      );
-    }
-    if (o.signal?.aborted) {
-      throw new AgentProtocolError(ErrorCode.Cancelled, `${type} ${cid}: signal already aborted`);
-    }
-    if (this.#paused && GATED.has(type)) {
-      const policy = this.#options.flowControl ?? 'fail_closed';
-      if (policy === 'fail_open') {
-        return agentResponse('allow', { tags: ['flow_control_fail_open'] });
-      }
-      if (policy === 'wait') await this.#waitForResume(this.#options.flowControlWaitMs ?? 100);
-      if (this.#paused) {
+    try {
+      const cid = correlationIdOf(type, event);
+      if (this.#closed) {
         throw new AgentProtocolError(
-          ErrorCode.FlowControlPaused,
-          `agent ${this.agentId} paused traffic; ${type} ${cid} not sent`,
+          ErrorCode.ConnectionClosed,
+          `agent ${this.agentId}: transport closed (${type} ${cid})`,
         );
       }
-      if (this.#closed) {
-        throw new AgentProtocolError(ErrorCode.ConnectionClosed, `agent ${this.agentId}: closed`);
+      if (this.#draining) {
+        throw new AgentProtocolError(
+          ErrorCode.Unavailable,
+          `agent ${this.agentId} is draining; ${type} ${cid} not sent`,
+        );
       }
+      if (o?.signal?.aborted) {
+        throw new AgentProtocolError(ErrorCode.Cancelled, `${type} ${cid}: signal already aborted`);
+      }
+      if (this.#paused && GATED.has(type)) return this.#sendWhilePaused(type, event, cid, o);
+      return this.#dispatch(type, event, cid, o);
+    } catch (err) {
+      return Promise.reject(err);
     }
+  }
+
+  /** The flow-control policy for a gated event while the agent has paused traffic. */
+  async #sendWhilePaused<K extends EventType>(
+    type: K,
+    event: EventMap[K],
+    cid: string,
+    o: CallOptions | undefined,
+  ): Promise<AgentResponse> {
+    const policy = this.#options.flowControl ?? 'fail_closed';
+    if (policy === 'fail_open') {
+      return agentResponse('allow', { tags: ['flow_control_fail_open'] });
+    }
+    if (policy === 'wait') await this.#waitForResume(this.#options.flowControlWaitMs ?? 100);
+    if (this.#paused) {
+      throw new AgentProtocolError(
+        ErrorCode.FlowControlPaused,
+        `agent ${this.agentId} paused traffic; ${type} ${cid} not sent`,
+      );
+    }
+    if (this.#closed) {
+      throw new AgentProtocolError(ErrorCode.ConnectionClosed, `agent ${this.agentId}: closed`);
+    }
+    return this.#dispatch(type, event, cid, o);
+  }
+
+  /** Encodes, registers and writes a call (throws synchronously when it cannot be sent). */
+  #dispatch<K extends EventType>(
+    type: K,
+    event: EventMap[K],
+    cid: string,
+    o: CallOptions | undefined,
+  ): Promise<AgentResponse> {
     if (type === 'guardrail_inspect' && !this.#peerIsPicket) {
       throw new AgentProtocolError(
         ErrorCode.Unsupported,
@@ -689,7 +780,10 @@ export class AgentClientV2 extends EventEmitter implements AgentTransport {
         `agent ${this.agentId}: correlation id ${JSON.stringify(cid)} is already in flight`,
       );
     }
-    const bytes = encodeProxyToAgent(eventToProto(type, event));
+    const bytes =
+      (type === 'request_headers'
+        ? encodeRequestHeadersFast(event as RequestHeadersEvent)
+        : undefined) ?? encodeProxyToAgent(eventToProto(type, event));
     if (bytes.length > this.#maxMessageSize) {
       throw new AgentProtocolError(
         ErrorCode.MessageTooLarge,
@@ -698,48 +792,80 @@ export class AgentClientV2 extends EventEmitter implements AgentTransport {
     }
     if (type === 'configure' && !this.#peerIsPicket) {
       this.#call?.write(bytes);
-      return agentResponse('allow', { tags: ['configure_unacknowledged'] });
+      return Promise.resolve(agentResponse('allow', { tags: ['configure_unacknowledged'] }));
     }
-    return new Promise<AgentResponse>((resolve, reject) => {
-      const timeoutMs = o.timeoutMs ?? this.#timeoutMs;
-      const timer = setTimeout(() => {
-        if (this.#pending.get(cid) !== pending) return;
-        pending.reject(
+    let settle!: (r: AgentResponse) => void;
+    let fail!: (e: AgentProtocolError) => void;
+    const promise = new Promise<AgentResponse>((resolve, reject) => {
+      settle = resolve;
+      fail = reject;
+    });
+    const timeoutMs = o?.timeoutMs ?? this.#timeoutMs;
+    const deadline = performance.now() + timerDelay(timeoutMs);
+    const signal = o?.signal;
+    const pending = new Pending(
+      this.#pending,
+      type,
+      cid,
+      deadline,
+      timeoutMs,
+      signal,
+      settle,
+      fail,
+    );
+    this.#pending.set(cid, pending);
+    if (signal !== undefined) {
+      pending.onAbort = () => this.#abortCall(pending);
+      signal.addEventListener('abort', pending.onAbort, { once: true });
+    }
+    this.#armTimer(deadline);
+    this.#call?.write(bytes);
+    return promise;
+  }
+
+  /** Arms the shared timeout timer unless it already fires at or before `deadline`. */
+  #armTimer(deadline: number, now = performance.now()): void {
+    if (deadline >= this.#timerAt) return;
+    if (this.#timer !== undefined) clearTimeout(this.#timer);
+    this.#timerAt = deadline;
+    // whole ms, rounded up: timers truncate fractions and would fire early
+    const delay = Math.min(Math.max(1, Math.ceil(deadline - now)), MAX_TIMER_DELAY);
+    this.#timer = setTimeout(this.#onTimer, delay);
+  }
+
+  /**
+   * The timer armed for the earliest deadline fired: every call due by then (1 ms of slack
+   * groups near-equal deadlines) times out, as its own setTimeout would have. The timer's
+   * firing is the clock here, not a fresh reading, so fake timers drive it too.
+   */
+  readonly #onTimer = (): void => {
+    const due = this.#timerAt + 1;
+    const now = Math.max(performance.now(), this.#timerAt);
+    this.#timer = undefined;
+    this.#timerAt = Number.POSITIVE_INFINITY;
+    let next = Number.POSITIVE_INFINITY;
+    for (const p of this.#pending.values()) {
+      if (p.deadline <= due) {
+        p.reject(
           new AgentProtocolError(
             ErrorCode.Timeout,
-            `agent ${this.agentId} did not answer ${type} ${cid} within ${timeoutMs} ms`,
+            `agent ${this.agentId} did not answer ${p.type} ${p.cid} within ${p.timeoutMs} ms`,
           ),
         );
-        this.#writeCancel(cid, 'timeout');
-      }, timeoutMs);
-      const onAbort = () => {
-        if (this.#pending.get(cid) !== pending) return;
-        const reason = isCancelReason(o.signal?.reason) ? o.signal.reason : 'client_disconnect';
-        pending.reject(
-          new AgentProtocolError(ErrorCode.Cancelled, `${type} ${cid} cancelled by its signal`),
-        );
-        this.#writeCancel(cid, reason);
-      };
-      const pending: Pending = {
-        type,
-        cleanup: () => {
-          clearTimeout(timer);
-          o.signal?.removeEventListener('abort', onAbort);
-          if (this.#pending.get(cid) === pending) this.#pending.delete(cid);
-        },
-        resolve: (r) => {
-          pending.cleanup();
-          resolve(r);
-        },
-        reject: (e) => {
-          pending.cleanup();
-          reject(e);
-        },
-      };
-      this.#pending.set(cid, pending);
-      o.signal?.addEventListener('abort', onAbort, { once: true });
-      this.#call?.write(bytes);
-    });
+        this.#writeCancel(p.cid, 'timeout');
+      } else if (p.deadline < next) next = p.deadline;
+    }
+    if (next !== Number.POSITIVE_INFINITY) this.#armTimer(next, now);
+  };
+
+  /** The call's signal fired: reject it and tell the agent. */
+  #abortCall(p: Pending): void {
+    if (this.#pending.get(p.cid) !== p) return;
+    const reason = isCancelReason(p.signal?.reason) ? p.signal.reason : 'client_disconnect';
+    p.reject(
+      new AgentProtocolError(ErrorCode.Cancelled, `${p.type} ${p.cid} cancelled by its signal`),
+    );
+    this.#writeCancel(p.cid, reason);
   }
 
   #waitForResume(ms: number): Promise<void> {
@@ -838,6 +964,9 @@ export class AgentClientV2 extends EventEmitter implements AgentTransport {
     this.#closed = true;
     const reason =
       err ?? new AgentProtocolError(ErrorCode.ConnectionClosed, `agent ${this.agentId}: closed`);
+    if (this.#timer !== undefined) clearTimeout(this.#timer);
+    this.#timer = undefined;
+    this.#timerAt = Number.POSITIVE_INFINITY;
     for (const p of [...this.#pending.values()]) p.reject(reason);
     for (const p of [...this.#pings.values()]) p.reject(reason);
     for (const wake of this.#resumeWaiters) wake();

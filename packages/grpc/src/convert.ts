@@ -116,14 +116,36 @@ export function headersToProto(h: Headers | null | undefined): IHeader[] {
 export function headersFromProto(list: readonly IHeader[] | null | undefined): Headers {
   const out: Headers = {};
   if (!list) return out;
-  for (const h of list) {
-    const name = h.name ?? '';
-    const value = h.value ?? '';
-    const prev = out[name];
-    if (prev) prev.push(value);
-    else out[name] = [value];
+  for (let i = 0; i < list.length; i++) {
+    const h = list[i] as IHeader;
+    addHeader(out, h.name ?? '', h.value ?? '');
   }
   return out;
+}
+
+/**
+ * Adds a header value. Names are whatever the peer sent: `constructor`, `toString` or
+ * `__proto__` must become own entries like any other, not reach Object.prototype.
+ */
+function addHeader(out: Headers, name: string, value: string): void {
+  const prev = out[name];
+  if (prev !== undefined && Object.hasOwn(out, name)) prev.push(value);
+  else putOwn(out, name, [value]);
+}
+
+/**
+ * Sets `key` as an own data property: a plain assignment of `"__proto__"` would replace
+ * the object's prototype (or be ignored) instead of adding the entry.
+ */
+function putOwn<T>(out: Record<string, T>, key: string, value: T): void {
+  if (key === '__proto__') {
+    Object.defineProperty(out, key, {
+      value,
+      enumerable: true,
+      writable: true,
+      configurable: true,
+    });
+  } else out[key] = value;
 }
 
 function header(name: string, value: string): IHeader {
@@ -134,6 +156,7 @@ function header(name: string, value: string): IHeader {
 }
 
 const RFC3339 = /^\d{4}-\d{2}-\d{2}[Tt ]\d{2}:\d{2}:\d{2}(\.\d+)?([Zz]|[+-]\d{2}:?\d{2})$/;
+const EPOCH_MS = /^\d{1,16}$/;
 
 /**
  * The metadata `timestamp` as epoch ms: RFC 3339 text is parsed (Rust sends "now"
@@ -142,9 +165,10 @@ const RFC3339 = /^\d{4}-\d{2}-\d{2}[Tt ]\d{2}:\d{2}:\d{2}(\.\d+)?([Zz]|[+-]\d{2}
  */
 export function timestampToMs(ts: string | null | undefined, now = Date.now()): number {
   if (ts) {
-    if (/^\d{1,16}$/.test(ts)) return Number(ts);
+    if ((typeof ts !== 'string' || ts.length <= 16) && EPOCH_MS.test(ts)) return Number(ts);
     if (RFC3339.test(ts)) {
-      const ms = Date.parse(ts.replace(' ', 'T'));
+      // the pattern allows a space only between date and time (index 10)
+      const ms = Date.parse(ts.charCodeAt(10) === 32 ? ts.replace(' ', 'T') : ts);
       if (Number.isFinite(ms) && ms >= 0) return ms;
     }
   }
@@ -153,6 +177,9 @@ export function timestampToMs(ts: string | null | undefined, now = Date.now()): 
 
 /** JSON text of any value; `undefined` / unserialisable values become `null`. */
 function jsonText(v: unknown): string {
+  // numbers and booleans print as JSON.stringify prints them (non-finite numbers as null)
+  if (typeof v === 'number') return Number.isFinite(v) ? String(v) : 'null';
+  if (typeof v === 'boolean') return v ? 'true' : 'false';
   try {
     return JSON.stringify(v) ?? 'null';
   } catch {
@@ -171,7 +198,7 @@ export function parseJsonLoose(text: string): unknown {
 
 function strMap(m: { [k: string]: string } | null | undefined): Record<string, string> {
   const out: Record<string, string> = {};
-  if (m) for (const k of Object.keys(m)) out[k] = m[k] ?? '';
+  if (m) for (const k of Object.keys(m)) putOwn(out, k, m[k] ?? '');
   return out;
 }
 
@@ -620,7 +647,7 @@ function decisionFromProto(r: PbAgentResponse): Decision {
     let headers: Record<string, string> | null = null;
     if (hs.length) {
       headers = {};
-      for (const h of hs) headers[h.name ?? ''] = h.value ?? '';
+      for (const h of hs) putOwn(headers, h.name ?? '', h.value ?? '');
     }
     return { block: { status: r.block.status ?? 0, body: r.block.body ?? null, headers } };
   }
@@ -650,8 +677,9 @@ function headerOpsFromProto(ops: readonly IHeaderOp[]): HeaderOp[] {
 
 function auditFromProto(a: IAuditMetadata | null | undefined): AuditMetadata {
   const custom: Record<string, unknown> = {};
-  if (a?.custom)
-    for (const k of Object.keys(a.custom)) custom[k] = parseJsonLoose(a.custom[k] ?? '');
+  if (a?.custom) {
+    for (const k of Object.keys(a.custom)) putOwn(custom, k, parseJsonLoose(a.custom[k] ?? ''));
+  }
   return {
     tags: a?.tags ? [...a.tags] : [],
     rule_ids: a?.rule_ids ? [...a.rule_ids] : [],
@@ -1002,3 +1030,1162 @@ export const EVENT_FIELDS = {
   guardrail_inspect: 'guardrail',
   configure: 'configure',
 } as const satisfies Record<EventType, keyof IProxyToAgent>;
+
+// ---------------------------------------------------------------- fast paths (hot per-call messages)
+//
+// The messages of every call — ProxyToAgent{request_headers} from the proxy, AgentToProxy{response}
+// from the agent — are written and read here directly, without the protobufjs message objects
+// and writer operations in between (they were most of the per-call allocations). Each fast path
+// handles plain, well-typed values only and returns `undefined` for anything else (and on any
+// unexpected exception), so the caller takes the general path (the conversions above +
+// protobufjs), which keeps every odd case and error exactly as it was. Output is identical to
+// that path's: the same bytes (golden vectors G1–G6) and deep-equal objects.
+
+/** Thrown inside a fast path for a value it does not handle; never escapes this module. */
+const BAIL = { bail: true } as const;
+
+const MAX_U32 = 0xffff_ffff;
+
+/** Encoded messages are views into 64 KiB slabs that are written once, never reused. */
+const SLAB_SIZE = 64 * 1024;
+let slab = Buffer.allocUnsafe(SLAB_SIZE);
+/** next free offset in `slab` */
+let slabAt = 0;
+/** the buffer and position of the message being written */
+let out: Buffer = slab;
+let pos = 0;
+
+/** Starts a message of at most `bound` bytes; returns its start offset in `out`. */
+function beginMessage(bound: number): number {
+  if (bound > SLAB_SIZE >>> 2) {
+    out = Buffer.allocUnsafe(bound);
+    pos = 0;
+    return 0;
+  }
+  if (SLAB_SIZE - slabAt < bound) {
+    slab = Buffer.allocUnsafe(SLAB_SIZE);
+    slabAt = 0;
+  }
+  out = slab;
+  pos = slabAt;
+  return pos;
+}
+
+function endMessage(start: number): Buffer {
+  if (pos > out.length) throw BAIL; // the room was misjudged: never hand out a cut message
+  const bytes = out.subarray(start, pos);
+  if (out === slab) slabAt = (pos + 7) & ~7;
+  return bytes;
+}
+
+function varintSize(v: number): number {
+  return v < 0x80 ? 1 : v < 0x4000 ? 2 : v < 0x20_0000 ? 3 : v < 0x1000_0000 ? 4 : 5;
+}
+
+/** A varint of an integer in 0 … 2^32-1. */
+function u32(v: number): void {
+  while (v > 127) {
+    out[pos++] = (v & 127) | 128;
+    v >>>= 7;
+  }
+  out[pos++] = v;
+}
+
+/** A varint of a safe non-negative integer (uint64 as protobufjs writes a number). */
+function u64(v: number): void {
+  while (v > MAX_U32) {
+    out[pos++] = (v % 128) | 128;
+    v = Math.floor(v / 128);
+  }
+  u32(v);
+}
+
+/**
+ * A length-prefixed string, bytes as protobufjs writes them: its own UTF-8 loop below 40
+ * UTF-16 units (a lone surrogate becomes 3 bytes of itself), Buffer#write from 40 on.
+ */
+function str(s: string): void {
+  const n = s.length;
+  if (n < 40) {
+    const lenAt = pos;
+    // from ~24 units Buffer#write beats the loop; it wrote the same bytes if they were all ASCII
+    if (n >= 24 && out.write(s, pos + 1) === n) {
+      out[lenAt] = n;
+      pos += n + 1;
+      return;
+    }
+    let p = pos + 1; // < 40 units are < 120 bytes: a one-byte length
+    for (let i = 0; i < n; i++) {
+      let c = s.charCodeAt(i);
+      if (c < 0x80) {
+        out[p++] = c;
+      } else if (c < 0x800) {
+        out[p++] = (c >> 6) | 192;
+        out[p++] = (c & 63) | 128;
+      } else if ((c & 0xfc00) === 0xd800 && (s.charCodeAt(i + 1) & 0xfc00) === 0xdc00) {
+        c = 0x10000 + ((c & 0x3ff) << 10) + (s.charCodeAt(++i) & 0x3ff);
+        out[p++] = (c >> 18) | 240;
+        out[p++] = ((c >> 12) & 63) | 128;
+        out[p++] = ((c >> 6) & 63) | 128;
+        out[p++] = (c & 63) | 128;
+      } else {
+        out[p++] = (c >> 12) | 224;
+        out[p++] = ((c >> 6) & 63) | 128;
+        out[p++] = (c & 63) | 128;
+      }
+    }
+    out[lenAt] = p - lenAt - 1;
+    pos = p;
+    return;
+  }
+  const reserved = varintSize(n); // right for ASCII; moved below otherwise
+  const len = out.write(s, pos + reserved);
+  const size = varintSize(len);
+  if (size !== reserved) out.copyWithin(pos + size, pos + reserved, pos + reserved + len);
+  u32(len);
+  pos += len;
+}
+
+/** Reserves the length of a nested message; returns where it goes. */
+function openNested(): number {
+  return pos++;
+}
+
+/** Writes the nested message's length (moving its bytes when the length needs > 1 byte). */
+function closeNested(lenAt: number): void {
+  const len = pos - lenAt - 1;
+  if (len < 0x80) {
+    out[lenAt] = len;
+    return;
+  }
+  const size = varintSize(len);
+  out.copyWithin(lenAt + size, lenAt + 1, pos);
+  pos = lenAt;
+  u32(len);
+  pos += len;
+}
+
+/** Room for a string field: tag, length and up to 3 bytes per UTF-16 unit (+ a nested header). */
+function strRoom(v: unknown): number {
+  if (typeof v !== 'string') throw BAIL;
+  return 3 * v.length + 16;
+}
+
+function isU32(v: unknown): v is number {
+  return typeof v === 'number' && Number.isInteger(v) && v >= 0 && v <= MAX_U32;
+}
+
+function isU64(v: unknown): v is number {
+  return typeof v === 'number' && Number.isSafeInteger(v) && v >= 0;
+}
+
+function isObject(v: unknown): v is Record<string, unknown> {
+  return typeof v === 'object' && v !== null;
+}
+
+/** `ProxyToAgent{request_headers}` for `e` (see the section comment), or undefined. */
+export function encodeRequestHeadersFast(
+  e: RequestHeadersEvent,
+  now = Date.now(),
+): Buffer | undefined {
+  try {
+    return writeRequestHeaders(e, now);
+  } catch {
+    return undefined; // BAIL, or anything unexpected: the general path decides
+  }
+}
+
+function writeRequestHeaders(e: RequestHeadersEvent, now: number): Buffer {
+  if (!isObject(e)) throw BAIL;
+  const m = e.metadata;
+  if (!isObject(m)) throw BAIL;
+  // check every value and add up the room needed
+  let room = 64;
+  if (m.correlation_id) room += strRoom(m.correlation_id);
+  if (m.request_id) room += strRoom(m.request_id);
+  if (m.client_ip) room += strRoom(m.client_ip);
+  if (m.client_port && !isU32(m.client_port)) throw BAIL;
+  if (m.server_name != null) room += strRoom(m.server_name);
+  const protocol = m.protocol;
+  if (protocol != null) room += strRoom(protocol);
+  if (m.tls_version != null) room += strRoom(m.tls_version);
+  if (m.route_id != null) room += strRoom(m.route_id);
+  if (m.upstream_id != null) room += strRoom(m.upstream_id);
+  const ts = timestampToMs(m.timestamp, now);
+  if (ts && !isU64(ts)) throw BAIL;
+  if (m.traceparent != null) room += strRoom(m.traceparent);
+  if (m.tls_cipher != null) room += strRoom(m.tls_cipher);
+  if (e.method) room += strRoom(e.method);
+  if (e.uri) room += strRoom(e.uri);
+  const httpVersion = protocol?.startsWith('HTTP/') ? protocol : 'HTTP/1.1';
+  room += strRoom(httpVersion);
+  const h = e.headers;
+  let names: string[] | undefined;
+  if (h) {
+    if (typeof h !== 'object') throw BAIL;
+    names = Object.keys(h);
+    for (let i = 0; i < names.length; i++) {
+      const name = names[i] as string;
+      const values = h[name];
+      if (!values) continue;
+      if (!Array.isArray(values)) throw BAIL;
+      for (let j = 0; j < values.length; j++) {
+        const v = values[j];
+        room += 3 * name.length + 16;
+        if (v) room += strRoom(v);
+      }
+    }
+  }
+
+  const start = beginMessage(room);
+  out[pos++] = 18; // ProxyToAgent.request_headers
+  const event = openNested();
+  out[pos++] = 10; // RequestHeadersEvent.metadata
+  const md = openNested();
+  if (m.correlation_id) {
+    out[pos++] = 10;
+    str(m.correlation_id);
+  }
+  if (m.request_id) {
+    out[pos++] = 18;
+    str(m.request_id);
+  }
+  if (m.client_ip) {
+    out[pos++] = 26;
+    str(m.client_ip);
+  }
+  if (m.client_port) {
+    out[pos++] = 32;
+    u32(m.client_port);
+  }
+  if (m.server_name != null) {
+    out[pos++] = 42;
+    str(m.server_name);
+  }
+  if (protocol) {
+    out[pos++] = 50;
+    str(protocol);
+  }
+  if (m.tls_version != null) {
+    out[pos++] = 58;
+    str(m.tls_version);
+  }
+  if (m.route_id != null) {
+    out[pos++] = 66;
+    str(m.route_id);
+  }
+  if (m.upstream_id != null) {
+    out[pos++] = 74;
+    str(m.upstream_id);
+  }
+  if (ts) {
+    out[pos++] = 80;
+    u64(ts);
+  }
+  if (m.traceparent != null) {
+    out[pos++] = 90;
+    str(m.traceparent);
+  }
+  if (m.tls_cipher != null) {
+    out[pos++] = 0xc2; // field 1000, length-delimited
+    out[pos++] = 0x3e;
+    str(m.tls_cipher);
+  }
+  closeNested(md);
+  if (e.method) {
+    out[pos++] = 18;
+    str(e.method);
+  }
+  if (e.uri) {
+    out[pos++] = 26;
+    str(e.uri);
+  }
+  out[pos++] = 34;
+  str(httpVersion);
+  if (h && names) {
+    for (let i = 0; i < names.length; i++) {
+      const name = names[i] as string;
+      const values = h[name];
+      if (!values) continue;
+      for (let j = 0; j < values.length; j++) {
+        const v = values[j];
+        out[pos++] = 42;
+        const at = openNested();
+        if (name) {
+          out[pos++] = 10;
+          str(name);
+        }
+        if (v) {
+          out[pos++] = 18;
+          str(v);
+        }
+        closeNested(at);
+      }
+    }
+  }
+  closeNested(event);
+  return endMessage(start);
+}
+
+/** JSON texts of the audit `custom` values of the response being written (reused). */
+const customTexts: string[] = [];
+
+/** `AgentToProxy{response}` for `r` (see the section comment), or undefined. */
+export function encodeAgentResponseFast(
+  r: AgentResponse,
+  correlationId: string,
+  processingTimeMs: number,
+): Buffer | undefined {
+  try {
+    return writeAgentResponse(r, correlationId, processingTimeMs);
+  } catch {
+    return undefined; // BAIL, or anything unexpected: the general path decides
+  } finally {
+    customTexts.length = 0;
+  }
+}
+
+/** Room for header ops (checking them as agentResponseToProto + protobufjs would accept them). */
+function headerOpsRoom(ops: unknown): number {
+  if (!Array.isArray(ops)) throw BAIL;
+  let room = 0;
+  for (let i = 0; i < ops.length; i++) {
+    const op: unknown = ops[i];
+    if (!isObject(op)) throw BAIL;
+    let hdr: unknown;
+    if ('set' in op) hdr = op.set;
+    else if ('add' in op) hdr = op.add;
+    else if ('remove' in op) {
+      const rm = op.remove;
+      if (!isObject(rm)) throw BAIL;
+      room += 16;
+      if (rm.name != null) room += strRoom(rm.name);
+      continue;
+    } else throw BAIL;
+    if (!isObject(hdr)) throw BAIL;
+    room += 16;
+    if (hdr.name) room += strRoom(hdr.name);
+    if (hdr.value) room += strRoom(hdr.value);
+  }
+  return room;
+}
+
+function writeHeaderOps(ops: readonly HeaderOp[], tag: number): void {
+  for (let i = 0; i < ops.length; i++) {
+    const op = ops[i] as HeaderOp;
+    out[pos++] = tag;
+    const at = openNested();
+    if ('set' in op || 'add' in op) {
+      const hdr = 'set' in op ? op.set : op.add;
+      out[pos++] = 'set' in op ? 10 : 18;
+      const h = openNested();
+      if (hdr.name) {
+        out[pos++] = 10;
+        str(hdr.name);
+      }
+      if (hdr.value) {
+        out[pos++] = 18;
+        str(hdr.value);
+      }
+      closeNested(h);
+    } else if (op.remove.name != null) {
+      out[pos++] = 26;
+      str(op.remove.name);
+    }
+    closeNested(at);
+  }
+}
+
+function stringListRoom(list: unknown): number {
+  if (!Array.isArray(list)) throw BAIL;
+  let room = 0;
+  for (let i = 0; i < list.length; i++) room += strRoom(list[i]);
+  return room;
+}
+
+function writeStringList(list: readonly string[], tag: number): void {
+  for (let i = 0; i < list.length; i++) {
+    out[pos++] = tag;
+    str(list[i] as string);
+  }
+}
+
+/** Room for a map<string, string> (values must be strings, as protobufjs requires). */
+function stringMapRoom(m: Record<string, unknown>, keys: readonly string[]): number {
+  let room = 0;
+  for (let i = 0; i < keys.length; i++) {
+    const k = keys[i] as string;
+    room += strRoom(k) + strRoom(m[k]);
+  }
+  return room;
+}
+
+/** Map entries: key and value always written, as protobufjs writes map fields. */
+function writeStringMap(
+  m: Record<string, string>,
+  keys: readonly string[],
+  tag1: number,
+  tag2: number,
+): void {
+  for (let i = 0; i < keys.length; i++) {
+    const k = keys[i] as string;
+    out[pos++] = tag1;
+    if (tag2) out[pos++] = tag2;
+    const at = openNested();
+    out[pos++] = 10;
+    str(k);
+    out[pos++] = 18;
+    str(m[k] as string);
+    closeNested(at);
+  }
+}
+
+function writeAgentResponse(r: AgentResponse, cid: string, processingTimeMs: number): Buffer {
+  if (!isObject(r) || typeof cid !== 'string') throw BAIL;
+  let room = 96 + (cid ? strRoom(cid) : 0);
+  // decision: allow, block or redirect (a challenge takes the general path)
+  const d: unknown = r.decision;
+  let block: Record<string, unknown> | undefined;
+  let blockHeaders: string[] | undefined;
+  let redirect: Record<string, unknown> | undefined;
+  if (d !== 'allow') {
+    if (!isObject(d)) throw BAIL;
+    if ('block' in d) {
+      if (!isObject(d.block)) throw BAIL;
+      block = d.block;
+      if (block.status && !isU32(block.status)) throw BAIL;
+      if (block.body != null) room += strRoom(block.body);
+      const bh = block.headers;
+      if (bh) {
+        if (!isObject(bh)) throw BAIL;
+        blockHeaders = Object.keys(bh);
+        for (let i = 0; i < blockHeaders.length; i++) {
+          const k = blockHeaders[i] as string;
+          const v = bh[k] ?? '';
+          room += 16 + 3 * k.length;
+          if (v) room += strRoom(v);
+        }
+      }
+    } else if ('redirect' in d) {
+      if (!isObject(d.redirect)) throw BAIL;
+      redirect = d.redirect;
+      if (redirect.url) room += strRoom(redirect.url);
+      if (redirect.status && !isU32(redirect.status)) throw BAIL;
+    } else throw BAIL;
+  }
+  const reqOps = r.request_headers;
+  if (reqOps?.length) room += headerOpsRoom(reqOps);
+  const resOps = r.response_headers;
+  if (resOps?.length) room += headerOpsRoom(resOps);
+  const a = r.audit ?? emptyAudit();
+  if (!isObject(a)) throw BAIL;
+  if (a.tags?.length) room += stringListRoom(a.tags);
+  if (a.rule_ids?.length) room += stringListRoom(a.rule_ids);
+  if (a.confidence != null && typeof a.confidence !== 'number') throw BAIL;
+  if (a.reason_codes?.length) room += stringListRoom(a.reason_codes);
+  const custom = a.custom;
+  let customKeys: string[] | undefined;
+  if (custom) {
+    if (!isObject(custom)) throw BAIL;
+    customKeys = Object.keys(custom);
+    for (let i = 0; i < customKeys.length; i++) {
+      const k = customKeys[i] as string;
+      if (k === '__proto__') throw BAIL; // the general path drops it; not worth copying
+      const text = jsonText(custom[k]);
+      customTexts.push(text);
+      room += strRoom(k) + strRoom(text);
+    }
+  }
+  const ms = Math.max(0, Math.round(processingTimeMs));
+  if (!isU64(ms)) throw BAIL;
+  const rm = r.routing_metadata;
+  let rmKeys: string[] | undefined;
+  if (rm) {
+    if (!isObject(rm)) throw BAIL;
+    rmKeys = Object.keys(rm);
+    room += stringMapRoom(rm, rmKeys);
+  }
+  const reqMut = r.request_body_mutation;
+  if (reqMut) room += mutationRoom(reqMut);
+  const resMut = r.response_body_mutation;
+  if (resMut) room += mutationRoom(resMut);
+  const ws: unknown = r.websocket_decision;
+  if (ws && ws !== 'allow' && ws !== 'drop') {
+    if (!isObject(ws) || !isObject(ws.close)) throw BAIL;
+    const c = ws.close;
+    if (c.code && !isU32(c.code)) throw BAIL;
+    if (c.reason) room += strRoom(c.reason);
+  }
+
+  const start = beginMessage(room);
+  out[pos++] = 18; // AgentToProxy.response
+  const resp = openNested();
+  if (cid) {
+    out[pos++] = 10;
+    str(cid);
+  }
+  if (block) {
+    out[pos++] = 26;
+    const at = openNested();
+    if (block.status) {
+      out[pos++] = 8;
+      u32(block.status as number);
+    }
+    if (block.body != null) {
+      out[pos++] = 18;
+      str(block.body as string);
+    }
+    if (blockHeaders) {
+      const bh = block.headers as Record<string, string | null | undefined>;
+      for (let i = 0; i < blockHeaders.length; i++) {
+        const k = blockHeaders[i] as string;
+        const v = bh[k] ?? '';
+        out[pos++] = 26;
+        const h = openNested();
+        if (k) {
+          out[pos++] = 10;
+          str(k);
+        }
+        if (v) {
+          out[pos++] = 18;
+          str(v);
+        }
+        closeNested(h);
+      }
+    }
+    closeNested(at);
+  } else if (redirect) {
+    out[pos++] = 34;
+    const at = openNested();
+    if (redirect.url) {
+      out[pos++] = 10;
+      str(redirect.url as string);
+    }
+    if (redirect.status) {
+      out[pos++] = 16;
+      u32(redirect.status as number);
+    }
+    closeNested(at);
+  } else {
+    out[pos++] = 18; // allow {}
+    out[pos++] = 0;
+  }
+  if (reqOps?.length) writeHeaderOps(reqOps, 82);
+  if (resOps?.length) writeHeaderOps(resOps, 90);
+  out[pos++] = 98; // audit, always present
+  const audit = openNested();
+  if (a.tags?.length) writeStringList(a.tags, 10);
+  if (a.rule_ids?.length) writeStringList(a.rule_ids, 18);
+  if (a.confidence != null) {
+    out[pos++] = 29;
+    pos = out.writeFloatLE(a.confidence, pos);
+  }
+  if (a.reason_codes?.length) writeStringList(a.reason_codes, 34);
+  if (customKeys) {
+    for (let i = 0; i < customKeys.length; i++) {
+      out[pos++] = 42;
+      const at = openNested();
+      out[pos++] = 10;
+      str(customKeys[i] as string);
+      out[pos++] = 18;
+      str(customTexts[i] as string);
+      closeNested(at);
+    }
+  }
+  closeNested(audit);
+  out[pos++] = 104;
+  u64(ms);
+  if (r.needs_more) {
+    out[pos++] = 112;
+    out[pos++] = 1;
+  }
+  if (rm && rmKeys) writeStringMap(rm, rmKeys, 0xc2, 0x3e); // field 1000
+  if (reqMut) writeMutation(reqMut, 0xca); // field 1001
+  if (resMut) writeMutation(resMut, 0xd2); // field 1002
+  if (ws) {
+    out[pos++] = 0xda; // field 1003
+    out[pos++] = 0x3e;
+    const at = openNested();
+    if (ws === 'allow' || ws === 'drop') {
+      out[pos++] = ws === 'allow' ? 10 : 18;
+      out[pos++] = 0;
+    } else {
+      const c = (ws as { close: { code: number; reason: string } }).close;
+      out[pos++] = 26;
+      const cl = openNested();
+      if (c.code) {
+        out[pos++] = 8;
+        u32(c.code);
+      }
+      if (c.reason) {
+        out[pos++] = 18;
+        str(c.reason);
+      }
+      closeNested(cl);
+    }
+    closeNested(at);
+  }
+  closeNested(resp);
+  return endMessage(start);
+}
+
+function mutationRoom(m: unknown): number {
+  if (!isObject(m)) throw BAIL;
+  if (m.chunk_index && !isU32(m.chunk_index)) throw BAIL;
+  return 24 + (m.data != null ? strRoom(m.data) : 0);
+}
+
+function writeMutation(m: BodyMutation, tag1: number): void {
+  out[pos++] = tag1;
+  out[pos++] = 0x3e;
+  const at = openNested();
+  if (m.data != null) {
+    out[pos++] = 10;
+    str(m.data);
+  }
+  if (m.chunk_index) {
+    out[pos++] = 16;
+    u32(m.chunk_index);
+  }
+  closeNested(at);
+}
+
+// -------- reading AgentToProxy{response}
+
+/** A plain `AgentToProxy{response}` read in one pass: the response already converted. */
+export class FastAgentResponse {
+  /** as the ProxyToAgent/AgentToProxy `message` oneof getter names it */
+  readonly message = 'response' as const;
+  constructor(
+    readonly correlationId: string,
+    readonly response: AgentResponse,
+  ) {}
+}
+
+const EMPTY = Buffer.alloc(0);
+/** the message being read and the read position */
+let inp: Buffer = EMPTY;
+let at = 0;
+
+interface Utf8SliceBuffer {
+  utf8Slice?(start: number, end: number): string;
+}
+
+function readVarint32(end: number): number {
+  let v = 0;
+  for (let shift = 0; shift < 35; shift += 7) {
+    if (at >= end) throw BAIL;
+    const b = inp[at++] as number;
+    if (shift === 28) {
+      if (b > 15) throw BAIL; // beyond 32 bits: the general reader decides
+      return (v | (b << 28)) >>> 0;
+    }
+    v |= (b & 127) << shift;
+    if (b < 128) return v >>> 0;
+  }
+  throw BAIL;
+}
+
+function skipVarint64(end: number): void {
+  for (let i = 0; i < 10; i++) {
+    if (at >= end) throw BAIL;
+    if ((inp[at++] as number) < 128) return;
+  }
+  throw BAIL;
+}
+
+/** The end of a nested message starting here. */
+function readNestedEnd(end: number): number {
+  const len = readVarint32(end);
+  const e = at + len;
+  if (e > end) throw BAIL;
+  return e;
+}
+
+function readStr(end: number): string {
+  const e = readNestedEnd(end);
+  const start = at;
+  at = e;
+  return start === e ? '' : utf8(start, e);
+}
+
+/** UTF-8 text of `inp[start, end)`, decoded as protobufjs decodes it (invalid bytes → U+FFFD). */
+function utf8(start: number, end: number): string {
+  const b = inp as Buffer & Utf8SliceBuffer;
+  return b.utf8Slice ? b.utf8Slice(start, end) : b.toString('utf8', start, end);
+}
+
+/** Reads AgentToProxy{response} (and nothing else) from `b`, or undefined. */
+export function decodeAgentResponseFast(b: Buffer): FastAgentResponse | undefined {
+  inp = b;
+  at = 0;
+  try {
+    const end = b.length;
+    if (end < 2 || b[0] !== 18) return undefined; // not a lone `response`
+    at = 1;
+    const e = readNestedEnd(end);
+    if (e !== end) return undefined;
+    return readAgentResponse(e);
+  } catch {
+    return undefined; // BAIL, or anything unexpected: the general path decides
+  } finally {
+    inp = EMPTY;
+  }
+}
+
+function readHeader(end: number): { name: string; value: string } {
+  const e = readNestedEnd(end);
+  let name = '';
+  let value = '';
+  while (at < e) {
+    const tag = readVarint32(e);
+    if (tag === 10) name = readStr(e);
+    else if (tag === 18) value = readStr(e);
+    else throw BAIL;
+  }
+  return { name, value };
+}
+
+/** One HeaderOp as agentResponseFromProto converts it (undefined: an op with no operation). */
+function readHeaderOp(end: number): HeaderOp | undefined {
+  const e = readNestedEnd(end);
+  let set: { name: string; value: string } | undefined;
+  let add: { name: string; value: string } | undefined;
+  let remove: string | undefined;
+  while (at < e) {
+    const tag = readVarint32(e);
+    if (tag === 10) set = readHeader(e);
+    else if (tag === 18) add = readHeader(e);
+    else if (tag === 26) remove = readStr(e);
+    else throw BAIL;
+  }
+  if (set) return { set };
+  if (add) return { add };
+  if (remove !== undefined) return { remove: { name: remove } };
+  return undefined;
+}
+
+/** A map<string, string> entry: [key, value], both defaulting to ''. */
+function readMapEntry(end: number): [string, string] {
+  const e = readNestedEnd(end);
+  let key = '';
+  let value = '';
+  while (at < e) {
+    const tag = readVarint32(e);
+    if (tag === 10) key = readStr(e);
+    else if (tag === 18) value = readStr(e);
+    else throw BAIL;
+  }
+  if (key === '__proto__') throw BAIL;
+  return [key, value];
+}
+
+function readAudit(end: number): AuditMetadata {
+  const e = readNestedEnd(end);
+  const audit: AuditMetadata = {
+    tags: [],
+    rule_ids: [],
+    confidence: null,
+    reason_codes: [],
+    custom: {},
+  };
+  while (at < e) {
+    const tag = readVarint32(e);
+    switch (tag) {
+      case 10:
+        audit.tags.push(readStr(e));
+        break;
+      case 18:
+        audit.rule_ids.push(readStr(e));
+        break;
+      case 29:
+        if (at + 4 > e) throw BAIL;
+        audit.confidence = f32(inp.readFloatLE(at));
+        at += 4;
+        break;
+      case 34:
+        audit.reason_codes.push(readStr(e));
+        break;
+      case 42: {
+        const [k, v] = readMapEntry(e);
+        audit.custom[k] = parseJsonLoose(v);
+        break;
+      }
+      default:
+        throw BAIL;
+    }
+  }
+  return audit;
+}
+
+function readBlock(end: number): Decision {
+  const e = readNestedEnd(end);
+  let status = 0;
+  let body: string | null = null;
+  let headers: Record<string, string> | null = null;
+  while (at < e) {
+    const tag = readVarint32(e);
+    if (tag === 8) status = readVarint32(e);
+    else if (tag === 18) body = readStr(e);
+    else if (tag === 26) {
+      const h = readHeader(e);
+      if (h.name === '__proto__') throw BAIL;
+      if (headers === null) headers = {};
+      headers[h.name] = h.value;
+    } else throw BAIL;
+  }
+  return { block: { status, body, headers } };
+}
+
+function readRedirect(end: number): Decision {
+  const e = readNestedEnd(end);
+  let url = '';
+  let status = 0;
+  while (at < e) {
+    const tag = readVarint32(e);
+    if (tag === 10) url = readStr(e);
+    else if (tag === 16) status = readVarint32(e);
+    else throw BAIL;
+  }
+  return { redirect: { url, status } };
+}
+
+function readMutation(end: number): BodyMutation {
+  const e = readNestedEnd(end);
+  let data: string | null = null;
+  let chunkIndex = 0;
+  while (at < e) {
+    const tag = readVarint32(e);
+    if (tag === 10) data = readStr(e);
+    else if (tag === 16) chunkIndex = readVarint32(e);
+    else throw BAIL;
+  }
+  return { data, chunk_index: chunkIndex };
+}
+
+function readWsDecision(end: number): WebSocketDecision | null {
+  const e = readNestedEnd(end);
+  let allowed = false;
+  let dropped = false;
+  let close: { code: number; reason: string } | undefined;
+  while (at < e) {
+    const tag = readVarint32(e);
+    if (tag === 10 || tag === 18) {
+      if (readNestedEnd(e) !== at) throw BAIL; // an AllowDecision with content
+      if (tag === 10) allowed = true;
+      else dropped = true;
+    } else if (tag === 26) {
+      const ce = readNestedEnd(e);
+      close = { code: 0, reason: '' };
+      while (at < ce) {
+        const t = readVarint32(ce);
+        if (t === 8) close.code = readVarint32(ce);
+        else if (t === 18) close.reason = readStr(ce);
+        else throw BAIL;
+      }
+    } else throw BAIL;
+  }
+  if (close) return { close };
+  if (dropped) return 'drop';
+  return allowed ? 'allow' : null;
+}
+
+function readAgentResponse(end: number): FastAgentResponse {
+  let cid = '';
+  let decision: Decision | undefined;
+  const requestHeaders: HeaderOp[] = [];
+  const responseHeaders: HeaderOp[] = [];
+  let audit: AuditMetadata | undefined;
+  let needsMore = false;
+  let routing: Record<string, string> | undefined;
+  let reqMut: BodyMutation | null | undefined;
+  let resMut: BodyMutation | null | undefined;
+  let ws: WebSocketDecision | null | undefined;
+  while (at < end) {
+    const tag = readVarint32(end);
+    switch (tag) {
+      case 10:
+        cid = readStr(end);
+        break;
+      case 18:
+        if (decision !== undefined || readNestedEnd(end) !== at) throw BAIL;
+        decision = 'allow';
+        break;
+      case 26:
+        if (decision !== undefined) throw BAIL;
+        decision = readBlock(end);
+        break;
+      case 34:
+        if (decision !== undefined) throw BAIL;
+        decision = readRedirect(end);
+        break;
+      case 82:
+      case 90: {
+        const op = readHeaderOp(end);
+        if (op) (tag === 82 ? requestHeaders : responseHeaders).push(op);
+        break;
+      }
+      case 98:
+        if (audit !== undefined) throw BAIL; // a repeated message field replaces: general path
+        audit = readAudit(end);
+        break;
+      case 104:
+        skipVarint64(end);
+        break;
+      case 112:
+        needsMore = readVarint32(end) !== 0;
+        break;
+      case 8002: {
+        const [k, v] = readMapEntry(end);
+        if (routing === undefined) routing = {};
+        routing[k] = v;
+        break;
+      }
+      case 8010:
+        if (reqMut !== undefined) throw BAIL;
+        reqMut = readMutation(end);
+        break;
+      case 8018:
+        if (resMut !== undefined) throw BAIL;
+        resMut = readMutation(end);
+        break;
+      case 8026:
+        if (ws !== undefined) throw BAIL;
+        ws = readWsDecision(end);
+        break;
+      default:
+        throw BAIL; // challenge, unknown fields, unexpected wire types
+    }
+  }
+  return new FastAgentResponse(cid, {
+    version: PROTOCOL_VERSION,
+    decision: decision ?? 'allow',
+    request_headers: requestHeaders,
+    response_headers: responseHeaders,
+    routing_metadata: routing ?? {},
+    audit: audit ?? { tags: [], rule_ids: [], confidence: null, reason_codes: [], custom: {} },
+    needs_more: needsMore,
+    request_body_mutation: reqMut ?? null,
+    response_body_mutation: resMut ?? null,
+    websocket_decision: ws ?? null,
+  });
+}
+
+// -------- reading ProxyToAgent{request_headers}
+
+/** A plain `ProxyToAgent{request_headers}` read in one pass: the event already converted. */
+export class FastRequestHeaders {
+  /** as the ProxyToAgent `message` oneof getter names it */
+  readonly message = 'request_headers' as const;
+  constructor(readonly event: RequestHeadersEvent) {}
+}
+
+/**
+ * Recently seen short ASCII strings of the kinds that repeat from request to request
+ * (header names, method, protocol, TLS and route names), so the same string object
+ * comes back instead of a new one: no UTF-8 decoding, and a header name that is already
+ * a known property key. Direct-mapped by a hash of the bytes; a miss just replaces.
+ */
+const RECURRING = new Array<string | undefined>(512);
+const MAX_RECURRING_LENGTH = 48;
+
+function readRecurring(end: number): string {
+  const len = readVarint32(end);
+  const start = at;
+  const e = start + len;
+  if (e > end) throw BAIL;
+  if (len === 0) return '';
+  if (len > MAX_RECURRING_LENGTH) {
+    at = e;
+    return utf8(start, e);
+  }
+  let h = len;
+  let high = 0;
+  for (let i = start; i < e; i++) {
+    const b = inp[i] as number;
+    high |= b;
+    h = (Math.imul(h, 31) + b) | 0;
+  }
+  const slot = (h ^ (h >>> 9)) & 511;
+  const known = RECURRING[slot];
+  if (known !== undefined && known.length === len) {
+    let same = true;
+    for (let i = 0; i < len; i++) {
+      if (known.charCodeAt(i) !== inp[start + i]) {
+        same = false;
+        break;
+      }
+    }
+    if (same) {
+      at = e;
+      return known;
+    }
+  }
+  at = e;
+  if (high >= 0x80) return utf8(start, e);
+  const s = inp.toString('latin1', start, e); // ASCII: the same string, decoded cheaper
+  RECURRING[slot] = s;
+  return s;
+}
+
+/** A uint64 varint as protobufjs reads it (a Long) and `num` turns it into a number. */
+function readU64(end: number): number {
+  let lo = 0;
+  let hi = 0;
+  for (let i = 0; i < 4; i++) {
+    if (at >= end) throw BAIL;
+    const b = inp[at++] as number;
+    lo = (lo | ((b & 127) << (i * 7))) >>> 0;
+    if (b < 128) return lo;
+  }
+  if (at >= end) throw BAIL;
+  let b = inp[at++] as number;
+  lo = (lo | ((b & 127) << 28)) >>> 0;
+  hi = ((b & 127) >> 4) >>> 0;
+  if (b < 128) return hi * 4294967296 + lo;
+  for (let i = 0; i < 5; i++) {
+    if (at >= end) throw BAIL;
+    b = inp[at++] as number;
+    hi = (hi | ((b & 127) << (i * 7 + 3))) >>> 0;
+    if (b < 128) return hi * 4294967296 + lo;
+  }
+  throw BAIL;
+}
+
+/** Reads ProxyToAgent{request_headers} (and nothing else) from `b`, or undefined. */
+export function decodeRequestHeadersFast(b: Buffer): FastRequestHeaders | undefined {
+  inp = b;
+  at = 0;
+  try {
+    const end = b.length;
+    if (end < 2 || b[0] !== 18) return undefined; // not a lone `request_headers`
+    at = 1;
+    const e = readNestedEnd(end);
+    if (e !== end) return undefined;
+    return new FastRequestHeaders(readRequestHeaders(e));
+  } catch {
+    return undefined; // BAIL, or anything unexpected: the general path decides
+  } finally {
+    inp = EMPTY;
+  }
+}
+
+function readMetadata(end: number): RequestMetadata {
+  const e = readNestedEnd(end);
+  let cid = '';
+  let requestId = '';
+  let clientIp = '';
+  let clientPort = 0;
+  let serverName: string | null = null;
+  let protocol = '';
+  let tlsVersion: string | null = null;
+  let tlsCipher: string | null = null;
+  let routeId: string | null = null;
+  let upstreamId: string | null = null;
+  let timestampMs = 0;
+  let traceparent: string | undefined;
+  while (at < e) {
+    const tag = readVarint32(e);
+    switch (tag) {
+      case 10:
+        cid = readStr(e);
+        break;
+      case 18:
+        requestId = readStr(e);
+        break;
+      case 26:
+        clientIp = readStr(e);
+        break;
+      case 32:
+        clientPort = readVarint32(e);
+        break;
+      case 42:
+        serverName = readRecurring(e);
+        break;
+      case 50:
+        protocol = readRecurring(e);
+        break;
+      case 58:
+        tlsVersion = readRecurring(e);
+        break;
+      case 66:
+        routeId = readRecurring(e);
+        break;
+      case 74:
+        upstreamId = readRecurring(e);
+        break;
+      case 80:
+        timestampMs = readU64(e);
+        break;
+      case 90:
+        traceparent = readStr(e);
+        break;
+      case 8002:
+        tlsCipher = readRecurring(e);
+        break;
+      default:
+        throw BAIL;
+    }
+  }
+  const md: RequestMetadata = {
+    correlation_id: cid,
+    request_id: requestId,
+    client_ip: clientIp,
+    client_port: clientPort,
+    server_name: serverName,
+    protocol,
+    tls_version: tlsVersion,
+    tls_cipher: tlsCipher,
+    route_id: routeId,
+    upstream_id: upstreamId,
+    timestamp: String(timestampMs),
+  };
+  if (traceparent !== undefined) md.traceparent = traceparent;
+  return md;
+}
+
+function readRequestHeaders(end: number): RequestHeadersEvent {
+  let metadata: RequestMetadata | undefined;
+  let method = '';
+  let uri = '';
+  const headers: Headers = {};
+  while (at < end) {
+    const tag = readVarint32(end);
+    switch (tag) {
+      case 10:
+        if (metadata !== undefined) throw BAIL; // a repeated message field replaces: general path
+        metadata = readMetadata(end);
+        break;
+      case 18:
+        method = readRecurring(end);
+        break;
+      case 26:
+        uri = readStr(end);
+        break;
+      case 34:
+        at = readNestedEnd(end); // http_version: not part of the picket event
+        break;
+      case 42: {
+        const e = readNestedEnd(end);
+        let name = '';
+        let value = '';
+        while (at < e) {
+          const t = readVarint32(e);
+          if (t === 10) name = readRecurring(e);
+          else if (t === 18) value = readStr(e);
+          else throw BAIL;
+        }
+        addHeader(headers, name, value);
+        break;
+      }
+      default:
+        throw BAIL;
+    }
+  }
+  return {
+    metadata: metadata ?? metadataFromProto(undefined),
+    method,
+    uri,
+    headers,
+  };
+}

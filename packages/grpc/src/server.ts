@@ -41,6 +41,9 @@ import {
   configResponseFromProto,
   configUpdateToProto,
   configureFromProto,
+  decodeRequestHeadersFast,
+  encodeAgentResponseFast,
+  FastRequestHeaders,
   guardrailFromProto,
   handshakeRequestFromProto,
   healthToProto,
@@ -151,8 +154,30 @@ interface DecodedEvent {
   cid: string;
 }
 
+/** What a ProcessStream delivers: a plain RequestHeaders read in one pass, or any message. */
+type StreamMessage = ProxyToAgentMsg | FastRequestHeaders;
+
+/** ProcessStream's reader: the one-pass reader for plain RequestHeaders, else protobufjs. */
+function readStreamMessage(b: Buffer): StreamMessage | UndecodableMessage {
+  return (
+    decodeRequestHeadersFast(b) ?? agentServiceV2Definition.ProcessStream.requestDeserialize(b)
+  );
+}
+
+/** The service definition served: proto.ts's, with {@link readStreamMessage} for ProcessStream. */
+const SERVICE = {
+  ...agentServiceV2Definition,
+  ProcessStream: {
+    ...agentServiceV2Definition.ProcessStream,
+    requestDeserialize: readStreamMessage,
+  },
+};
+
 /** The event inside a ProxyToAgent, or undefined when it carries none. */
-function decodeEvent(msg: ProxyToAgentMsg): DecodedEvent | undefined {
+function decodeEvent(msg: StreamMessage): DecodedEvent | undefined {
+  if (msg instanceof FastRequestHeaders) {
+    return { type: 'request_headers', event: msg.event, cid: msg.event.metadata.correlation_id };
+  }
   switch (msg.message) {
     case 'request_headers': {
       const event = requestHeadersFromProto(msg.request_headers ?? {});
@@ -189,6 +214,20 @@ function decodeEvent(msg: ProxyToAgentMsg): DecodedEvent | undefined {
     default:
       return undefined;
   }
+}
+
+/** What a stream answers for an event whose hook the handler does not have. */
+function defaultResponse(ev: DecodedEvent): AgentResponse {
+  return ev.type === 'web_socket_frame' ? websocketAllow() : allow();
+}
+
+/** Whether `await` would wait on `v`. */
+function isThenable(v: unknown): v is PromiseLike<unknown> {
+  return (
+    v !== null &&
+    (typeof v === 'object' || typeof v === 'function') &&
+    typeof (v as { then?: unknown }).then === 'function'
+  );
 }
 
 let connectionCounter = 0;
@@ -348,7 +387,7 @@ export class GrpcAgentServerV2 extends EventEmitter {
         callback: sendUnaryData<Buffer>,
       ) => void this.#processEvent(call, callback),
     };
-    this.#server.addService(agentServiceV2Definition, impl);
+    this.#server.addService(SERVICE, impl);
   }
 
   /**
@@ -626,7 +665,7 @@ export class GrpcAgentServerV2 extends EventEmitter {
       s.abortAll(why);
       this.#log.debug?.('ProcessStream closed', { connectionId: s.id, why });
     };
-    call.on('data', (msg: ProxyToAgentMsg | UndecodableMessage) => {
+    call.on('data', (msg: StreamMessage | UndecodableMessage) => {
       if (msg instanceof UndecodableMessage) this.#rejectUndecodable(s, msg);
       else this.#onStreamMessage(s, msg);
     });
@@ -693,7 +732,27 @@ export class GrpcAgentServerV2 extends EventEmitter {
     });
   }
 
-  #onStreamMessage(s: StreamSession, msg: ProxyToAgentMsg): void {
+  /**
+   * A message that decoded but whose event could not be converted (no known input does
+   * this): the stream ends as for undecodable bytes, rather than the exception taking the
+   * process down from inside grpc-js's 'data' event.
+   */
+  #rejectUnusable(s: StreamSession, msg: StreamMessage, err: unknown): void {
+    const why = err instanceof Error ? err.message : String(err);
+    this.#log.warn?.('closing ProcessStream: unusable event', {
+      connectionId: s.id,
+      kind: msg.message,
+      error: why,
+    });
+    s.closed = true;
+    s.abortAll('unusable event');
+    s.call.emit('error', {
+      code: status.INVALID_ARGUMENT,
+      details: `unusable ${String(msg.message)} event: ${why}`,
+    });
+  }
+
+  #onStreamMessage(s: StreamSession, msg: StreamMessage): void {
     if (s.closed) return;
     switch (msg.message) {
       case 'handshake':
@@ -731,7 +790,13 @@ export class GrpcAgentServerV2 extends EventEmitter {
         return;
       }
       default: {
-        const ev = decodeEvent(msg);
+        let ev: DecodedEvent | undefined;
+        try {
+          ev = decodeEvent(msg);
+        } catch (err) {
+          this.#rejectUnusable(s, msg, err);
+          return;
+        }
         if (!ev) {
           this.#log.debug?.('ignored empty message', { connectionId: s.id });
           return;
@@ -785,16 +850,29 @@ export class GrpcAgentServerV2 extends EventEmitter {
 
   /** Starts queued events while below the concurrency limit; pauses reading when full. */
   #pump(s: StreamSession): void {
+    let answered = false;
     while (s.active < this.#maxConcurrent && s.queue.length > 0) {
       const ev = s.queue.shift() as DecodedEvent;
       s.active++;
+      let running: Promise<void> | undefined;
+      try {
+        running = this.#runEvent(s, ev);
+      } catch (err) {
+        running = Promise.reject(err);
+      }
+      if (running === undefined) {
+        // answered synchronously (a handler that returned its response, not a promise)
+        s.active--;
+        answered = true;
+        continue;
+      }
       const done = (): void => {
         s.active--;
         this.#pump(s);
         s.checkIdle();
       };
       // `.then` with both outcomes instead of `.finally` (one promise less); a rejection still surfaces
-      void this.#runEvent(s, ev).then(done, (err: unknown) => {
+      void running.then(done, (err: unknown) => {
         done();
         throw err;
       });
@@ -802,29 +880,69 @@ export class GrpcAgentServerV2 extends EventEmitter {
     // backpressure through HTTP/2 flow control instead of an unbounded queue
     if (s.queue.length >= this.#maxConcurrent) s.call.pause();
     else if (s.call.isPaused()) s.call.resume();
+    if (answered) s.checkIdle();
   }
 
-  async #runEvent(s: StreamSession, ev: DecodedEvent): Promise<void> {
+  /**
+   * Runs one event. A handler that returns its response directly is answered at once
+   * (no promise, no bookkeeping: no cancel can arrive while it runs) and this returns
+   * undefined; one that returns a promise is registered for cancellation and awaited.
+   */
+  #runEvent(s: StreamSession, ev: DecodedEvent): Promise<void> | undefined {
     const controller = new LazyAbort();
+    const ctx: Record<string | symbol, unknown> = {
+      correlationId: ev.cid,
+      transport: 'grpc',
+      connectionId: s.id,
+      [ABORT]: controller,
+    };
+    if (s.proxyId !== undefined) ctx.proxyId = s.proxyId;
+    Object.defineProperty(ctx, 'signal', SIGNAL_PROPERTY);
+    const started = performance.now();
+    const hook = this.#hook(ev);
+    if (hook === undefined) {
+      this.#reply(s, ev, defaultResponse(ev), started);
+      return undefined;
+    }
+    let result: unknown;
+    try {
+      result = hook.call(this.#handler, ev.event, ctx as unknown as RequestContext);
+    } catch (err) {
+      this.#reply(s, ev, this.#handlerFailed(err, ev, s.id), started);
+      return undefined;
+    }
+    if (isThenable(result)) return this.#awaitEvent(s, ev, controller, result, started);
+    this.#reply(s, ev, this.#checked(result, ev, s.id), started);
+    return undefined;
+  }
+
+  /** The rest of {@link #runEvent} for a handler that returned a promise. */
+  async #awaitEvent(
+    s: StreamSession,
+    ev: DecodedEvent,
+    controller: LazyAbort,
+    pending: PromiseLike<unknown>,
+    started: number,
+  ): Promise<void> {
     let set = s.inflight.get(ev.cid);
     if (!set) {
       set = new Set();
       s.inflight.set(ev.cid, set);
     }
     set.add(controller);
-    const ctx = {
-      correlationId: ev.cid,
-      transport: 'grpc',
-      connectionId: s.id,
-      ...(s.proxyId !== undefined ? { proxyId: s.proxyId } : {}),
-      [ABORT]: controller,
-    };
-    Object.defineProperty(ctx, 'signal', SIGNAL_PROPERTY);
-    const started = performance.now();
-    const response = await this.#invoke(ev, ctx as unknown as RequestContext, s.id);
+    let response: AgentResponse;
+    try {
+      response = this.#checked(await pending, ev, s.id);
+    } catch (err) {
+      response = this.#handlerFailed(err, ev, s.id);
+    }
     set.delete(controller);
     if (set.size === 0) s.inflight.delete(ev.cid);
     if (controller.aborted) return; // cancelled by the proxy: no reply
+    this.#reply(s, ev, response, started);
+  }
+
+  #reply(s: StreamSession, ev: DecodedEvent, response: AgentResponse, started: number): void {
     const bytes = this.#encodeResponse(response, ev, s.id, performance.now() - started);
     if (!s.closed) {
       try {
@@ -835,34 +953,49 @@ export class GrpcAgentServerV2 extends EventEmitter {
     }
   }
 
+  #hook(
+    ev: DecodedEvent,
+  ): ((e: unknown, c: RequestContext) => AgentResponse | Promise<AgentResponse>) | undefined {
+    return this.#handler[HOOKS[ev.type]] as
+      | ((e: unknown, c: RequestContext) => AgentResponse | Promise<AgentResponse>)
+      | undefined;
+  }
+
+  /** The handler's result when it is an AgentResponse; else the error policy's answer. */
+  #checked(r: unknown, ev: DecodedEvent, connectionId: string): AgentResponse {
+    if (!r || typeof r !== 'object' || (r as AgentResponse).decision === undefined) {
+      return this.#policy(
+        new AgentProtocolError(
+          ErrorCode.HandlerError,
+          `${HOOKS[ev.type]} returned no AgentResponse`,
+        ),
+        'INVALID_RESPONSE',
+        ev,
+        connectionId,
+      );
+    }
+    return r as AgentResponse;
+  }
+
+  /** A handler threw (or its promise rejected): logged, answered by the error policy. */
+  #handlerFailed(err: unknown, ev: DecodedEvent, connectionId: string): AgentResponse {
+    const e = AgentProtocolError.from(err, ErrorCode.HandlerError, `${HOOKS[ev.type]} failed`);
+    this.#log.warn?.('handler failed', { connectionId, correlationId: ev.cid, error: e.message });
+    return this.#policy(e, 'HANDLER_ERROR', ev, connectionId);
+  }
+
   /** Runs the handler hook (missing hook ⇒ allow); failures go through the error policy. */
   async #invoke(
     ev: DecodedEvent,
     ctx: RequestContext,
     connectionId: string,
   ): Promise<AgentResponse> {
-    const hook = this.#handler[HOOKS[ev.type]] as
-      | ((e: unknown, c: RequestContext) => AgentResponse | Promise<AgentResponse>)
-      | undefined;
-    if (!hook) return ev.type === 'web_socket_frame' ? websocketAllow() : allow();
+    const hook = this.#hook(ev);
+    if (!hook) return defaultResponse(ev);
     try {
-      const r = await hook.call(this.#handler, ev.event, ctx);
-      if (!r || typeof r !== 'object' || r.decision === undefined) {
-        return this.#policy(
-          new AgentProtocolError(
-            ErrorCode.HandlerError,
-            `${HOOKS[ev.type]} returned no AgentResponse`,
-          ),
-          'INVALID_RESPONSE',
-          ev,
-          connectionId,
-        );
-      }
-      return r;
+      return this.#checked(await hook.call(this.#handler, ev.event, ctx), ev, connectionId);
     } catch (err) {
-      const e = AgentProtocolError.from(err, ErrorCode.HandlerError, `${HOOKS[ev.type]} failed`);
-      this.#log.warn?.('handler failed', { connectionId, correlationId: ev.cid, error: e.message });
-      return this.#policy(e, 'HANDLER_ERROR', ev, connectionId);
+      return this.#handlerFailed(err, ev, connectionId);
     }
   }
 
@@ -893,7 +1026,9 @@ export class GrpcAgentServerV2 extends EventEmitter {
     let cause: ErrorCause;
     let error: AgentProtocolError;
     try {
-      const bytes = encodeAgentToProxy({ response: agentResponseToProto(r, ev.cid, ms) });
+      const bytes =
+        encodeAgentResponseFast(r, ev.cid, ms) ??
+        encodeAgentToProxy({ response: agentResponseToProto(r, ev.cid, ms) });
       if (bytes.length <= this.#maxMessageSize) return bytes;
       cause = 'RESPONSE_TOO_LARGE';
       error = new AgentProtocolError(
