@@ -47,10 +47,7 @@ import {
   capabilitiesFromProto,
   configResponseToProto,
   configUpdateFromProto,
-  decodeAgentResponseFast,
-  encodeRequestHeadersFast,
   eventToProto,
-  FastAgentResponse,
   handshakeRequestToProto,
   healthFromProto,
   logFromProto,
@@ -58,6 +55,11 @@ import {
   pingToProto,
 } from './convert.js';
 import { describeGrpcError, grpcCode, isTlsFailure, streamError } from './errors.js';
+import {
+  decodeAgentResponseFast,
+  encodeRequestHeadersFast,
+  FastAgentResponse,
+} from './fast-paths.js';
 import { defaultLogger, type Logger } from './logger.js';
 import {
   type AgentToProxyMsg,

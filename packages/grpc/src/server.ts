@@ -41,9 +41,6 @@ import {
   configResponseFromProto,
   configUpdateToProto,
   configureFromProto,
-  decodeRequestHeadersFast,
-  encodeAgentResponseFast,
-  FastRequestHeaders,
   guardrailFromProto,
   handshakeRequestFromProto,
   healthToProto,
@@ -56,6 +53,11 @@ import {
   responseHeadersFromProto,
   webSocketFrameFromProto,
 } from './convert.js';
+import {
+  decodeRequestHeadersFast,
+  encodeAgentResponseFast,
+  FastRequestHeaders,
+} from './fast-paths.js';
 import { defaultLogger, type Logger } from './logger.js';
 import {
   type AgentControlMsg,
