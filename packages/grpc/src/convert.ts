@@ -42,6 +42,7 @@ import {
   type LogMessage,
   type MetricsReport,
   PROTOCOL_VERSION,
+  putOwn,
   type RequestBodyChunkEvent,
   type RequestCompleteEvent,
   type RequestHeadersEvent,
@@ -134,21 +135,6 @@ export function addHeader(out: Headers, name: string, value: string): void {
   const prev = out[name];
   if (prev !== undefined && Object.hasOwn(out, name)) prev.push(value);
   else putOwn(out, name, [value]);
-}
-
-/**
- * Sets `key` as an own data property: a plain assignment of `"__proto__"` would replace
- * the object's prototype (or be ignored) instead of adding the entry.
- */
-function putOwn<T>(out: Record<string, T>, key: string, value: T): void {
-  if (key === '__proto__') {
-    Object.defineProperty(out, key, {
-      value,
-      enumerable: true,
-      writable: true,
-      configurable: true,
-    });
-  } else out[key] = value;
 }
 
 function header(name: string, value: string): IHeader {

@@ -205,8 +205,9 @@ function asObject(v: unknown, path: string): Obj {
 /**
  * Sets `key` as an own data property: a plain assignment of `"__proto__"` (legal
  * in a JSON header map) would replace the object's prototype and lose the entry.
+ * For every decoder that builds a map from keys it does not control.
  */
-function put<T>(out: Record<string, T>, key: string, value: T): void {
+export function putOwn<T>(out: Record<string, T>, key: string, value: T): void {
   if (key === '__proto__') {
     Object.defineProperty(out, key, {
       value,
@@ -221,13 +222,13 @@ function put<T>(out: Record<string, T>, key: string, value: T): void {
 function asStringMap(v: unknown, path: string): Record<string, string> {
   const obj = asObject(v, path);
   const out: Record<string, string> = {};
-  for (const k of Object.keys(obj)) put(out, k, asString(obj[k], `${path}.${k}`));
+  for (const k of Object.keys(obj)) putOwn(out, k, asString(obj[k], `${path}.${k}`));
   return out;
 }
 function asHeaders(v: unknown, path: string): Headers {
   const obj = asObject(v, path);
   const out: Headers = {};
-  for (const k of Object.keys(obj)) put(out, k, asList(obj[k], `${path}.${k}`, asString));
+  for (const k of Object.keys(obj)) putOwn(out, k, asList(obj[k], `${path}.${k}`, asString));
   return out;
 }
 

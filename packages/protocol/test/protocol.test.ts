@@ -28,6 +28,7 @@ import {
   parseMetricsReport,
   parseRegistrationRequest,
   parseRequestHeadersEvent,
+  putOwn,
   redirect,
   removeHeader,
   responseCorrelationId,
@@ -319,5 +320,18 @@ describe('validators (spec Part C acceptance facts)', () => {
       invalid(() => parseAgentResponse(g));
       invalid(() => parseRequestHeadersEvent(g));
     }
+  });
+});
+
+describe('putOwn', () => {
+  it('keeps __proto__ and other prototype names as own entries', () => {
+    const out: Record<string, number> = {};
+    putOwn(out, '__proto__', 1);
+    putOwn(out, 'constructor', 2);
+    putOwn(out, 'x', 3);
+    expect(Object.getPrototypeOf(out)).toBe(Object.prototype);
+    expect(Object.keys(out)).toEqual(['__proto__', 'constructor', 'x']);
+    expect(Object.getOwnPropertyDescriptor(out, '__proto__')?.value).toBe(1);
+    expect(JSON.stringify(out)).toBe('{"__proto__":1,"constructor":2,"x":3}');
   });
 });
