@@ -3,7 +3,7 @@
  * body the gateway sends to the client instead of proxying.
  */
 import { STATUS_CODES } from 'node:http';
-import type { AgentResponse, ChallengeDecision, Headers } from '@picket/protocol';
+import { type AgentResponse, type ChallengeDecision, type Headers, putOwn } from '@picket/protocol';
 import { validHeader } from './http-util.js';
 
 /** A response the gateway generates itself. */
@@ -14,12 +14,12 @@ export interface GeneratedResponse {
 }
 
 /** HTTP auth schemes a challenge can name; they become a 401 with `WWW-Authenticate`. */
-const AUTH_SCHEMES: Record<string, string> = {
-  basic: 'Basic',
-  bearer: 'Bearer',
-  digest: 'Digest',
-  negotiate: 'Negotiate',
-};
+const AUTH_SCHEMES = new Map([
+  ['basic', 'Basic'],
+  ['bearer', 'Bearer'],
+  ['digest', 'Digest'],
+  ['negotiate', 'Negotiate'],
+]);
 
 const validStatus = (s: number, lo: number, hi: number): boolean =>
   Number.isInteger(s) && s >= lo && s <= hi;
@@ -48,7 +48,7 @@ function quote(v: string): string {
  *   `Cache-Control: no-store`, so a client or a front end can render the challenge.
  */
 export function renderChallenge(c: ChallengeDecision): GeneratedResponse {
-  const scheme = AUTH_SCHEMES[c.challenge_type.toLowerCase()];
+  const scheme = AUTH_SCHEMES.get(c.challenge_type.toLowerCase());
   const { status: statusParam, ...params } = c.params;
   let status = scheme ? 401 : 403;
   const override = Number(statusParam);
@@ -86,7 +86,7 @@ export function renderDecision(r: AgentResponse): GeneratedResponse | undefined 
     const status = validStatus(b.status, 400, 599) ? b.status : 403;
     const headers: Headers = {};
     for (const [k, v] of Object.entries(b.headers ?? {})) {
-      if (validHeader(k, v)) headers[k.toLowerCase()] = [v];
+      if (validHeader(k, v)) putOwn(headers, k.toLowerCase(), [v]);
     }
     const body = b.body ?? `${STATUS_CODES[status] ?? 'Blocked'}\n`;
     if (!headers['content-type']) headers['content-type'] = ['text/plain; charset=utf-8'];

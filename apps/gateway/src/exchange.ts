@@ -14,6 +14,7 @@ import {
   decisionKind,
   type HeaderOp,
   type Headers,
+  putOwn,
   type RequestMetadata,
 } from '@picket/protocol';
 import type { Dispatcher } from 'undici';
@@ -675,7 +676,7 @@ export class Exchange {
   private sendGenerated(g: GeneratedResponse): void {
     const h: Headers = {};
     applyHeaderOps(h, this.pendingResponseOps.splice(0), (op) => this.badOp(op));
-    for (const [k, v] of Object.entries(g.headers)) h[k] = v;
+    for (const [k, v] of Object.entries(g.headers)) putOwn(h, k, v);
     h['content-length'] = [String(g.body.length)];
     h['x-request-id'] ??= [this.requestId];
     this.clientHeaders = null;

@@ -4,7 +4,7 @@
  */
 import { randomBytes } from 'node:crypto';
 import { validateHeaderName, validateHeaderValue } from 'node:http';
-import type { HeaderOp, Headers } from '@picket/protocol';
+import { type HeaderOp, type Headers, putOwn } from '@picket/protocol';
 
 /** Connection-level headers that are never forwarded (RFC 9110 §7.6.1). */
 const HOP_BY_HOP = new Set([
@@ -19,10 +19,18 @@ const HOP_BY_HOP = new Set([
   'upgrade',
 ]);
 
+// Header names come from clients and agents: every write goes through `putOwn` and every
+// read through `own`, so names like `__proto__` or `constructor` stay plain entries.
+
+/** The values of header `name`, when the map has it as its own entry. */
+function own(h: Headers, name: string): string[] | undefined {
+  return Object.hasOwn(h, name) ? h[name] : undefined;
+}
+
 /** A deep copy of a header map. */
 export function cloneHeaders(h: Headers): Headers {
   const out: Headers = {};
-  for (const [k, v] of Object.entries(h)) out[k] = [...v];
+  for (const [k, v] of Object.entries(h)) putOwn(out, k, [...v]);
   return out;
 }
 
@@ -31,7 +39,7 @@ export function toHeaderMap(h: Record<string, string | string[] | undefined>): H
   const out: Headers = {};
   for (const [k, v] of Object.entries(h)) {
     if (v === undefined) continue;
-    out[k.toLowerCase()] = Array.isArray(v) ? [...v] : [v];
+    putOwn(out, k.toLowerCase(), Array.isArray(v) ? [...v] : [v]);
   }
   return out;
 }
@@ -39,12 +47,12 @@ export function toHeaderMap(h: Record<string, string | string[] | undefined>): H
 /** Removes hop-by-hop headers and those the `Connection` header names. */
 export function stripHopByHop(h: Headers): Headers {
   const named = new Set<string>();
-  for (const v of h.connection ?? []) {
+  for (const v of own(h, 'connection') ?? []) {
     for (const token of v.split(',')) named.add(token.trim().toLowerCase());
   }
   const out: Headers = {};
   for (const [k, v] of Object.entries(h)) {
-    if (!HOP_BY_HOP.has(k) && !named.has(k)) out[k] = v;
+    if (!HOP_BY_HOP.has(k) && !named.has(k)) putOwn(out, k, v);
   }
   return out;
 }
@@ -74,13 +82,13 @@ export function applyHeaderOps(
     if ('set' in op) {
       const { name, value } = op.set;
       if (!validHeader(name, value)) onInvalid?.(op);
-      else h[name.toLowerCase()] = [value];
+      else putOwn(h, name.toLowerCase(), [value]);
     } else if ('add' in op) {
       const { name, value } = op.add;
       if (!validHeader(name, value)) onInvalid?.(op);
       else {
         const key = name.toLowerCase();
-        h[key] = [...(h[key] ?? []), value];
+        putOwn(h, key, [...(own(h, key) ?? []), value]);
       }
     } else if ('remove' in op) {
       if (!validHeader(op.remove.name)) onInvalid?.(op);
@@ -95,7 +103,7 @@ export function toOutgoing(h: Headers): Record<string, string | string[]> {
   for (const [k, v] of Object.entries(h)) {
     if (v.length === 0) continue;
     // Node and undici only accept one value for these
-    out[k] = v.length === 1 || k === 'content-length' || k === 'host' ? (v[0] as string) : v;
+    putOwn(out, k, v.length === 1 || k === 'content-length' || k === 'host' ? (v[0] as string) : v);
   }
   return out;
 }

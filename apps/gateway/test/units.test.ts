@@ -19,11 +19,14 @@ import type { AgentConfig } from '../src/config.js';
 import { renderChallenge, renderDecision } from '../src/decisions.js';
 import {
   applyHeaderOps,
+  cloneHeaders,
   firstForwardedAddress,
   newTraceparent,
   parseTraceparent,
   rfc3339,
   stripHopByHop,
+  toHeaderMap,
+  toOutgoing,
 } from '../src/http-util.js';
 
 function agent(
@@ -261,6 +264,37 @@ describe('http helpers', () => {
     );
     expect(h).toEqual({ a: ['2', '3'], b: ['v'] });
     expect(bad).toHaveLength(1);
+  });
+
+  it('header names like __proto__ and constructor are plain entries everywhere', () => {
+    const h = toHeaderMap({ constructor: 'c', connection: 'tostring' });
+    applyHeaderOps(h, [
+      { add: { name: 'Constructor', value: 'c2' } },
+      { add: { name: 'toString', value: 't' } },
+      { set: { name: '__proto__', value: 'p' } },
+      { add: { name: 'hasOwnProperty', value: 'h' } },
+    ]);
+    expect(Object.getPrototypeOf(h)).toBe(Object.prototype);
+    expect(Object.keys(h)).toEqual([
+      'constructor',
+      'connection',
+      'tostring',
+      '__proto__',
+      'hasownproperty',
+    ]);
+    expect(h.constructor).toEqual(['c', 'c2']);
+    const fresh: Record<string, string[]> = {};
+    applyHeaderOps(fresh, [{ add: { name: 'Constructor', value: 'first' } }]);
+    expect(fresh).toEqual({ constructor: ['first'] });
+    // `Connection: tostring` names a header to strip: only that one goes
+    const out = toOutgoing(stripHopByHop(cloneHeaders(h)));
+    expect(Object.keys(out)).toEqual(['constructor', '__proto__', 'hasownproperty']);
+    expect(Object.getOwnPropertyDescriptor(out, '__proto__')?.value).toBe('p');
+
+    const blocked = renderDecision(block(403, { headers: { __proto__: 'x', constructor: 'y' } }));
+    expect(blocked?.headers.constructor).toEqual(['y']);
+    // a challenge type that is also an Object.prototype member is not an auth scheme
+    expect(renderChallenge({ challenge_type: 'constructor', params: {} }).status).toBe(403);
   });
 
   it('strips hop-by-hop headers and those named by Connection', () => {
