@@ -7,6 +7,7 @@ import {
   type EventType,
   type HeaderOp,
   type Headers,
+  putOwn,
 } from '@picket/protocol';
 import { formatEndpoint, V2Transport } from '@picket/transport';
 import {
@@ -52,9 +53,9 @@ function headerList(command: string, flag: string, values: string[] | undefined)
       throw new UsageError(`--${flag} "${raw}": expected "name: value"`, command);
     }
     const value = raw.slice(i + 1).trim();
-    const list = headers[name] ?? [];
-    list.push(value);
-    headers[name] = list;
+    // own entries only: `-H 'constructor: x'` or `-H '__proto__: x'` are headers like any other
+    if (Object.hasOwn(headers, name)) headers[name]?.push(value);
+    else putOwn(headers, name, [value]);
   }
   return headers;
 }

@@ -160,7 +160,22 @@ describe('serve + probe / send / bench over UDS', () => {
     expect(ops).toContainEqual({ name: 'X-Echo-Method', value: 'POST' });
     expect(ops).toContainEqual({ name: 'X-Echo-Path', value: '/api?x=1' });
 
-    const text = await run(['send', sock, '--uri', '/hello', '--body', 'hi']);
+    // header names that are also Object.prototype members are plain headers
+    const text = await run([
+      'send',
+      sock,
+      '--uri',
+      '/hello',
+      '--body',
+      'hi',
+      '-H',
+      'constructor: a',
+      '-H',
+      'Constructor: b',
+      '-H',
+      '__proto__: c',
+    ]);
+    expect(text.stderr).toBe('');
     expect(text.code).toBe(0);
     expect(text.stdout).toContain('GET /hello');
     expect(text.stdout).toContain('set X-Echo-Path: /hello');

@@ -5,6 +5,7 @@ import {
   type Encoding,
   ErrorCode,
   MAX_UDS_FRAME_LENGTH,
+  putOwn,
 } from '@picket/protocol';
 import {
   Decoder as CborDecoder,
@@ -162,8 +163,29 @@ const CBOR_OPTIONS: CborAllOptions = {
 export const cborEncoder = new CborEncoder(CBOR_OPTIONS);
 export const cborDecoder = new CborDecoder(CBOR_OPTIONS);
 
+/** The same options, maps decoded as `Map`s (for payloads with a `__proto__` key). */
+const cborMapDecoder = new CborDecoder({ ...CBOR_OPTIONS, mapsAsObjects: false });
+/** `__proto__` as a CBOR text string (major type 3, length 9). */
+const PROTO_KEY = Buffer.from('695f5f70726f746f5f5f', 'hex');
+
+/** `Map`s (any depth) as plain objects with every key an own entry, as string keys. */
+function mapsToObjects(v: unknown): unknown {
+  if (v instanceof Map) {
+    const out: Record<string, unknown> = {};
+    for (const [k, x] of v) putOwn(out, String(k), mapsToObjects(x));
+    return out;
+  }
+  if (Array.isArray(v)) return v.map(mapsToObjects);
+  return v;
+}
+
 /** One CBOR item (throws on malformed input or trailing bytes). */
 export function parseCbor(bytes: Uint8Array): unknown {
+  // cbor-x renames a `__proto__` key to `__proto_` (a different header name, silently):
+  // such payloads are decoded with Maps and rebuilt with the key as an own entry.
+  if (Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength).includes(PROTO_KEY)) {
+    return mapsToObjects(cborMapDecoder.decode(bytes));
+  }
   return cborDecoder.decode(bytes) as unknown;
 }
 

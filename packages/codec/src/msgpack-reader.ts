@@ -3,20 +3,25 @@
  * protocol messages use (maps with string keys, arrays, strings, `bin`,
  * integers, floats, nil, booleans) and produces exactly the values
  * @msgpack/msgpack's decoder (as configured in codec.ts) produces for them.
- * Anything else — extension types, non-string or `__proto__` keys, invalid
- * UTF-8, a leading BOM, truncated or trailing bytes, very deep nesting —
- * makes it give up and return {@link FALLBACK}, so the reference decoder
- * decides those inputs (and words every error) exactly as before.
+ * Anything else — extension types, non-string keys, invalid UTF-8, a leading
+ * BOM, truncated or trailing bytes, very deep nesting — makes it give up and
+ * return {@link FALLBACK}, so the reference decoder decides those inputs (and
+ * words every error) exactly as before.
+ *
+ * One deliberate difference: a `__proto__` map key (a legal HTTP header name, or
+ * a key in `routing_metadata`) becomes an own entry here, where @msgpack/msgpack
+ * refuses the whole payload — which would leave the message unanswerable.
  */
 
-import type {
-  AgentResponse,
-  AuditMetadata,
-  BodyMutation,
-  Decision,
-  HeaderOp,
-  RequestHeadersEvent,
-  RequestMetadata,
+import {
+  type AgentResponse,
+  type AuditMetadata,
+  type BodyMutation,
+  type Decision,
+  type HeaderOp,
+  putOwn,
+  type RequestHeadersEvent,
+  type RequestMetadata,
 } from '@picket/protocol';
 
 /** Returned when the fast path declines an input; decode it with the reference decoder. */
@@ -224,7 +229,6 @@ class Reader {
       }
     }
     if (key === undefined) key = this.str(n);
-    if (key === '__proto__') throw BAIL;
     return key;
   }
 
@@ -281,7 +285,7 @@ class Reader {
     const out: Record<string, string> = {};
     for (let i = this.mapHeader(); i > 0; i--) {
       const k = this.key();
-      out[k] = this.text();
+      putOwn(out, k, this.text());
     }
     return out;
   }
@@ -329,7 +333,7 @@ class Reader {
     const out: Record<string, unknown> = {};
     for (let i = 0; i < n; i++) {
       const k = this.key();
-      out[k] = this.value(depth + 1);
+      putOwn(out, k, this.value(depth + 1));
     }
     return out;
   }
@@ -410,7 +414,7 @@ export function readRequestHeadersFast(bytes: Uint8Array): RequestHeadersEvent |
           const h: Record<string, string[]> = {};
           for (let j = r.mapHeader(); j > 0; j--) {
             const name = r.key();
-            h[name] = r.textList();
+            putOwn(h, name, r.textList());
           }
           headers = h;
           break;

@@ -3,7 +3,7 @@
  * decoder: same value for everything it accepts, FALLBACK for the rest.
  */
 import { Encoder } from '@msgpack/msgpack';
-import { parseAgentResponse, parseRequestHeadersEvent } from '@picket/protocol';
+import { allow, parseAgentResponse, parseRequestHeadersEvent } from '@picket/protocol';
 import fc from 'fast-check';
 import { describe, expect, test } from 'vitest';
 import { msgpackCodec, msgpackDecoder } from '../src/codec.js';
@@ -103,7 +103,6 @@ describe('readMsgpackFast', () => {
       new Uint8Array([0x01, 0x02]), // trailing byte
       new Uint8Array([0xa3, 0xef, 0xbb, 0xbf]), // BOM
       new Uint8Array([0xa9, 0x61, 0x61, 0x61, 0x61, 0x61, 0x61, 0x61, 0x61, 0xff]), // invalid UTF-8
-      new Uint8Array([0x81, 0xa9, ...new TextEncoder().encode('__proto__'), 0x01]),
       new Uint8Array([0xdd, 0xff, 0xff, 0xff, 0xff]), // forged array length
       new Uint8Array(Array.from({ length: 100 }, () => 0x91)).fill(0xc0, 99), // deep
     ];
@@ -115,11 +114,46 @@ describe('readMsgpackFast', () => {
 
   test('msgpackCodec keeps the reference errors', () => {
     expect(() => msgpackCodec.decode(new Uint8Array([0xc1]))).toThrow(/invalid msgpack/);
-    expect(() =>
-      msgpackCodec.decode(
-        new Uint8Array([0x81, 0xa9, ...new TextEncoder().encode('__proto__'), 0x01]),
-      ),
-    ).toThrow(/__proto__/);
+  });
+
+  test('a __proto__ key is an own entry in every encoding (@msgpack/msgpack refuses it, cbor-x renames it)', () => {
+    const bytes = new Uint8Array([0x81, 0xa9, ...new TextEncoder().encode('__proto__'), 0x01]);
+    expect(reference(bytes).error).toMatch(/__proto__/);
+    for (const v of [readMsgpackFast(bytes), msgpackCodec.decode(bytes)]) {
+      expect(Object.getPrototypeOf(v)).toBe(Object.prototype);
+      expect(Object.keys(v as object)).toEqual(['__proto__']);
+      expect(Object.getOwnPropertyDescriptor(v, '__proto__')?.value).toBe(1);
+    }
+    // the same for a header name in an event and for reply maps
+    const e = parseRequestHeadersEvent({
+      metadata: {
+        correlation_id: 'p',
+        request_id: 'r',
+        client_ip: '127.0.0.1',
+        client_port: 1,
+        protocol: 'HTTP/1.1',
+        timestamp: 't',
+      },
+      method: 'GET',
+      uri: '/',
+      headers: JSON.parse('{"__proto__":["x"],"constructor":["y"]}'),
+    });
+    for (const encoding of ['msgpack', 'json', 'cbor'] as const) {
+      const codec = createMessageCodec(encoding);
+      const back = codec.decodeEvent(
+        'request_headers',
+        codec.encodeEvent('request_headers', e, 'p'),
+      );
+      expect(Object.keys(back.headers)).toEqual(['__proto__', 'constructor']);
+      expect(Object.getOwnPropertyDescriptor(back.headers, '__proto__')?.value).toEqual(['x']);
+      const r = codec.decodeResponse(
+        codec.encodeResponse(
+          allow({ routingMetadata: JSON.parse('{"__proto__":"r","k":"v"}') }),
+          'p',
+        ),
+      );
+      expect(Object.keys(r.routing_metadata)).toEqual(['__proto__', 'k']);
+    }
   });
 });
 

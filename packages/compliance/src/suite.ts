@@ -251,6 +251,20 @@ export function runComplianceSuite<E extends TransportEncoding>(
       if (!no.routingMetadata) expect(r.routing_metadata).toEqual({ upstream: 'blue' });
     });
 
+    it('carries header names that are Object.prototype members as plain headers', async () => {
+      const id = cid();
+      const event = requestHeaders(id, '/proto-keys');
+      // JSON.parse makes `__proto__` an own entry, as a decoded HTTP header map would have it
+      event.headers = JSON.parse('{"__proto__":["p"],"constructor":["c"],"host":["example.com"]}');
+      const r = await t.sendRequestHeaders(event);
+      expect(decisionKind(r.decision)).toBe('allow');
+      const seen = agent.of<RequestHeadersEvent>('request_headers').at(-1)?.headers ?? {};
+      expect(Object.getPrototypeOf(seen)).toBe(Object.prototype);
+      expect(Object.keys(seen).sort()).toEqual(['__proto__', 'constructor', 'host']);
+      expect(Object.getOwnPropertyDescriptor(seen, '__proto__')?.value).toEqual(['p']);
+      expect(seen.constructor).toEqual(['c']);
+    });
+
     it.skipIf(!!no.bodyMutations)('carries body mutations', async () => {
       const id = cid();
       await t.sendRequestHeaders(requestHeaders(id, '/mutate', 'POST'));
