@@ -5,7 +5,7 @@
  * framings. All randomness comes from the {@link Rng} passed in.
  */
 import { encode as msgpackEncode } from '@msgpack/msgpack';
-import { MAX_UDS_FRAME_LENGTH, MAX_V1_MESSAGE_SIZE, MessageType } from '@picket/protocol';
+import { MAX_UDS_FRAME_LENGTH, MAX_V1_MESSAGE_SIZE, MessageType, putOwn } from '@picket/protocol';
 import { encode as cborEncode } from 'cbor-x';
 import type { Rng } from '../lib/prng.js';
 
@@ -39,16 +39,13 @@ function unicode(rng: Rng): string {
   return s;
 }
 
+/** Keys that are also Object.prototype members: decoders must keep them as plain entries. */
+const PROTOTYPE_NAMES = ['__proto__', 'constructor', 'prototype', 'toString', 'hasOwnProperty'];
+
 /** An object with an own `__proto__` (or other hostile) key, as JSON.parse would build it. */
 function hostileObject(rng: Rng): unknown {
-  const key = rng.pick(['__proto__', 'constructor', 'prototype', 'toString', 'hasOwnProperty']);
   const o: Record<string, unknown> = {};
-  Object.defineProperty(o, key, {
-    value: rng.pick<unknown>([{ polluted: true }, 1, 'x', null, []]),
-    enumerable: true,
-    writable: true,
-    configurable: true,
-  });
+  putOwn(o, rng.pick(PROTOTYPE_NAMES), rng.pick<unknown>([{ polluted: true }, 1, 'x', null, []]));
   return o;
 }
 
@@ -189,7 +186,11 @@ export function mutateValue(rng: Rng, value: unknown): unknown {
         break;
       case 'add':
         if (Array.isArray(node)) node.push(junkValue(rng));
-        else rec[`x_${rng.int(0, 99)}`] = junkValue(rng);
+        else {
+          // now and then a name that is also an Object.prototype member (as a header map may carry)
+          const name = rng.chance(0.3) ? rng.pick(PROTOTYPE_NAMES) : `x_${rng.int(0, 99)}`;
+          putOwn(rec, name, junkValue(rng));
+        }
         break;
       default:
         // a number written as text, an object as its JSON: a classic wrong type
