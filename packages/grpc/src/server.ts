@@ -713,25 +713,15 @@ export class GrpcAgentServerV2 extends EventEmitter {
     s.call.emit('error', { code: status.DEADLINE_EXCEEDED, details });
   }
 
-  /**
-   * Ends a stream that sent bytes which are not a ProxyToAgent: marked closed first, so no
-   * answer of a handler still running is written after the status (which would keep
-   * grpc-js from ever sending it), then INVALID_ARGUMENT with the reason, logged.
-   */
+  /** Ends a stream that sent bytes which are not a ProxyToAgent. */
   #rejectUndecodable(s: StreamSession, msg: UndecodableMessage): void {
-    if (s.closed) return;
     const why = msg.error instanceof Error ? msg.error.message : String(msg.error);
-    this.#log.warn?.('closing ProcessStream: undecodable ProxyToAgent message', {
-      connectionId: s.id,
-      bytes: msg.size,
-      error: why,
-    });
-    s.closed = true;
-    s.abortAll('undecodable message');
-    s.call.emit('error', {
-      code: status.INVALID_ARGUMENT,
-      details: `undecodable ProxyToAgent message (${msg.size} bytes): ${why}`,
-    });
+    this.#endInvalid(
+      s,
+      'undecodable ProxyToAgent message',
+      { bytes: msg.size, error: why },
+      `undecodable ProxyToAgent message (${msg.size} bytes): ${why}`,
+    );
   }
 
   /**
@@ -741,17 +731,30 @@ export class GrpcAgentServerV2 extends EventEmitter {
    */
   #rejectUnusable(s: StreamSession, msg: StreamMessage, err: unknown): void {
     const why = err instanceof Error ? err.message : String(err);
-    this.#log.warn?.('closing ProcessStream: unusable event', {
-      connectionId: s.id,
-      kind: msg.message,
-      error: why,
-    });
+    this.#endInvalid(
+      s,
+      'unusable event',
+      { kind: msg.message, error: why },
+      `unusable ${String(msg.message)} event: ${why}`,
+    );
+  }
+
+  /**
+   * Ends a stream with INVALID_ARGUMENT, logged: marked closed first, so no answer of a
+   * handler still running is written after the status (which would keep grpc-js from
+   * ever sending it).
+   */
+  #endInvalid(
+    s: StreamSession,
+    what: string,
+    fields: Record<string, unknown>,
+    details: string,
+  ): void {
+    if (s.closed) return;
+    this.#log.warn?.(`closing ProcessStream: ${what}`, { connectionId: s.id, ...fields });
     s.closed = true;
-    s.abortAll('unusable event');
-    s.call.emit('error', {
-      code: status.INVALID_ARGUMENT,
-      details: `unusable ${String(msg.message)} event: ${why}`,
-    });
+    s.abortAll(what);
+    s.call.emit('error', { code: status.INVALID_ARGUMENT, details });
   }
 
   #onStreamMessage(s: StreamSession, msg: StreamMessage): void {

@@ -3,6 +3,7 @@
  * `handshakeTimeoutMs` (others keep working), and `maxConnections` refuses streams beyond
  * the cap with RESOURCE_EXHAUSTED until one closes. Behaviour only; timings are hang guards.
  */
+
 import {
   type Client,
   type ClientDuplexStream,
@@ -30,6 +31,7 @@ import {
   GrpcAgentServerV2,
   type GrpcAgentServerV2Options,
 } from '../src/server.js';
+import { bareRequest } from './helpers.js';
 
 const cleanups: (() => unknown)[] = [];
 afterEach(async () => {
@@ -37,19 +39,6 @@ afterEach(async () => {
 });
 
 const caps = () => createCapabilities({ agentId: 'limits' });
-const headers = (cid: string) => ({
-  metadata: {
-    correlation_id: cid,
-    request_id: cid,
-    client_ip: '127.0.0.1',
-    client_port: 1,
-    protocol: 'HTTP/1.1',
-    timestamp: '',
-  },
-  method: 'GET',
-  uri: '/',
-  headers: {},
-});
 
 async function serve(options: GrpcAgentServerV2Options, handler: Partial<AgentHandler> = {}) {
   const log = captureLogger();
@@ -138,7 +127,7 @@ describe('handshake timeout', () => {
     expect(silent.error()?.details).toContain('handshakeTimeoutMs');
     expect(log.text()).toMatch(/warn closing ProcessStream: no handshake completed within 200 ms/);
     await until(() => server.connections === 1, 5000, 'the slot to be freed');
-    const r = await good.sendRequestHeaders(headers('after-timeout'));
+    const r = await good.sendRequestHeaders(bareRequest('after-timeout'));
     expect(r.decision).toBe('allow');
     expect(good.isHealthy()).toBe(true);
   });
@@ -187,7 +176,7 @@ describe('maxConnections', () => {
     await a.close();
     await until(() => server.connections === 1, 5000, 'the slot to be freed');
     const c = await connect(address);
-    expect((await c.sendRequestHeaders(headers('third'))).decision).toBe('allow');
+    expect((await c.sendRequestHeaders(bareRequest('third'))).decision).toBe('allow');
   });
 
   test('silent streams hold slots only until the handshake timeout', async () => {
@@ -199,7 +188,7 @@ describe('maxConnections', () => {
     await until(() => silent.error() !== undefined, 10_000, 'the silent stream to be ended');
     await until(() => server.connections === 0, 5000, 'the slot to be freed');
     const t = await connect(address);
-    expect((await t.sendRequestHeaders(headers('freed'))).decision).toBe('allow');
+    expect((await t.sendRequestHeaders(bareRequest('freed'))).decision).toBe('allow');
   });
 
   test('ControlStreams are capped on their own, at the same number', async () => {
