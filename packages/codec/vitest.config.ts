@@ -6,4 +6,9 @@ export default defineConfig({
   resolve: {
     alias: { '@picket/codec': fileURLToPath(new URL('./src/index.ts', import.meta.url)) },
   },
+  test: {
+    // The property tests run hundreds of cases through ~60 decoders each: CPU-bound, so on a
+    // loaded 2-core machine one test can take well over vitest's 5 s default. A hang guard.
+    testTimeout: 60_000,
+  },
 });

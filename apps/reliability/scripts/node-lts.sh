@@ -2,9 +2,10 @@
 # Runs the whole test suite again on the current Node LTS (24 by default), installed from the
 # npm registry into a throwaway prefix — the node-linux-<arch> package ships the official
 # binary in node_modules/node-linux-<arch>/bin/node — and put first on PATH, so pnpm, turbo,
-# vitest and every child process they start run on it. Arguments go to `pnpm test`.
+# vitest and every child process they start run on it. Arguments go to `pnpm test` (whose root
+# script already limits turbo to two tasks at once, as on a 2-core machine).
 #
-#   bash apps/reliability/scripts/node-lts.sh --concurrency=2
+#   bash apps/reliability/scripts/node-lts.sh
 #   PICKET_NODE_LTS=22 bash apps/reliability/scripts/node-lts.sh
 set -euo pipefail
 cd "$(dirname "$0")/../../.."
