@@ -12,17 +12,58 @@ export interface Logger {
   error(message: string, fields?: LogFields): void;
 }
 
-function format(component: string, message: string, fields?: LogFields): string {
-  if (fields === undefined) return `[${component}] ${message}`;
-  let extra: string;
+/**
+ * Characters that can forge or disguise a log line when a peer smuggles them in:
+ * C0 controls (line breaks, ESC for terminal sequences), DEL, C1 controls
+ * (0x85 is a line break, 0x9b a CSI), the Unicode line/paragraph separators and
+ * the bidi overrides/isolates/marks that reorder what a reader sees.
+ */
+const UNSAFE =
+  // biome-ignore lint/suspicious/noControlCharactersInRegex: matching them is the point
+  /[\u0000-\u001f\u007f-\u009f\u061c\u200e\u200f\u2028\u2029\u202a-\u202e\u2066-\u2069]/g;
+const SHORT: Record<string, string> = { '\n': '\\n', '\r': '\\r', '\t': '\\t' };
+
+function hex(c: string, width: number): string {
+  return c.charCodeAt(0).toString(16).padStart(width, '0');
+}
+
+/**
+ * `text` made safe for one log line: every character of {@link UNSAFE}'s kind
+ * becomes a visible escape (`\n`, `\x1b`, `\x9b`, `\u2028`), everything else
+ * is kept. Backslashes are kept too, so escaping twice changes nothing and a
+ * sink can escape whatever a call site already did; a peer can write the two
+ * characters `\n` but never a line break.
+ */
+export function escapeForLog(text: string): string {
+  return text.replace(
+    UNSAFE,
+    (c) => SHORT[c] ?? (c < '\u0100' ? `\\x${hex(c, 2)}` : `\\u${hex(c, 4)}`),
+  );
+}
+
+/**
+ * `value` as one line of JSON for a log: errors become `Name: message`, and
+ * the characters JSON.stringify leaves raw (DEL, C1, separators, bidi) are
+ * written as `\uXXXX`, so the text stays valid JSON. `{…}` if it cannot be
+ * serialised (a cycle, a BigInt).
+ */
+export function jsonForLog(value: unknown): string {
+  let json: string | undefined;
   try {
-    extra = JSON.stringify(fields, (_k, v: unknown) =>
+    json = JSON.stringify(value, (_k, v: unknown) =>
       v instanceof Error ? `${v.name}: ${v.message}` : v,
     );
   } catch {
-    extra = '{…}';
+    return '{…}';
   }
-  return `[${component}] ${message} ${extra}`;
+  // JSON.stringify already wrote C0 controls as escapes; these are the rest
+  return (json ?? 'undefined').replace(UNSAFE, (c) => `\\u${hex(c, 4)}`);
+}
+
+/** The console logger's line; the message and fields are escaped here, at the sink, so no call site can forget. */
+function format(component: string, message: string, fields?: LogFields): string {
+  const line = `[${component}] ${escapeForLog(message)}`;
+  return fields === undefined ? line : `${line} ${jsonForLog(fields)}`;
 }
 
 const noop = (): void => {};
