@@ -3,6 +3,7 @@ import { formatEndpoint, V2Transport } from '@picket/transport';
 import {
   CLIENT_OPTIONS_HELP,
   clientCommand,
+  connectFailure,
   describeFailure,
   EXIT_FAILURE,
   EXIT_OK,
@@ -73,7 +74,7 @@ export async function bench(args: string[]): Promise<number> {
       transports.push(await V2Transport.connect(agentId, ep, options));
   } catch (err) {
     await Promise.allSettled(transports.map((t) => t.close()));
-    process.stderr.write(`picket bench: cannot connect: ${describeFailure(err, ep.endpoint)}\n`);
+    process.stderr.write(`picket bench: ${connectFailure(err, ep)}\n`);
     return EXIT_FAILURE;
   }
 

@@ -1,10 +1,12 @@
 /** Argument parsing, shared client options and error reporting of the `picket` commands. */
-import { readFileSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
+import { dirname } from 'node:path';
 import { type ParseArgsConfig, parseArgs } from 'node:util';
 import { AgentProtocolError, type Encoding, ErrorCode } from '@picket/protocol';
 import {
   detectTransport,
   endpointGrammar,
+  formatEndpoint,
   type ParsedEndpoint,
   type TransportOptions,
 } from '@picket/transport';
@@ -49,7 +51,8 @@ export const CLIENT_OPTIONS_HELP = `Connection options:
   --agent-id <id>          agent id (reverse endpoints: the id the agent registers with)
   --timeout <ms>           per-call timeout (default 5000)
   --connect-timeout <ms>   connect + handshake limit; reverse: wait for the agent (default 5000)
-  --encoding <list>        UDS encodings to offer, in order, e.g. msgpack,json (default json)
+  --encoding <list>        UDS encodings to offer, in order of preference; the agent picks
+                           the first it speaks (default msgpack,json)
   --tls-ca <file>          CA that signed the agent's (or, reverse+tls, agents') certificate
   --tls-cert <file>        our certificate: gRPC client cert (mTLS) / reverse+tls listener cert
   --tls-key <file>         its private key
@@ -65,6 +68,14 @@ export function parse<const O extends Options>(command: string, args: string[], 
   try {
     return parseArgs({ args, options, allowPositionals: true, strict: true });
   } catch (err) {
+    // Node's own text for this one ends in an unbalanced quote; say it plainly
+    const unknown = /^Unknown option '(.*?)'\./.exec((err as Error).message);
+    if (unknown) {
+      throw new UsageError(
+        `unknown option '${unknown[1]}' (a value starting with '-' goes after '--')`,
+        command,
+      );
+    }
     throw new UsageError((err as Error).message, command);
   }
 }
@@ -255,4 +266,75 @@ export function ms(n: number): string {
   if (n >= 100) return `${n.toFixed(0)} ms`;
   if (n >= 10) return `${n.toFixed(1)} ms`;
   return `${n.toFixed(2)} ms`;
+}
+
+/** The system error code (ENOENT, EADDRINUSE, …) behind a failure, through causes and grpc-js' text. */
+function systemCode(err: unknown): string | undefined {
+  const seen = new Set<unknown>();
+  for (let e = err; e instanceof Error && !seen.has(e); e = e.cause) {
+    seen.add(e);
+    const code = (e as NodeJS.ErrnoException).code;
+    if (typeof code === 'string' && /^E[A-Z]+$/.test(code)) return code;
+    // grpc-js reports a failed bind only in its message: "[listen EADDRINUSE: …]"
+    const named = /\b(?:listen|connect) (E[A-Z]+)\b/.exec(e.message);
+    if (named) return named[1];
+  }
+  return undefined;
+}
+
+/** The socket file of a Unix-socket endpoint, if it is one. */
+function socketPathOf(ep: ParsedEndpoint): string | undefined {
+  if (ep.kind === 'uds' || ep.kind === 'v1') return ep.path;
+  if (ep.kind === 'grpc' && ep.scheme === 'grpc+unix') return ep.target.replace(/^unix:/, '');
+  if (ep.kind === 'reverse' && ep.listen.transport === 'uds') return ep.listen.path;
+  return undefined;
+}
+
+/** " (directory /x does not exist)" when a socket's folder is missing. */
+function missingDir(path: string | undefined): string | undefined {
+  if (path === undefined) return undefined;
+  const dir = dirname(path);
+  return existsSync(dir) ? undefined : `directory ${dir} does not exist`;
+}
+
+/**
+ * One line saying why a client could not reach `ep`: "no socket at /p", "connection refused", …
+ * for the usual system errors, else the protocol error with its code.
+ */
+export function connectFailure(err: unknown, ep: ParsedEndpoint): string {
+  const where = formatEndpoint(ep);
+  const path = socketPathOf(ep);
+  const code = systemCode(err);
+  const hint = ' (is an agent listening at that endpoint?)';
+  let reason: string | undefined;
+  if (code === 'ENOENT' || code === 'ENOTDIR') {
+    reason = missingDir(path) ?? (path === undefined ? undefined : `no such socket${hint}`);
+  } else if (code === 'ECONNREFUSED') {
+    reason = `connection refused${hint}`;
+  } else if (code === 'EACCES') {
+    reason = 'permission denied';
+  }
+  if (reason === undefined) return `cannot connect: ${describeFailure(err, ep.endpoint)}`;
+  return `cannot connect to ${where}: ${reason}`;
+}
+
+/** One line saying why `picket serve` could not listen on `ep`. */
+export function listenFailure(err: unknown, ep: ParsedEndpoint): string {
+  const where = formatEndpoint(ep);
+  const path = socketPathOf(ep);
+  const code = systemCode(err);
+  let reason: string | undefined;
+  if (code === 'EADDRINUSE') {
+    reason = path === undefined ? 'address in use — pick another port' : 'address in use';
+  } else if (code === 'ENOENT' || code === 'EACCES' || code === 'ENOTDIR') {
+    // a missing folder surfaces as EACCES from listen(): name the real cause
+    reason = missingDir(path) ?? (code === 'EACCES' ? 'permission denied' : undefined);
+  } else if (code === 'EADDRNOTAVAIL') {
+    reason = 'no such address on this machine';
+  }
+  if (reason === undefined) {
+    const e = AgentProtocolError.from(err, ErrorCode.Internal);
+    reason = `${e.message.replace(/^cannot listen on \S+: /, '')} [${e.code}]`;
+  }
+  return `cannot listen on ${where}: ${reason}`;
 }

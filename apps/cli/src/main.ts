@@ -48,6 +48,9 @@ function version(): string {
 
 /** Runs the command line; resolves to the exit code. */
 export async function main(argv: string[]): Promise<number> {
+  // grpc-js would print its own copy of a failure we report in one line; it is loaded lazily,
+  // after this. A user who sets the variable still gets grpc-js' log.
+  if (process.env.GRPC_NODE_VERBOSITY === undefined) process.env.GRPC_VERBOSITY ??= 'NONE';
   // `pnpm run <script> -- args` may pass the separator through
   const [first, ...rest] = argv[0] === '--' ? argv.slice(1) : argv;
   if (first === undefined || first === '-h' || first === '--help') {
@@ -81,6 +84,15 @@ export async function main(argv: string[]): Promise<number> {
     process.stderr.write(`picket ${first}: ${(err as Error)?.stack ?? String(err)}\n`);
     return EXIT_FAILURE;
   }
+}
+
+// `picket send … | head -1`: the reader has gone, so the output is no longer wanted. Exit
+// quietly instead of crashing on the next write.
+for (const stream of [process.stdout, process.stderr]) {
+  stream.on('error', (err: NodeJS.ErrnoException) => {
+    if (err.code !== 'EPIPE') throw err;
+    process.exit(EXIT_OK);
+  });
 }
 
 const code = await main(process.argv.slice(2));

@@ -4,6 +4,7 @@ import { formatEndpoint, V2Transport } from '@picket/transport';
 import {
   CLIENT_OPTIONS_HELP,
   clientCommand,
+  connectFailure,
   describeFailure,
   EXIT_FAILURE,
   EXIT_OK,
@@ -60,7 +61,7 @@ export async function probe(args: string[]): Promise<number> {
   try {
     t = await V2Transport.connect(agentId, ep, options);
   } catch (err) {
-    process.stderr.write(`picket probe: cannot connect: ${describeFailure(err, ep.endpoint)}\n`);
+    process.stderr.write(`picket probe: ${connectFailure(err, ep)}\n`);
     return EXIT_FAILURE;
   }
   const connectMs = performance.now() - started;

@@ -13,6 +13,7 @@ import { formatEndpoint, V2Transport } from '@picket/transport';
 import {
   CLIENT_OPTIONS_HELP,
   clientCommand,
+  connectFailure,
   describeFailure,
   EXIT_FAILURE,
   EXIT_OK,
@@ -130,7 +131,7 @@ export async function send(args: string[]): Promise<number> {
   try {
     t = await V2Transport.connect(agentId, ep, options);
   } catch (err) {
-    process.stderr.write(`picket send: cannot connect: ${describeFailure(err, ep.endpoint)}\n`);
+    process.stderr.write(`picket send: ${connectFailure(err, ep)}\n`);
     return EXIT_FAILURE;
   }
   const cid = randomUUID();

@@ -13,6 +13,7 @@ import {
   EXIT_OK,
   endpointArg,
   intOption,
+  listenFailure,
   parse,
   UsageError,
 } from './common.js';
@@ -197,10 +198,13 @@ export async function serve(args: string[]): Promise<number> {
   const stopAll = async (): Promise<void> => {
     await Promise.allSettled(running.splice(0).map((r) => r.close()));
   };
+  let binding: ParsedEndpoint | undefined; // the --listen being opened, for the error line
   try {
     for (const ep of listens) {
+      binding = ep;
       running.push(await listen(ep, handler, { cert, key, ca }, say));
     }
+    binding = undefined;
     for (const r of reverses) {
       running.push(
         await dialReverse(
@@ -223,7 +227,8 @@ export async function serve(args: string[]): Promise<number> {
     }
   } catch (err) {
     await stopAll();
-    process.stderr.write(`picket serve: ${describeFailure(err, 'serve')}\n`);
+    const why = binding ? listenFailure(err, binding) : describeFailure(err, 'serve');
+    process.stderr.write(`picket serve: ${why}\n`);
     return EXIT_FAILURE;
   }
 
