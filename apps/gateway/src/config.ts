@@ -5,6 +5,7 @@
  */
 import { readFileSync } from 'node:fs';
 import { extname } from 'node:path';
+import { detectTransport } from '@picket/transport';
 import { parse as parseYaml } from 'yaml';
 
 /** Events the gateway can send to an agent, as named in the config. */
@@ -235,7 +236,15 @@ function parseAgent(c: Checker, name: string, v: unknown, path: string): AgentCo
     'connections',
     'auth_token',
   ]);
-  const endpoint = c.str(v.endpoint, `${path}.endpoint`);
+  let endpoint = c.str(v.endpoint, `${path}.endpoint`);
+  if (endpoint !== undefined) {
+    // checked here so a bad endpoint is listed with every other problem, not after them
+    try {
+      detectTransport(endpoint);
+    } catch (e) {
+      endpoint = c.fail(`${path}.endpoint`, (e as Error).message.split('\n')[0] as string);
+    }
+  }
   let events: Set<GatewayEvent> | undefined = new Set(['request_headers']);
   if (v.events !== undefined) {
     if (!Array.isArray(v.events) || v.events.length === 0) {

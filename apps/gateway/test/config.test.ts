@@ -156,6 +156,16 @@ describe('parseConfig', () => {
     expect(problems(raw)).toEqual(['routes[1].name: duplicate route name "api"']);
   });
 
+  it('lists an endpoint no transport understands with every other problem', () => {
+    const raw = base();
+    raw.agents.waf = 'foo://bar';
+    raw.routes[1] = { ...raw.routes[1], upstream: 'nope' } as (typeof raw.routes)[number];
+    expect(problems(raw)).toEqual([
+      expect.stringMatching(/^agents\.waf\.endpoint: invalid agent endpoint "foo:\/\/bar": /),
+      'routes[1].upstream: unknown upstream "nope"',
+    ]);
+  });
+
   it('the error message lists the problems under the source name', () => {
     const err = (() => {
       try {
