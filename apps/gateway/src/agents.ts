@@ -3,6 +3,7 @@
  * configured agent added to it by endpoint string.
  */
 import type { AgentPool } from '@picket/pool';
+import { jsonForLog } from '@picket/protocol';
 import { createPool, detectTransport, type TransportAgentOptions } from '@picket/transport';
 import type { AgentConfig, GatewayConfig } from './config.js';
 import type { GatewayLogger } from './gateway.js';
@@ -45,7 +46,7 @@ export async function createAgentLayer(
   config: GatewayConfig,
   log?: GatewayLogger,
 ): Promise<AgentLayer> {
-  const line = (m: string, f?: Record<string, unknown>) => (f ? `${m} ${JSON.stringify(f)}` : m);
+  const line = (m: string, f?: Record<string, unknown>) => (f ? `${m} ${jsonForLog(f)}` : m);
   const pool = createPool({
     connectionsPerAgent: 2,
     // A gateway wants a restarted agent back within seconds, not the pool's 30 s default.

@@ -6,6 +6,7 @@ import { EventEmitter } from 'node:events';
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import type { AgentPool } from '@picket/pool';
+import { escapeForLog } from '@picket/protocol';
 import { Pool } from 'undici';
 import type { GatewayConfig, UpstreamConfig } from './config.js';
 import { parseListen } from './config.js';
@@ -20,12 +21,12 @@ export interface GatewayLogger {
   error(msg: string): void;
 }
 
-/** Logs warnings and errors to stderr. */
+/** Logs to stderr; control characters a peer smuggled into a line are escaped here, at the sink. */
 export const stderrLogger: GatewayLogger = {
   debug: () => {},
-  info: (m) => console.error(m),
-  warn: (m) => console.error(`warn: ${m}`),
-  error: (m) => console.error(`error: ${m}`),
+  info: (m) => console.error(escapeForLog(m)),
+  warn: (m) => console.error(`warn: ${escapeForLog(m)}`),
+  error: (m) => console.error(`error: ${escapeForLog(m)}`),
 };
 
 /** An upstream and its connection pool. */

@@ -10,6 +10,7 @@
  * stdout (tests parse that line; with `--listen 127.0.0.1:0` it has the real port).
  */
 import { parseArgs } from 'node:util';
+import { escapeForLog } from '@picket/protocol';
 import { type AgentLayer, createAgentLayer } from './agents.js';
 import { ConfigError, type GatewayConfig, loadConfigFile, parseListen } from './config.js';
 import { runDemo } from './demo.js';
@@ -182,7 +183,7 @@ async function main(): Promise<number> {
   console.log(`picket gateway listening on ${base}`);
   if (gateway.adminAddress) console.log(`picket gateway admin on ${urlOf(gateway.adminAddress)}`);
   if (setup) console.log(banner(base, gateway, setup));
-  if (!o.quiet) gateway.on('exchange', (s) => console.log(accessLine(s)));
+  if (!o.quiet) gateway.on('exchange', (s) => console.log(escapeForLog(accessLine(s))));
   await new Promise<void>((resolve) => {
     const onSignal = () => {
       process.off('SIGINT', onSignal);
