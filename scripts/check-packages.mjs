@@ -12,11 +12,11 @@ import { fileURLToPath } from 'node:url';
 const root = fileURLToPath(new URL('..', import.meta.url));
 const bin = (name) => join(root, 'node_modules', '.bin', name);
 
-/** Non-private packages under packages/: `{ name, dir, manifest }`. */
+/** Non-private packages under packages/ and apps/ (the CLI): `{ name, dir, manifest }`. */
 export function publishablePackages() {
-  const base = join(root, 'packages');
-  return readdirSync(base, { withFileTypes: true })
-    .map((entry) => join(base, entry.name))
+  return ['packages', 'apps']
+    .map((folder) => join(root, folder))
+    .flatMap((base) => readdirSync(base, { withFileTypes: true }).map((e) => join(base, e.name)))
     .filter((dir) => existsSync(join(dir, 'package.json')))
     .map((dir) => {
       const manifest = JSON.parse(readFileSync(join(dir, 'package.json'), 'utf8'));
@@ -52,7 +52,7 @@ function failureOf(cmd, args) {
 function main() {
   const pkgs = publishablePackages();
   if (pkgs.length === 0) {
-    console.log('check-packages: no publishable packages under packages/');
+    console.log('check-packages: no publishable packages under packages/ or apps/');
     return 0;
   }
   const tmp = mkdtempSync(join(tmpdir(), 'picket-check-'));

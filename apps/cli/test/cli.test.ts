@@ -1,6 +1,7 @@
-import { spawn } from 'node:child_process';
-import { writeFileSync } from 'node:fs';
+import { spawn, spawnSync } from 'node:child_process';
+import { copyFileSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { type AddressInfo, createServer } from 'node:net';
+import { fileURLToPath } from 'node:url';
 import type { RequestHeadersEvent } from '@picket/protocol';
 import { V2Transport } from '@picket/transport';
 import { afterEach, describe, expect, it } from 'vitest';
@@ -17,6 +18,9 @@ import {
   waitForLine,
 } from './helpers.js';
 
+const pkg = JSON.parse(readFileSync(new URL('../package.json', import.meta.url), 'utf8')) as {
+  version: string;
+};
 const dirs: { cleanup(): void }[] = [];
 afterEach(async () => {
   await killAll();
@@ -71,6 +75,29 @@ describe('picket --help', () => {
         "Run 'picket probe --help' for usage.\n",
     );
     expect((await run([])).code).toBe(2);
+  });
+});
+
+describe('the installed command (bin/picket.js)', () => {
+  const shim = fileURLToPath(new URL('../bin/picket.js', import.meta.url));
+
+  it('runs the compiled CLI', async () => {
+    const r = spawnSync(process.execPath, [shim, '--version'], { encoding: 'utf8' });
+    expect(r.stdout).toBe(`picket ${pkg.version}\n`);
+    expect(r.status).toBe(0);
+  });
+
+  it('says to build first when dist/ is missing', () => {
+    const d = tmp();
+    mkdirSync(d.path('bin'));
+    copyFileSync(shim, d.path('bin/picket.js'));
+    const r = spawnSync(process.execPath, [d.path('bin/picket.js'), '--help'], {
+      encoding: 'utf8',
+    });
+    expect(r.status).toBe(1);
+    expect(r.stderr).toBe(
+      'picket: the CLI is not built (dist/main.js is missing): run `pnpm build` in the picket checkout first\n',
+    );
   });
 });
 
