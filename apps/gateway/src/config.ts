@@ -71,10 +71,23 @@ export interface AdminConfig {
   minHealthyAgents: number | 'all';
 }
 
+/** Limits on client connections (both the gateway and the admin listener). */
+export interface ServerConfig {
+  /** a client must have sent the complete request headers within this (else 408 and close) */
+  headersTimeoutMs: number;
+  /** a client must have sent the whole request, body included, within this (else 408 and close) */
+  requestTimeoutMs: number;
+  /** an idle keep-alive connection is closed after this (Node adds 1 s of grace) */
+  keepAliveTimeoutMs: number;
+  /** client connections open at once on the gateway listener; more are closed at accept */
+  maxConnections: number;
+}
+
 /** The validated configuration. */
 export interface GatewayConfig {
   listen: string;
   admin: AdminConfig;
+  server: ServerConfig;
   /**
    * Take the client IP from this request header (first address of the list)
    * instead of the socket. Only for demos or behind a trusted front proxy: any
@@ -105,6 +118,12 @@ export const DEFAULT_AGENT_TIMEOUT_MS = 1_000;
 export const DEFAULT_MAX_BODY_BYTES = 1024 * 1024;
 export const DEFAULT_UPSTREAM_TIMEOUT_MS = 30_000;
 export const DEFAULT_UPSTREAM_CONNECT_TIMEOUT_MS = 5_000;
+export const DEFAULT_HEADERS_TIMEOUT_MS = 30_000;
+export const DEFAULT_REQUEST_TIMEOUT_MS = 300_000;
+export const DEFAULT_KEEP_ALIVE_TIMEOUT_MS = 5_000;
+export const DEFAULT_MAX_CONNECTIONS = 10_000;
+/** the longest any of the client timeouts may be set to (one day) */
+const MAX_CLIENT_TIMEOUT_MS = 86_400_000;
 
 const NAME = /^[A-Za-z0-9][A-Za-z0-9._-]*$/;
 const HEADER_NAME = /^[!#$%&'*+.^_`|~0-9A-Za-z-]+$/;
@@ -360,6 +379,45 @@ function parseRoute(
   return { name, host, pathPrefix, upstream, agents: chain };
 }
 
+/** The `server:` section; every field has a default. */
+function parseServer(c: Checker, v: unknown): ServerConfig {
+  const s: ServerConfig = {
+    headersTimeoutMs: DEFAULT_HEADERS_TIMEOUT_MS,
+    requestTimeoutMs: DEFAULT_REQUEST_TIMEOUT_MS,
+    keepAliveTimeoutMs: DEFAULT_KEEP_ALIVE_TIMEOUT_MS,
+    maxConnections: DEFAULT_MAX_CONNECTIONS,
+  };
+  if (v === undefined) return s;
+  if (!isObj(v)) {
+    c.fail('server', 'must be an object');
+    return s;
+  }
+  c.unknownKeys(v, 'server', [
+    'headers_timeout_ms',
+    'request_timeout_ms',
+    'keep_alive_timeout_ms',
+    'max_connections',
+  ]);
+  const ms = (key: string, fallback: number): number =>
+    v[key] === undefined
+      ? fallback
+      : (c.int(v[key], `server.${key}`, 1, MAX_CLIENT_TIMEOUT_MS) ?? fallback);
+  s.headersTimeoutMs = ms('headers_timeout_ms', s.headersTimeoutMs);
+  s.requestTimeoutMs = ms('request_timeout_ms', s.requestTimeoutMs);
+  s.keepAliveTimeoutMs = ms('keep_alive_timeout_ms', s.keepAliveTimeoutMs);
+  if (v.max_connections !== undefined) {
+    s.maxConnections = c.int(v.max_connections, 'server.max_connections', 1) ?? s.maxConnections;
+  }
+  // node:http refuses headersTimeout > requestTimeout; say so in config terms
+  if (s.headersTimeoutMs > s.requestTimeoutMs) {
+    c.fail(
+      'server.headers_timeout_ms',
+      `${s.headersTimeoutMs} must not be more than server.request_timeout_ms (${s.requestTimeoutMs}): the headers are part of the request`,
+    );
+  }
+  return s;
+}
+
 /**
  * Validates a parsed config value (from JSON or YAML). Throws {@link ConfigError}
  * listing every problem, each prefixed by the field path
@@ -368,7 +426,15 @@ function parseRoute(
 export function parseConfig(raw: unknown, source?: string): GatewayConfig {
   const c = new Checker();
   if (!isObj(raw)) throw new ConfigError(['(root): must be an object (a mapping)'], source);
-  c.unknownKeys(raw, '', ['listen', 'admin', 'client_ip_header', 'upstreams', 'agents', 'routes']);
+  c.unknownKeys(raw, '', [
+    'listen',
+    'admin',
+    'server',
+    'client_ip_header',
+    'upstreams',
+    'agents',
+    'routes',
+  ]);
 
   const listen = raw.listen === undefined ? DEFAULT_LISTEN : c.listen(raw.listen, 'listen');
 
@@ -398,6 +464,8 @@ export function parseConfig(raw: unknown, source?: string): GatewayConfig {
       }
     }
   }
+
+  const server = parseServer(c, raw.server);
 
   let clientIpHeader: string | undefined;
   if (raw.client_ip_header !== undefined && raw.client_ip_header !== null) {
@@ -457,7 +525,7 @@ export function parseConfig(raw: unknown, source?: string): GatewayConfig {
   }
 
   if (c.problems.length > 0 || listen === undefined) throw new ConfigError(c.problems, source);
-  return { listen, admin, clientIpHeader, upstreams, agents, routes };
+  return { listen, admin, server, clientIpHeader, upstreams, agents, routes };
 }
 
 /** Parses config text; YAML unless the file name ends in `.json` (YAML is a superset anyway). */

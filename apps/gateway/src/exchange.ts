@@ -184,6 +184,8 @@ export class Exchange {
   /** a body stage raised a decision (its stream teardown is not a client disconnect) */
   private decisionRaised = false;
   private completed = false;
+  /** cancels and request-completes sent as the exchange ends (they need the request's affinity) */
+  private readonly agentCallsAtEnd: Promise<unknown>[] = [];
   /** a decision reached while the request body was already streaming upstream */
   private bodyDecision: DecisionSignal | undefined;
   private readonly clientIp: string;
@@ -699,7 +701,9 @@ export class Exchange {
     this.clientAbort.abort('client_disconnect');
     this.upstreamAbort.abort();
     for (const agent of this.chain) {
-      this.core.pool.cancel(agent.name, this.correlationId, 'client_disconnect').catch(() => {});
+      this.agentCallsAtEnd.push(
+        this.core.pool.cancel(agent.name, this.correlationId, 'client_disconnect').catch(() => {}),
+      );
     }
   }
 
@@ -730,7 +734,7 @@ export class Exchange {
     };
     this.core.metrics.request(this.route?.name ?? '', status, this.outcome, durationMs / 1000);
     for (const agent of this.agentsFor('request_complete')) {
-      this.core.pool
+      const sent = this.core.pool
         .sendRequestComplete(
           agent.name,
           {
@@ -748,7 +752,13 @@ export class Exchange {
           this.core.metrics.agentDecision(agent.name, 'request_complete', metricDecision(r)),
         )
         .catch(() => {});
+      this.agentCallsAtEnd.push(sent);
     }
+    // The pool pins each request to the connection that saw its headers and forgets it only
+    // on request-complete; agents that do not take it would keep the entry for the TTL.
+    // Cleared once the cancels and request-completes above have gone out on that connection.
+    const cid = this.correlationId;
+    void Promise.allSettled(this.agentCallsAtEnd).then(() => this.core.pool.clearAffinity(cid));
     this.core.finished(summary);
   }
 }

@@ -3,12 +3,18 @@
  * upstream, the agent pool, and the admin endpoints (`/metrics`, `/healthz`).
  */
 import { EventEmitter } from 'node:events';
-import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import {
+  createServer,
+  type IncomingMessage,
+  type Server,
+  type ServerOptions,
+  type ServerResponse,
+} from 'node:http';
 import type { AddressInfo } from 'node:net';
 import type { AgentPool } from '@picket/pool';
 import { escapeForLog } from '@picket/protocol';
 import { Pool } from 'undici';
-import type { GatewayConfig, UpstreamConfig } from './config.js';
+import type { GatewayConfig, ServerConfig, UpstreamConfig } from './config.js';
 import { parseListen } from './config.js';
 import { Exchange, type ExchangeSummary } from './exchange.js';
 import { GatewayMetrics } from './metrics.js';
@@ -114,17 +120,30 @@ export class Gateway extends EventEmitter<GatewayEventMap> implements GatewayCor
         }),
       });
     }
-    this.server = createServer((req, res) => this.handle(req, res, false));
-    // a slow or stuck client must not pin a request forever
-    this.server.headersTimeout = 30_000;
-    this.server.requestTimeout = 0;
+    this.server = createServer(serverOptions(config.server), (req, res) =>
+      this.handle(req, res, false),
+    );
+    // Beyond the cap Node closes the new socket at accept and emits 'drop'.
+    this.server.maxConnections = config.server.maxConnections;
+    this.server.on('drop', () => {
+      this.metrics.refusedConnections++;
+    });
+    this.server.on('connection', (socket) => {
+      this.metrics.openConnections++;
+      socket.once('close', () => {
+        this.metrics.openConnections--;
+      });
+    });
   }
 
   /** Starts listening on `config.listen` (and `admin.listen`); resolves with the bound address. */
   async listen(): Promise<BoundAddress> {
     const bound = await listenOn(this.server, this.config.listen);
     if (this.config.admin.listen) {
-      this.adminServer = createServer((req, res) => this.handle(req, res, true));
+      // same timeouts, but not the cap: /metrics stays reachable while the gateway port is full
+      this.adminServer = createServer(serverOptions(this.config.server), (req, res) =>
+        this.handle(req, res, true),
+      );
       await listenOn(this.adminServer, this.config.admin.listen);
     }
     this.listening = true;
@@ -237,6 +256,31 @@ export class Gateway extends EventEmitter<GatewayEventMap> implements GatewayCor
     });
     res.end(req.method === 'HEAD' ? undefined : body);
   }
+}
+
+/**
+ * How often node:http looks for connections past `headersTimeout` / `requestTimeout`.
+ * It only checks every `connectionsCheckingInterval` (default 30 s), so a 30 s bound
+ * let a slowloris client stay up to ~60 s. A tenth of the smaller bound, between 50 ms
+ * and 1 s, keeps the overshoot small; each pass walks only the connections with a
+ * request in progress, so it stays cheap with thousands open. (Per-socket timers
+ * would duplicate what Node already tracks per parser.)
+ */
+export function connectionsCheckingIntervalMs(s: ServerConfig): number {
+  const smallest = Math.min(s.headersTimeoutMs, s.requestTimeoutMs);
+  return Math.min(1_000, Math.max(50, Math.floor(smallest / 10)));
+}
+
+/** node:http options that make `server.*_timeout_ms` hold (Node answers 408 and closes). */
+function serverOptions(s: ServerConfig): ServerOptions {
+  return {
+    headersTimeout: s.headersTimeoutMs,
+    requestTimeout: s.requestTimeoutMs,
+    // an idle keep-alive socket's own timer; Node adds 1 s so clients that honour
+    // the `Keep-Alive: timeout=` hint close first
+    keepAliveTimeout: s.keepAliveTimeoutMs,
+    connectionsCheckingInterval: connectionsCheckingIntervalMs(s),
+  };
 }
 
 function plain(res: ServerResponse, status: number, text: string): void {

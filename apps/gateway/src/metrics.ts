@@ -42,6 +42,10 @@ export class GatewayMetrics {
   private readonly requestDuration = new Map<string, LatencyHistogram>();
   /** requests being handled right now */
   inFlight = 0;
+  /** client connections open on the gateway listener */
+  openConnections = 0;
+  /** client connections closed at accept because `server.max_connections` were open */
+  refusedConnections = 0;
 
   /** A finished request. `decision`: allow, block, redirect, challenge, no_route, upstream_error, upstream_timeout, client_disconnect. */
   request(route: string, status: number, decision: string, seconds: number): void {
@@ -121,6 +125,14 @@ export class GatewayMetrics {
     this.upstreamErrors.write(w, 'picket_gateway_upstream_errors_total', ['upstream', 'kind']);
     w.family('picket_gateway_in_flight_requests', 'gauge', 'Requests being handled.');
     w.sample('picket_gateway_in_flight_requests', [], this.inFlight);
+    w.family('picket_gateway_open_connections', 'gauge', 'Client connections open.');
+    w.sample('picket_gateway_open_connections', [], this.openConnections);
+    w.family(
+      'picket_gateway_refused_connections_total',
+      'counter',
+      'Client connections closed at accept: server.max_connections were open.',
+    );
+    w.sample('picket_gateway_refused_connections_total', [], this.refusedConnections);
     return w.toString();
   }
 }
