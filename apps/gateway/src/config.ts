@@ -7,6 +7,12 @@ import { readFileSync } from 'node:fs';
 import { extname } from 'node:path';
 import { detectTransport } from '@picket/transport';
 import { parse as parseYaml } from 'yaml';
+import {
+  DEFAULT_PATH_POLICY,
+  ESCAPED_SLASHES,
+  normalizePath,
+  type PathPolicy,
+} from './path-policy.js';
 
 /** Events the gateway can send to an agent, as named in the config. */
 export const GATEWAY_EVENTS = [
@@ -59,6 +65,8 @@ export interface RouteConfig {
   upstream: string;
   /** agent names, consulted in this order */
   agents: readonly string[];
+  /** how the request path is normalised or refused (see path-policy.ts) */
+  path: PathPolicy;
 }
 
 /** Where `/metrics` and `/healthz` are served. */
@@ -331,7 +339,7 @@ function parseRoute(
 ): RouteConfig | undefined {
   const path = `routes[${i}]`;
   if (!isObj(v)) return c.fail(path, 'must be an object');
-  c.unknownKeys(v, path, ['name', 'host', 'path_prefix', 'upstream', 'agents']);
+  c.unknownKeys(v, path, ['name', 'host', 'path_prefix', 'upstream', 'agents', 'path']);
   const name = v.name === undefined ? `route-${i}` : c.str(v.name, `${path}.name`);
   let host: string | undefined;
   if (v.host !== undefined) {
@@ -367,16 +375,30 @@ function parseRoute(
       }
     }
   }
+  const policy = parsePathPolicy(c, v.path, `${path}.path`);
+  if (policy && pathPrefix !== undefined) {
+    // a prefix not in the route's own path form could never match
+    const n = normalizePath(pathPrefix, policy);
+    if (!n.ok || n.path !== pathPrefix) {
+      c.fail(
+        `${path}.path_prefix`,
+        n.ok
+          ? `"${pathPrefix}" never matches a normalised path; write it as "${n.path}"`
+          : `"${pathPrefix}" never matches: ${n.reason}`,
+      );
+    }
+  }
   if (
     name === undefined ||
     pathPrefix === undefined ||
     upstream === undefined ||
     !upstreams.has(upstream) ||
-    chain.some((a) => !agents.has(a))
+    chain.some((a) => !agents.has(a)) ||
+    !policy
   ) {
     return undefined;
   }
-  return { name, host, pathPrefix, upstream, agents: chain };
+  return { name, host, pathPrefix, upstream, agents: chain, path: policy };
 }
 
 /** The `server:` section; every field has a default. */
@@ -416,6 +438,34 @@ function parseServer(c: Checker, v: unknown): ServerConfig {
     );
   }
   return s;
+}
+
+/** A route's `path:` block: `normalize`, `merge_slashes`, `escaped_slashes`; safe defaults. */
+function parsePathPolicy(c: Checker, v: unknown, path: string): PathPolicy | undefined {
+  if (v === undefined) return { ...DEFAULT_PATH_POLICY };
+  if (!isObj(v)) {
+    return c.fail(path, 'must be an object (normalize, merge_slashes, escaped_slashes)');
+  }
+  c.unknownKeys(v, path, ['normalize', 'merge_slashes', 'escaped_slashes']);
+  const before = c.problems.length;
+  const flag = (key: string, fallback: boolean): boolean => {
+    if (v[key] === undefined) return fallback;
+    if (typeof v[key] !== 'boolean') c.fail(`${path}.${key}`, 'must be true or false');
+    return v[key] === true;
+  };
+  const policy: PathPolicy = {
+    normalize: flag('normalize', DEFAULT_PATH_POLICY.normalize),
+    mergeSlashes: flag('merge_slashes', DEFAULT_PATH_POLICY.mergeSlashes),
+    escapedSlashes:
+      v.escaped_slashes === undefined
+        ? DEFAULT_PATH_POLICY.escapedSlashes
+        : (c.oneOf(v.escaped_slashes, `${path}.escaped_slashes`, ESCAPED_SLASHES) ?? 'reject'),
+  };
+  if (policy.escapedSlashes === 'decode' && !policy.normalize) {
+    // decoding makes new "/" and ".." segments that nothing would resolve
+    c.fail(`${path}.escaped_slashes`, '"decode" needs normalize: true');
+  }
+  return c.problems.length === before ? policy : undefined;
 }
 
 /**

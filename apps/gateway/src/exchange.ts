@@ -25,17 +25,20 @@ import type { GatewayCore, Upstream } from './gateway.js';
 import {
   applyHeaderOps,
   cloneHeaders,
+  dropHopByHopFields,
   firstForwardedAddress,
   newTraceparent,
   normaliseIp,
   parseTraceparent,
   rfc3339,
+  setContentLength,
   stripHopByHop,
   toHeaderMap,
   toOutgoing,
   validHeader,
 } from './http-util.js';
-import { matchRoute } from './routes.js';
+import { routeRequest } from './routes.js';
+import { readTarget } from './target.js';
 
 /** One agent answer as recorded for the exchange summary. */
 export interface AgentVerdict {
@@ -56,7 +59,7 @@ export interface ExchangeSummary {
   upstream: string | null;
   /** status sent to the client (499 when the client went away first) */
   status: number;
-  /** allow, block, redirect, challenge, no_route, upstream_error, upstream_timeout, client_disconnect, error */
+  /** allow, block, redirect, challenge, bad_request, no_route, upstream_error, upstream_timeout, client_disconnect, error */
   outcome: string;
   /** the agent whose decision ended the exchange, if any */
   decidedBy: string | null;
@@ -189,7 +192,10 @@ export class Exchange {
   /** a decision reached while the request body was already streaming upstream */
   private bodyDecision: DecisionSignal | undefined;
   private readonly clientIp: string;
-  private readonly uri: string;
+  /** the raw request target until routing puts it into the route's path form */
+  private uri: string;
+  /** the checked Host (or an absolute-form target's authority) */
+  private host: string | undefined;
 
   constructor(
     private readonly core: GatewayCore,
@@ -211,17 +217,7 @@ export class Exchange {
     this.clientIp =
       (trusted && firstForwardedAddress(req.headers[trusted])) ||
       normaliseIp(req.socket.remoteAddress);
-    let uri = req.url ?? '/';
-    if (!uri.startsWith('/')) {
-      // absolute-form (`GET http://host/path`): keep path + query
-      try {
-        const u = new URL(uri);
-        uri = u.pathname + u.search;
-      } catch {
-        uri = '/';
-      }
-    }
-    this.uri = uri;
+    this.uri = req.url ?? '/';
     core.metrics.inFlight++;
     res.once('close', () => {
       if (!res.writableFinished && !this.cutByGateway && !this.decisionRaised) {
@@ -252,24 +248,34 @@ export class Exchange {
 
   private async proxy(): Promise<void> {
     const { req, core } = this;
-    const route = matchRoute(core.config.routes, req.headers.host, this.uri);
-    if (!route) {
+    // one Host and one path for routing, agents and upstream, or 400
+    const target = readTarget(req.url ?? '/', req.headersDistinct.host, req.httpVersion);
+    if (!target.ok) return this.badRequest(target.reason);
+    this.host = target.host;
+    this.uri = target.pathAndQuery;
+    const routing = routeRequest(core.config.routes, target.host, target.pathAndQuery);
+    if (routing && 'error' in routing) return this.badRequest(routing.error);
+    if (!routing) {
       this.outcome = 'no_route';
       this.sendGenerated(errorResponse(404, `No route for ${this.uri}`));
       return;
     }
+    const route = routing.route;
+    this.uri = routing.uri;
     this.route = route;
     this.upstream = core.upstreams.get(route.upstream);
     this.chain = route.agents.map((n) => core.config.agents.get(n) as AgentConfig);
 
     // --- request headers
-    const fwd = toHeaderMap(req.headersDistinct);
+    // the client's hop-by-hop headers go first: its Connection header can only name its own
+    const fwd = stripHopByHop(toHeaderMap(req.headersDistinct));
+    if (target.fromTarget && target.host) fwd.host = [target.host];
     fwd.traceparent = [this.traceparent];
     fwd['x-request-id'] = [this.requestId];
     const peer = normaliseIp(req.socket.remoteAddress);
     fwd['x-forwarded-for'] = [...(fwd['x-forwarded-for'] ?? []), peer].filter((v) => v !== '');
     fwd['x-forwarded-proto'] ??= ['http'];
-    if (req.headers.host) fwd['x-forwarded-host'] ??= [req.headers.host];
+    if (this.host) fwd['x-forwarded-host'] ??= [this.host];
     this.forwardHeaders = fwd;
     const metadata = this.metadata();
     for (const agent of this.agentsFor('request_headers')) {
@@ -289,6 +295,8 @@ export class Exchange {
     // --- request body
     let body: Buffer | Readable | undefined;
     let replayable = true;
+    // the upstream framing: what the client declared, unless the body changes
+    let length = req.headers['transfer-encoding'] ? undefined : req.headers['content-length'];
     if (requestHasBody(req)) {
       const source = counting(req, (n) => {
         this.requestBodySize += n;
@@ -307,14 +315,13 @@ export class Exchange {
         );
         if (bodyAgents.every((a) => a.bodyMode === 'buffer')) {
           body = await collect(out);
-          fwd['content-length'] = [String(body.length)];
-          delete fwd['transfer-encoding'];
+          length = String(body.length);
         } else {
           // the first cleared chunk decides when the upstream request starts; header ops
           // that arrive with later chunks are too late and are dropped
           const it = out[Symbol.asyncIterator]();
           const first = await it.next();
-          delete fwd['content-length'];
+          length = undefined;
           body = Readable.from(this.guard(resume(first, it)));
           replayable = false;
         }
@@ -325,14 +332,21 @@ export class Exchange {
     if (this.clientGone) return;
 
     // --- upstream
-    const upstreamHeaders = stripHopByHop(fwd);
+    // agents' ops are applied by now: drop connection-level fields they may have set, but
+    // read no Connection tokens (they would name what the gateway and agents added)
+    const upstreamHeaders = dropHopByHopFields(fwd);
+    setContentLength(upstreamHeaders, length);
     delete upstreamHeaders.expect;
     this.forwardHeaders = null;
     const up = await this.sendUpstream(upstreamHeaders, body, replayable);
 
     // --- response headers
     const status = up.statusCode;
-    const respHeaders = toHeaderMap(up.headers);
+    // the upstream's Connection header names only its own headers, not the agents' or ours
+    const respHeaders = stripHopByHop(toHeaderMap(up.headers));
+    const upstreamLength = up.headers['transfer-encoding']
+      ? undefined
+      : (up.headers['content-length'] as string | undefined);
     this.clientHeaders = respHeaders;
     applyHeaderOps(respHeaders, this.pendingResponseOps.splice(0), (op) => this.badOp(op));
     for (const agent of this.agentsFor('response_headers')) {
@@ -371,6 +385,7 @@ export class Exchange {
       this.responseBodySize += n;
     };
     if (bodyAgents.length === 0) {
+      setContentLength(respHeaders, upstreamLength);
       this.writeHead(status);
       await this.pipeToClient(counting(up.body, count));
       return;
@@ -461,7 +476,7 @@ export class Exchange {
   }
 
   private metadata(): RequestMetadata {
-    const host = this.req.headers.host;
+    const host = this.host;
     return {
       correlation_id: this.correlationId,
       request_id: this.requestId,
@@ -611,7 +626,7 @@ export class Exchange {
   }
 
   private writeHead(status: number): void {
-    const h = stripHopByHop(this.clientHeaders ?? {});
+    const h = dropHopByHopFields(this.clientHeaders ?? {});
     h['x-request-id'] ??= [this.requestId];
     this.clientHeaders = null;
     this.status = status;
@@ -659,6 +674,14 @@ export class Exchange {
     this.sendGenerated(g);
   }
 
+  /** The request's Host or path is ambiguous: 400 with the reason, before any agent sees it. */
+  private badRequest(reason: string): void {
+    this.outcome = 'bad_request';
+    this.error = reason;
+    this.req.resume();
+    this.sendGenerated(errorResponse(400, `Bad Request: ${reason}`));
+  }
+
   private upstreamFailed(e: UpstreamFailure): void {
     this.outcome = e.kind === 'timeout' ? 'upstream_timeout' : 'upstream_error';
     this.error = e.message;
@@ -683,7 +706,7 @@ export class Exchange {
     h['x-request-id'] ??= [this.requestId];
     this.clientHeaders = null;
     this.status = g.status;
-    this.res.writeHead(g.status, toOutgoing(stripHopByHop(h)));
+    this.res.writeHead(g.status, toOutgoing(dropHopByHopFields(h)));
     const head = this.req.method === 'HEAD';
     if (!head) this.responseBodySize += g.body.length;
     this.res.end(head ? undefined : g.body);

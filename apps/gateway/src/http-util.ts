@@ -44,17 +44,52 @@ export function toHeaderMap(h: Record<string, string | string[] | undefined>): H
   return out;
 }
 
-/** Removes hop-by-hop headers and those the `Connection` header names. */
+/**
+ * Names a peer's `Connection` header may not declare hop-by-hop: the message
+ * framing (the gateway frames each hop itself), Host, and what the gateway adds.
+ */
+function protectedName(name: string): boolean {
+  return (
+    name === 'host' ||
+    name === 'content-length' ||
+    name === 'transfer-encoding' ||
+    name === 'traceparent' ||
+    name === 'x-request-id' ||
+    name.startsWith('x-forwarded-')
+  );
+}
+
+/**
+ * Removes hop-by-hop headers and those the `Connection` header names (except
+ * protected ones). Apply it to what a peer sent, before the gateway or an
+ * agent adds anything, so a peer can only remove its own headers.
+ */
 export function stripHopByHop(h: Headers): Headers {
   const named = new Set<string>();
   for (const v of own(h, 'connection') ?? []) {
-    for (const token of v.split(',')) named.add(token.trim().toLowerCase());
+    for (const token of v.split(',')) {
+      const name = token.trim().toLowerCase();
+      if (!protectedName(name)) named.add(name);
+    }
   }
   const out: Headers = {};
   for (const [k, v] of Object.entries(h)) {
     if (!HOP_BY_HOP.has(k) && !named.has(k)) putOwn(out, k, v);
   }
   return out;
+}
+
+/** Drops the fixed hop-by-hop names (an agent may have set one); `Connection` tokens are not read. */
+export function dropHopByHopFields(h: Headers): Headers {
+  const out: Headers = {};
+  for (const [k, v] of Object.entries(h)) if (!HOP_BY_HOP.has(k)) putOwn(out, k, v);
+  return out;
+}
+
+/** Sets or removes `content-length`: the gateway, not a header op, decides the framing. */
+export function setContentLength(h: Headers, length: string | undefined): void {
+  if (length === undefined) delete h['content-length'];
+  else h['content-length'] = [length];
 }
 
 /** Whether a header name/value pair may be written (no CR/LF, a token name). */

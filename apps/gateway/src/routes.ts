@@ -2,6 +2,7 @@
  * Route matching: the first route whose host and path prefix both match wins.
  */
 import type { RouteConfig } from './config.js';
+import { normalizePath, type PathResult } from './path-policy.js';
 
 /** The host part of a Host header, lower-cased, without port or trailing dot. */
 export function hostWithoutPort(hostHeader: string | undefined): string {
@@ -50,3 +51,36 @@ export function matchRoute(
   const host = hostWithoutPort(hostHeader);
   return routes.find((r) => hostMatches(r.host, host) && pathMatches(r.pathPrefix, path));
 }
+
+/** The route and the path it sees, or why the path is refused (400). */
+export type Routing = { route: RouteConfig; uri: string } | { error: string } | undefined;
+
+/**
+ * Finds the route for an origin-form target (`/path?query`): each route puts
+ * the path into its own form ({@link normalizePath}) and matches that; first
+ * match wins. A route whose policy refuses the path answers for it (so a
+ * later, laxer route cannot pick up what an earlier route refused) when its
+ * prefix matches the canonical form of the path, or when there is none.
+ */
+export function routeRequest(
+  routes: readonly RouteConfig[],
+  hostHeader: string | undefined,
+  target: string,
+): Routing {
+  const host = hostWithoutPort(hostHeader);
+  let canonical: PathResult | undefined;
+  for (const r of routes) {
+    if (!hostMatches(r.host, host)) continue;
+    const n = normalizePath(target, r.path);
+    if (n.ok) {
+      if (pathMatches(r.pathPrefix, n.path)) return { route: r, uri: n.path };
+      continue;
+    }
+    canonical ??= normalizePath(target, CANONICAL);
+    if (!canonical.ok || pathMatches(r.pathPrefix, canonical.path)) return { error: n.reason };
+  }
+  return undefined;
+}
+
+/** the form used to tell which route a refused path was meant for */
+const CANONICAL = { normalize: true, mergeSlashes: true, escapedSlashes: 'keep' } as const;

@@ -9,6 +9,7 @@ import {
   parseConfigText,
   parseListen,
 } from '../src/config.js';
+import { DEFAULT_PATH_POLICY } from '../src/path-policy.js';
 import { hostMatches, hostWithoutPort, matchRoute, pathMatches } from '../src/routes.js';
 import { APP_DIR } from './helpers.js';
 
@@ -83,8 +84,16 @@ describe('parseConfig', () => {
         pathPrefix: '/v1',
         upstream: 'api',
         agents: ['waf', 'auth'],
+        path: DEFAULT_PATH_POLICY,
       },
-      { name: 'route-1', host: undefined, pathPrefix: '/', upstream: 'app', agents: ['waf'] },
+      {
+        name: 'route-1',
+        host: undefined,
+        pathPrefix: '/',
+        upstream: 'app',
+        agents: ['waf'],
+        path: DEFAULT_PATH_POLICY,
+      },
     ]);
   });
 
