@@ -22,6 +22,7 @@ export {
   AgentServer,
   type AgentServerOptions,
   DEFAULT_V1_MAX_CONNECTIONS,
+  DEFAULT_V1_REFUSAL_LOG_INTERVAL_MS,
 } from './server.js';
 export {
   connectV1,

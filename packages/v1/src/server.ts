@@ -41,10 +41,18 @@ export interface AgentServerOptions {
    * ({@link DEFAULT_V1_MAX_CONNECTIONS}): v1 has no handshake, so nothing else bounds idle peers.
    */
   maxConnections?: number;
+  /**
+   * Refusals over `maxConnections` are logged at most once per this interval: the first at
+   * once, later ones as one summary line with their count. Default 10 000 ms.
+   */
+  refusalLogIntervalMs?: number;
 }
 
 /** Default of {@link AgentServerOptions.maxConnections}. */
 export const DEFAULT_V1_MAX_CONNECTIONS = 1024;
+
+/** Default of {@link AgentServerOptions.refusalLogIntervalMs}. */
+export const DEFAULT_V1_REFUSAL_LOG_INTERVAL_MS = 10_000;
 
 /** Which handler hook serves which v1 event type. */
 const HOOKS = {
@@ -211,6 +219,11 @@ export class AgentServer {
   #connections = new Set<ServerConnection>();
   #nextId = 1;
   #closed = false;
+  readonly #refusalLogIntervalMs: number;
+  /** refusals since the last log line; a flood is one line per interval, not one per socket */
+  #refusedUnlogged = 0;
+  #refusalWindowStart = 0;
+  #refusalTimer: NodeJS.Timeout | undefined;
 
   constructor(
     agentId: string,
@@ -233,6 +246,13 @@ export class AgentServer {
       throw new AgentProtocolError(
         'INVALID_ARGUMENT',
         `v1 server ${agentId}: maxConnections must be an integer ≥ 1 or Infinity, got ${String(options.maxConnections)}`,
+      );
+    }
+    this.#refusalLogIntervalMs = options.refusalLogIntervalMs ?? DEFAULT_V1_REFUSAL_LOG_INTERVAL_MS;
+    if (!Number.isInteger(this.#refusalLogIntervalMs) || this.#refusalLogIntervalMs < 1) {
+      throw new AgentProtocolError(
+        'INVALID_ARGUMENT',
+        `v1 server ${agentId}: refusalLogIntervalMs must be an integer ≥ 1, got ${String(options.refusalLogIntervalMs)}`,
       );
     }
   }
@@ -269,6 +289,9 @@ export class AgentServer {
   async close(): Promise<void> {
     if (this.#closed) return;
     this.#closed = true;
+    clearTimeout(this.#refusalTimer);
+    this.#refusalTimer = undefined;
+    this.#logRefusals();
     await this.#starting?.catch(() => undefined);
     for (const conn of this.#connections) conn.destroy();
     const server = this.#server;
@@ -320,12 +343,9 @@ export class AgentServer {
     // Counted here rather than with net.Server.maxConnections, so the refusal is logged and a
     // slot is free as soon as its connection has ended (not only once its socket has closed).
     if (this.#connections.size >= this.#maxConnections) {
-      this.#log.warn(
-        `v1 connection refused: connection limit reached (${this.#connections.size} open, maxConnections ${this.#maxConnections})`,
-        { connectionId: id, agentId: this.agentId, maxConnections: this.#maxConnections },
-      );
       socket.on('error', () => undefined);
       socket.destroy();
+      this.#refused(id);
       return;
     }
     const conn = new ServerConnection(
@@ -342,6 +362,44 @@ export class AgentServer {
     );
     this.#connections.add(conn);
     this.#log.debug('v1 connection accepted', { connectionId: id });
+  }
+
+  /**
+   * Logs a refusal: the first one at once, the ones after it in a summary per
+   * `refusalLogIntervalMs`, until an interval passes without any.
+   */
+  #refused(connectionId: string): void {
+    if (this.#refusalTimer !== undefined) {
+      this.#refusedUnlogged++;
+      return;
+    }
+    this.#log.warn(
+      `v1 connection refused: connection limit reached (${this.#connections.size} open, maxConnections ${this.#maxConnections})`,
+      { connectionId, agentId: this.agentId, maxConnections: this.#maxConnections },
+    );
+    this.#startRefusalWindow();
+  }
+
+  #startRefusalWindow(): void {
+    this.#refusalWindowStart = performance.now();
+    this.#refusalTimer = setTimeout(() => {
+      this.#refusalTimer = undefined;
+      if (this.#refusedUnlogged === 0) return; // a quiet interval: the next refusal logs at once
+      this.#logRefusals();
+      this.#startRefusalWindow();
+    }, this.#refusalLogIntervalMs);
+    this.#refusalTimer.unref(); // never keeps the process alive
+  }
+
+  #logRefusals(): void {
+    const refused = this.#refusedUnlogged;
+    if (refused === 0) return;
+    this.#refusedUnlogged = 0;
+    const seconds = ((performance.now() - this.#refusalWindowStart) / 1000).toFixed(1);
+    this.#log.warn(
+      `v1 connections refused: ${refused} more over the cap of ${this.#maxConnections} in the last ${seconds} s`,
+      { agentId: this.agentId, maxConnections: this.#maxConnections, refused },
+    );
   }
 
   /** Runs the handler hook for one request; never rejects. */
