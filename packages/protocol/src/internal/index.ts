@@ -1,0 +1,5 @@
+/**
+ * `@picket/protocol/internal`: machinery shared by the picket packages themselves. Not
+ * part of the public API and outside semver: it may change in any release.
+ */
+export * from './socket-file.js';
