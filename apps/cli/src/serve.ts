@@ -1,11 +1,12 @@
 import { readFileSync } from 'node:fs';
 import { DenylistAgent, EchoAgent } from '@picket/agents';
-import type { AgentHandler } from '@picket/protocol';
+import { type AgentHandler, escapeForLog, jsonForLog } from '@picket/protocol';
 import {
   detectTransport,
   endpointGrammar,
   formatEndpoint,
   type ParsedEndpoint,
+  readTokenFile,
 } from '@picket/transport';
 import {
   describeFailure,
@@ -20,7 +21,7 @@ import {
 import { withEventLog } from './event-log.js';
 
 export const SERVE_HELP = `Usage: picket serve <echo|denylist> --listen <endpoint> [options]
-       picket serve <echo|denylist> --reverse <endpoint> --agent-id <id> [--token <t>]
+       picket serve <echo|denylist> --reverse <endpoint> --agent-id <id> [--token-file <f>]
 
 Serves a reference agent until interrupted (SIGINT / SIGTERM drain and stop it).
 Prints one line per endpoint once it is ready ("listening on …" / "registered
@@ -37,7 +38,11 @@ Where:
   --reverse <endpoint>     dial a proxy's reverse listener instead (or as well):
                            reverse+unix:/path, reverse+tcp://host:port, reverse+tls://host:port
   --connections <n>        reverse connections to keep open (default 1)
-  --token <t>              auth token presented when registering (reverse)
+  --token-file <file>      reverse: read the auth token presented when registering from
+                           this file (one trailing newline is dropped); or set
+                           PICKET_REVERSE_TOKEN in the environment
+  --token <t>              the token itself: visible to every local user in \`ps\`, prefer
+                           --token-file or PICKET_REVERSE_TOKEN
 
 Agent options:
   --agent-id <id>          the agent's id (default echo-agent / denylist-agent)
@@ -45,7 +50,8 @@ Agent options:
   --block-ip <ip|cidr>     denylist: block this client address or range (repeatable)
 
 TLS:
-  --tls-cert <file>        gRPC (grpcs://): server certificate; reverse+tls: client certificate
+  --tls-cert <file>        gRPC: server certificate, only for grpcs:// listeners (TLS is never
+                           switched on implicitly); reverse+tls: client certificate
   --tls-key <file>         its private key
   --tls-ca <file>          gRPC: CA of client certificates (requires mTLS);
                            reverse+tls: CA that signed the proxy's certificate
@@ -62,7 +68,7 @@ Examples:
   picket serve echo --listen /tmp/echo.sock
   picket serve denylist --listen 127.0.0.1:50051 --block-path /admin --block-ip 10.0.0.0/8
   picket serve echo --listen grpcs://0.0.0.0:50051 --tls-cert server.pem --tls-key server.key
-  picket serve echo --reverse reverse+tcp://proxy.internal:9090 --agent-id echo --token s3cret
+  picket serve echo --reverse reverse+tcp://proxy.internal:9090 --agent-id echo --token-file /run/secrets/picket
   picket serve denylist --listen /tmp/deny.sock --block-path /admin --log-events`;
 
 /** Something running that `close()` stops. */
@@ -111,6 +117,54 @@ function reverseTarget(value: string): ReverseTarget {
   );
 }
 
+/**
+ * Where `--tls-cert` goes must be explicit: a grpcs:// listener or a reverse+tls
+ * dial. A plain host:port, grpc:// or grpc+unix: listener with a certificate is
+ * refused (it once turned into TLS silently), naming the grpcs:// fix.
+ */
+function tlsCertUse(listens: ParsedEndpoint[], reverses: ReverseTarget[]): void {
+  if (reverses.some((r) => r.tls)) return; // the client certificate for the proxy
+  const plain = listens.find((ep) => ep.kind === 'grpc' && !ep.tls);
+  if (plain?.kind === 'grpc') {
+    const fix =
+      plain.scheme === 'grpc+unix'
+        ? 'gRPC over a Unix socket has no TLS; drop --tls-cert/--tls-key'
+        : `to serve TLS, listen on grpcs://${plain.target}`;
+    throw new UsageError(
+      `--listen ${plain.endpoint} is plain gRPC but --tls-cert was given: ${fix}`,
+      'serve',
+    );
+  }
+  if (!listens.some((ep) => ep.kind === 'grpc' && ep.tls)) {
+    throw new UsageError(
+      '--tls-cert is used by grpcs:// listeners and reverse+tls:// endpoints; none was given',
+      'serve',
+    );
+  }
+}
+
+/**
+ * The reverse auth token: `--token-file` or `--token`, else $PICKET_REVERSE_TOKEN.
+ * The file and the variable keep it out of the command line, which every local
+ * user can read (`ps`).
+ */
+function reverseToken(v: { token?: string; 'token-file'?: string }): string | undefined {
+  if (v.token !== undefined && v['token-file'] !== undefined) {
+    throw new UsageError('give --token or --token-file, not both', 'serve');
+  }
+  if (v['token-file'] !== undefined) {
+    try {
+      return readTokenFile(v['token-file']);
+    } catch (err) {
+      throw new UsageError(`--token-file: ${(err as Error).message}`, 'serve');
+    }
+  }
+  if (v.token !== undefined) return v.token;
+  const env = process.env.PICKET_REVERSE_TOKEN;
+  if (env === '') throw new UsageError('PICKET_REVERSE_TOKEN is set but empty', 'serve');
+  return env;
+}
+
 /** `picket serve`. */
 export async function serve(args: string[]): Promise<number> {
   const { values: v, positionals } = parse('serve', args, {
@@ -118,6 +172,7 @@ export async function serve(args: string[]): Promise<number> {
     reverse: { type: 'string', multiple: true },
     connections: { type: 'string' },
     token: { type: 'string' },
+    'token-file': { type: 'string' },
     'agent-id': { type: 'string' },
     'block-path': { type: 'string', multiple: true },
     'block-ip': { type: 'string', multiple: true },
@@ -189,9 +244,17 @@ export async function serve(args: string[]): Promise<number> {
       throw new UsageError(`--listen ${ep.endpoint}: TLS needs --tls-cert and --tls-key`, 'serve');
     }
   }
+  if (cert !== undefined) tlsCertUse(listens, reverses);
+  if (reverses.length === 0 && (v.token !== undefined || v['token-file'] !== undefined)) {
+    throw new UsageError('--token / --token-file are for --reverse', 'serve');
+  }
+  const token = reverses.length > 0 ? reverseToken(v) : undefined;
 
+  // the one stdout sink: ids, uris and addresses a peer sent are escaped here
   const say = (event: Record<string, unknown>, text: string): void => {
-    process.stdout.write(v.json ? `${JSON.stringify(event)}\n` : `picket serve: ${text}\n`);
+    process.stdout.write(
+      v.json ? `${jsonForLog(event)}\n` : `picket serve: ${escapeForLog(text)}\n`,
+    );
   };
   if (v['log-events']) handler = withEventLog(handler, say);
   const running: Running[] = [];
@@ -212,7 +275,7 @@ export async function serve(args: string[]): Promise<number> {
           handler,
           {
             connections,
-            token: v.token,
+            token,
             tls: {
               ...(ca && { ca }),
               ...(cert && { cert }),
@@ -228,7 +291,7 @@ export async function serve(args: string[]): Promise<number> {
   } catch (err) {
     await stopAll();
     const why = binding ? listenFailure(err, binding) : describeFailure(err, 'serve');
-    process.stderr.write(`picket serve: ${why}\n`);
+    process.stderr.write(`picket serve: ${escapeForLog(why)}\n`);
     return EXIT_FAILURE;
   }
 
@@ -279,7 +342,7 @@ async function listen(
     }
     case 'grpc': {
       const { GrpcAgentServerV2 } = await import('@picket/grpc');
-      const useTls = ep.tls || (ep.scheme === undefined && tls.cert !== undefined);
+      const useTls = ep.tls; // only grpcs:// (tlsCertUse refused a certificate for anything else)
       const server = new GrpcAgentServerV2(handler, {
         ...(useTls &&
           tls.cert &&
@@ -349,9 +412,11 @@ async function dialReverse(
     ),
   );
   agent.on('registrationFailed', (err, info) => {
-    process.stderr.write(
-      `picket serve: ${id} could not register with ${target.given}${info.rejected ? ' (refused by the proxy)' : ''}: ${err.message}; retrying\n`,
+    // the proxy's refusal text can echo what the agent sent
+    const why = escapeForLog(
+      `${id} could not register with ${target.given}${info.rejected ? ' (refused by the proxy)' : ''}: ${err.message}`,
     );
+    process.stderr.write(`picket serve: ${why}; retrying\n`);
   });
   agent.on('disconnected', (info) =>
     say(

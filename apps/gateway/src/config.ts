@@ -4,8 +4,8 @@
  * the rest of the gateway works with.
  */
 import { readFileSync } from 'node:fs';
-import { extname } from 'node:path';
-import { detectTransport } from '@picket/transport';
+import { dirname, extname, resolve } from 'node:path';
+import { detectTransport, readTokenFile } from '@picket/transport';
 import { parse as parseYaml } from 'yaml';
 import {
   DEFAULT_PATH_POLICY,
@@ -52,7 +52,7 @@ export interface AgentConfig {
   failureMode: 'open' | 'closed';
   /** connections the pool keeps (reverse: the most it accepts); undefined = pool default */
   connections: number | undefined;
-  /** reverse endpoints: token the agent must present */
+  /** reverse endpoints: token the agent must present (`auth_token`, or read from `auth_token_file`) */
   authToken: string | undefined;
 }
 
@@ -250,7 +250,13 @@ function parseUpstream(
   return { name, url, timeoutMs, connectTimeoutMs, retries };
 }
 
-function parseAgent(c: Checker, name: string, v: unknown, path: string): AgentConfig | undefined {
+function parseAgent(
+  c: Checker,
+  name: string,
+  v: unknown,
+  path: string,
+  dir: string,
+): AgentConfig | undefined {
   if (typeof v === 'string') v = { endpoint: v };
   if (!isObj(v)) return c.fail(path, 'must be an endpoint string or an object with "endpoint"');
   c.unknownKeys(v, path, [
@@ -262,6 +268,7 @@ function parseAgent(c: Checker, name: string, v: unknown, path: string): AgentCo
     'failure_mode',
     'connections',
     'auth_token',
+    'auth_token_file',
   ]);
   let endpoint = c.str(v.endpoint, `${path}.endpoint`);
   if (endpoint !== undefined) {
@@ -302,8 +309,17 @@ function parseAgent(c: Checker, name: string, v: unknown, path: string): AgentCo
       : c.oneOf(v.failure_mode, `${path}.failure_mode`, ['open', 'closed'] as const);
   const connections =
     v.connections === undefined ? undefined : c.int(v.connections, `${path}.connections`, 1, 64);
-  const authToken =
-    v.auth_token === undefined ? undefined : c.str(v.auth_token, `${path}.auth_token`);
+  let authToken: string | undefined;
+  if (v.auth_token !== undefined && v.auth_token_file !== undefined) {
+    c.fail(path, 'give auth_token or auth_token_file, not both');
+  } else if (v.auth_token_file !== undefined) {
+    const file = c.str(v.auth_token_file, `${path}.auth_token_file`);
+    try {
+      if (file !== undefined) authToken = readTokenFile(file, dir);
+    } catch (e) {
+      c.fail(`${path}.auth_token_file`, (e as Error).message);
+    }
+  } else if (v.auth_token !== undefined) authToken = c.str(v.auth_token, `${path}.auth_token`);
   if (
     endpoint === undefined ||
     !events ||
@@ -541,6 +557,8 @@ export function parseConfig(raw: unknown, source?: string): GatewayConfig {
 
   const agents = new Map<string, AgentConfig>();
   const knownAgents = new Set<string>();
+  // files named in the config (auth_token_file) are relative to the config file
+  const dir = source === undefined ? process.cwd() : dirname(resolve(source));
   if (raw.agents !== undefined) {
     if (!isObj(raw.agents)) c.fail('agents', 'must map agent names to their settings');
     else {
@@ -548,7 +566,7 @@ export function parseConfig(raw: unknown, source?: string): GatewayConfig {
         const path = `agents.${name}`;
         knownAgents.add(name);
         if (!NAME.test(name)) c.fail(path, 'name must be letters, digits, ".", "_" or "-"');
-        const a = parseAgent(c, name, v, path);
+        const a = parseAgent(c, name, v, path, dir);
         if (a) agents.set(name, a);
       }
     }

@@ -34,3 +34,4 @@ export {
   type TransportPoolOptions,
 } from './pool.js';
 export { REVERSE_WAIT_MS, type ReverseListenerInfo } from './reverse.js';
+export { readTokenFile } from './token-file.js';
