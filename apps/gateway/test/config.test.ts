@@ -125,7 +125,7 @@ describe('parseConfig', () => {
     });
     expect(p).toEqual(
       expect.arrayContaining([
-        'extra: unknown field (expected one of listen, admin, client_ip_header, upstreams, agents, routes)',
+        'extra: unknown field (expected one of listen, admin, server, client_ip_header, upstreams, agents, routes)',
         'listen: "nowhere" is not a host:port address',
         'admin.prefix: "metrics" must start with "/", not end with "/" and not be "/"',
         'admin.min_healthy_agents: must be an integer between 0 and 9007199254740991',
