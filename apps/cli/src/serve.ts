@@ -119,12 +119,13 @@ function reverseTarget(value: string): ReverseTarget {
 
 /**
  * Where `--tls-cert` goes must be explicit: a grpcs:// listener or a reverse+tls
- * dial. A plain host:port, grpc:// or grpc+unix: listener with a certificate is
- * refused (it once turned into TLS silently), naming the grpcs:// fix.
+ * dial. A certificate with only plain host:port, grpc:// or grpc+unix:
+ * listeners is refused (it once turned host:port into TLS silently), naming the
+ * grpcs:// fix; next to a grpcs:// listener a plain one stays plain.
  */
 function tlsCertUse(listens: ParsedEndpoint[], reverses: ReverseTarget[]): void {
-  if (reverses.some((r) => r.tls)) return; // the client certificate for the proxy
-  const plain = listens.find((ep) => ep.kind === 'grpc' && !ep.tls);
+  if (reverses.some((r) => r.tls) || listens.some((ep) => ep.kind === 'grpc' && ep.tls)) return;
+  const plain = listens.find((ep) => ep.kind === 'grpc');
   if (plain?.kind === 'grpc') {
     const fix =
       plain.scheme === 'grpc+unix'
@@ -135,12 +136,10 @@ function tlsCertUse(listens: ParsedEndpoint[], reverses: ReverseTarget[]): void 
       'serve',
     );
   }
-  if (!listens.some((ep) => ep.kind === 'grpc' && ep.tls)) {
-    throw new UsageError(
-      '--tls-cert is used by grpcs:// listeners and reverse+tls:// endpoints; none was given',
-      'serve',
-    );
-  }
+  throw new UsageError(
+    '--tls-cert is used by grpcs:// listeners and reverse+tls:// endpoints; none was given',
+    'serve',
+  );
 }
 
 /**
