@@ -3,7 +3,6 @@
  * `zentinel.agent.v2.AgentServiceV2` (ProcessStream, ControlStream, ProcessEvent).
  */
 import { EventEmitter } from 'node:events';
-import { chmodSync } from 'node:fs';
 import {
   Metadata,
   Server,
@@ -35,6 +34,7 @@ import {
   type RequestContext,
   websocketAllow,
 } from '@picket/protocol';
+import { bindSocketFile, type SocketFile } from '@picket/protocol/internal';
 import {
   agentResponseToProto,
   capabilitiesToProto,
@@ -343,6 +343,8 @@ export class GrpcAgentServerV2 extends EventEmitter {
   #draining = false;
   #closing = false;
   #closed = false;
+  /** `unix:` socket files bound by listen(), removed (if still ours) on close */
+  readonly #socketFiles: SocketFile[] = [];
 
   constructor(handler: AgentHandler, options: GrpcAgentServerV2Options = {}) {
     super();
@@ -403,6 +405,7 @@ export class GrpcAgentServerV2 extends EventEmitter {
     } catch (err) {
       return Promise.reject(err);
     }
+    if (address.startsWith('unix:')) return this.#listenUnix(address, creds);
     return new Promise((resolve, reject) => {
       this.#server.bindAsync(address, creds, (err, port) => {
         if (err) {
@@ -415,25 +418,33 @@ export class GrpcAgentServerV2 extends EventEmitter {
           );
           return;
         }
-        if (address.startsWith('unix:')) {
-          // grpc-js leaves the socket file to the umask; give it the mode the UDS server uses.
-          const path = address.replace(/^unix:(\/\/)?/, '');
-          try {
-            chmodSync(path, this.#options.socketMode ?? 0o660);
-          } catch (e) {
-            this.#server.forceShutdown();
-            reject(
-              new AgentProtocolError(ErrorCode.ConnectionFailed, `cannot set the mode of ${path}`, {
-                cause: e,
-              }),
-            );
-            return;
-          }
-        }
-        const bound = address.startsWith('unix:') ? address : address.replace(/:\d+$/, `:${port}`);
-        resolve({ address: bound, port: address.startsWith('unix:') ? 0 : port });
+        resolve({ address: address.replace(/:\d+$/, `:${port}`), port });
       });
     });
+  }
+
+  /**
+   * A `unix:` address: grpc-js would create the socket file with the umask's bits, so it
+   * binds a private temporary path and the file is renamed into place with `socketMode`.
+   */
+  async #listenUnix(
+    address: string,
+    creds: ReturnType<typeof serverCredentials>,
+  ): Promise<BoundAddress> {
+    const path = address.replace(/^unix:(\/\/)?/, '');
+    const bind = (tempPath: string) =>
+      new Promise<() => void>((resolve, reject) => {
+        const temp = `unix:${tempPath}`;
+        this.#server.bindAsync(temp, creds, (err) =>
+          err ? reject(err) : resolve(() => this.#server.unbind(temp)),
+        );
+      });
+    const file = await bindSocketFile(path, bind, {
+      mode: this.#options.socketMode ?? 0o660,
+      logger: { info: (message, fields) => this.#log.info?.(message, fields) },
+    });
+    this.#socketFiles.push(file);
+    return { address, port: 0 };
   }
 
   /** Open ProcessStreams. */
@@ -587,6 +598,8 @@ export class GrpcAgentServerV2 extends EventEmitter {
     }
     for (const c of this.#controls) c.end();
     this.#rejectConfigUpdates('agent server closed');
+    // Before shutting down: while the server holds the inodes, their numbers cannot be reused.
+    await Promise.all(this.#socketFiles.splice(0).map((f) => f.remove()));
     await new Promise<void>((resolve) => {
       const force = setTimeout(
         () => {
@@ -612,6 +625,7 @@ export class GrpcAgentServerV2 extends EventEmitter {
       s.abortAll('agent server shut down');
     }
     this.#rejectConfigUpdates('agent server shut down');
+    for (const f of this.#socketFiles.splice(0)) void f.remove();
     this.#server.forceShutdown();
   }
 

@@ -1,5 +1,4 @@
 import { EventEmitter } from 'node:events';
-import { promises as fsp } from 'node:fs';
 import * as net from 'node:net';
 import * as tls from 'node:tls';
 import { encodeRegistrationResponse } from '@picket/codec';
@@ -13,6 +12,7 @@ import {
   type RegistrationRequest,
   type RegistrationResponse,
 } from '@picket/protocol';
+import { listenUnix, type SocketFile } from '@picket/protocol/internal';
 import { FrameChannel, type Logger, PICKET_PROXY_ID } from '@picket/uds';
 import { AllowList, redact, TokenSet, type TokenVerifier, type TokenVerifyInfo } from './auth.js';
 import {
@@ -325,7 +325,7 @@ export class ReverseConnectionListener
   private readonly subscribers = new Set<Subscriber>();
   private issuedMs = -1;
   private readonly issuedIds = new Set<string>();
-  private inode: number | undefined;
+  private socketFile: SocketFile | undefined;
   private closing: Promise<void> | undefined;
 
   private constructor(
@@ -367,7 +367,8 @@ export class ReverseConnectionListener
   /**
    * Listens on a Unix socket (the seeds' `bind_uds`). A stale socket file at `path`
    * is replaced; anything else there (a regular file, a live socket) is refused
-   * rather than deleted. The file gets mode `socketMode` (0660).
+   * rather than deleted. The file gets mode `socketMode` (0660) from the start: it never
+   * exists at `path` with the umask's wider bits.
    */
   static async bindUds(
     path: string,
@@ -379,19 +380,15 @@ export class ReverseConnectionListener
     const socketPath = path.startsWith('unix:') ? path.slice(5) : path;
     if (socketPath === '') throw invalidConfig('empty socket path');
     const resolved = resolveConfig(config);
-    await removeStaleSocket(socketPath, resolved.logger);
     const server = net.createServer();
     const listener = new ReverseConnectionListener('uds', server, config, resolved, socketPath);
     server.on('connection', (socket: net.Socket) => listener.onSocket(socket));
-    await listen(server, { path: socketPath, backlog: resolved.backlog }, socketPath);
     server.maxConnections = resolved.maxConnections + resolved.maxPendingRegistrations;
-    try {
-      await fsp.chmod(socketPath, resolved.socketMode);
-      listener.inode = (await fsp.lstat(socketPath)).ino;
-    } catch (err) {
-      await new Promise<void>((resolve) => server.close(() => resolve()));
-      throw AgentProtocolError.from(err, ErrorCode.ConnectionFailed, `cannot chmod ${socketPath}`);
-    }
+    listener.socketFile = await listenUnix(server, socketPath, {
+      mode: resolved.socketMode,
+      backlog: resolved.backlog,
+      logger: resolved.logger,
+    });
     resolved.logger.info('reverse listener bound', { listener: listener.name });
     return listener;
   }
@@ -1076,6 +1073,10 @@ export class ReverseConnectionListener
   }
 
   private async doClose(): Promise<void> {
+    // Only our own file (someone may have bound a new listener at the path since), removed
+    // while the listener still holds the inode so its number cannot be reused yet.
+    await this.socketFile?.remove();
+    this.socketFile = undefined;
     const stopped = new Promise<void>((resolve) => this.server.close(() => resolve()));
     for (const socket of this.pending) socket.destroy();
     this.pending.clear();
@@ -1084,14 +1085,6 @@ export class ReverseConnectionListener
     // TLS sockets still in their handshake, refused sockets still flushing.
     for (const socket of this.sockets) socket.destroy();
     await stopped;
-    if (this.socketPath !== undefined && this.inode !== undefined) {
-      // Only our own file: someone may have bound a new listener at the path since.
-      const stat = await fsp.lstat(this.socketPath).catch(() => undefined);
-      if (stat?.isSocket() && stat.ino === this.inode) {
-        await fsp.unlink(this.socketPath).catch(() => {});
-      }
-      this.inode = undefined;
-    }
     this.config.logger.info('reverse listener closed', { listener: this.name });
     this.emit('close');
   }
@@ -1107,45 +1100,5 @@ function listen(server: net.Server, options: net.ListenOptions, where: string): 
       server.off('error', onError);
       resolve();
     });
-  });
-}
-
-/** True when something accepts connections on `path`. */
-function isLive(path: string): Promise<boolean> {
-  return new Promise((resolve) => {
-    const probe = net.createConnection({ path });
-    const done = (live: boolean): void => {
-      probe.destroy();
-      resolve(live);
-    };
-    probe.once('connect', () => done(true));
-    probe.once('error', () => done(false));
-    probe.setTimeout(1000, () => done(true));
-  });
-}
-
-async function removeStaleSocket(path: string, logger: Logger): Promise<void> {
-  let stat: Awaited<ReturnType<typeof fsp.lstat>>;
-  try {
-    stat = await fsp.lstat(path);
-  } catch (err) {
-    if ((err as NodeJS.ErrnoException).code === 'ENOENT') return;
-    throw AgentProtocolError.from(err, ErrorCode.ConnectionFailed, `cannot inspect ${path}`);
-  }
-  if (!stat.isSocket()) {
-    throw new AgentProtocolError(
-      ErrorCode.InvalidArgument,
-      `${path} exists and is not a socket; refusing to delete it`,
-    );
-  }
-  if (await isLive(path)) {
-    throw new AgentProtocolError(
-      ErrorCode.ConnectionFailed,
-      `${path}: another process is listening on this socket`,
-    );
-  }
-  logger.info('replacing stale socket file', { path });
-  await fsp.unlink(path).catch((err: NodeJS.ErrnoException) => {
-    if (err.code !== 'ENOENT') throw err;
   });
 }

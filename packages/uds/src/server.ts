@@ -1,5 +1,4 @@
 import { EventEmitter } from 'node:events';
-import { promises as fsp } from 'node:fs';
 import * as net from 'node:net';
 import {
   type AgentHandler,
@@ -10,6 +9,7 @@ import {
   type HealthState,
   type MetricsReport,
 } from '@picket/protocol';
+import { listenUnix, type SocketFile } from '@picket/protocol/internal';
 import { AgentConnection, type ErrorPolicy } from './agent-connection.js';
 import { FrameChannel } from './channel.js';
 import { agentHandshake, DEFAULT_AGENT_ENCODINGS } from './handshake.js';
@@ -49,27 +49,15 @@ export interface UdsAgentServerEventMap {
 
 let serverConnectionCounter = 0;
 
-/** True when something accepts connections on `path`. */
-function isLive(path: string): Promise<boolean> {
-  return new Promise((resolve) => {
-    const probe = net.createConnection({ path });
-    const done = (live: boolean): void => {
-      probe.destroy();
-      resolve(live);
-    };
-    probe.once('connect', () => done(true));
-    probe.once('error', () => done(false));
-    probe.setTimeout(1000, () => done(true));
-  });
-}
-
 /**
  * Agent side of the v2 binary protocol on a Unix socket (the seeds' `UdsAgentServerV2`):
  * serves one {@link AgentHandler} to any number of proxy connections.
  *
  * - `listen()` replaces a stale socket file (refusing to delete anything that is not a
- *   socket, or a socket someone is still listening on), chmods it to `mode`;
- *   `close()` drains in-flight requests, closes connections and removes the file.
+ *   socket, or a socket someone is still listening on); the socket file exists only with
+ *   `mode`, never with the umask's bits (bound in a private directory, chmodded, renamed
+ *   into place). `close()` drains in-flight requests, closes connections and removes the
+ *   file if it is still ours.
  * - Each connection: handshake per spec 2.3 within `handshakeTimeoutMs`, then an
  *   {@link AgentConnection}. A misbehaving connection (bad frame, bad handshake) is
  *   closed alone, with its reason logged; the others keep working.
@@ -89,8 +77,8 @@ export class UdsAgentServerV2 extends EventEmitter<UdsAgentServerEventMap> {
   private isPaused = false;
   private health: { state: HealthState; message?: string } | undefined;
   private closing: Promise<void> | undefined;
-  /** inode of the socket file we created, so close() never removes someone else's file */
-  private inode: number | undefined;
+  /** the socket file we created; close() removes it only while it is still ours */
+  private socketFile: SocketFile | undefined;
 
   constructor(path: string, handler: AgentHandler, options: UdsAgentServerOptions = {}) {
     super();
@@ -119,29 +107,15 @@ export class UdsAgentServerV2 extends EventEmitter<UdsAgentServerEventMap> {
   async listen(): Promise<void> {
     if (this.server !== undefined)
       throw new AgentProtocolError(ErrorCode.InvalidArgument, `${this.path}: already listening`);
-    await this.removeStaleSocket();
     const server = net.createServer((socket) => this.onSocket(socket));
-    await new Promise<void>((resolve, reject) => {
-      server.once('error', reject);
-      server.listen(this.path, () => {
-        server.off('error', reject);
-        resolve();
-      });
-    }).catch((err: unknown) => {
-      throw AgentProtocolError.from(
-        err,
-        ErrorCode.ConnectionFailed,
-        `cannot listen on ${this.path}`,
-      );
+    this.socketFile = await listenUnix(server, this.path, {
+      mode: this.options.mode ?? 0o660,
+      logger: this.logger,
     });
     server.on('error', (err) =>
       this.logger.error('listener error', { path: this.path, error: err }),
     );
     this.server = server;
-    // A short window with umask permissions exists between bind and chmod; changing the
-    // process-wide umask instead would race with everything else in the process.
-    await fsp.chmod(this.path, this.options.mode ?? 0o660);
-    this.inode = (await fsp.lstat(this.path)).ino;
     this.logger.info('listening', { path: this.path });
   }
 
@@ -194,32 +168,6 @@ export class UdsAgentServerV2 extends EventEmitter<UdsAgentServerEventMap> {
       n++;
     }
     return n;
-  }
-
-  private async removeStaleSocket(): Promise<void> {
-    let stat: Awaited<ReturnType<typeof fsp.lstat>>;
-    try {
-      stat = await fsp.lstat(this.path);
-    } catch (err) {
-      if ((err as NodeJS.ErrnoException).code === 'ENOENT') return;
-      throw AgentProtocolError.from(err, ErrorCode.ConnectionFailed, `cannot inspect ${this.path}`);
-    }
-    if (!stat.isSocket()) {
-      throw new AgentProtocolError(
-        ErrorCode.InvalidArgument,
-        `${this.path} exists and is not a socket; refusing to delete it`,
-      );
-    }
-    if (await isLive(this.path)) {
-      throw new AgentProtocolError(
-        ErrorCode.ConnectionFailed,
-        `${this.path}: another process is listening on this socket`,
-      );
-    }
-    this.logger.info('replacing stale socket file', { path: this.path });
-    await fsp.unlink(this.path).catch((err: NodeJS.ErrnoException) => {
-      if (err.code !== 'ENOENT') throw err;
-    });
   }
 
   private onSocket(socket: net.Socket): void {
@@ -283,6 +231,9 @@ export class UdsAgentServerV2 extends EventEmitter<UdsAgentServerEventMap> {
   }
 
   private async doClose(drainTimeoutMs: number): Promise<void> {
+    // Removed while the listener still holds the inode, so its number cannot be reused yet.
+    await this.socketFile?.remove();
+    this.socketFile = undefined;
     const server = this.server;
     const stopped =
       server === undefined
@@ -308,13 +259,6 @@ export class UdsAgentServerV2 extends EventEmitter<UdsAgentServerEventMap> {
     );
     await stopped;
     this.server = undefined;
-    // Node removes the socket file when a listener on it closes; this covers the rest,
-    // but only if the file is still the one we created.
-    if (this.inode !== undefined) {
-      const stat = await fsp.lstat(this.path).catch(() => undefined);
-      if (stat?.isSocket() && stat.ino === this.inode) await fsp.unlink(this.path).catch(() => {});
-      this.inode = undefined;
-    }
     this.logger.info('closed', { path: this.path });
   }
 }

@@ -1,4 +1,3 @@
-import { promises as fs } from 'node:fs';
 import * as net from 'node:net';
 import { V1FrameDecoder } from '@picket/framing';
 import {
@@ -15,6 +14,7 @@ import {
   type RequestContext,
   websocketAllow,
 } from '@picket/protocol';
+import { listenUnix, type SocketFile } from '@picket/protocol/internal';
 import { socketPathOf } from './client.js';
 import { defaultLogger, type Logger } from './logger.js';
 import { type DecodedV1Request, decodeV1Request, responseFrame, toProtocolError } from './wire.js';
@@ -215,6 +215,7 @@ export class AgentServer {
   readonly #socketMode: number;
   readonly #maxConnections: number;
   #server: net.Server | undefined;
+  #socketFile: SocketFile | undefined;
   #starting: Promise<void> | undefined;
   #connections = new Set<ServerConnection>();
   #nextId = 1;
@@ -270,7 +271,8 @@ export class AgentServer {
   /**
    * Starts listening and resolves once the socket accepts connections. A stale
    * socket file at `path` (nobody listening) is replaced; a live one, or a file
-   * that is not a socket, is left alone and the call rejects.
+   * that is not a socket, is left alone and the call rejects. The socket file exists
+   * only with `socketMode`, never with the umask's wider bits.
    */
   run(): Promise<void> {
     if (this.#closed) {
@@ -284,7 +286,7 @@ export class AgentServer {
 
   /**
    * Stops listening, closes every connection (their handlers' `ctx.signal`
-   * aborts) and removes the socket file.
+   * aborts) and removes the socket file if it is still ours.
    */
   async close(): Promise<void> {
     if (this.#closed) return;
@@ -294,43 +296,28 @@ export class AgentServer {
     this.#logRefusals();
     await this.#starting?.catch(() => undefined);
     for (const conn of this.#connections) conn.destroy();
+    // Before the server closes: while it holds the inode, its number cannot be reused.
+    await this.#socketFile?.remove();
+    this.#socketFile = undefined;
     const server = this.#server;
     this.#server = undefined;
     if (server?.listening) {
-      // Node unlinks the socket file when a Unix-socket server closes.
       await new Promise<void>((resolve) => server.close(() => resolve()));
     }
   }
 
   async #listen(): Promise<void> {
-    await removeStaleSocket(this.path);
     const server = net.createServer((socket) => this.#accept(socket));
-    await new Promise<void>((resolve, reject) => {
-      const onError = (err: Error) =>
-        reject(
-          new AgentProtocolError(
-            'CONNECTION_FAILED',
-            `cannot listen on ${this.path}: ${err.message}`,
-            {
-              cause: err,
-            },
-          ),
-        );
-      server.once('error', onError);
-      server.listen(this.path, () => {
-        server.off('error', onError);
-        resolve();
-      });
+    this.#socketFile = await listenUnix(server, this.path, {
+      mode: this.#socketMode,
+      logger: this.#log,
     });
     server.on('error', (err) =>
       this.#log.error('v1 server error', { path: this.path, error: err.message }),
     );
     this.#server = server;
-    await fs.chmod(this.path, this.#socketMode);
-    if (this.#closed) {
-      await new Promise<void>((resolve) => server.close(() => resolve()));
-      return;
-    }
+    // close() called meanwhile waits for this start and then closes the server.
+    if (this.#closed) return;
     this.#log.info('v1 agent server listening', { agentId: this.agentId, path: this.path });
   }
 
@@ -463,48 +450,4 @@ export class AgentServer {
       version: this.#responseVersion,
     };
   }
-}
-
-/** Removes a socket file nobody listens on; refuses to touch anything else. */
-async function removeStaleSocket(path: string): Promise<void> {
-  let stat: Awaited<ReturnType<typeof fs.lstat>>;
-  try {
-    stat = await fs.lstat(path);
-  } catch (err) {
-    if ((err as NodeJS.ErrnoException).code === 'ENOENT') return;
-    throw new AgentProtocolError('CONNECTION_FAILED', `cannot inspect ${path}: ${String(err)}`, {
-      cause: err,
-    });
-  }
-  if (!stat.isSocket()) {
-    throw new AgentProtocolError(
-      'INVALID_ARGUMENT',
-      `${path} exists and is not a socket; refusing to replace it`,
-    );
-  }
-  if (await socketIsLive(path)) {
-    throw new AgentProtocolError(
-      'CONNECTION_FAILED',
-      `another process is already listening on ${path}`,
-    );
-  }
-  await fs.unlink(path).catch((err: NodeJS.ErrnoException) => {
-    if (err.code !== 'ENOENT') throw err;
-  });
-}
-
-/** A stale socket refuses connections at once; a live one accepts. */
-function socketIsLive(path: string): Promise<boolean> {
-  return new Promise((resolve) => {
-    const probe = net.createConnection({ path });
-    const done = (live: boolean) => {
-      clearTimeout(timer);
-      probe.destroy();
-      resolve(live);
-    };
-    // No answer either way: assume someone owns it rather than steal it.
-    const timer = setTimeout(() => done(true), 1000);
-    probe.once('connect', () => done(true));
-    probe.once('error', () => done(false));
-  });
 }
