@@ -82,6 +82,8 @@ export function normalizePath(target: string, policy: PathPolicy): PathResult {
   }
   if (policy.mergeSlashes) path = path.replace(/\/{2,}/g, '/');
   if (policy.normalize) {
+    // servlet containers drop `;params` from each segment and then treat `..;x` as `..`
+    if (/(^|\/)\.\.?;/.test(path)) return fail('dot segment with a ";" parameter in path');
     const dotless = removeDotSegments(path);
     if (dotless === undefined) return fail('".." segment climbs above the root of the path');
     path = dotless;

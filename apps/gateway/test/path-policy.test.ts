@@ -63,6 +63,10 @@ describe('normalizePath (default policy)', () => {
     expect(refused('/a%zzb')).toMatch(/invalid percent-escape/);
     expect(refused('/a%4')).toMatch(/invalid percent-escape/);
     expect(refused('/a#frag')).toMatch(/fragment/);
+    expect(refused('/..;/admin')).toMatch(/dot segment with a ";" parameter/);
+    expect(refused('/x/.;a/admin')).toMatch(/";" parameter/);
+    expect(refused('/x/%2e%2e;/admin')).toMatch(/";" parameter/);
+    expect(ok('/a;b/c..;d/.x;')).toBe('/a;b/c..;d/.x;');
     expect(refused('a/b')).toMatch(/must start with/);
   });
 });

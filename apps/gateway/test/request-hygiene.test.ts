@@ -305,6 +305,7 @@ describe('one path for routing, agents and upstream (item 2)', () => {
     ['/a%00b', /NUL/],
     ['/a%zzb', /invalid percent-escape/],
     ['/a#frag', /fragment/],
+    ['/ok/..;/admin/x', /";" parameter/],
     ['*', /request target must be a path/],
   ])('%s is answered 400 saying what was wrong', async (target, reason) => {
     const res = await send(`GET ${target} HTTP/1.1\r\nHost: gw.test\r\n\r\n`);
