@@ -40,13 +40,17 @@ const silent = { debug() {}, info() {}, warn() {}, error() {} };
  */
 export async function startEmbedded(listen: string, log?: GatewayLogger): Promise<EmbeddedSetup> {
   const dir = mkdtempSync(join(tmpdir(), 'picket-gateway-'));
+  const removeDir = () => rmSync(dir, { recursive: true, force: true });
+  // a last resort when the process ends without close() (process.exit, an uncaught error)
+  process.once('exit', removeDir);
   const cleanups: (() => Promise<unknown>)[] = [];
   let agents: AgentLayer | undefined;
   const closeAll = async () => {
     // the pool first, so agents going away are not reported as lost connections
     await agents?.close().catch(() => {});
     for (const c of cleanups.reverse()) await c().catch(() => {});
-    rmSync(dir, { recursive: true, force: true });
+    removeDir();
+    process.off('exit', removeDir);
   };
   try {
     const upstream = await startEchoUpstream('echo');

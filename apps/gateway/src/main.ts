@@ -6,9 +6,15 @@
  *   tsx src/main.ts --config gateway.yaml
  *   tsx src/main.ts --demo               scripted requests, a table, exit 0 if all as expected
  *
+ * The listen address is tried before any agent starts, so a port in use is reported at once.
+ * SIGINT/SIGTERM print "stopping…", close listeners and agents (the embedded setup removes
+ * its temp dir), print "stopped" and exit 0.
+ *
  * Once listening it prints `picket gateway listening on http://HOST:PORT` on
  * stdout (tests parse that line; with `--listen 127.0.0.1:0` it has the real port).
  */
+import { createServer } from 'node:net';
+import { resolve } from 'node:path';
 import { parseArgs } from 'node:util';
 import { escapeForLog } from '@picket/protocol';
 import { type AgentLayer, createAgentLayer } from './agents.js';
@@ -26,7 +32,8 @@ import { type BoundAddress, Gateway, type GatewayLogger, stderrLogger } from './
 const USAGE = `usage: picket-gateway [--listen HOST:PORT] [--config FILE] [--demo] [--quiet]
 
   --listen HOST:PORT  where the gateway listens (default 127.0.0.1:8080; overrides the config's)
-  --config FILE       a YAML or JSON config instead of the embedded default
+  --config FILE       a YAML or JSON config instead of the embedded default (a relative
+                      path is taken from the directory the command was run in)
   --demo              start the embedded setup on a free port, send scripted requests,
                       print what each agent decided, exit 0 when every outcome is as expected
   --quiet             no access log
@@ -42,6 +49,33 @@ function accessLine(s: ExchangeSummary): string {
     .join(' ');
   return `${s.method} ${s.uri} ${s.status} ${s.outcome} route=${s.route ?? '-'} ${s.durationMs.toFixed(1)}ms ${verdicts}`.trimEnd();
 }
+
+/** Binds and releases `address`: a busy port is reported before any agent is started. */
+function tryListen(address: string): Promise<NodeJS.ErrnoException | undefined> {
+  const { host, port } = parseListen(address);
+  const probe = createServer();
+  return new Promise((done) => {
+    probe.once('error', done);
+    probe.listen(port, host, () => probe.close(() => done(undefined)));
+  });
+}
+
+/** "cannot listen on …" with the reason in words and what to do instead. */
+function listenError(address: string, e: NodeJS.ErrnoException, hint: string): string {
+  const why =
+    e.code === 'EADDRINUSE'
+      ? 'the port is already in use (EADDRINUSE)'
+      : e.code === 'EACCES'
+        ? 'permission denied (EACCES; ports below 1024 need privileges)'
+        : e.code === 'EADDRNOTAVAIL'
+          ? 'no such address on this machine (EADDRNOTAVAIL)'
+          : e.message;
+  return `cannot listen on ${address}: ${why}\n${hint}`;
+}
+
+const LISTEN_HINT =
+  'use another address with --listen HOST:PORT, e.g. `pnpm start -- --listen 127.0.0.1:8081`' +
+  ' (`--listen 127.0.0.1:0` picks a free port)';
 
 function urlOf(a: BoundAddress): string {
   const host = a.host.includes(':') ? `[${a.host}]` : a.host;
@@ -125,23 +159,72 @@ async function main(): Promise<number> {
     }
   }
 
+  // Ctrl-C / SIGTERM stop the gateway cleanly at any point. Under `pnpm start` one Ctrl-C
+  // arrives twice (from the terminal, and forwarded by pnpm): repeats are ignored, not fatal.
+  let interrupted = false;
+  let onInterrupt = () => {};
+  const interruption = new Promise<void>((r) => {
+    onInterrupt = r;
+  });
+  const onSignal = () => {
+    if (interrupted) return;
+    interrupted = true;
+    console.log('picket gateway stopping…');
+    // a hang guard: the embedded setup's exit hook still removes its temp dir
+    setTimeout(() => {
+      console.error('picket gateway: still stopping after 10 s; exiting');
+      process.exit(1);
+    }, 10_000).unref();
+    onInterrupt();
+  };
+  process.on('SIGINT', onSignal);
+  process.on('SIGTERM', onSignal);
+
   const log: GatewayLogger = o.demo ? { ...stderrLogger, info: () => {} } : stderrLogger;
   let config: GatewayConfig;
   let agents: AgentLayer;
   let setup: EmbeddedSetup | undefined;
   try {
     if (o.config) {
-      config = loadConfigFile(o.config);
+      // pnpm runs a script inside its package folder; INIT_CWD is where the user ran it
+      const file = resolve(process.env.INIT_CWD ?? process.cwd(), o.config);
+      config = loadConfigFile(file);
       if (o.listen !== undefined) config = { ...config, listen: o.listen };
+      const listens: [string, string][] = [
+        [
+          config.listen,
+          o.listen !== undefined ? LISTEN_HINT : `${LISTEN_HINT}, or change listen in ${file}`,
+        ],
+      ];
+      if (config.admin.listen)
+        listens.push([config.admin.listen, `change admin.listen in ${file}`]);
+      for (const [address, hint] of listens) {
+        const e = await tryListen(address);
+        if (e) {
+          console.error(listenError(address, e, hint));
+          return 1;
+        }
+      }
       agents = await createAgentLayer(config, log);
     } else {
-      setup = await startEmbedded(o.demo ? '127.0.0.1:0' : (o.listen ?? '127.0.0.1:8080'), log);
+      const listen = o.demo ? '127.0.0.1:0' : (o.listen ?? '127.0.0.1:8080');
+      const e = await tryListen(listen);
+      if (e) {
+        console.error(listenError(listen, e, LISTEN_HINT));
+        return 1;
+      }
+      setup = await startEmbedded(listen, log);
       config = setup.config;
       agents = setup.agents;
     }
   } catch (e) {
     console.error(e instanceof ConfigError ? e.message : `cannot start: ${(e as Error).message}`);
     return 1;
+  }
+  if (interrupted) {
+    await (setup ? setup.close() : agents.close());
+    console.log('picket gateway stopped');
+    return 0;
   }
 
   const gateway = new Gateway(config, {
@@ -153,7 +236,7 @@ async function main(): Promise<number> {
   try {
     bound = await gateway.listen();
   } catch (e) {
-    console.error(`cannot listen on ${config.listen}: ${(e as Error).message}`);
+    console.error(listenError(config.listen, e as NodeJS.ErrnoException, LISTEN_HINT));
     await (setup ? setup.close() : agents.close());
     return 1;
   }
@@ -184,16 +267,9 @@ async function main(): Promise<number> {
   if (gateway.adminAddress) console.log(`picket gateway admin on ${urlOf(gateway.adminAddress)}`);
   if (setup) console.log(banner(base, gateway, setup));
   if (!o.quiet) gateway.on('exchange', (s) => console.log(escapeForLog(accessLine(s))));
-  await new Promise<void>((resolve) => {
-    const onSignal = () => {
-      process.off('SIGINT', onSignal);
-      process.off('SIGTERM', onSignal);
-      resolve();
-    };
-    process.on('SIGINT', onSignal);
-    process.on('SIGTERM', onSignal);
-  });
+  await interruption;
   await stop();
+  console.log('picket gateway stopped');
   return 0;
 }
 

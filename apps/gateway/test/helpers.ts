@@ -35,9 +35,13 @@ export interface Spawned {
 
 const running = new Set<ChildProcess>();
 
-/** Starts `node --import tsx <script> ...args` in the app folder. */
-export function spawnTs(script: string, args: string[] = []): Spawned {
-  return spawnNode(['--import', 'tsx', script, ...args]);
+/** Starts `node --import tsx <script> ...args` in the app folder (`env` is added to ours). */
+export function spawnTs(
+  script: string,
+  args: string[] = [],
+  env: Record<string, string> = {},
+): Spawned {
+  return spawnNode(['--import', 'tsx', script, ...args], env);
 }
 
 /** Starts the built CLI, `picket <args>`, as a user would run it. */
@@ -45,11 +49,11 @@ export function spawnPicket(args: string[]): Spawned {
   return spawnNode([PICKET_BIN, ...args]);
 }
 
-function spawnNode(nodeArgs: string[]): Spawned {
+function spawnNode(nodeArgs: string[], env: Record<string, string> = {}): Spawned {
   const proc = spawn(process.execPath, nodeArgs, {
     cwd: APP_DIR,
     stdio: ['ignore', 'pipe', 'pipe'],
-    env: { ...process.env, NODE_NO_WARNINGS: '1' },
+    env: { ...process.env, NODE_NO_WARNINGS: '1', ...env },
   });
   running.add(proc);
   let out = '';
@@ -129,8 +133,11 @@ export interface GatewayProcess extends Spawned {
 }
 
 /** Spawns the gateway (`src/main.ts`) and waits for its listening line. */
-export async function startGateway(args: string[]): Promise<GatewayProcess> {
-  const s = spawnTs('src/main.ts', args);
+export async function startGateway(
+  args: string[],
+  env: Record<string, string> = {},
+): Promise<GatewayProcess> {
+  const s = spawnTs('src/main.ts', args, env);
   const m = await s.waitFor(/picket gateway listening on (http:\/\/127\.0\.0\.1:(\d+))/);
   return { ...s, base: m[1] as string, port: Number(m[2]) };
 }
