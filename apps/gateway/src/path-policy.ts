@@ -39,6 +39,23 @@ const fail = (reason: string): PathResult => ({ ok: false, reason });
  * percent-escape, NUL or another control character in the path.
  */
 export function normalizePath(target: string, policy: PathPolicy): PathResult {
+  return apply(target, policy, false);
+}
+
+const LENIENT: PathPolicy = { normalize: true, mergeSlashes: true, escapedSlashes: 'decode' };
+
+/**
+ * The path as the most lenient server might read it: escaped slashes and
+ * backslashes as `/`, `..;x` as `..`, a `..` above the root dropped. Only used
+ * to tell which route a refused path was aimed at; undefined when even this
+ * fails (NUL, invalid escape, fragment).
+ */
+export function lenientPath(target: string): string | undefined {
+  const r = apply(target, LENIENT, true);
+  return r.ok ? r.path : undefined;
+}
+
+function apply(target: string, policy: PathPolicy, lenient: boolean): PathResult {
   if (target.includes('#')) return fail('a fragment ("#") is not allowed in a request target');
   const q = target.indexOf('?');
   const rawPath = q === -1 ? target : target.slice(0, q);
@@ -51,8 +68,9 @@ export function normalizePath(target: string, policy: PathPolicy): PathResult {
     const code = c.charCodeAt(0);
     if (c === '%') {
       const hex = rawPath.slice(i + 1, i + 3);
-      if (!HEX2.test(hex))
+      if (!HEX2.test(hex)) {
         return fail('invalid percent-escape in path ("%" not followed by two hex digits)');
+      }
       i += 2;
       const byte = Number.parseInt(hex, 16);
       if (byte === 0) return fail('NUL (%00) in path');
@@ -83,8 +101,10 @@ export function normalizePath(target: string, policy: PathPolicy): PathResult {
   if (policy.mergeSlashes) path = path.replace(/\/{2,}/g, '/');
   if (policy.normalize) {
     // servlet containers drop `;params` from each segment and then treat `..;x` as `..`
-    if (/(^|\/)\.\.?;/.test(path)) return fail('dot segment with a ";" parameter in path');
-    const dotless = removeDotSegments(path);
+    if (!lenient && /(^|\/)\.\.?;/.test(path)) {
+      return fail('dot segment with a ";" parameter in path');
+    }
+    const dotless = removeDotSegments(path, lenient);
     if (dotless === undefined) return fail('".." segment climbs above the root of the path');
     path = dotless;
   }
@@ -93,17 +113,19 @@ export function normalizePath(target: string, policy: PathPolicy): PathResult {
 
 /**
  * RFC 3986 §5.2.4 for an absolute path, except that a `..` with nothing left
- * to remove is an error (undefined) instead of being dropped.
+ * to remove is an error (undefined) instead of being dropped. `lenient`: a `..`
+ * above the root is dropped, and `.;x` / `..;x` count as `.` / `..`.
  */
-export function removeDotSegments(path: string): string | undefined {
+export function removeDotSegments(path: string, lenient = false): string | undefined {
   const segments = path.split('/').slice(1);
   const out: string[] = [];
-  for (const [i, s] of segments.entries()) {
+  for (const [i, segment] of segments.entries()) {
+    const s = lenient ? segment.replace(/^(\.\.?);.*$/, '$1') : segment;
     if (s === '.' || s === '..') {
-      if (s === '..' && out.pop() === undefined) return undefined;
+      if (s === '..' && out.pop() === undefined && !lenient) return undefined;
       // a trailing dot segment leaves the directory: `/a/b/..` ⇒ `/a/`
       if (i === segments.length - 1) out.push('');
-    } else out.push(s);
+    } else out.push(segment);
   }
   return `/${out.join('/')}`;
 }

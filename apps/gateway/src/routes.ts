@@ -2,7 +2,7 @@
  * Route matching: the first route whose host and path prefix both match wins.
  */
 import type { RouteConfig } from './config.js';
-import { normalizePath, type PathResult } from './path-policy.js';
+import { lenientPath, normalizePath } from './path-policy.js';
 
 /** The host part of a Host header, lower-cased, without port or trailing dot. */
 export function hostWithoutPort(hostHeader: string | undefined): string {
@@ -58,9 +58,10 @@ export type Routing = { route: RouteConfig; uri: string } | { error: string } | 
 /**
  * Finds the route for an origin-form target (`/path?query`): each route puts
  * the path into its own form ({@link normalizePath}) and matches that; first
- * match wins. A route whose policy refuses the path answers for it (so a
- * later, laxer route cannot pick up what an earlier route refused) when its
- * prefix matches the canonical form of the path, or when there is none.
+ * match wins. A route whose policy refuses the path answers 400 for it when
+ * its prefix matches the path as a lenient server might read it
+ * ({@link lenientPath}), so a laxer route listed later cannot pick up what an
+ * earlier one refused. A refused path no route takes is a 400, not a 404.
  */
 export function routeRequest(
   routes: readonly RouteConfig[],
@@ -68,7 +69,8 @@ export function routeRequest(
   target: string,
 ): Routing {
   const host = hostWithoutPort(hostHeader);
-  let canonical: PathResult | undefined;
+  let refused: string | undefined;
+  let lenient: string | null | undefined;
   for (const r of routes) {
     if (!hostMatches(r.host, host)) continue;
     const n = normalizePath(target, r.path);
@@ -76,11 +78,9 @@ export function routeRequest(
       if (pathMatches(r.pathPrefix, n.path)) return { route: r, uri: n.path };
       continue;
     }
-    canonical ??= normalizePath(target, CANONICAL);
-    if (!canonical.ok || pathMatches(r.pathPrefix, canonical.path)) return { error: n.reason };
+    refused ??= n.reason;
+    if (lenient === undefined) lenient = lenientPath(target) ?? null;
+    if (lenient === null || pathMatches(r.pathPrefix, lenient)) return { error: n.reason };
   }
-  return undefined;
+  return refused === undefined ? undefined : { error: refused };
 }
-
-/** the form used to tell which route a refused path was meant for */
-const CANONICAL = { normalize: true, mergeSlashes: true, escapedSlashes: 'keep' } as const;

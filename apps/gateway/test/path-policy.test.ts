@@ -3,6 +3,7 @@ import { describe, expect, it } from 'vitest';
 import { ConfigError, parseConfig, type RouteConfig } from '../src/config.js';
 import {
   DEFAULT_PATH_POLICY,
+  lenientPath,
   normalizePath,
   type PathPolicy,
   removeDotSegments,
@@ -103,6 +104,13 @@ describe('normalizePath (other policies)', () => {
     expect(removeDotSegments('/a//../b')).toBe('/a/b');
     expect(removeDotSegments('/../g')).toBeUndefined();
   });
+
+  it('lenientPath reads the path as the most lenient server would', () => {
+    expect(lenientPath('/x/../../admin')).toBe('/admin');
+    expect(lenientPath('/x/..;/admin;a')).toBe('/admin;a');
+    expect(lenientPath('/x%2f..%5C..\\admin%2Fy?q')).toBe('/admin/y?q');
+    expect(lenientPath('/a%00')).toBeUndefined();
+  });
 });
 
 describe('Host and request target', () => {
@@ -189,6 +197,29 @@ describe('routeRequest with per-route path policies', () => {
     });
   });
 
+  it('a refused path aimed at a strict route is not handed to a laxer catch-all', () => {
+    const routes = [
+      route('admin', '/admin'),
+      route('rest', '/', { normalize: false, mergeSlashes: false, escapedSlashes: 'keep' }),
+    ];
+    for (const target of ['/x/../../admin', '/x/..;/admin', '/admin%2Fx', '/x\\..\\admin']) {
+      expect(routeRequest(routes, 'h', target), target).toHaveProperty('error');
+    }
+    // not aimed at /admin: the raw route takes it as sent
+    expect(routeRequest(routes, 'h', '/x/../../y')).toEqual({
+      route: routes[1],
+      uri: '/x/../../y',
+    });
+  });
+
+  it('a refused path that no route takes is still a 400, not a 404', () => {
+    const routes = [route('api', '/api')];
+    expect(routeRequest(routes, 'h', '/other/a%2Fb')).toEqual({
+      error: 'encoded "/" (%2F) in path',
+    });
+    expect(routeRequest(routes, 'h', '/other')).toBeUndefined();
+  });
+
   it('an opted-out route sees the raw path', () => {
     const routes = [
       route('raw', '/static', { normalize: false, mergeSlashes: false }),
@@ -199,6 +230,12 @@ describe('routeRequest with per-route path policies', () => {
       uri: '/static/../x',
     });
     expect(routeRequest(routes, 'h', '/s/../x')).toEqual({ route: routes[1], uri: '/x' });
+    // a strict route listed first that the path is not aimed at does not refuse it
+    const behind = [route('strict', '/keep'), ...routes];
+    expect(routeRequest(behind, 'h', '/static/../../x')).toEqual({
+      route: routes[0],
+      uri: '/static/../../x',
+    });
   });
 });
 
