@@ -2,7 +2,13 @@
 import { existsSync, readFileSync } from 'node:fs';
 import { dirname } from 'node:path';
 import { type ParseArgsConfig, parseArgs } from 'node:util';
-import { AgentProtocolError, type Encoding, ErrorCode } from '@picket/protocol';
+import {
+  AgentProtocolError,
+  type Encoding,
+  ErrorCode,
+  escapeForLog,
+  jsonForLog,
+} from '@picket/protocol';
 import {
   detectTransport,
   endpointGrammar,
@@ -156,11 +162,9 @@ const quiet = { debug() {}, info() {}, warn() {}, error() {} };
 const line =
   (level: string) =>
   (message: string, fields?: Record<string, unknown>): void => {
-    const extra =
-      fields === undefined
-        ? ''
-        : ` ${JSON.stringify(fields, (_k, x: unknown) => (x instanceof Error ? x.message : x))}`;
-    process.stderr.write(`[${level}] ${message}${extra}\n`);
+    // transport diagnostics carry what the agent sent: escaped here
+    const extra = fields === undefined ? '' : ` ${jsonForLog(fields)}`;
+    process.stderr.write(`[${level}] ${escapeForLog(message)}${extra}\n`);
   };
 const loud = { debug: line('debug'), info: line('info'), warn: line('warn'), error: line('error') };
 
@@ -255,7 +259,9 @@ export function clientCommand<const O extends Options>(
 /** The message of a failed operation, naming the endpoint. */
 export function describeFailure(err: unknown, endpoint: string): string {
   const e = AgentProtocolError.from(err, ErrorCode.Internal);
-  const text = e.message.includes(endpoint) ? e.message : `${endpoint}: ${e.message}`;
+  // an agent's refusal or error text is a peer's: escaped before any terminal sees it
+  const message = escapeForLog(e.message);
+  const text = message.includes(endpoint) ? message : `${endpoint}: ${message}`;
   const hint =
     e.code === ErrorCode.ConnectionFailed ? ' (is an agent listening at that endpoint?)' : '';
   return `${text} [${e.code}]${hint}`;

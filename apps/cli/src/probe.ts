@@ -1,5 +1,5 @@
 import { performance } from 'node:perf_hooks';
-import type { AgentCapabilities } from '@picket/protocol';
+import { type AgentCapabilities, escapeForLog, jsonForLog } from '@picket/protocol';
 import { formatEndpoint, V2Transport } from '@picket/transport';
 import {
   CLIENT_OPTIONS_HELP,
@@ -97,7 +97,7 @@ export async function probe(args: string[]): Promise<number> {
       ping: pingStats ?? null,
       ...(pingError !== undefined && { error: pingError }),
     };
-    process.stdout.write(`${JSON.stringify(out, null, 2)}\n`);
+    process.stdout.write(`${jsonForLog(out, 2)}\n`);
   } else {
     const rows: [string, string][] = [
       ['endpoint', `${formatEndpoint(ep)} (${t.kind})`],
@@ -119,7 +119,8 @@ export async function probe(args: string[]): Promise<number> {
         `${ms(pingStats.avgMs)} avg of ${pingStats.count} (min ${ms(pingStats.minMs)}, max ${ms(pingStats.maxMs)})`,
       ]);
     }
-    for (const [k, x] of rows) process.stdout.write(`${k.padEnd(9)} ${x}\n`);
+    // the agent's id, name and version are its own text: escaped
+    for (const [k, x] of rows) process.stdout.write(`${k.padEnd(9)} ${escapeForLog(x)}\n`);
     if (pingError !== undefined) process.stderr.write(`picket probe: ping failed: ${pingError}\n`);
   }
   return pingError === undefined ? EXIT_OK : EXIT_FAILURE;

@@ -5,8 +5,10 @@ import {
   type AgentResponse,
   decisionKind,
   type EventType,
+  escapeForLog,
   type HeaderOp,
   type Headers,
+  jsonForLog,
   putOwn,
 } from '@picket/protocol';
 import { formatEndpoint, V2Transport } from '@picket/transport';
@@ -222,7 +224,7 @@ export async function send(args: string[]): Promise<number> {
     await t.close().catch(() => {});
     if (v.json) {
       process.stdout.write(
-        `${JSON.stringify({ ok: false, endpoint: ep.endpoint, correlationId: cid, steps, error: describeFailure(err, ep.endpoint) }, null, 2)}\n`,
+        `${jsonForLog({ ok: false, endpoint: ep.endpoint, correlationId: cid, steps, error: describeFailure(err, ep.endpoint) }, 2)}\n`,
       );
     }
     return EXIT_FAILURE;
@@ -233,7 +235,7 @@ export async function send(args: string[]): Promise<number> {
   const decision = decisionStep?.response ?? final;
   if (v.json) {
     process.stdout.write(
-      `${JSON.stringify(
+      `${jsonForLog(
         {
           ok: true,
           endpoint: ep.endpoint,
@@ -244,29 +246,26 @@ export async function send(args: string[]): Promise<number> {
           response: decision,
           steps,
         },
-        null,
         2,
       )}\n`,
     );
     return EXIT_OK;
   }
-  process.stdout.write(
-    `${method} ${uri} → ${formatEndpoint(ep)} (${t.kind}, agent ${t.capabilities.agent_id})\n`,
-  );
+  // the agent's answers (header values, tags, its id) are a peer's text: escaped per line
+  const say = (line: string) => process.stdout.write(`${escapeForLog(line)}\n`);
+  say(`${method} ${uri} → ${formatEndpoint(ep)} (${t.kind}, agent ${t.capabilities.agent_id})`);
   for (const s of steps) {
     const name = s.index !== undefined ? `${s.event}#${s.index}` : s.event;
     const r = s.response;
     const extras: string[] = [];
     if (r.needs_more) extras.push('needs_more');
     const line = `  ${name.padEnd(22)} ${describeDecision(r).padEnd(12)} ${ms(s.ms).padStart(9)}${extras.length ? `  (${extras.join(', ')})` : ''}`;
-    process.stdout.write(`${line}\n`);
-    for (const op of r.request_headers) process.stdout.write(`      request  ${describeOp(op)}\n`);
-    for (const op of r.response_headers) process.stdout.write(`      response ${describeOp(op)}\n`);
-    if (r.audit.tags.length) process.stdout.write(`      tags     ${r.audit.tags.join(', ')}\n`);
-    if (r.audit.reason_codes.length) {
-      process.stdout.write(`      reasons  ${r.audit.reason_codes.join(', ')}\n`);
-    }
+    say(line);
+    for (const op of r.request_headers) say(`      request  ${describeOp(op)}`);
+    for (const op of r.response_headers) say(`      response ${describeOp(op)}`);
+    if (r.audit.tags.length) say(`      tags     ${r.audit.tags.join(', ')}`);
+    if (r.audit.reason_codes.length) say(`      reasons  ${r.audit.reason_codes.join(', ')}`);
   }
-  process.stdout.write(`decision: ${describeDecision(decision)}\n`);
+  say(`decision: ${describeDecision(decision)}`);
   return EXIT_OK;
 }

@@ -107,6 +107,26 @@ describe('serve prints what peers sent escaped', () => {
     expect(seen).toMatchObject({ uri, clientIp });
   });
 
+  it('send and probe print what the agent answered escaped', async () => {
+    const d = tmp();
+    const sock = d.path('e.sock');
+    const id = 'evil\n[FAKE] agent\u001b[31m';
+    const agent = start(['serve', 'echo', '--listen', sock, '--agent-id', id]);
+    await waitForLine(agent, /listening on/);
+    // the echo agent copies the uri into X-Echo-Path: the agent's answer carries it back
+    const sent = await run(['send', sock, '--uri', uri]);
+    expect(sent.code).toBe(0);
+    expectClean(sent.stdout);
+    expect(sent.stdout).toContain('set X-Echo-Path: /x\\n[FAKE] ok\\x1b[31m');
+    const sentJson = await run(['send', sock, '--uri', uri, '--json']);
+    expectClean(sentJson.stdout);
+    expect(JSON.parse(sentJson.stdout).agentId).toBe(id);
+    const probe = await run(['probe', sock]);
+    expect(probe.code).toBe(0);
+    expectClean(probe.stdout);
+    expect(probe.stdout).toContain('evil\\n[FAKE] agent\\x1b[31m');
+  });
+
   it('a refused reverse registration: the agent id and the proxy’s reason', async () => {
     const d = tmp();
     const sock = d.path('rev.sock');

@@ -21,6 +21,8 @@ export interface Logger {
 const UNSAFE =
   // biome-ignore lint/suspicious/noControlCharactersInRegex: matching them is the point
   /[\u0000-\u001f\u007f-\u009f\u061c\u200e\u200f\u2028\u2029\u202a-\u202e\u2066-\u2069]/g;
+/** {@link UNSAFE} but C0: what JSON.stringify leaves raw (its C0 outside strings is indentation). */
+const UNSAFE_IN_JSON = /[\u007f-\u009f\u061c\u200e\u200f\u2028\u2029\u202a-\u202e\u2066-\u2069]/g;
 const SHORT: Record<string, string> = { '\n': '\\n', '\r': '\\r', '\t': '\\t' };
 
 function hex(c: string, width: number): string {
@@ -42,22 +44,23 @@ export function escapeForLog(text: string): string {
 }
 
 /**
- * `value` as one line of JSON for a log: errors become `Name: message`, and
- * the characters JSON.stringify leaves raw (DEL, C1, separators, bidi) are
- * written as `\uXXXX`, so the text stays valid JSON. `{…}` if it cannot be
- * serialised (a cycle, a BigInt).
+ * `value` as JSON for a log or a terminal (one line unless `indent` is given):
+ * errors become `Name: message`, and the characters JSON.stringify leaves raw
+ * (DEL, C1, separators, bidi) are written as `\uXXXX`, so the text stays valid
+ * JSON. `{…}` if it cannot be serialised (a cycle, a BigInt).
  */
-export function jsonForLog(value: unknown): string {
+export function jsonForLog(value: unknown, indent?: number): string {
   let json: string | undefined;
   try {
-    json = JSON.stringify(value, (_k, v: unknown) =>
-      v instanceof Error ? `${v.name}: ${v.message}` : v,
+    json = JSON.stringify(
+      value,
+      (_k, v: unknown) => (v instanceof Error ? `${v.name}: ${v.message}` : v),
+      indent,
     );
   } catch {
     return '{…}';
   }
-  // JSON.stringify already wrote C0 controls as escapes; these are the rest
-  return (json ?? 'undefined').replace(UNSAFE, (c) => `\\u${hex(c, 4)}`);
+  return (json ?? 'undefined').replace(UNSAFE_IN_JSON, (c) => `\\u${hex(c, 4)}`);
 }
 
 /** The console logger's line; the message and fields are escaped here, at the sink, so no call site can forget. */

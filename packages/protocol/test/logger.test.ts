@@ -65,6 +65,10 @@ describe('jsonForLog', () => {
     expect(JSON.parse(json)).toEqual(value);
   });
 
+  it('indents when asked, still escaping', () => {
+    expect(jsonForLog({ a: '\u009b' }, 2)).toBe('{\n  "a": "\\u009b"\n}');
+  });
+
   it('writes errors as name and message, and survives cycles', () => {
     expect(jsonForLog({ error: new TypeError(`bad ${FORGED}`) })).toBe(
       '{"error":"TypeError: bad evil\\n[FAKE] registered ok\\u001b[31m"}',
