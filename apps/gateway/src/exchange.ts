@@ -344,9 +344,9 @@ export class Exchange {
     const status = up.statusCode;
     // the upstream's Connection header names only its own headers, not the agents' or ours
     const respHeaders = stripHopByHop(toHeaderMap(up.headers));
-    const upstreamLength = up.headers['transfer-encoding']
-      ? undefined
-      : (up.headers['content-length'] as string | undefined);
+    // (repeated identical Content-Length lines arrive as a list)
+    const cl = up.headers['content-length'];
+    const upstreamLength = up.headers['transfer-encoding'] ? undefined : [cl].flat()[0];
     this.clientHeaders = respHeaders;
     applyHeaderOps(respHeaders, this.pendingResponseOps.splice(0), (op) => this.badOp(op));
     for (const agent of this.agentsFor('response_headers')) {
