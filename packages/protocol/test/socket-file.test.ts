@@ -184,6 +184,18 @@ describe('bindSocketFile', () => {
     expect(readdirSync(dir)).toEqual([]);
   });
 
+  it('a missing directory is named, with the system error as the cause', async () => {
+    const dir = join(tempDir(), 'missing');
+    const err = await rejection(listenUnix(server(), join(dir, 'a.sock'), { mode: 0o600 }));
+    expect(err.code).toBe('CONNECTION_FAILED');
+    expect(err.message).toMatch(
+      new RegExp(
+        `^cannot listen on ${dir}/a.sock: cannot create a private directory in ${dir}: ENOENT`,
+      ),
+    );
+    expect((err.cause as NodeJS.ErrnoException).code).toBe('ENOENT');
+  });
+
   it('a failing bind leaves nothing behind', async () => {
     const dir = tempDir();
     const err = await rejection(

@@ -132,7 +132,7 @@ export async function bindSocketFile(
     throw AgentProtocolError.from(
       err,
       ErrorCode.ConnectionFailed,
-      `cannot create a private directory next to ${path}`,
+      `cannot listen on ${path}: cannot create a private directory in ${dir}`,
     );
   }
   const tempPath = join(privateDir, 's');
