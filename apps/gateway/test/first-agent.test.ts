@@ -164,7 +164,8 @@ describe('docs/first-agent.md', () => {
       }),
     );
     const gwCommand = substitute(block('start', 'gateway').trim(), {
-      '$PWD/apps/gateway/examples/first-agent/gateway.yaml': config,
+      // a path relative to where the command runs (the repository root), as printed
+      'apps/gateway/examples/first-agent/gateway.yaml': config,
     });
     const gw = startCommand(`${gwCommand} --listen 127.0.0.1:0`);
     const port = (await waitFor(gw, /picket gateway listening on http:\/\/127\.0\.0\.1:(\d+)/))[1];
