@@ -16,7 +16,7 @@ export const APP_DIR = join(dirname(fileURLToPath(import.meta.url)), '..');
 /** The `@picket/cli` package folder (a devDependency), found the way Node resolves it. */
 export const CLI_DIR = dirname(createRequire(import.meta.url).resolve('@picket/cli/package.json'));
 
-/** The `picket` executable: the `bin` entry of `@picket/cli` (its compiled `dist/main.js`). */
+/** The `picket` executable: the `bin` entry of `@picket/cli` (`bin/picket.js`, which runs `dist/main.js`). */
 export const PICKET_BIN = join(
   CLI_DIR,
   (JSON.parse(readFileSync(join(CLI_DIR, 'package.json'), 'utf8')) as { bin: { picket: string } })
