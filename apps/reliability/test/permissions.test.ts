@@ -12,9 +12,13 @@ import { createRequire } from 'node:module';
 import { dirname, join } from 'node:path';
 import { setImmediate as turn } from 'node:timers/promises';
 import { EchoAgent } from '@picket/agents';
+import { GrpcAgentServerV2 } from '@picket/grpc';
 import { silentLogger } from '@picket/protocol';
-import { connectReverse } from '@picket/reverse';
+import { MAX_SOCKET_PATH_BYTES } from '@picket/protocol/internal';
+import { connectReverse, ReverseConnectionListener } from '@picket/reverse';
 import { createPool } from '@picket/transport';
+import { UdsAgentServerV2 } from '@picket/uds';
+import { AgentServer } from '@picket/v1';
 import { afterEach, describe, expect, it } from 'vitest';
 import { onCleanup, runCleanups, tempDir, until } from './helpers.js';
 
@@ -139,6 +143,31 @@ describe('socket files are born with their final mode', () => {
       expect(existsSync(targets[kind as Kind].path)).toBe(false);
     expect(readdirSync(dir)).toEqual([]);
   }, 60_000);
+
+  it('every server refuses a path past the sun_path limit, naming it and its byte length', async () => {
+    // Node would silently truncate it and bind (or refuse) a different file.
+    const dir = tempDir();
+    const path = join(dir, 'x'.repeat(MAX_SOCKET_PATH_BYTES));
+    const message = `socket path ${path} is ${Buffer.byteLength(path)} bytes; a Unix socket path can have at most ${MAX_SOCKET_PATH_BYTES}`;
+    const handler = new EchoAgent({ agentId: 'long' });
+    const uds = new UdsAgentServerV2(path, handler, { logger: silentLogger });
+    const v1 = new AgentServer('long', path, handler, { logger: silentLogger });
+    const grpc = new GrpcAgentServerV2(handler, { logger: silentLogger });
+    onCleanup(() => Promise.all([uds.close(), v1.close(), grpc.close({ drainTimeoutMs: 0 })]));
+    const attempts: Record<Kind, () => Promise<unknown>> = {
+      uds: () => uds.listen(),
+      reverse: () =>
+        ReverseConnectionListener.bindUds(path, { logger: silentLogger }).then((l) => {
+          onCleanup(() => l.close());
+        }),
+      v1: () => v1.run(),
+      grpc: () => grpc.listen(`unix:${path}`),
+    };
+    for (const [kind, attempt] of Object.entries(attempts)) {
+      await expect(attempt(), kind).rejects.toMatchObject({ code: 'INVALID_ARGUMENT', message });
+    }
+    expect(readdirSync(dir)).toEqual([]);
+  });
 });
 
 describe('socket modes', () => {
