@@ -211,6 +211,12 @@ describe('reverse tokens stay off the command line', () => {
     }
   });
 
+  it('serve --help shows --token-file and the variable', async () => {
+    const help = await run(['serve', '--help']);
+    expect(help.stdout).toContain('--token-file <file>');
+    expect(help.stdout).toContain('PICKET_REVERSE_TOKEN');
+  });
+
   it('refuses a missing or empty token file, both --token and --token-file, an empty variable', async () => {
     const d = tmp();
     const base = ['serve', 'echo', '--reverse', `reverse+unix:${d.path('r.sock')}`];
