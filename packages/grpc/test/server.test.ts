@@ -315,4 +315,39 @@ describe('unix socket mode', () => {
       rmSync(dir, { recursive: true, force: true });
     }
   });
+
+  test('replaces a stale unix: socket, refuses a live one, removes its own file on close', async () => {
+    const { linkSync, mkdtempSync, readdirSync, renameSync, rmSync } = await import('node:fs');
+    const net = await import('node:net');
+    const { tmpdir } = await import('node:os');
+    const { join } = await import('node:path');
+    const { createCapabilities } = await import('@picket/protocol');
+    const { GrpcAgentServerV2 } = await import('../src/server.js');
+    const dir = mkdtempSync(join(tmpdir(), 'picket-'));
+    const path = join(dir, 'agent.sock');
+    // a stale socket, as a killed agent leaves it (Node unlinks only the name it bound)
+    const stale = net.createServer();
+    await new Promise<void>((r) => stale.listen(path, r));
+    linkSync(path, `${path}.keep`);
+    await new Promise<void>((r) => stale.close(() => r()));
+    renameSync(`${path}.keep`, path);
+    const handler = { capabilities: () => createCapabilities({ agentId: 'm' }) };
+    const server = new GrpcAgentServerV2(handler);
+    const second = new GrpcAgentServerV2(handler);
+    try {
+      expect(await server.listen(`unix:${path}`)).toEqual({ address: `unix:${path}`, port: 0 });
+      const client = await AgentClientV2.connect('m', `unix:${path}`);
+      await client.close();
+      await expect(second.listen(`unix:${path}`)).rejects.toMatchObject({
+        code: 'CONNECTION_FAILED',
+        message: `${path}: another process is already listening on this socket`,
+      });
+      await server.close({ drainTimeoutMs: 0 });
+      expect(readdirSync(dir)).toEqual([]);
+    } finally {
+      await server.close({ drainTimeoutMs: 0 });
+      await second.close({ drainTimeoutMs: 0 });
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
 });
