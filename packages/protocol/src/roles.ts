@@ -141,3 +141,27 @@ export interface AgentHandler {
   /** Told when the proxy cancels a request (ctx.signal aborts too). */
   onCancel?(correlationId: string, reason: CancelReason): void;
 }
+
+/**
+ * Agent side: one running server (UDS, gRPC, v1) or reverse dialer, whatever
+ * the wire. `serve()` in @picket/transport builds on this.
+ */
+export interface AgentServer {
+  /**
+   * Starts accepting (or, for the reverse dialer, connects and registers).
+   * Resolves to the endpoints really bound, in the endpoint grammar of
+   * @picket/transport (`unix:/run/a.sock`, `grpc://127.0.0.1:5001`,
+   * `v1:/run/a.sock`, `reverse:/run/proxy.sock`): a port 0 comes back as the
+   * port the OS picked. Rejects when nothing could be bound.
+   */
+  listen(): Promise<readonly string[]>;
+  /** Stops at once: refuses new connections and drops the live ones. Idempotent. */
+  close(): Promise<void>;
+  /**
+   * Stops accepting, tells connected proxies it is draining where the wire can
+   * say so, waits up to `timeoutMs` for in-flight calls to finish, then closes.
+   */
+  drain(timeoutMs?: number): Promise<void>;
+  /** What listen() resolved to; empty before listen() and after close(). */
+  readonly endpoints: readonly string[];
+}
