@@ -151,8 +151,10 @@ export interface AgentServer {
    * Starts accepting (or, for the reverse dialer, connects and registers).
    * Resolves to the endpoints really bound, in the endpoint grammar of
    * @picket/transport (`unix:/run/a.sock`, `grpc://127.0.0.1:5001`,
-   * `v1:/run/a.sock`, `reverse:/run/proxy.sock`): a port 0 comes back as the
-   * port the OS picked. Rejects when nothing could be bound.
+   * `grpcs://…`, `grpc+unix:/run/a.sock`, `v1+unix:/run/a.sock`; the reverse
+   * dialer gives the listener it dialled, `reverse+unix:/run/p.sock` or
+   * `reverse+tcp://host:port`). A port 0 comes back as the port the OS picked.
+   * Rejects when nothing could be bound.
    */
   listen(): Promise<readonly string[]>;
   /** Stops at once: refuses new connections and drops the live ones. Idempotent. */
