@@ -35,14 +35,58 @@ export type ErrorCode = (typeof ErrorCode)[keyof typeof ErrorCode];
 
 const CODES = new Set<string>(Object.values(ErrorCode));
 
+/**
+ * The brand every AgentProtocolError carries. `Symbol.for` makes it the same symbol in
+ * every copy of this module, so an error made by another installed copy of
+ * `@picket/protocol` (two versions in one `node_modules` tree) is still recognised.
+ */
+const BRAND = Symbol.for('picket.AgentProtocolError');
+const ownInstance = Function.prototype[Symbol.hasInstance];
+
+/** Options of an {@link AgentProtocolError}. */
+export interface AgentProtocolErrorOptions {
+  cause?: unknown;
+  /**
+   * Whether the event may have reached the agent: `false` when the transport knows it
+   * never wrote it (so a retry elsewhere cannot duplicate it), `true` once it was
+   * written, absent when unknown or not about a call.
+   */
+  sent?: boolean;
+}
+
 /** One error class for the whole toolkit: a code from a closed set, a message naming what and where, a cause. */
 export class AgentProtocolError extends Error {
   override readonly name = 'AgentProtocolError';
   readonly code: ErrorCode;
+  /** See {@link AgentProtocolErrorOptions.sent}; absent when unknown. */
+  declare readonly sent?: boolean;
 
-  constructor(code: ErrorCode, message: string, options?: { cause?: unknown }) {
-    super(message, options);
+  constructor(code: ErrorCode, message: string, options?: AgentProtocolErrorOptions) {
+    super(
+      message,
+      options !== undefined && 'cause' in options ? { cause: options.cause } : undefined,
+    );
     this.code = code;
+    if (options?.sent !== undefined) (this as { sent?: boolean }).sent = options.sent;
+  }
+
+  /**
+   * `err instanceof AgentProtocolError` is also true for an error made by another copy
+   * of this package (it carries the shared brand and a known code): the pool's retry and
+   * failure decisions must not depend on which copy of @picket/protocol a transport
+   * loaded. Subclasses keep the ordinary prototype check.
+   */
+  static override [Symbol.hasInstance](value: unknown): boolean {
+    // biome-ignore lint/complexity/noThisInStatic: the class instanceof asks about, maybe a subclass
+    if (ownInstance.call(this, value)) return true;
+    // biome-ignore lint/complexity/noThisInStatic: only the base class accepts other copies
+    if (this !== AgentProtocolError) return false;
+    return (
+      typeof value === 'object' &&
+      value !== null &&
+      (value as Record<symbol, unknown>)[BRAND] === true &&
+      AgentProtocolError.isCode((value as { code?: unknown }).code)
+    );
   }
 
   static isCode(value: unknown): value is ErrorCode {
@@ -50,8 +94,9 @@ export class AgentProtocolError extends Error {
   }
 
   /**
-   * Wraps anything thrown into an AgentProtocolError. An AgentProtocolError is
-   * returned as is; anything else gets `fallback` and keeps the original as `cause`.
+   * Wraps anything thrown into an AgentProtocolError. An AgentProtocolError (of any
+   * copy of this package) is returned as is; anything else gets `fallback` and keeps the
+   * original as `cause`.
    */
   static from(
     err: unknown,
@@ -63,6 +108,7 @@ export class AgentProtocolError extends Error {
     return new AgentProtocolError(fallback, context ? `${context}: ${text}` : text, { cause: err });
   }
 }
+Object.defineProperty(AgentProtocolError.prototype, BRAND, { value: true });
 
 /** Shorthand for the validation error that names the offending field. */
 export function invalidMessage(where: string, problem: string): AgentProtocolError {
