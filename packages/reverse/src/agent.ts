@@ -14,7 +14,8 @@ import {
   PROTOCOL_VERSION,
   type RegistrationResponse,
 } from '@picket/protocol';
-import { AgentConnection, type ErrorPolicy, FrameChannel, type Logger } from '@picket/uds';
+import type { ErrorPolicy, Logger } from '@picket/uds';
+import { AgentConnection, FrameChannel } from '@picket/uds/internal';
 import { DEFAULT_RECONNECT, type ReconnectOptions, reconnectDelay } from './backoff.js';
 import { formatHostPort, parseReverseEndpoint, type ReverseEndpoint } from './endpoint.js';
 import { defaultLogger } from './logger.js';

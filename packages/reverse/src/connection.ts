@@ -1,5 +1,9 @@
 import type { RegistrationRequest } from '@picket/protocol';
-import { type FrameChannel, ProxyConnection, type ProxyConnectionOptions } from '@picket/uds';
+import {
+  type FrameChannel,
+  ProxyConnection,
+  type ProxyConnectionOptions,
+} from '@picket/uds/internal';
 
 /** The listener's wire. */
 export type ReverseTransportKind = 'uds' | 'tcp' | 'tls';

@@ -13,7 +13,8 @@ import {
   type RegistrationResponse,
 } from '@picket/protocol';
 import { listenUnix, type SocketFile } from '@picket/protocol/internal';
-import { FrameChannel, type Logger, PICKET_PROXY_ID } from '@picket/uds';
+import type { Logger } from '@picket/uds';
+import { FrameChannel, PICKET_PROXY_ID } from '@picket/uds/internal';
 import { AllowList, redact, TokenSet, type TokenVerifier, type TokenVerifyInfo } from './auth.js';
 import {
   DEFAULT_REVERSE_CONFIG,

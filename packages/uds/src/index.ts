@@ -1,40 +1,13 @@
-export {
-  AGENT_HANDLER_ERROR,
-  AGENT_INVALID_EVENT,
-  AgentConnection,
-  type AgentConnectionEventMap,
-  type AgentConnectionOptions,
-  type ErrorPolicy,
-  PICKET_ERROR_TAG,
-} from './agent-connection.js';
-export { FrameChannel, type FrameChannelOptions } from './channel.js';
+/**
+ * @picket/uds — the Zentinel agent protocol v2 over Unix sockets: proxy-side
+ * {@link AgentClientV2Uds}, agent-side {@link UdsAgentServerV2}. The engines under them are
+ * in `@picket/uds/internal` (outside semver).
+ */
+export { AGENT_HANDLER_ERROR, type ErrorPolicy } from './agent-connection.js';
 export { AgentClientV2Uds, DEFAULT_CONNECT_TIMEOUT_MS, type UdsClientOptions } from './client.js';
-export {
-  type AgentHandshakeOptions,
-  type AgentHandshakeResult,
-  agentHandshake,
-  chooseEncoding,
-  DEFAULT_AGENT_ENCODINGS,
-  DEFAULT_HANDSHAKE_TIMEOUT_MS,
-  PICKET_EXTENSION_VERSION,
-  PICKET_PROXY_ID,
-  type ProxyHandshakeOptions,
-  type ProxyHandshakeResult,
-  proxyHandshake,
-} from './handshake.js';
-export {
-  consoleLogger,
-  defaultLogger,
-  type LogFields,
-  type Logger,
-  silentLogger,
-} from './logger.js';
-export {
-  type FlowControlMode,
-  ProxyConnection,
-  type ProxyConnectionOptions,
-  type ProxyConnectionStats,
-} from './proxy-connection.js';
+export { DEFAULT_HANDSHAKE_TIMEOUT_MS } from './handshake.js';
+export { type LogFields, type Logger, silentLogger } from './logger.js';
+export type { FlowControlMode } from './proxy-connection.js';
 export {
   type UdsAgentServerEventMap,
   type UdsAgentServerOptions,

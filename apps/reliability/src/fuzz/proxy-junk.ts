@@ -13,7 +13,7 @@ import {
   eventCorrelationId,
   MessageType,
 } from '@picket/protocol';
-import type { ProxyConnection } from '@picket/uds';
+import type { ProxyConnection } from '@picket/uds/internal';
 import type { Rng } from '../lib/prng.js';
 import { type RawConn, within, writeSplit } from '../lib/raw-conn.js';
 import { agentJunkFrame } from './agent-junk.js';
