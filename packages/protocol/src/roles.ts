@@ -12,6 +12,8 @@ import type {
   CancelReason,
   ConfigUpdateRequest,
   ConfigureEvent,
+  EventMap,
+  EventType,
   GuardrailInspectEvent,
   HandshakeRequest,
   HealthState,
@@ -76,6 +78,17 @@ export interface AgentTransport extends TypedEvents<TransportEventMap> {
   /** calls sent and not yet answered */
   readonly inFlight: number;
 
+  /**
+   * Sends any event and resolves with the agent's answer; the typed `send*` methods below
+   * are this with the type filled in. The event's own correlation id (RequestHeaders:
+   * `metadata.correlation_id`) keys the answer; a second call with an id already in flight
+   * rejects with INVALID_ARGUMENT, a call while the agent paused traffic with FLOW_CONTROL_PAUSED.
+   */
+  send<K extends EventType>(
+    type: K,
+    event: EventMap[K],
+    options?: CallOptions,
+  ): Promise<AgentResponse>;
   sendRequestHeaders(e: RequestHeadersEvent, o?: CallOptions): Promise<AgentResponse>;
   sendRequestBodyChunk(e: RequestBodyChunkEvent, o?: CallOptions): Promise<AgentResponse>;
   sendResponseHeaders(e: ResponseHeadersEvent, o?: CallOptions): Promise<AgentResponse>;
@@ -140,6 +153,31 @@ export interface AgentHandler {
   onConfigure?: Hook<ConfigureEvent>;
   /** Told when the proxy cancels a request (ctx.signal aborts too). */
   onCancel?(correlationId: string, reason: CancelReason): void;
+}
+
+/** A config update request as the push API takes it: `request_id` and `timestamp_ms` are filled in when absent. */
+export type ConfigUpdateInput = Omit<ConfigUpdateRequest, 'request_id' | 'timestamp_ms'> &
+  Partial<Pick<ConfigUpdateRequest, 'request_id' | 'timestamp_ms'>>;
+
+/**
+ * What a running agent tells the proxies connected to it, the same on every server
+ * with a control channel (UDS, gRPC, reverse; v1 has none). Each call returns how
+ * many proxy connections were told. Health and pause are remembered: a proxy that
+ * connects later is told a non-healthy state and a pause right after its handshake.
+ */
+export interface AgentPush {
+  /** health report (UDS 0x30, gRPC HealthStatus) */
+  reportHealth(state: HealthState, message?: string): number;
+  /** asks the proxies to stop sending events (flow control pause) */
+  pause(): number;
+  /** lets them send again (flow control resume) */
+  resume(): number;
+  /** true between pause() and resume() */
+  readonly paused: boolean;
+  /** pushes a metrics report (UDS 0x31, gRPC MetricsReport) */
+  reportMetrics(report: MetricsReport): number;
+  /** asks the proxies for a configuration change (UDS 0x32, gRPC ConfigUpdateRequest) */
+  requestConfigUpdate(request: ConfigUpdateInput): number;
 }
 
 /**

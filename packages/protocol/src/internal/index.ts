@@ -2,4 +2,8 @@
  * `@picket/protocol/internal`: machinery shared by the picket packages themselves. Not
  * part of the public API and outside semver: it may change in any release.
  */
+export * from './backoff.js';
+export * from './calls.js';
+export * from './calls-transport.js';
+export * from './dispatch.js';
 export * from './socket-file.js';

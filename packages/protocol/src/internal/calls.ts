@@ -1,0 +1,346 @@
+/**
+ * The proxy-side call engine every picket transport uses (UDS, reverse, gRPC, v1).
+ *
+ * A transport supplies a {@link CallWire}: "write this event" and "write a cancel". It reports
+ * what comes back with {@link CallEngine.resolve} / {@link CallEngine.fail} and the end of the
+ * connection with {@link CallEngine.close}. The engine owns everything between: the table of
+ * pending calls keyed by correlation id, deadlines (one shared timer per engine, armed for the
+ * earliest deadline), AbortSignal wiring, cancel / cancelAll, failing every call when the
+ * connection ends, and the paused state (a paused engine refuses a call at once with
+ * FLOW_CONTROL_PAUSED; what to do about that is the pool's decision).
+ *
+ * Per call it costs one promise (with its executor), one {@link Call} object, and, only when the
+ * call has a signal, one listener registration (the call itself is the listener: no closure).
+ */
+import { CANCEL_REASONS } from '../enums.js';
+import { AgentProtocolError, ErrorCode } from '../errors.js';
+import type { CallOptions } from '../roles.js';
+import type { AgentEvent, AgentResponse, CancelReason, EventType } from '../types.js';
+
+/** What a transport supplies to the engine. */
+export interface CallWire<X = undefined> {
+  /**
+   * Writes the event of a call the engine has just registered (its deadline and signal are
+   * armed). Throwing fails the call: an AgentProtocolError as is, anything else as INTERNAL.
+   */
+  write(call: Call<X>, event: AgentEvent): void;
+  /**
+   * Tells the agent to stop working on a call. `call` is the call just settled by a timeout,
+   * an abort or cancel(); it is undefined when cancel() named an id with no pending call
+   * (a v2 wire still sends the cancel: the agent may know the id). Must not throw.
+   */
+  writeCancel(correlationId: string, reason: CancelReason, call: Call<X> | undefined): void;
+  /** The error a call that ran out of time gets; default "<name> did not answer <type> <id> within <ms> ms". */
+  timeoutError?(call: Call<X>): AgentProtocolError;
+}
+
+/** Settings of a {@link CallEngine}. */
+export interface CallEngineOptions<X = undefined> {
+  /** names the transport in error messages, e.g. `agent waf` */
+  name: string;
+  /** default per-call timeout in ms; `Infinity` means none; below 1 counts as 1 (setTimeout's rule) */
+  timeoutMs: number;
+  wire: CallWire<X>;
+  /** event types refused while paused (default: every type) */
+  pausable?: ReadonlySet<EventType>;
+  /** monotonic clock in ms (default `performance.now`); tests pass a fake one */
+  now?: () => number;
+}
+
+/** Node's setTimeout turns a delay past 2^31-1 ms into 1 ms; the timer is re-armed instead. */
+const MAX_TIMER_DELAY = 2_147_483_647;
+const NO_OPTIONS: CallOptions = Object.freeze({});
+
+/** The cancel reason an aborted signal carries, or `client_disconnect`. */
+export function abortReason(signal: AbortSignal | undefined): CancelReason {
+  const r: unknown = signal?.reason;
+  return typeof r === 'string' && (CANCEL_REASONS as readonly string[]).includes(r)
+    ? (r as CancelReason)
+    : 'client_disconnect';
+}
+
+/**
+ * One pending call. A class, not closures, because there is one per call; it is its own
+ * abort listener (`handleEvent`).
+ */
+export class Call<X = undefined> {
+  /** the transport's own state for this call (e.g. which connection carries it) */
+  data: X | undefined = undefined;
+
+  constructor(
+    private readonly engine: CallEngine<X>,
+    readonly type: EventType,
+    readonly correlationId: string,
+    /** clock value after which the call times out (`Infinity`: never) */
+    readonly deadline: number,
+    readonly timeoutMs: number,
+    readonly signal: AbortSignal | undefined,
+    /** @internal */ readonly settleOk: (r: AgentResponse) => void,
+    /** @internal */ readonly settleErr: (e: AgentProtocolError) => void,
+  ) {}
+
+  /** The call's signal aborted. */
+  handleEvent(): void {
+    this.engine.abort(this);
+  }
+}
+
+/** Pending calls of one connection: correlation, deadlines, signals, cancel, fail-all, paused. */
+export class CallEngine<X = undefined> {
+  readonly name: string;
+  /** default per-call timeout in ms */
+  readonly timeoutMs: number;
+  /** calls that ran out of time, and calls cancelled (cancel, cancelAll, signal) */
+  readonly counts = { timeouts: 0, cancelled: 0 };
+
+  readonly #wire: CallWire<X>;
+  readonly #pausable: ReadonlySet<EventType> | undefined;
+  readonly #now: () => number;
+  readonly #pending = new Map<string, Call<X>>();
+  #timer: NodeJS.Timeout | undefined;
+  #timerAt = Number.POSITIVE_INFINITY;
+  #paused = false;
+  #closed: AgentProtocolError | undefined;
+
+  constructor(options: CallEngineOptions<X>) {
+    this.name = options.name;
+    this.timeoutMs = options.timeoutMs;
+    this.#wire = options.wire;
+    this.#pausable = options.pausable;
+    this.#now = options.now ?? performance.now.bind(performance);
+  }
+
+  /** Calls registered and not yet settled. */
+  get size(): number {
+    return this.#pending.size;
+  }
+
+  /** True while the agent has paused traffic. */
+  get paused(): boolean {
+    return this.#paused;
+  }
+
+  /** Records a pause or resume; returns whether the state changed. */
+  setPaused(paused: boolean): boolean {
+    if (this.#paused === paused) return false;
+    this.#paused = paused;
+    return true;
+  }
+
+  /** Why the engine was closed, once it was. */
+  get closedBy(): AgentProtocolError | undefined {
+    return this.#closed;
+  }
+
+  get(correlationId: string): Call<X> | undefined {
+    return this.#pending.get(correlationId);
+  }
+
+  /** The pending calls (in the order they were made). */
+  calls(): IterableIterator<Call<X>> {
+    return this.#pending.values();
+  }
+
+  /**
+   * Registers a call and writes it. Rejects at once (nothing written) when the engine is
+   * closed (CONNECTION_CLOSED), the signal already aborted (CANCELLED), the agent paused
+   * traffic (FLOW_CONTROL_PAUSED) or the correlation id is in flight (INVALID_ARGUMENT).
+   */
+  call(
+    type: EventType,
+    event: AgentEvent,
+    correlationId: string,
+    options: CallOptions = NO_OPTIONS,
+  ): Promise<AgentResponse> {
+    const refused = this.#refusal(type, correlationId, options.signal);
+    if (refused !== undefined) return Promise.reject(refused);
+    const timeoutMs = options.timeoutMs ?? this.timeoutMs;
+    const deadline =
+      timeoutMs === Number.POSITIVE_INFINITY
+        ? timeoutMs
+        : this.#now() + (Math.max(timeoutMs, 1) || 1); // NaN counts as 1 too
+    let call!: Call<X>;
+    const promise = new Promise<AgentResponse>((resolve, reject) => {
+      call = new Call(
+        this,
+        type,
+        correlationId,
+        deadline,
+        timeoutMs,
+        options.signal,
+        resolve,
+        reject,
+      );
+    });
+    this.#pending.set(correlationId, call);
+    if (deadline < this.#timerAt) this.#arm(deadline, this.#now());
+    call.signal?.addEventListener('abort', call, { once: true });
+    try {
+      this.#wire.write(call, event);
+    } catch (err) {
+      this.#settle(
+        call,
+        AgentProtocolError.from(err, ErrorCode.Internal, `${this.name}: ${type} ${correlationId}`),
+      );
+    }
+    return promise;
+  }
+
+  /** A reply arrived for `correlationId`; false when no call is pending for it (late, unknown). */
+  resolve(correlationId: string, response: AgentResponse): boolean {
+    const call = this.#pending.get(correlationId);
+    if (call === undefined) return false;
+    this.#settle(call, response);
+    return true;
+  }
+
+  /** Fails the pending call for `correlationId`; false when there is none. */
+  fail(correlationId: string, error: AgentProtocolError): boolean {
+    const call = this.#pending.get(correlationId);
+    if (call === undefined) return false;
+    this.#settle(call, error);
+    return true;
+  }
+
+  /** Rejects the call with CANCELLED (if pending) and has the wire tell the agent. No-op once closed. */
+  cancel(correlationId: string, reason: CancelReason): void {
+    if (this.#closed !== undefined) return;
+    const call = this.#pending.get(correlationId);
+    if (call !== undefined) {
+      this.counts.cancelled++;
+      this.#settle(
+        call,
+        new AgentProtocolError(
+          ErrorCode.Cancelled,
+          `${this.name}: ${correlationId} cancelled (${reason})`,
+        ),
+      );
+    }
+    this.#wire.writeCancel(correlationId, reason, call);
+  }
+
+  /** Cancels every pending call; returns how many there were. */
+  cancelAll(reason: CancelReason): number {
+    const ids = [...this.#pending.keys()];
+    for (const id of ids) this.cancel(id, reason);
+    return ids.length;
+  }
+
+  /** The connection ended: every pending call and every later one fails with `error`. Idempotent. */
+  close(error: AgentProtocolError): void {
+    if (this.#closed !== undefined) return;
+    this.#closed = error;
+    this.#disarm();
+    for (const call of [...this.#pending.values()]) this.#settle(call, error);
+  }
+
+  /** @internal The call's signal aborted (see {@link Call.handleEvent}). */
+  abort(call: Call<X>): void {
+    if (this.#pending.get(call.correlationId) !== call) return;
+    this.counts.cancelled++;
+    this.#settle(
+      call,
+      new AgentProtocolError(
+        ErrorCode.Cancelled,
+        `${this.name}: ${call.type} ${call.correlationId} aborted by the caller`,
+        { cause: call.signal?.reason },
+      ),
+    );
+    this.#wire.writeCancel(call.correlationId, abortReason(call.signal), call);
+  }
+
+  #refusal(
+    type: EventType,
+    cid: string,
+    signal: AbortSignal | undefined,
+  ): AgentProtocolError | undefined {
+    const closed = this.#closed;
+    if (closed !== undefined) {
+      return new AgentProtocolError(
+        ErrorCode.ConnectionClosed,
+        `${closed.message} (${type} ${cid} not sent)`,
+        { cause: closed },
+      );
+    }
+    if (signal?.aborted === true) {
+      return new AgentProtocolError(
+        ErrorCode.Cancelled,
+        `${this.name}: ${type} ${cid} aborted before it was sent`,
+        { cause: signal.reason },
+      );
+    }
+    if (this.#paused && (this.#pausable === undefined || this.#pausable.has(type))) {
+      return new AgentProtocolError(
+        ErrorCode.FlowControlPaused,
+        `${this.name}: the agent paused traffic; ${type} ${cid} not sent`,
+      );
+    }
+    if (this.#pending.has(cid)) {
+      return new AgentProtocolError(
+        ErrorCode.InvalidArgument,
+        `${this.name}: correlation id ${JSON.stringify(cid)} is already in flight`,
+      );
+    }
+    return undefined;
+  }
+
+  #settle(call: Call<X>, outcome: AgentResponse | AgentProtocolError): void {
+    if (this.#pending.get(call.correlationId) !== call) return;
+    this.#pending.delete(call.correlationId);
+    call.signal?.removeEventListener('abort', call);
+    // an idle connection keeps no timer (and a busy one rarely empties)
+    if (this.#pending.size === 0) this.#disarm();
+    if (outcome instanceof AgentProtocolError) call.settleErr(outcome);
+    else call.settleOk(outcome);
+  }
+
+  /** Arms the shared timer for `deadline` (the caller checked it is earlier than the armed one). */
+  #arm(deadline: number, now: number): void {
+    if (this.#timer !== undefined) clearTimeout(this.#timer);
+    // whole ms, rounded up: timers truncate fractions and would fire early
+    let delay = Math.max(1, Math.ceil(deadline - now));
+    this.#timerAt = deadline;
+    if (delay > MAX_TIMER_DELAY) {
+      delay = MAX_TIMER_DELAY;
+      this.#timerAt = now + delay;
+    }
+    this.#timer = setTimeout(this.#onTimer, delay);
+  }
+
+  #disarm(): void {
+    if (this.#timer !== undefined) clearTimeout(this.#timer);
+    this.#timer = undefined;
+    this.#timerAt = Number.POSITIVE_INFINITY;
+  }
+
+  /**
+   * The timer armed for the earliest deadline fired: every call due by then (1 ms of slack
+   * groups near-equal deadlines) times out, as its own setTimeout would have. The firing is
+   * the clock here (not a fresh reading, which may lag under fake timers).
+   */
+  readonly #onTimer = (): void => {
+    const due = this.#timerAt + 1;
+    const now = Math.max(this.#now(), this.#timerAt);
+    this.#timer = undefined;
+    this.#timerAt = Number.POSITIVE_INFINITY;
+    let next = Number.POSITIVE_INFINITY;
+    for (const call of [...this.#pending.values()]) {
+      if (call.deadline <= due) {
+        if (this.#pending.get(call.correlationId) !== call) continue;
+        this.counts.timeouts++;
+        this.#settle(
+          call,
+          this.#wire.timeoutError?.(call) ??
+            new AgentProtocolError(
+              ErrorCode.Timeout,
+              `${this.name} did not answer ${call.type} ${call.correlationId} within ${call.timeoutMs} ms`,
+            ),
+        );
+        this.#wire.writeCancel(call.correlationId, 'timeout', call);
+      } else if (call.deadline < next) next = call.deadline;
+    }
+    if (next !== Number.POSITIVE_INFINITY && next < this.#timerAt && this.#pending.size > 0) {
+      this.#arm(next, now);
+    }
+  };
+}
