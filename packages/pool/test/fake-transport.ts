@@ -84,7 +84,7 @@ export class FakeTransport extends EventEmitter<TransportEventMap> implements Ag
     this.emit('close', err);
   }
 
-  private send(type: EventType, event: unknown, o: CallOptions = {}): Promise<AgentResponse> {
+  send(type: EventType, event: unknown, o: CallOptions = {}): Promise<AgentResponse> {
     if (this.closed) {
       return Promise.reject(
         new AgentProtocolError(ErrorCode.ConnectionClosed, `${this.name}: closed`),
