@@ -14,6 +14,7 @@ import {
   PROTOCOL_VERSION,
   type RegistrationResponse,
 } from '@picket/protocol';
+import { resolveBackoff } from '@picket/protocol/internal';
 import type { ErrorPolicy, Logger } from '@picket/uds';
 import { AgentConnection, FrameChannel } from '@picket/uds/internal';
 import { DEFAULT_RECONNECT, type ReconnectOptions, reconnectDelay } from './backoff.js';
@@ -242,6 +243,7 @@ export class ReverseAgent extends EventEmitter<ReverseAgentEventMap> {
         `connectReverse: connections must be an integer ≥ 1, got ${String(options.connections)}`,
       );
     }
+    resolveBackoff(options.reconnect, DEFAULT_RECONNECT, 'connectReverse: reconnect');
     this.options = options;
     this.agentId = options.agentId;
     this.target = parseReverseEndpoint(

@@ -1,16 +1,13 @@
-/** Reconnect backoff of a reverse-connecting agent. It never gives up. */
-export interface ReconnectOptions {
-  /** delay before the first retry; default 100 ms */
-  initialDelayMs?: number;
-  /** the delay stops growing here; default 30 000 ms */
-  maxDelayMs?: number;
-  /** growth per failed attempt; default 2 */
-  multiplier?: number;
-  /** ± this fraction of randomness, so many agents do not reconnect in lockstep; default 0.2 */
-  jitter?: number;
-}
+import { type BackoffOptions, backoffDelay, resolveBackoff } from '@picket/protocol/internal';
 
-/** Defaults of {@link ReconnectOptions}. */
+/**
+ * Reconnect backoff of a reverse-connecting agent (it never gives up): picket's one
+ * backoff. `jitter` is the random fraction taken off each delay, so a delay lies in
+ * `[base × (1 − jitter), base]` and never exceeds `maxDelayMs`.
+ */
+export type ReconnectOptions = BackoffOptions;
+
+/** Defaults of {@link ReconnectOptions}: delays drawn from [80 %, 100 %] of the base. */
 export const DEFAULT_RECONNECT: Readonly<Required<ReconnectOptions>> = Object.freeze({
   initialDelayMs: 100,
   maxDelayMs: 30_000,
@@ -19,17 +16,14 @@ export const DEFAULT_RECONNECT: Readonly<Required<ReconnectOptions>> = Object.fr
 });
 
 /**
- * Delay before retry number `attempt` (0-based): `initial × multiplier^attempt`,
- * capped at `maxDelayMs`, then spread by ±`jitter` (never above `maxDelayMs`).
+ * Delay before retry number `attempt` (0-based), `options` over {@link DEFAULT_RECONNECT}.
+ * A wrong option is refused with INVALID_ARGUMENT naming it (`connectReverse` checks them
+ * up front).
  */
 export function reconnectDelay(
   attempt: number,
   options: ReconnectOptions = {},
   random: () => number = Math.random,
 ): number {
-  const o = { ...DEFAULT_RECONNECT, ...options };
-  const base = Math.min(o.maxDelayMs, o.initialDelayMs * o.multiplier ** Math.max(0, attempt));
-  const jitter = Math.min(1, Math.max(0, o.jitter));
-  const spread = base * (1 + jitter * (2 * random() - 1));
-  return Math.max(0, Math.min(o.maxDelayMs, Math.round(spread)));
+  return backoffDelay(attempt, resolveBackoff(options, DEFAULT_RECONNECT, 'reconnect'), random);
 }

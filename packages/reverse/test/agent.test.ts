@@ -323,15 +323,30 @@ describe('connections, failures and reconnects', () => {
     await until(() => sockets.size === 0, 3000, 'the server side to see the close');
   });
 
-  it('backoff grows exponentially, is capped and jittered', () => {
-    const mid = () => 0.5;
-    expect([0, 1, 2, 3].map((n) => reconnectDelay(n, { initialDelayMs: 100 }, mid))).toEqual([
+  it('backoff grows exponentially, is capped and jittered downwards only', () => {
+    const top = () => 1;
+    expect([0, 1, 2, 3].map((n) => reconnectDelay(n, { initialDelayMs: 100 }, top))).toEqual([
       100, 200, 400, 800,
     ]);
-    expect(reconnectDelay(30, { initialDelayMs: 100, maxDelayMs: 5000 }, mid)).toBe(5000);
-    expect(reconnectDelay(0, { initialDelayMs: 100, jitter: 0.2 }, () => 0)).toBe(80);
-    expect(reconnectDelay(0, { initialDelayMs: 100, jitter: 0.2 }, () => 1)).toBe(120);
-    expect(reconnectDelay(30, { maxDelayMs: 1000, jitter: 0.5 }, () => 1)).toBe(1000);
+    expect(reconnectDelay(30, { initialDelayMs: 100, maxDelayMs: 5000 }, top)).toBe(5000);
+    // jitter 0.2 (the default): a delay lies in [80 %, 100 %] of the base
+    expect(reconnectDelay(0, { initialDelayMs: 100 }, () => 0)).toBe(80);
+    expect(reconnectDelay(0, { initialDelayMs: 100 }, () => 0.5)).toBe(90);
+    expect(reconnectDelay(30, { maxDelayMs: 1000, jitter: 0.5 }, () => 0.999)).toBe(1000);
+  });
+
+  it('a wrong reconnect option is refused up front, naming it', () => {
+    expect(() =>
+      agent({
+        endpoint: 'unix:/nonexistent',
+        agentId: 'w',
+        handler: stampHandler('w'),
+        reconnect: { jitter: 2 },
+      }),
+    ).toThrow('connectReverse: reconnect.jitter: expected a number from 0 to 1, got 2');
+    expect(() => reconnectDelay(0, { multiplier: 0 })).toThrow(
+      'reconnect.multiplier: expected a finite number ≥ 1, got 0',
+    );
   });
 
   it('control frames reach the proxy: pause is remembered for new connections', async () => {
