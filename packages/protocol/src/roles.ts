@@ -180,31 +180,6 @@ export interface AgentPush {
   requestConfigUpdate(request: ConfigUpdateInput): number;
 }
 
-/** A config update request as the push API takes it: `request_id` and `timestamp_ms` are filled in when absent. */
-export type ConfigUpdateInput = Omit<ConfigUpdateRequest, 'request_id' | 'timestamp_ms'> &
-  Partial<Pick<ConfigUpdateRequest, 'request_id' | 'timestamp_ms'>>;
-
-/**
- * What a running agent tells the proxies connected to it, the same on every server
- * with a control channel (UDS, gRPC, reverse; v1 has none). Each call returns how
- * many proxy connections were told. Health and pause are remembered: a proxy that
- * connects later is told a non-healthy state and a pause right after its handshake.
- */
-export interface AgentPush {
-  /** health report (UDS 0x30, gRPC HealthStatus) */
-  reportHealth(state: HealthState, message?: string): number;
-  /** asks the proxies to stop sending events (flow control pause) */
-  pause(): number;
-  /** lets them send again (flow control resume) */
-  resume(): number;
-  /** true between pause() and resume() */
-  readonly paused: boolean;
-  /** pushes a metrics report (UDS 0x31, gRPC MetricsReport) */
-  reportMetrics(report: MetricsReport): number;
-  /** asks the proxies for a configuration change (UDS 0x32, gRPC ConfigUpdateRequest) */
-  requestConfigUpdate(request: ConfigUpdateInput): number;
-}
-
 /**
  * Agent side: one running server (UDS, gRPC, v1) or reverse dialer, whatever
  * the wire. `serve()` in @picket/transport builds on this.

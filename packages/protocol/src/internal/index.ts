@@ -6,5 +6,4 @@ export * from './backoff.js';
 export * from './calls.js';
 export * from './calls-transport.js';
 export * from './dispatch.js';
-export * from './dispatch.js';
 export * from './socket-file.js';
