@@ -7,45 +7,44 @@ import {
   type AgentHandler,
   AgentProtocolError,
   type AgentResponse,
-  allow,
-  block,
   type CancelReason,
   type ConfigUpdateRequest,
   cancelReasonFromUds,
   describeMessageType,
   type Encoding,
   ErrorCode,
+  type ErrorPolicy,
   type EventType,
   eventCorrelationId,
   flowActionToWire,
+  type HandlerErrorCause,
   type HealthState,
+  handlerErrorResponse,
   healthStateToWire,
   MessageType,
   type MetricsReport,
-  type RequestContext,
   salvageCorrelationId,
   type TransportKind,
 } from '@picket/protocol';
+import {
+  checkErrorPolicy,
+  errorAnswer,
+  LazyAbort,
+  notifyCancel,
+  requestContext,
+  runHook,
+} from '@picket/protocol/internal';
 import { FrameChannel } from './channel.js';
-import { EVENT_HOOK, FRAME_EVENT_TYPE } from './events.js';
+import { FRAME_EVENT_TYPE } from './events.js';
 import { defaultLogger, type Logger } from './logger.js';
 
-/**
- * What an agent answers when an event cannot be handled (undecodable event,
- * handler threw or returned something that is not an AgentResponse):
- * - `block` (default): status 500, reason code `AGENT_INVALID_EVENT` /
- *   `AGENT_HANDLER_ERROR`, tag `picket_error` — a failure never becomes an allow;
- * - `allow`: explicit fail-open, the allow carries the same tag and reason code;
- * - `close`: close the connection (the proxy's own failure policy decides).
- */
-export type ErrorPolicy = 'block' | 'allow' | 'close';
-
-/** Reason code of an event that could not be decoded or validated. */
-export const AGENT_INVALID_EVENT = 'AGENT_INVALID_EVENT';
-/** Reason code of a handler that threw or returned garbage. */
-export const AGENT_HANDLER_ERROR = 'AGENT_HANDLER_ERROR';
-/** Audit tag on every error reply. */
-export const PICKET_ERROR_TAG = 'picket_error';
+/** The one ErrorPolicy, answer and its constants live in @picket/protocol; re-exported for older imports. */
+export {
+  AGENT_HANDLER_ERROR,
+  AGENT_INVALID_EVENT,
+  type ErrorPolicy,
+  PICKET_ERROR_TAG,
+} from '@picket/protocol';
 
 /** Agent-side engine settings. */
 export interface AgentConnectionOptions {
@@ -65,7 +64,7 @@ export interface AgentConnectionOptions {
    * backpressure instead of the agent buffering without bound. Default 1000.
    */
   maxQueued?: number;
-  /** default `block` */
+  /** what an event that cannot be handled is answered; default `'block'` (see ErrorPolicy) */
   errorPolicy?: ErrorPolicy;
   /** where diagnostics go; default warn/error to the console */
   logger?: Logger;
@@ -75,57 +74,16 @@ export interface AgentConnectionOptions {
   maxWriteQueueBytes?: number;
 }
 
-interface Job {
-  readonly cid: string;
-  readonly type: EventType;
-  readonly event: AgentEvent;
-  /**
-   * Created on the first read of `ctx.signal`: an AbortSignal costs microseconds
-   * and most handlers never look at it.
-   */
-  controller: AbortController | undefined;
-  /** aborted before anyone asked for the signal (its reason is kept for when they do) */
-  aborted: boolean;
-  abortReason: unknown;
-  cancelled: boolean;
-  started: boolean;
-}
-
-/** The job's signal, created on first use (already aborted if the job was). */
-function jobSignal(job: Job): AbortSignal {
-  let controller = job.controller;
-  if (controller === undefined) {
-    controller = new AbortController();
-    job.controller = controller;
-    if (job.aborted) controller.abort(job.abortReason);
-  }
-  return controller.signal;
-}
-
-const JOB = Symbol('job');
-
-/** A RequestContext under construction; `signal` is added as an accessor. */
-type JobContext = { -readonly [K in keyof RequestContext]?: RequestContext[K] } & { [JOB]: Job };
-
-/**
- * `ctx.signal`: an own, enumerable accessor (so spreading or destructuring ctx
- * still yields the signal), one shared getter so every ctx keeps the same shape.
- */
-const SIGNAL_PROPERTY: PropertyDescriptor = {
-  enumerable: true,
-  configurable: true,
-  get(this: JobContext): AbortSignal {
-    return jobSignal(this[JOB]);
-  },
-};
-
-/** Aborts the job's signal, or remembers the reason if nobody holds it yet. */
-function abortJob(job: Job, reason: unknown): void {
-  if (job.controller !== undefined) {
-    job.controller.abort(reason);
-  } else if (!job.aborted) {
-    job.aborted = true;
-    job.abortReason = reason;
+/** One event: its abort state (ctx.signal, created on first read) and its place in the queue. */
+class Job extends LazyAbort {
+  cancelled = false;
+  started = false;
+  constructor(
+    readonly cid: string,
+    readonly type: EventType,
+    readonly event: AgentEvent,
+  ) {
+    super();
   }
 }
 
@@ -187,7 +145,7 @@ export class AgentConnection extends EventEmitter<AgentConnectionEventMap> {
     this.transport = options.transport ?? 'uds';
     this.maxConcurrent = Math.max(1, options.maxConcurrent ?? 100);
     this.maxQueued = Math.max(1, options.maxQueued ?? 1000);
-    this.errorPolicy = options.errorPolicy ?? 'block';
+    this.errorPolicy = checkErrorPolicy(options.errorPolicy, `AgentConnection ${this.id}`);
     this.logger = options.logger ?? defaultLogger;
     this.codec = createMessageCodec(this.encoding, { binaryBodies: true });
     this.channel =
@@ -344,19 +302,15 @@ export class AgentConnection extends EventEmitter<AgentConnectionEventMap> {
         correlationId: salvaged,
         error: err instanceof Error ? err.message : String(err),
       });
-      this.replyError(type, salvaged ?? '', AGENT_INVALID_EVENT);
+      this.replyError(
+        type,
+        salvaged ?? '',
+        'INVALID_EVENT',
+        AgentProtocolError.from(err, ErrorCode.InvalidMessage, `invalid ${type} event`),
+      );
       return;
     }
-    const job: Job = {
-      cid,
-      type,
-      event,
-      controller: undefined,
-      aborted: false,
-      abortReason: undefined,
-      cancelled: false,
-      started: false,
-    };
+    const job = new Job(cid, type, event);
     let set = this.jobs.get(cid);
     if (set === undefined) {
       set = new Set();
@@ -389,29 +343,8 @@ export class AgentConnection extends EventEmitter<AgentConnectionEventMap> {
   private run(job: Job): void {
     job.started = true;
     this.running++;
-    const ctx: JobContext = {
-      correlationId: job.cid,
-      transport: this.transport,
-      connectionId: this.id,
-      [JOB]: job,
-    };
-    if (this.proxyId !== undefined) ctx.proxyId = this.proxyId;
-    Object.defineProperty(ctx, 'signal', SIGNAL_PROPERTY);
-    const hook = this.handler[EVENT_HOOK[job.type]] as
-      | ((event: AgentEvent, ctx: RequestContext) => AgentResponse | Promise<AgentResponse>)
-      | undefined;
-    let result: Promise<unknown>;
-    if (hook === undefined) {
-      result = Promise.resolve(
-        job.type === 'web_socket_frame' ? allow({ websocketDecision: 'allow' }) : allow(),
-      );
-    } else {
-      try {
-        result = Promise.resolve(hook.call(this.handler, job.event, ctx as RequestContext));
-      } catch (err) {
-        result = Promise.reject(err);
-      }
-    }
+    const ctx = requestContext(job, job.cid, this.transport, this.id, this.proxyId);
+    const result = Promise.resolve(runHook(this.handler, job.type, job.event, ctx));
     // One reaction for both outcomes (a `.finally` would cost another promise and tick).
     result.then(
       (value) => {
@@ -444,17 +377,17 @@ export class AgentConnection extends EventEmitter<AgentConnectionEventMap> {
       // The encoder checks every field as it writes it: a malformed result is a handler error.
       payload = this.codec.encodeResponse(value as AgentResponse, job.cid);
     } catch (err) {
-      this.onHandlerError(job, err);
+      this.onHandlerError(job, err, 'INVALID_RESPONSE');
       return;
     }
     try {
       this.write(MessageType.AgentResponse, payload);
     } catch (err) {
-      this.onHandlerError(job, err);
+      this.onHandlerError(job, err, 'RESPONSE_TOO_LARGE');
     }
   }
 
-  private onHandlerError(job: Job, err: unknown): void {
+  private onHandlerError(job: Job, err: unknown, cause: HandlerErrorCause = 'HANDLER_ERROR'): void {
     if (job.cancelled || this.isClosed) {
       this.logger.debug('handler failed after cancel/close; nothing sent', {
         connection: this.id,
@@ -467,42 +400,55 @@ export class AgentConnection extends EventEmitter<AgentConnectionEventMap> {
       correlationId: job.cid,
       error: err instanceof Error ? err.message : String(err),
     });
-    this.replyError(job.type, job.cid, AGENT_HANDLER_ERROR);
+    this.replyError(
+      job.type,
+      job.cid,
+      cause,
+      AgentProtocolError.from(err, ErrorCode.HandlerError, `handler failed on ${job.type}`),
+    );
   }
 
   /** Answers an event that could not be handled, as the error policy says. */
-  private replyError(type: EventType, cid: string, code: string): void {
+  private replyError(
+    type: EventType,
+    cid: string,
+    cause: HandlerErrorCause,
+    error: AgentProtocolError,
+  ): void {
     if (this.isClosed) return;
-    if (this.errorPolicy === 'close') {
+    const info = {
+      cause,
+      eventType: type,
+      correlationId: cid,
+      connectionId: this.id,
+      transport: this.transport,
+    };
+    const response = errorAnswer(this.errorPolicy, error, info, this.logger);
+    if (response === undefined) {
       this.logger.warn('closing connection (errorPolicy "close")', {
         connection: this.id,
         correlationId: cid,
-        reason: code,
+        reason: cause,
       });
       this.channel.destroy(
-        new AgentProtocolError(ErrorCode.HandlerError, `${this.id}: ${code} on ${type} "${cid}"`),
+        new AgentProtocolError(ErrorCode.HandlerError, `${this.id}: ${cause} on ${type} "${cid}"`),
       );
       return;
     }
-    const ws = type === 'web_socket_frame';
-    const custom = { correlation_id: cid };
-    const response =
-      this.errorPolicy === 'allow'
-        ? allow({
-            tags: [PICKET_ERROR_TAG],
-            reasonCodes: [code],
-            custom,
-            websocketDecision: ws ? 'allow' : null,
-          })
-        : block(500, {
-            tags: [PICKET_ERROR_TAG],
-            reasonCodes: [code],
-            custom,
-            // 1011: "internal error" — the WebSocket equivalent of a 500.
-            websocketDecision: ws ? { close: { code: 1011, reason: 'agent error' } } : null,
-          });
+    let payload: Uint8Array;
     try {
-      this.write(MessageType.AgentResponse, this.codec.encodeResponse(response));
+      payload = this.codec.encodeResponse(response, cid);
+    } catch (err) {
+      // only a function policy's own answer can fail to encode
+      this.logger.error('errorPolicy answer cannot be sent; answering the default block', {
+        connection: this.id,
+        correlationId: cid,
+        error: err instanceof Error ? err.message : String(err),
+      });
+      payload = this.codec.encodeResponse(handlerErrorResponse(type, cause), cid);
+    }
+    try {
+      this.write(MessageType.AgentResponse, payload);
     } catch (err) {
       this.logger.error('could not send the error reply', {
         connection: this.id,
@@ -561,22 +507,14 @@ export class AgentConnection extends EventEmitter<AgentConnectionEventMap> {
           if (i >= 0) this.queue.splice(i, 1);
           set.delete(job);
         }
-        abortJob(job, reason);
+        job.abort(reason);
       }
       if (set.size === 0) this.jobs.delete(cid);
       this.startQueued();
       if (this.inFlight === 0)
         for (const w of this.idleWaiters.splice(0, this.idleWaiters.length)) w();
     }
-    try {
-      this.handler.onCancel?.(cid, reason);
-    } catch (err) {
-      this.logger.warn('handler.onCancel threw', {
-        connection: this.id,
-        correlationId: cid,
-        error: err,
-      });
-    }
+    notifyCancel(this.handler, cid, reason, this.logger, this.id);
   }
 
   private onChannelClose(error?: AgentProtocolError): void {
@@ -586,12 +524,12 @@ export class AgentConnection extends EventEmitter<AgentConnectionEventMap> {
       error ?? new AgentProtocolError(ErrorCode.ConnectionClosed, `${this.id}: connection closed`);
     for (const job of this.queue.splice(0, this.queue.length)) {
       job.cancelled = true;
-      abortJob(job, reason);
+      job.abort(reason);
     }
     for (const set of this.jobs.values()) {
       for (const job of set) {
         job.cancelled = true;
-        abortJob(job, reason);
+        job.abort(reason);
       }
     }
     this.jobs.clear();

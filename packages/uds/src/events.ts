@@ -1,4 +1,4 @@
-import { type AgentHandler, type EventType, MessageType } from '@picket/protocol';
+import { type EventType, MessageType } from '@picket/protocol';
 
 /** Frame type carrying each event. */
 export const EVENT_FRAME_TYPE: Readonly<Record<EventType, number>> = {
@@ -16,17 +16,3 @@ export const EVENT_FRAME_TYPE: Readonly<Record<EventType, number>> = {
 export const FRAME_EVENT_TYPE: ReadonlyMap<number, EventType> = new Map(
   (Object.entries(EVENT_FRAME_TYPE) as [EventType, number][]).map(([e, t]) => [t, e]),
 );
-
-type HookName = Exclude<keyof AgentHandler, 'capabilities' | 'onHandshake' | 'onCancel'>;
-
-/** Handler hook answering each event. */
-export const EVENT_HOOK: Readonly<Record<EventType, HookName>> = {
-  request_headers: 'onRequestHeaders',
-  request_body_chunk: 'onRequestBodyChunk',
-  response_headers: 'onResponseHeaders',
-  response_body_chunk: 'onResponseBodyChunk',
-  request_complete: 'onRequestComplete',
-  web_socket_frame: 'onWebSocketFrame',
-  guardrail_inspect: 'onGuardrailInspect',
-  configure: 'onConfigure',
-};

@@ -3,14 +3,22 @@ import * as net from 'node:net';
 import {
   type AgentHandler,
   AgentProtocolError,
-  type ConfigUpdateRequest,
+  type AgentPush,
+  type AgentServer,
+  type ConfigUpdateInput,
   type Encoding,
   ErrorCode,
+  type ErrorPolicy,
   type HealthState,
   type MetricsReport,
 } from '@picket/protocol';
-import { listenUnix, type SocketFile } from '@picket/protocol/internal';
-import { AgentConnection, type ErrorPolicy } from './agent-connection.js';
+import {
+  checkErrorPolicy,
+  configUpdateRequest,
+  listenUnix,
+  type SocketFile,
+} from '@picket/protocol/internal';
+import { AgentConnection } from './agent-connection.js';
 import { FrameChannel } from './channel.js';
 import { agentHandshake, DEFAULT_AGENT_ENCODINGS } from './handshake.js';
 import { defaultLogger, type Logger } from './logger.js';
@@ -27,9 +35,12 @@ export interface UdsAgentServerOptions {
   maxQueuedPerConnection?: number;
   /** encodings this agent speaks; default json, msgpack, cbor */
   encodings?: readonly Encoding[];
-  /** answer to undecodable events and failing handlers; default `block` */
+  /**
+   * answer to undecodable events and failing handlers; default `'block'` (block 500,
+   * `AGENT_HANDLER_ERROR`, see ErrorPolicy in @picket/protocol); never allow
+   */
   errorPolicy?: ErrorPolicy;
-  /** default drain time for {@link UdsAgentServerV2.close}; default 30 000 ms */
+  /** default drain time for {@link UdsAgentServerV2.close} and `drain()`; default 30 000 ms */
   drainTimeoutMs?: number;
   /** largest frame length accepted and written; default 16 MiB */
   maxFrameLength?: number;
@@ -61,11 +72,17 @@ let serverConnectionCounter = 0;
  * - Each connection: handshake per spec 2.3 within `handshakeTimeoutMs`, then an
  *   {@link AgentConnection}. A misbehaving connection (bad frame, bad handshake) is
  *   closed alone, with its reason logged; the others keep working.
- * - Control towards every connected proxy: `reportHealth`, `pause` / `resume`,
- *   `reportMetrics`, `requestConfigUpdate`. A proxy that connects later is told the
- *   current pause and a non-healthy state right after its handshake.
+ * - Control towards every connected proxy ({@link AgentPush}): `reportHealth`, `pause` /
+ *   `resume`, `reportMetrics`, `requestConfigUpdate`, each returning how many proxies
+ *   were told. A proxy that connects later is told the current pause and a non-healthy
+ *   state right after its handshake.
+ * - An {@link AgentServer}: `listen()` resolves to `['unix:<path>']`, `drain(ms)` is
+ *   `close({ drainTimeoutMs: ms })`.
  */
-export class UdsAgentServerV2 extends EventEmitter<UdsAgentServerEventMap> {
+export class UdsAgentServerV2
+  extends EventEmitter<UdsAgentServerEventMap>
+  implements AgentServer, AgentPush
+{
   /** the socket path */
   readonly path: string;
   private readonly handler: AgentHandler;
@@ -86,6 +103,12 @@ export class UdsAgentServerV2 extends EventEmitter<UdsAgentServerEventMap> {
     this.handler = handler;
     this.options = options;
     this.logger = options.logger ?? defaultLogger;
+    checkErrorPolicy(options.errorPolicy, `UdsAgentServerV2 ${this.path}`);
+  }
+
+  /** `['unix:<path>']` while listening, else empty. */
+  get endpoints(): readonly string[] {
+    return this.server === undefined || this.closing !== undefined ? [] : [`unix:${this.path}`];
   }
 
   /** Connections that completed the handshake and are open. */
@@ -103,8 +126,11 @@ export class UdsAgentServerV2 extends EventEmitter<UdsAgentServerEventMap> {
     return this.isPaused;
   }
 
-  /** Binds the socket. Rejects if the path holds something else or a live server. */
-  async listen(): Promise<void> {
+  /**
+   * Binds the socket and resolves to `['unix:<path>']`. Rejects if the path holds
+   * something else or a live server.
+   */
+  async listen(): Promise<readonly string[]> {
     if (this.server !== undefined)
       throw new AgentProtocolError(ErrorCode.InvalidArgument, `${this.path}: already listening`);
     const server = net.createServer((socket) => this.onSocket(socket));
@@ -117,6 +143,7 @@ export class UdsAgentServerV2 extends EventEmitter<UdsAgentServerEventMap> {
     );
     this.server = server;
     this.logger.info('listening', { path: this.path });
+    return this.endpoints;
   }
 
   /**
@@ -127,6 +154,11 @@ export class UdsAgentServerV2 extends EventEmitter<UdsAgentServerEventMap> {
   close(options: { drainTimeoutMs?: number } = {}): Promise<void> {
     this.closing ??= this.doClose(options.drainTimeoutMs ?? this.options.drainTimeoutMs ?? 30_000);
     return this.closing;
+  }
+
+  /** {@link close} with `timeoutMs` (default `drainTimeoutMs`) for in-flight requests. */
+  drain(timeoutMs?: number): Promise<void> {
+    return this.close(timeoutMs === undefined ? {} : { drainTimeoutMs: timeoutMs });
   }
 
   /** Reports health to every connected proxy (0x30); returns how many were told. */
@@ -153,9 +185,13 @@ export class UdsAgentServerV2 extends EventEmitter<UdsAgentServerEventMap> {
     return this.broadcast((c) => c.reportMetrics(report));
   }
 
-  /** Sends a config update request to every connected proxy (0x32). */
-  requestConfigUpdate(request: ConfigUpdateRequest): number {
-    return this.broadcast((c) => c.requestConfigUpdate(request));
+  /**
+   * Sends a config update request to every connected proxy (0x32); `request_id` and
+   * `timestamp_ms` are filled in when absent. UDS carries no answer (spec 2.8).
+   */
+  requestConfigUpdate(request: ConfigUpdateInput): number {
+    const full = configUpdateRequest(request);
+    return this.broadcast((c) => c.requestConfigUpdate(full));
   }
 
   // ------------------------------------------------------------------ internals

@@ -1,13 +1,13 @@
-import { allow, MessageType } from '@picket/protocol';
-import { afterEach, describe, expect, it } from 'vitest';
 import {
   AGENT_HANDLER_ERROR,
   AGENT_INVALID_EVENT,
-  AgentClientV2Uds,
-  type ErrorPolicy,
+  allow,
+  HANDLER_ERROR_BODY,
+  MessageType,
   PICKET_ERROR_TAG,
-  UdsAgentServerV2,
-} from '../src/index.js';
+} from '@picket/protocol';
+import { afterEach, describe, expect, it } from 'vitest';
+import { AgentClientV2Uds, type ErrorPolicy, UdsAgentServerV2 } from '../src/index.js';
 import {
   captureLogger,
   golden,
@@ -187,7 +187,9 @@ describe('malformed events and handler errors', () => {
     const client = await AgentClientV2Uds.connect('t', path, { logger: captureLogger() });
     cleanups.push(() => client.close());
     const r = await client.sendRequestHeaders(requestHeaders('h-1'));
-    expect(r.decision).toEqual({ block: { status: 500, body: null, headers: null } });
+    expect(r.decision).toEqual({
+      block: { status: 500, body: HANDLER_ERROR_BODY, headers: null },
+    });
     expect(r.audit.reason_codes).toEqual([AGENT_HANDLER_ERROR]);
     expect(r.audit.tags).toContain(PICKET_ERROR_TAG);
     expect(logger.text()).toMatch(/boom/);
@@ -214,7 +216,9 @@ describe('malformed events and handler errors', () => {
     const client = await AgentClientV2Uds.connect('t', path, { logger: captureLogger() });
     cleanups.push(() => client.close());
     const bad = await client.sendRequestHeaders(requestHeaders('m-1', '/bad'));
-    expect(bad.decision).toEqual({ block: { status: 500, body: null, headers: null } });
+    expect(bad.decision).toEqual({
+      block: { status: 500, body: HANDLER_ERROR_BODY, headers: null },
+    });
     expect(bad.audit.reason_codes).toEqual([AGENT_HANDLER_ERROR]);
     expect(logger.text()).toMatch(/request_headers\[0\]\.set\.value/);
 
@@ -228,19 +232,40 @@ describe('malformed events and handler errors', () => {
     expect(shared.audit.custom).toEqual({ correlation_id: 'not-this-one', note: 'kept' });
   });
 
-  it("errorPolicy 'allow' fails open, tagged", async () => {
+  it("errorPolicy 'allow' is refused at construction: a handler error never becomes allow", () => {
+    expect(
+      () =>
+        new UdsAgentServerV2('/tmp/never.sock', handler({}), {
+          errorPolicy: 'allow' as unknown as ErrorPolicy,
+        }),
+    ).toThrow(
+      /errorPolicy must be 'block', 'close'.*got "allow" \(a handler error never becomes allow\)/,
+    );
+  });
+
+  it('errorPolicy { status, body } answers that block; a function that allows is overruled', async () => {
     const { path } = await startServer({
-      errorPolicy: 'allow',
-      hooks: {
-        onRequestHeaders: () => Promise.reject(new Error('nope')),
-      },
+      errorPolicy: { status: 503, body: 'try later' },
+      hooks: { onRequestHeaders: () => Promise.reject(new Error('nope')) },
     });
     const client = await AgentClientV2Uds.connect('t', path, { logger: captureLogger() });
     cleanups.push(() => client.close());
-    const r = await client.sendRequestHeaders(requestHeaders('a-1'));
-    expect(r.decision).toBe('allow');
-    expect(r.audit.tags).toEqual([PICKET_ERROR_TAG]);
+    const r = await client.sendRequestHeaders(requestHeaders('o-1'));
+    expect(r.decision).toEqual({ block: { status: 503, body: 'try later', headers: null } });
     expect(r.audit.reason_codes).toEqual([AGENT_HANDLER_ERROR]);
+
+    const fn = await startServer({
+      errorPolicy: () => allow({ tags: ['fail_open'] }),
+      hooks: { onRequestHeaders: () => Promise.reject(new Error('nope')) },
+    });
+    const c2 = await AgentClientV2Uds.connect('t', fn.path, { logger: captureLogger() });
+    cleanups.push(() => c2.close());
+    const r2 = await c2.sendRequestHeaders(requestHeaders('o-2'));
+    expect(r2.decision).toEqual({
+      block: { status: 500, body: HANDLER_ERROR_BODY, headers: null },
+    });
+    expect(r2.audit.tags).toEqual([PICKET_ERROR_TAG]);
+    expect(fn.logger.text()).toMatch(/errorPolicy answered allow/);
   });
 
   it("errorPolicy 'close' drops the connection; the proxy call fails CONNECTION_CLOSED", async () => {
