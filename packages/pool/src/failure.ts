@@ -93,16 +93,56 @@ export function classify(err: AgentProtocolError): Failure {
 
 /**
  * True when the error proves the event never left this process, so sending
- * it on another connection cannot duplicate it. Transports may mark such an
- * error with `sent: false`; flow-control and not-connected refusals qualify too.
+ * it on another connection cannot duplicate it. A transport says so with
+ * `sent: false` on the AgentProtocolError (`sent: true`: it may have reached
+ * the agent); without that fact, flow-control and not-connected refusals and
+ * errors the pool marked itself qualify.
  */
 export function neverSent(err: AgentProtocolError): boolean {
-  if (UNSENT.has(err) || (err as { sent?: unknown }).sent === false) return true;
+  const sent = (err as { sent?: unknown }).sent;
+  if (typeof sent === 'boolean') return !sent;
+  if (UNSENT.has(err)) return true;
   return (
     err.code === ErrorCode.FlowControlPaused ||
     err.code === ErrorCode.ConnectionFailed ||
     err.code === ErrorCode.Unavailable
   );
+}
+
+/**
+ * True when another attempt on another connection may succeed: the error's own
+ * `retryable` fact when a transport set it, else connection-level failures.
+ * A caller's mistake (INVALID_ARGUMENT), a cancel, a timeout or an oversize
+ * event never is.
+ */
+export function retryable(err: AgentProtocolError): boolean {
+  const r = (err as { retryable?: unknown }).retryable;
+  if (typeof r === 'boolean') return r;
+  return (
+    err.code === ErrorCode.ConnectionClosed ||
+    err.code === ErrorCode.ConnectionFailed ||
+    err.code === ErrorCode.Unavailable ||
+    err.code === ErrorCode.FlowControlPaused
+  );
+}
+
+/**
+ * Events an agent may see twice without harm: an inspection and a
+ * configuration hold no per-request state. Request and response events do
+ * (body accumulation, rate counters), so they are never sent twice.
+ */
+const IDEMPOTENT_EVENTS: ReadonlySet<EventType> = new Set<EventType>([
+  'guardrail_inspect',
+  'configure',
+]);
+
+/**
+ * The pool's retry decision for a failed attempt: retryable, and either
+ * provably never written or idempotent. A call that may have reached the agent
+ * is not repeated for any other event.
+ */
+export function mayRetry(err: AgentProtocolError, type: EventType): boolean {
+  return retryable(err) && (neverSent(err) || IDEMPOTENT_EVENTS.has(type));
 }
 
 /**

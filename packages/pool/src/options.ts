@@ -1,9 +1,14 @@
-import type { AgentTransport, CallOptions } from '@picket/protocol';
+import {
+  AgentProtocolError,
+  type AgentTransport,
+  type CallOptions,
+  ErrorCode,
+} from '@picket/protocol';
 import type { BackoffOptions } from './backoff.js';
 import { DEFAULT_BACKOFF } from './backoff.js';
-import type { LoadBalanceStrategy } from './balancer.js';
+import { LOAD_BALANCE_STRATEGIES, type LoadBalanceStrategy } from './balancer.js';
 import type { CircuitBreakerOptions } from './breaker.js';
-import { DEFAULT_CIRCUIT_BREAKER } from './breaker.js';
+import { DEFAULT_CIRCUIT_BREAKER, stripUndefined } from './breaker.js';
 
 /**
  * What a call returns when the agent could not give an answer:
@@ -127,3 +132,105 @@ export const DEFAULT_POOL_LIMITS = {
   latencySamples: 1_024,
   drainTimeoutMs: 30_000,
 } as const;
+
+/** The pool-only limits after defaults were applied. */
+export type PoolLimits = { -readonly [K in keyof typeof DEFAULT_POOL_LIMITS]: number };
+
+/** Splits pool options into validated agent defaults and pool limits. */
+export function resolvePoolOptions(options: PoolOptions): {
+  defaults: ResolvedAgentOptions;
+  limits: PoolLimits;
+} {
+  const {
+    maxAffinities: _a,
+    affinityTtlMs: _b,
+    maxSessions: _c,
+    maxMetricSeries: _d,
+    metricSeriesExpiryMs: _e,
+    latencySamples: _f,
+    drainTimeoutMs: _g,
+    random: _h,
+    ...agentDefaults
+  } = options;
+  const defaults = resolveAgentOptions(DEFAULT_AGENT_OPTIONS, agentDefaults);
+  const o = stripUndefined(options);
+  const limits: PoolLimits = {
+    maxAffinities: o.maxAffinities ?? DEFAULT_POOL_LIMITS.maxAffinities,
+    affinityTtlMs: o.affinityTtlMs ?? DEFAULT_POOL_LIMITS.affinityTtlMs,
+    maxSessions: o.maxSessions ?? DEFAULT_POOL_LIMITS.maxSessions,
+    maxMetricSeries: o.maxMetricSeries ?? DEFAULT_POOL_LIMITS.maxMetricSeries,
+    metricSeriesExpiryMs: o.metricSeriesExpiryMs ?? DEFAULT_POOL_LIMITS.metricSeriesExpiryMs,
+    latencySamples: o.latencySamples ?? DEFAULT_POOL_LIMITS.latencySamples,
+    drainTimeoutMs: o.drainTimeoutMs ?? DEFAULT_POOL_LIMITS.drainTimeoutMs,
+  };
+  for (const [k, v] of Object.entries(limits)) positive(k, v, k === 'latencySamples' ? 1 : 0);
+  return { defaults, limits };
+}
+
+function positive(name: string, v: number, min = 1): number {
+  if (!(Number.isFinite(v) && v >= min)) {
+    throw new AgentProtocolError(
+      ErrorCode.InvalidArgument,
+      `pool option ${name} must be a number >= ${min}, got ${String(v)}`,
+    );
+  }
+  return v;
+}
+
+/** Applies `o` over `base` and validates the result. */
+export function resolveAgentOptions(
+  base: ResolvedAgentOptions,
+  o: AgentOptions,
+): ResolvedAgentOptions {
+  const s = stripUndefined(o);
+  const breaker =
+    s.circuitBreaker === false
+      ? false
+      : s.circuitBreaker === undefined
+        ? base.circuitBreaker
+        : ({
+            ...(base.circuitBreaker || DEFAULT_AGENT_OPTIONS.circuitBreaker),
+            ...stripUndefined(s.circuitBreaker),
+          } as Required<CircuitBreakerOptions>);
+  const r: ResolvedAgentOptions = {
+    ...base,
+    ...s,
+    reconnect: { ...base.reconnect, ...stripUndefined(s.reconnect ?? {}) },
+    circuitBreaker: breaker,
+    stickySessionTimeoutMs:
+      o.stickySessionTimeoutMs === undefined
+        ? base.stickySessionTimeoutMs
+        : o.stickySessionTimeoutMs,
+  };
+  positive('connectionsPerAgent', r.connectionsPerAgent);
+  positive('requestTimeoutMs', r.requestTimeoutMs);
+  positive('connectTimeoutMs', r.connectTimeoutMs);
+  positive('maxConcurrentPerConnection', r.maxConcurrentPerConnection);
+  positive('maxQueued', r.maxQueued, 0);
+  positive('maxConsecutiveErrors', r.maxConsecutiveErrors);
+  positive('healthCheckIntervalMs', r.healthCheckIntervalMs, 0);
+  positive('pingTimeoutMs', r.pingTimeoutMs);
+  positive('flowControlWaitMs', r.flowControlWaitMs, 0);
+  positive('reconnect.initialDelayMs', r.reconnect.initialDelayMs, 0);
+  positive('reconnect.maxDelayMs', r.reconnect.maxDelayMs, 0);
+  positive('reconnect.multiplier', r.reconnect.multiplier);
+  if (!LOAD_BALANCE_STRATEGIES.includes(r.strategy)) {
+    throw new AgentProtocolError(
+      ErrorCode.InvalidArgument,
+      `unknown load-balance strategy "${r.strategy}"`,
+    );
+  }
+  if (!['closed', 'open', 'throw'].includes(r.failureMode)) {
+    throw new AgentProtocolError(
+      ErrorCode.InvalidArgument,
+      `unknown failureMode "${r.failureMode}"`,
+    );
+  }
+  if (!['fail_closed', 'fail_open', 'wait'].includes(r.flowControl)) {
+    throw new AgentProtocolError(
+      ErrorCode.InvalidArgument,
+      `unknown flowControl mode "${r.flowControl}"`,
+    );
+  }
+  return r;
+}

@@ -235,15 +235,15 @@ describe('failure modes', () => {
     await p.addAgent('a', f.connect, { connectionsPerAgent: 2 });
     const [t1, t2] = f.made as [FakeTransport, FakeTransport];
     // t1 looks healthy but its socket is already gone: it refuses synchronously
-    const original = t1.sendRequestHeaders;
-    t1.sendRequestHeaders = () =>
+    const original = t1.send;
+    t1.send = () =>
       Promise.reject(new AgentProtocolError(ErrorCode.ConnectionClosed, 'gone before send'));
     for (let i = 0; i < 6; i++) {
       expect((await p.sendRequestHeaders('a', headers(`n${i}`))).decision).toBe('allow');
     }
     expect(t2.seen.length).toBe(6);
     // now t1 accepts the call and then dies: that call was sent, so it is not repeated
-    t1.sendRequestHeaders = original;
+    t1.send = original;
     t1.handler = () => {
       setImmediate(() => t1.kill());
       return new Promise(() => {});

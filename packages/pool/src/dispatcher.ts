@@ -1,0 +1,404 @@
+/**
+ * The call path: admission (circuit breaker), connection choice, the
+ * transport call with the remaining deadline, one retry elsewhere when that is
+ * safe, and the failure mode. One call is one {@link PoolCall} record and one
+ * promise; the guard against a transport that ignores its timeout is an entry
+ * in a shared deadline timer, not a timer per call.
+ */
+import {
+  AgentProtocolError,
+  type AgentResponse,
+  type AgentTransport,
+  type CallOptions,
+  ErrorCode,
+  type EventMap,
+  type EventType,
+  eventCorrelationId,
+} from '@picket/protocol';
+import {
+  type AgentState,
+  affinityKey,
+  type Conn,
+  type EventMetrics,
+  type PoolContext,
+} from './agent-state.js';
+import type { BreakerPermit } from './breaker.js';
+import { type Deadline, DeadlineTimer } from './deadlines.js';
+import {
+  classify,
+  type Failure,
+  FailureReason,
+  failureResponse,
+  markUnsent,
+  mayRetry,
+  neverSent,
+  poolError,
+} from './failure.js';
+import type { FailureMode, PoolCallOptions } from './options.js';
+import { FailOpenGate, type FlowState, type Selector } from './selection.js';
+
+/** Extra time past the deadline before the pool stops waiting for a transport that ignores its timeout. */
+const GUARD_GRACE_MS = 50;
+/** The excluded set of a call's first attempt (no connection excluded yet; never written to). */
+const NO_CONNS: Set<Conn> = new Set();
+const NO_OPTIONS: PoolCallOptions = {};
+
+/** One call through the pool, from admission to its answer. */
+class PoolCall implements Deadline, FlowState {
+  resolve!: (r: AgentResponse) => void;
+  reject!: (e: unknown) => void;
+  /** the connection of the attempt running now */
+  conn: Conn | undefined;
+  /** retries used (at most one) */
+  retries = 0;
+  excluded: Set<Conn> = NO_CONNS;
+  /** why the previous attempt failed, reported when the retry finds nowhere to go */
+  previous: AgentProtocolError | undefined;
+  permit: BreakerPermit | null = null;
+  admitted = false;
+  settled = false;
+  pausedSince: number | undefined = undefined;
+  refused = false;
+  readonly dueAt: number;
+
+  constructor(
+    readonly dispatcher: Dispatcher,
+    readonly agent: AgentState,
+    readonly type: EventType,
+    readonly event: unknown,
+    readonly cid: string,
+    readonly options: PoolCallOptions,
+    readonly started: number,
+    readonly deadline: number,
+    readonly m: EventMetrics,
+  ) {
+    this.dueAt = deadline + GUARD_GRACE_MS;
+  }
+
+  expire(): void {
+    this.dispatcher.guardExpired(this);
+  }
+
+  exclude(conn: Conn): void {
+    if (this.excluded === NO_CONNS) this.excluded = new Set();
+    this.excluded.add(conn);
+  }
+}
+
+export class Dispatcher {
+  private readonly guards = new DeadlineTimer<PoolCall>();
+
+  constructor(
+    private readonly ctx: PoolContext,
+    private readonly selector: Selector,
+  ) {}
+
+  /** Sends one event to an agent; resolves to the agent's answer or the failure mode's. */
+  call<K extends EventType>(
+    agentId: string,
+    type: K,
+    event: EventMap[K],
+    options: PoolCallOptions = NO_OPTIONS,
+  ): Promise<AgentResponse> {
+    if (this.ctx.closing) {
+      return Promise.reject(
+        new AgentProtocolError(
+          ErrorCode.Unavailable,
+          `agent pool is closed; cannot send ${type} to agent "${agentId}"`,
+        ),
+      );
+    }
+    const agent = this.ctx.agents.get(agentId);
+    if (!agent) {
+      return Promise.reject(
+        new AgentProtocolError(
+          ErrorCode.InvalidArgument,
+          `unknown agent "${agentId}" (send ${type})`,
+        ),
+      );
+    }
+    const cid = event !== null && typeof event === 'object' ? eventCorrelationId(event) : undefined;
+    if (typeof cid !== 'string') {
+      return Promise.reject(
+        new AgentProtocolError(
+          ErrorCode.InvalidArgument,
+          `${type} event for agent "${agentId}" has no string correlation_id`,
+        ),
+      );
+    }
+    const started = performance.now();
+    const deadline = started + (options.timeoutMs ?? agent.options.requestTimeoutMs);
+    const m = agent.metricsFor(type);
+    m.requests++;
+    agent.totalRequests++;
+    agent.inFlight++;
+    const c = new PoolCall(this, agent, type, event, cid, options, started, deadline, m);
+    return new Promise<AgentResponse>((resolve, reject) => {
+      c.resolve = resolve;
+      c.reject = reject;
+      if (agent.breaker) {
+        c.permit = agent.breaker.tryAcquire();
+        if (!c.permit) {
+          this.fail(
+            c,
+            poolError(
+              ErrorCode.Unavailable,
+              FailureReason.CircuitOpen,
+              false,
+              `circuit breaker of agent "${agent.id}" is ${agent.breaker.state}; ${type} not sent`,
+            ),
+          );
+          return;
+        }
+      }
+      c.admitted = true;
+      this.guards.add(c);
+      this.attempt(c);
+    });
+  }
+
+  /** Stops the guard timer (the pool is closed; every call has ended). */
+  stop(): void {
+    this.guards.clear();
+  }
+
+  /** Finds a connection for the call's next attempt and sends on it. */
+  private attempt(c: PoolCall): void {
+    const { agent } = c;
+    // A free slot right away (the usual case) is taken without going through the
+    // asynchronous acquire; anything else (queueing, flow-control wait) goes there.
+    const free =
+      c.options.signal?.aborted || agent.removed
+        ? undefined
+        : this.selector.take(agent, c.type, c.cid, c.options.sessionId, c.excluded);
+    if (typeof free === 'object') {
+      this.send(c, free);
+      return;
+    }
+    this.selector.acquire(agent, c.type, c.cid, c.options, c.deadline, c.excluded, c).then(
+      (conn) => this.send(c, conn),
+      (e) => {
+        // the retry found nowhere to go: report the original failure
+        const noRoom = e instanceof AgentProtocolError && e.code === ErrorCode.Unavailable;
+        this.fail(c, c.previous && noRoom ? c.previous : e);
+      },
+    );
+  }
+
+  private send(c: PoolCall, conn: Conn): void {
+    const { agent } = c;
+    if (c.settled) {
+      this.selector.release(agent, conn); // the guard answered while this call waited
+      return;
+    }
+    const t = conn.transport;
+    if (conn.dead || !t.isHealthy()) {
+      // went away while this call waited for it
+      this.selector.release(agent, conn);
+      c.exclude(conn);
+      const paused = t.paused;
+      c.previous = poolError(
+        paused ? ErrorCode.FlowControlPaused : ErrorCode.ConnectionClosed,
+        paused ? FailureReason.FlowControlPaused : FailureReason.ConnectionClosed,
+        !paused,
+        `connection ${conn.id} of agent "${agent.id}" became unusable before ${c.type} was sent`,
+      );
+      if (c.retries++ === 0) this.attempt(c);
+      else this.fail(c, c.previous);
+      return;
+    }
+    if (c.type === 'request_headers') this.pin(agent, conn, c.cid, c.options.sessionId);
+    c.conn = conn;
+    conn.requests++;
+    const callOptions: CallOptions = {
+      timeoutMs: Math.max(1, Math.ceil(c.deadline - performance.now())),
+    };
+    if (c.options.signal) callOptions.signal = c.options.signal;
+    // A call the transport refused synchronously never made it into its pending set:
+    // it cannot have been written, so a connection error then is safe to retry elsewhere.
+    const before = t.inFlight;
+    let sending: Promise<AgentResponse>;
+    try {
+      sending = sendOn(t, c.type, c.event, callOptions);
+    } catch (e) {
+      sending = Promise.reject(e);
+    }
+    const registered = t.inFlight > before;
+    sending.then(
+      (response) => this.answered(c, conn, response),
+      (e) => this.failedAttempt(c, conn, e, registered),
+    );
+  }
+
+  private answered(c: PoolCall, conn: Conn, response: AgentResponse): void {
+    if (c.conn !== conn) return; // the guard gave up on this attempt already
+    c.conn = undefined;
+    conn.consecutiveErrors = 0;
+    conn.sample(false);
+    this.selector.release(c.agent, conn);
+    this.finish(c, response);
+  }
+
+  private failedAttempt(c: PoolCall, conn: Conn, e: unknown, registered: boolean): void {
+    if (c.conn !== conn) return;
+    c.conn = undefined;
+    const { agent } = c;
+    const err = AgentProtocolError.from(e, ErrorCode.Internal, `agent "${agent.id}" ${c.type}`);
+    if (!registered && err.code === ErrorCode.ConnectionClosed) markUnsent(err);
+    this.countError(agent, conn, err);
+    this.selector.release(agent, conn);
+    if (c.options.signal?.aborted) {
+      this.fail(c, err);
+    } else if (err.code === ErrorCode.FlowControlPaused) {
+      // the agent paused this connection: the pool's flow-control policy decides, in acquire
+      c.refused = true;
+      c.pausedSince ??= performance.now();
+      if (!conn.transport.paused) c.exclude(conn); // it refuses without saying so
+      this.attempt(c);
+    } else if (c.retries === 0 && mayRetry(err, c.type) && performance.now() < c.deadline) {
+      c.retries++;
+      c.previous = err;
+      c.exclude(conn);
+      this.attempt(c);
+    } else {
+      this.fail(c, err);
+    }
+  }
+
+  private countError(agent: AgentState, conn: Conn, err: AgentProtocolError): void {
+    if (!classify(err).counts || neverSent(err)) return;
+    conn.errors++;
+    conn.consecutiveErrors++;
+    conn.sample(true);
+    if (conn.consecutiveErrors === agent.options.maxConsecutiveErrors) {
+      this.selector.changed(agent);
+    }
+  }
+
+  /** The transport did not answer within the deadline plus grace: no call may hang. */
+  guardExpired(c: PoolCall): void {
+    if (c.settled) return;
+    const conn = c.conn;
+    let err: AgentProtocolError;
+    if (conn) {
+      c.conn = undefined;
+      conn.transport.cancel(c.cid, 'timeout').catch(() => {});
+      err = new AgentProtocolError(
+        ErrorCode.Timeout,
+        `agent "${c.agent.id}" did not answer ${c.type} ${c.cid} within its deadline (connection ${conn.id})`,
+      );
+      this.countError(c.agent, conn, err);
+      this.selector.release(c.agent, conn);
+    } else {
+      err = poolError(
+        ErrorCode.Timeout,
+        FailureReason.Timeout,
+        true,
+        `agent "${c.agent.id}": ${c.type} ${c.cid} got no connection before its deadline`,
+      );
+    }
+    this.fail(c, err);
+  }
+
+  /** Ends a call with the agent's answer. */
+  private finish(c: PoolCall, response: AgentResponse): void {
+    if (this.settle(c)) {
+      c.permit?.success();
+      c.resolve(response);
+    }
+  }
+
+  /** Ends a call that got no answer: the failure mode decides what it returns. */
+  private fail(c: PoolCall, e: unknown): void {
+    if (!this.settle(c)) return;
+    const { agent } = c;
+    if (e instanceof FailOpenGate) {
+      c.permit?.release();
+      c.resolve(this.failed(agent, c.type, classify(e.error), 'open'));
+      return;
+    }
+    const err = AgentProtocolError.from(e, ErrorCode.Internal, `agent "${agent.id}"`);
+    if (err.code === ErrorCode.InvalidArgument) {
+      c.permit?.release();
+      c.reject(err); // the caller's mistake (e.g. a correlation id already in flight), never an answer
+      return;
+    }
+    const failure = classify(err);
+    if (failure.counts) c.permit?.failure();
+    else c.permit?.release();
+    try {
+      c.resolve(this.failed(agent, c.type, failure, agent.options.failureMode));
+    } catch (thrown) {
+      c.reject(thrown);
+    }
+  }
+
+  /** Books the end of a call once; false when it had ended already. */
+  private settle(c: PoolCall): boolean {
+    if (c.settled) return false;
+    c.settled = true;
+    const { agent } = c;
+    if (c.admitted) {
+      this.guards.delete(c);
+      const seconds = (performance.now() - c.started) / 1000;
+      c.m.latency.observe(seconds);
+      agent.latency.add(seconds * 1000);
+    }
+    if (c.type === 'request_complete') this.ctx.affinity.delete(affinityKey(agent.id, c.cid));
+    agent.inFlight--;
+    if (agent.inFlight === 0) for (const d of agent.drainWaiters.splice(0)) d();
+    return true;
+  }
+
+  /** Counts a failure and answers with the failure mode (`throw` rethrows). */
+  private failed(
+    agent: AgentState,
+    type: EventType,
+    failure: Failure,
+    mode: FailureMode,
+  ): AgentResponse {
+    const m = agent.metricsFor(type);
+    m.errors.set(failure.reason, (m.errors.get(failure.reason) ?? 0) + 1);
+    agent.totalErrors++;
+    if (failure.reason === FailureReason.Timeout) {
+      m.timeouts++;
+      agent.totalTimeouts++;
+    }
+    if (mode === 'throw') throw failure.error;
+    const key = `${mode}\u0000${failure.reason}`;
+    agent.failureResponses.set(key, (agent.failureResponses.get(key) ?? 0) + 1);
+    return failureResponse(mode, agent.id, type, failure);
+  }
+
+  private pin(agent: AgentState, conn: Conn, cid: string, sessionId: string | undefined): void {
+    this.ctx.affinity.set(affinityKey(agent.id, cid), conn.id);
+    if (sessionId !== undefined) this.ctx.sessions.get(agent.id)?.set(sessionId, conn.id);
+  }
+}
+
+/** The typed method per event, for transports that predate the generic `send`. */
+const TYPED_METHOD = {
+  request_headers: 'sendRequestHeaders',
+  request_body_chunk: 'sendRequestBodyChunk',
+  response_headers: 'sendResponseHeaders',
+  response_body_chunk: 'sendResponseBodyChunk',
+  request_complete: 'sendRequestComplete',
+  web_socket_frame: 'sendWebSocketFrame',
+  guardrail_inspect: 'sendGuardrailInspect',
+  configure: 'sendConfigure',
+} as const satisfies Record<EventType, keyof AgentTransport>;
+
+type Generic = (type: EventType, event: unknown, o: CallOptions) => Promise<AgentResponse>;
+
+/** Sends with the transport's generic `send`, else its typed method. */
+function sendOn(
+  t: AgentTransport,
+  type: EventType,
+  event: unknown,
+  o: CallOptions,
+): Promise<AgentResponse> {
+  const generic = (t as { send?: Generic }).send;
+  if (typeof generic === 'function') return generic.call(t, type, event, o);
+  const typed = t[TYPED_METHOD[type]] as (e: unknown, o: CallOptions) => Promise<AgentResponse>;
+  return typed.call(t, event, o);
+}
