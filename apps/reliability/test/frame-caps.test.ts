@@ -16,16 +16,14 @@ import * as grpc from '@grpc/grpc-js';
 import { EchoAgent } from '@picket/agents';
 import { encodeHandshakeResponse } from '@picket/codec';
 import { encodeFrame } from '@picket/framing';
+import { AgentClientV2, GrpcAgentServerV2, METHOD_PATHS } from '@picket/grpc';
 import {
-  AgentClientV2,
   agentResponseToProto,
   capabilitiesToProto,
   encodeAgentToProxy,
   encodeProxyToAgent,
-  GrpcAgentServerV2,
   handshakeRequestToProto,
-  METHOD_PATHS,
-} from '@picket/grpc';
+} from '@picket/grpc/internal';
 import {
   AgentProtocolError,
   allow,

@@ -4,7 +4,7 @@
  * so `pnpm test` notices when a package change breaks the harness, not only `pnpm fuzz`.
  */
 import { FrameDecoder } from '@picket/framing';
-import * as grpcTransport from '@picket/grpc';
+import * as grpcTransport from '@picket/grpc/internal';
 import { describe, expect, it } from 'vitest';
 import { mutateV2Frame, mutateValue, v2Frame } from '../src/fuzz/mutate.js';
 import type { FuzzTarget } from '../src/fuzz/target.js';

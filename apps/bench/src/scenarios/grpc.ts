@@ -22,7 +22,7 @@ const quiet = { debug() {}, info() {}, warn() {}, error() {} };
 
 /** The protobuf messages picket would send for the bench event and the echo's reply. */
 async function equivalentMessages() {
-  const { pb, eventToProto, agentResponseToProto } = await import('@picket/grpc');
+  const { pb, eventToProto, agentResponseToProto } = await import('@picket/grpc/internal');
   const { requestHeadersEvent, echoLikeResponse } = await import('../fixtures.js');
   const request = eventToProto('request_headers', requestHeadersEvent('req-00000000-0000'));
   const response = {

@@ -27,7 +27,7 @@ export async function reverseListener(args: { path: string }): Promise<Hosted> {
     logger: quiet,
     requestTimeout: 10_000,
   });
-  let connection: import('@picket/uds').ProxyConnection | undefined;
+  let connection: import('@picket/reverse').ReverseConnection | undefined;
   const registered = new Promise<void>((resolve) => {
     listener.on('connection', (c) => {
       connection ??= c;

@@ -9,15 +9,13 @@
  * must decode, and the server must drop every session when its stream ends.
  */
 import * as grpc from '@grpc/grpc-js';
+import { AgentClientV2, GrpcAgentServerV2, METHOD_PATHS } from '@picket/grpc';
 import {
-  AgentClientV2,
   encodeProxyToAgent,
   eventToProto,
-  GrpcAgentServerV2,
   handshakeRequestToProto,
-  METHOD_PATHS,
   pb,
-} from '@picket/grpc';
+} from '@picket/grpc/internal';
 import { type EventType, PROTOCOL_VERSION } from '@picket/protocol';
 import type { CaptureLogger } from '../../lib/capture-logger.js';
 import type { GoodTraffic } from '../../lib/good-traffic.js';
