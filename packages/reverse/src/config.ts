@@ -1,5 +1,5 @@
 import type { AgentTransport } from '@picket/protocol';
-import type { FlowControlMode, Logger } from '@picket/uds';
+import type { Logger } from '@picket/uds';
 import type { TokenConfig, TokenVerifier } from './auth.js';
 
 /**
@@ -82,10 +82,6 @@ export interface ReverseConnectionConfig {
   tls?: ReverseTlsConfig;
   /** accepted connections are added to this pool (see also `attachPool`) */
   pool?: ReverseConnectionPool;
-  /** what calls on an accepted connection do while the agent paused traffic; default `fail_closed` */
-  flowControl?: FlowControlMode;
-  /** longest a call waits in `wait` flow-control mode; default 100 ms */
-  flowControlWaitMs?: number;
   /** largest frame length on registered connections; default 16 MiB */
   maxFrameLength?: number;
   /** bytes allowed to queue towards an agent that is not reading; default 16 MiB */

@@ -976,8 +976,6 @@ export class ReverseConnectionListener
       agentId,
       capabilities: request.capabilities,
       timeoutMs: cfg.requestTimeout,
-      flowControl: this.raw.flowControl,
-      flowControlWaitMs: this.raw.flowControlWaitMs,
       logger: cfg.logger,
       clock: cfg.clock,
       info,

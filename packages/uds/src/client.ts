@@ -3,7 +3,7 @@ import { AgentProtocolError, type Encoding, ErrorCode } from '@picket/protocol';
 import { FrameChannel } from './channel.js';
 import { DEFAULT_HANDSHAKE_TIMEOUT_MS, proxyHandshake } from './handshake.js';
 import { defaultLogger, type Logger } from './logger.js';
-import { type FlowControlMode, ProxyConnection } from './proxy-connection.js';
+import { ProxyConnection } from './proxy-connection.js';
 
 /** Options of {@link AgentClientV2Uds.connect}. */
 export interface UdsClientOptions {
@@ -29,10 +29,6 @@ export interface UdsClientOptions {
    * extension (default). `false` always sends base64 text, as towards Rust agents.
    */
   binaryBodies?: boolean;
-  /** what calls do while the agent has paused traffic; default `fail_closed` */
-  flowControl?: FlowControlMode;
-  /** longest a call waits in `wait` mode; default 100 ms */
-  flowControlWaitMs?: number;
   /** largest frame length accepted and written; default 16 MiB */
   maxFrameLength?: number;
   /** bytes allowed to queue while the agent is not reading; default 16 MiB */
@@ -139,8 +135,6 @@ export class AgentClientV2Uds extends ProxyConnection {
         binaryBodies: result.binaryBodies && options.binaryBodies !== false,
         handshake: result.response,
         timeoutMs: options.timeoutMs,
-        flowControl: options.flowControl,
-        flowControlWaitMs: options.flowControlWaitMs,
         logger: options.logger ?? defaultLogger,
         clock: options.clock,
       });

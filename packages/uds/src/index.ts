@@ -7,7 +7,6 @@ export { AGENT_HANDLER_ERROR, type ErrorPolicy } from './agent-connection.js';
 export { AgentClientV2Uds, DEFAULT_CONNECT_TIMEOUT_MS, type UdsClientOptions } from './client.js';
 export { DEFAULT_HANDSHAKE_TIMEOUT_MS } from './handshake.js';
 export { type LogFields, type Logger, silentLogger } from './logger.js';
-export type { FlowControlMode } from './proxy-connection.js';
 export {
   type UdsAgentServerEventMap,
   type UdsAgentServerOptions,

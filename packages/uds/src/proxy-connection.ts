@@ -1,4 +1,3 @@
-import { EventEmitter } from 'node:events';
 import type { Duplex } from 'node:stream';
 import {
   createMessageCodec,
@@ -11,11 +10,10 @@ import {
 import type { Frame } from '@picket/framing';
 import {
   type AgentCapabilities,
+  type AgentEvent,
   AgentProtocolError,
   type AgentResponse,
   type AgentTransport,
-  allow,
-  CANCEL_REASONS,
   type CallOptions,
   type CancelReason,
   cancelReasonToUds,
@@ -31,20 +29,12 @@ import {
   healthStateFromWire,
   MessageType,
   responseCorrelationId,
-  type TransportEventMap,
   type TransportKind,
 } from '@picket/protocol';
+import { AgentTransportBase, CallEngine } from '@picket/protocol/internal';
 import { FrameChannel } from './channel.js';
 import { EVENT_FRAME_TYPE } from './events.js';
 import { defaultLogger, type Logger } from './logger.js';
-
-/**
- * What a call does while the agent has paused traffic (frame 0x33 action 1):
- * - `fail_closed` (default): reject with FLOW_CONTROL_PAUSED;
- * - `fail_open`: resolve with an allow tagged `flow_control_fail_open`, without contacting the agent;
- * - `wait`: hold the call until the agent resumes, at most `flowControlWaitMs`, then FLOW_CONTROL_PAUSED.
- */
-export type FlowControlMode = 'fail_closed' | 'fail_open' | 'wait';
 
 /** Proxy-side engine settings (everything but the socket and the handshake outcome is optional). */
 export interface ProxyConnectionOptions {
@@ -65,10 +55,6 @@ export interface ProxyConnectionOptions {
    * (`timeout_ms`), since a proxy waits on this for every request.
    */
   timeoutMs?: number;
-  /** behaviour while the agent has paused traffic; default `fail_closed` */
-  flowControl?: FlowControlMode;
-  /** longest a call waits in `wait` mode; default 100 ms (Rust's `flow_control_wait_timeout`) */
-  flowControlWaitMs?: number;
   /** where diagnostics go; default warn/error to the console */
   logger?: Logger;
   /** epoch-ms clock for cancel / ping timestamps (tests pin it) */
@@ -97,20 +83,6 @@ export interface ProxyConnectionStats {
   invalidReplies: number;
 }
 
-interface PendingCall {
-  readonly cid: string;
-  readonly eventType: EventType;
-  readonly frameType: number;
-  readonly payload: Uint8Array;
-  sent: boolean;
-  resolve(response: AgentResponse): void;
-  reject(error: AgentProtocolError): void;
-  timer?: NodeJS.Timeout;
-  waitTimer?: NodeJS.Timeout;
-  signal?: AbortSignal;
-  onAbort?: () => void;
-}
-
 interface PendingPing {
   readonly payload: Uint8Array;
   readonly started: number;
@@ -122,18 +94,8 @@ interface PendingPing {
 }
 
 const DEFAULT_TIMEOUT_MS = 1000;
-/** The options of a call made without any (shared: nothing writes to it). */
-const NO_OPTIONS: CallOptions = Object.freeze({});
-const DEFAULT_FLOW_WAIT_MS = 100;
 
 let connectionCounter = 0;
-
-function abortReason(signal: AbortSignal): CancelReason {
-  const r: unknown = signal.reason;
-  return typeof r === 'string' && (CANCEL_REASONS as readonly string[]).includes(r)
-    ? (r as CancelReason)
-    : 'client_disconnect';
-}
 
 /** Reads `key` from a map-shaped value or `index` from an array-shaped (rmp-serde) struct. */
 function field(v: unknown, key: string, index: number): unknown {
@@ -156,7 +118,7 @@ function field(v: unknown, key: string, index: number): unknown {
  * Connection loss of any kind rejects every pending call at once with
  * CONNECTION_CLOSED and emits `close` with the cause; later calls fail immediately.
  */
-export class ProxyConnection extends EventEmitter<TransportEventMap> implements AgentTransport {
+export class ProxyConnection extends AgentTransportBase implements AgentTransport {
   readonly kind: TransportKind;
   readonly agentId: string;
   readonly capabilities: AgentCapabilities;
@@ -168,27 +130,17 @@ export class ProxyConnection extends EventEmitter<TransportEventMap> implements 
   /** the frame stream underneath */
   readonly channel: FrameChannel;
   /** counters, live */
-  readonly stats: ProxyConnectionStats = {
-    requests: 0,
-    responses: 0,
-    timeouts: 0,
-    cancelled: 0,
-    droppedReplies: 0,
-    invalidReplies: 0,
-  };
+  readonly stats: ProxyConnectionStats;
 
   private readonly codec: MessageCodec;
   private readonly timeoutMs: number;
-  private readonly flowControl: FlowControlMode;
-  private readonly flowControlWaitMs: number;
   private readonly logger: Logger;
   private readonly clock: () => number;
+  /** pending calls, deadlines, signals, cancel, paused: the engine every transport shares */
+  private readonly calls: CallEngine;
 
-  private readonly pending = new Map<string, PendingCall>();
-  private readonly waiting: PendingCall[] = [];
   private readonly pings = new Map<number, PendingPing>();
   private pingSequence = 0;
-  private isPaused = false;
   private lastHealth: HealthReport | undefined;
   private isClosed = false;
   private closing = false;
@@ -202,8 +154,6 @@ export class ProxyConnection extends EventEmitter<TransportEventMap> implements 
     this.handshake = options.handshake;
     this.id = options.id ?? `${this.kind}:${this.agentId}#${++connectionCounter}`;
     this.timeoutMs = options.timeoutMs ?? DEFAULT_TIMEOUT_MS;
-    this.flowControl = options.flowControl ?? 'fail_closed';
-    this.flowControlWaitMs = options.flowControlWaitMs ?? DEFAULT_FLOW_WAIT_MS;
     this.logger = options.logger ?? defaultLogger;
     this.clock = options.clock ?? Date.now;
     this.codec = createMessageCodec(this.encoding, { binaryBodies: options.binaryBodies === true });
@@ -215,18 +165,39 @@ export class ProxyConnection extends EventEmitter<TransportEventMap> implements 
             maxFrameLength: options.maxFrameLength,
             maxWriteQueueBytes: options.maxWriteQueueBytes,
           });
+    const calls = new CallEngine({
+      name: `agent "${this.agentId}" (${this.id})`,
+      timeoutMs: this.timeoutMs,
+      wire: {
+        write: (call, event) => this.writeEvent(call.type, event, call.correlationId),
+        writeCancel: (cid, reason) => this.writeCancel(cid, reason),
+      },
+    });
+    this.calls = calls;
+    this.stats = {
+      requests: 0,
+      responses: 0,
+      get timeouts() {
+        return calls.counts.timeouts;
+      },
+      get cancelled() {
+        return calls.counts.cancelled;
+      },
+      droppedReplies: 0,
+      invalidReplies: 0,
+    };
     this.channel.onClose((error) => this.onChannelClose(error));
     this.channel.setFrameHandler((frame) => this.onFrame(frame));
   }
 
-  /** Calls sent (or waiting for a flow-control resume) and not yet settled. */
+  /** Calls sent and not yet settled. */
   get inFlight(): number {
-    return this.pending.size;
+    return this.calls.size;
   }
 
   /** True while the agent has paused traffic. */
   get paused(): boolean {
-    return this.isPaused;
+    return this.calls.paused;
   }
 
   /** The agent's last health report, if it sent one. */
@@ -241,50 +212,22 @@ export class ProxyConnection extends EventEmitter<TransportEventMap> implements 
 
   /** Connected, not paused, and not reported unhealthy or draining. */
   isHealthy(): boolean {
-    if (this.isClosed || this.isPaused) return false;
+    if (this.isClosed || this.calls.paused) return false;
     const state = this.lastHealth?.state;
     return state !== 'unhealthy' && state !== 'draining';
-  }
-
-  sendRequestHeaders(e: EventMap['request_headers'], o?: CallOptions): Promise<AgentResponse> {
-    return this.send('request_headers', e, o);
-  }
-  sendRequestBodyChunk(e: EventMap['request_body_chunk'], o?: CallOptions): Promise<AgentResponse> {
-    return this.send('request_body_chunk', e, o);
-  }
-  sendResponseHeaders(e: EventMap['response_headers'], o?: CallOptions): Promise<AgentResponse> {
-    return this.send('response_headers', e, o);
-  }
-  sendResponseBodyChunk(
-    e: EventMap['response_body_chunk'],
-    o?: CallOptions,
-  ): Promise<AgentResponse> {
-    return this.send('response_body_chunk', e, o);
-  }
-  sendRequestComplete(e: EventMap['request_complete'], o?: CallOptions): Promise<AgentResponse> {
-    return this.send('request_complete', e, o);
-  }
-  sendWebSocketFrame(e: EventMap['web_socket_frame'], o?: CallOptions): Promise<AgentResponse> {
-    return this.send('web_socket_frame', e, o);
-  }
-  sendGuardrailInspect(e: EventMap['guardrail_inspect'], o?: CallOptions): Promise<AgentResponse> {
-    return this.send('guardrail_inspect', e, o);
-  }
-  sendConfigure(e: EventMap['configure'], o?: CallOptions): Promise<AgentResponse> {
-    return this.send('configure', e, o);
   }
 
   /**
    * Sends any event and resolves with the agent's reply. The event's own correlation
    * id (RequestHeaders: `metadata.correlation_id`) keys the reply; a second call with
-   * an id already in flight is rejected with INVALID_ARGUMENT.
+   * an id already in flight is rejected with INVALID_ARGUMENT. While the agent has paused
+   * traffic (frame 0x33) a call is rejected at once with FLOW_CONTROL_PAUSED.
    */
   send<K extends EventType>(
     type: K,
     event: EventMap[K],
-    options: CallOptions = NO_OPTIONS,
+    options?: CallOptions,
   ): Promise<AgentResponse> {
-    if (this.isClosed) return Promise.reject(this.closedError(`cannot send ${type}`));
     let cid: unknown;
     try {
       cid = eventCorrelationId(event);
@@ -299,141 +242,17 @@ export class ProxyConnection extends EventEmitter<TransportEventMap> implements 
         ),
       );
     }
-    if (this.pending.has(cid)) {
-      return Promise.reject(
-        new AgentProtocolError(
-          ErrorCode.InvalidArgument,
-          `${this.id}: correlation id "${cid}" is already in flight on this connection`,
-        ),
-      );
-    }
-    const { signal } = options;
-    if (signal?.aborted) {
-      return Promise.reject(
-        new AgentProtocolError(
-          ErrorCode.Cancelled,
-          `${this.id}: ${type} "${cid}" aborted before it was sent`,
-        ),
-      );
-    }
-    if (this.isPaused && this.flowControl !== 'wait') {
-      if (this.flowControl === 'fail_open') {
-        this.logger.debug('agent paused traffic; failing open', {
-          connection: this.id,
-          correlationId: cid,
-        });
-        return Promise.resolve(
-          allow({
-            tags: ['flow_control_fail_open'],
-            custom: { correlation_id: cid },
-            websocketDecision: type === 'web_socket_frame' ? 'allow' : null,
-          }),
-        );
-      }
-      return Promise.reject(
-        new AgentProtocolError(
-          ErrorCode.FlowControlPaused,
-          `${this.id}: agent "${this.agentId}" paused traffic; ${type} "${cid}" not sent`,
-        ),
-      );
-    }
-    let payload: Uint8Array;
-    try {
-      payload = this.codec.encodeEvent(type, event, cid);
-    } catch (err) {
-      return Promise.reject(
-        AgentProtocolError.from(
-          err,
-          ErrorCode.InvalidArgument,
-          `${this.id}: cannot encode ${type} "${cid}"`,
-        ),
-      );
-    }
-
-    return new Promise<AgentResponse>((resolve, reject) => {
-      const call: PendingCall = {
-        cid,
-        eventType: type,
-        frameType: EVENT_FRAME_TYPE[type],
-        payload,
-        sent: false,
-        resolve,
-        reject,
-      };
-      this.pending.set(cid, call);
-      const timeoutMs = options.timeoutMs ?? this.timeoutMs;
-      if (Number.isFinite(timeoutMs)) {
-        call.timer = setTimeout(() => this.onCallTimeout(call, timeoutMs), timeoutMs);
-      }
-      if (signal !== undefined) {
-        call.signal = signal;
-        call.onAbort = () => {
-          const reason = abortReason(signal);
-          this.stats.cancelled++;
-          if (call.sent) this.writeCancel(cid, reason);
-          this.settle(
-            call,
-            new AgentProtocolError(
-              ErrorCode.Cancelled,
-              `${this.id}: ${type} "${cid}" aborted by the caller`,
-              {
-                cause: signal.reason,
-              },
-            ),
-          );
-        };
-        signal.addEventListener('abort', call.onAbort, { once: true });
-      }
-      if (this.isPaused) {
-        // flowControl === 'wait'
-        this.waiting.push(call);
-        call.waitTimer = setTimeout(() => {
-          this.settle(
-            call,
-            new AgentProtocolError(
-              ErrorCode.FlowControlPaused,
-              `${this.id}: agent "${this.agentId}" still paused after ${this.flowControlWaitMs} ms; ${type} "${cid}" not sent`,
-            ),
-          );
-        }, this.flowControlWaitMs);
-        return;
-      }
-      this.transmit(call);
-    });
+    return this.calls.call(type, event, cid, options);
   }
 
   /** Tells the agent to stop working on `correlationId` (0x40) and rejects its pending call with CANCELLED. */
   async cancel(correlationId: string, reason: CancelReason = 'manual'): Promise<void> {
-    if (this.isClosed) return;
-    const call = this.pending.get(correlationId);
-    if (call === undefined || call.sent) this.writeCancel(correlationId, reason);
-    if (call !== undefined) {
-      this.stats.cancelled++;
-      this.settle(
-        call,
-        new AgentProtocolError(
-          ErrorCode.Cancelled,
-          `${this.id}: "${correlationId}" cancelled (${reason})`,
-        ),
-      );
-    }
+    this.calls.cancel(correlationId, reason);
   }
 
   /** Cancels every pending call (one 0x40 each, as there is no cancel-all frame); resolves to how many. */
   async cancelAll(reason: CancelReason = 'manual'): Promise<number> {
-    const calls = [...this.pending.values()];
-    for (const call of calls) {
-      if (call.sent && !this.isClosed) this.writeCancel(call.cid, reason);
-      this.stats.cancelled++;
-      this.settle(
-        call,
-        new AgentProtocolError(
-          ErrorCode.Cancelled,
-          `${this.id}: "${call.cid}" cancelled (${reason})`,
-        ),
-      );
-    }
-    return calls.length;
+    return this.calls.cancelAll(reason);
   }
 
   /**
@@ -499,9 +318,7 @@ export class ProxyConnection extends EventEmitter<TransportEventMap> implements 
   async close(): Promise<void> {
     if (!this.isClosed && !this.closing) {
       this.closing = true;
-      for (const call of this.pending.values()) {
-        if (call.sent) this.writeCancel(call.cid, 'proxy_shutdown');
-      }
+      for (const call of this.calls.calls()) this.writeCancel(call.correlationId, 'proxy_shutdown');
       await this.channel.end();
     }
     await this.channel.whenClosed();
@@ -521,51 +338,20 @@ export class ProxyConnection extends EventEmitter<TransportEventMap> implements 
     });
   }
 
-  private transmit(call: PendingCall): void {
+  /** Encodes and writes one event (the engine registered its call and fails it if this throws). */
+  private writeEvent(type: EventType, event: AgentEvent, cid: string): void {
+    let payload: Uint8Array;
     try {
-      this.channel.write(call.frameType, call.payload);
+      payload = this.codec.encodeEvent(type, event as EventMap[typeof type], cid);
     } catch (err) {
-      this.settle(
-        call,
-        AgentProtocolError.from(
-          err,
-          ErrorCode.Internal,
-          `${this.id}: ${call.eventType} "${call.cid}"`,
-        ),
+      throw AgentProtocolError.from(
+        err,
+        ErrorCode.InvalidArgument,
+        `${this.id}: cannot encode ${type} "${cid}"`,
       );
-      return;
     }
-    call.sent = true;
+    this.channel.write(EVENT_FRAME_TYPE[type], payload);
     this.stats.requests++;
-  }
-
-  private settle(call: PendingCall, outcome: AgentResponse | AgentProtocolError): void {
-    if (this.pending.get(call.cid) !== call) return;
-    this.pending.delete(call.cid);
-    if (call.timer !== undefined) clearTimeout(call.timer);
-    if (call.waitTimer !== undefined) {
-      clearTimeout(call.waitTimer);
-      const i = this.waiting.indexOf(call);
-      if (i >= 0) this.waiting.splice(i, 1);
-    }
-    if (call.signal !== undefined && call.onAbort !== undefined) {
-      call.signal.removeEventListener('abort', call.onAbort);
-    }
-    if (outcome instanceof AgentProtocolError) call.reject(outcome);
-    else call.resolve(outcome);
-  }
-
-  private onCallTimeout(call: PendingCall, timeoutMs: number): void {
-    if (this.pending.get(call.cid) !== call) return;
-    this.stats.timeouts++;
-    if (call.sent) this.writeCancel(call.cid, 'timeout');
-    this.settle(
-      call,
-      new AgentProtocolError(
-        ErrorCode.Timeout,
-        `${this.id}: agent "${this.agentId}" did not answer ${call.eventType} "${call.cid}" within ${timeoutMs} ms`,
-      ),
-    );
   }
 
   private writeCancel(cid: string, reason: CancelReason): void {
@@ -625,7 +411,7 @@ export class ProxyConnection extends EventEmitter<TransportEventMap> implements 
       case MessageType.FlowControl:
         this.control('FlowControl', () => {
           const action = flowActionFromWire(this.codec.decodeFlowControl(frame.payload).action);
-          this.setPaused(action === 'pause');
+          this.calls.setPaused(action === 'pause');
           this.emit('flowControl', action);
         });
         return;
@@ -646,17 +432,6 @@ export class ProxyConnection extends EventEmitter<TransportEventMap> implements 
     }
   }
 
-  private setPaused(paused: boolean): void {
-    this.isPaused = paused;
-    if (paused) return;
-    const released = this.waiting.splice(0, this.waiting.length);
-    for (const call of released) {
-      if (call.waitTimer !== undefined) clearTimeout(call.waitTimer);
-      call.waitTimer = undefined;
-      if (this.pending.get(call.cid) === call) this.transmit(call);
-    }
-  }
-
   private onResponse(payload: Uint8Array): void {
     let response: AgentResponse;
     try {
@@ -669,10 +444,9 @@ export class ProxyConnection extends EventEmitter<TransportEventMap> implements 
         correlationId: cid,
         error: err,
       });
-      const call = cid === undefined ? undefined : this.pending.get(cid);
-      if (call?.sent) {
-        this.settle(
-          call,
+      if (cid !== undefined) {
+        this.calls.fail(
+          cid,
           AgentProtocolError.from(
             err,
             ErrorCode.InvalidMessage,
@@ -683,8 +457,7 @@ export class ProxyConnection extends EventEmitter<TransportEventMap> implements 
       return;
     }
     const cid = responseCorrelationId(response);
-    const call = cid === undefined ? undefined : this.pending.get(cid);
-    if (call === undefined || !call.sent) {
+    if (cid === undefined || !this.calls.resolve(cid, response)) {
       this.stats.droppedReplies++;
       this.logger.debug('dropping reply for no pending call', {
         connection: this.id,
@@ -693,7 +466,6 @@ export class ProxyConnection extends EventEmitter<TransportEventMap> implements 
       return;
     }
     this.stats.responses++;
-    this.settle(call, response);
   }
 
   /** `audit.custom.correlation_id` of a reply that failed validation (map or array shaped). */
@@ -732,11 +504,13 @@ export class ProxyConnection extends EventEmitter<TransportEventMap> implements 
   private onChannelClose(error?: AgentProtocolError): void {
     if (this.isClosed) return;
     this.isClosed = true;
-    const why = error?.message ?? `${this.id}: connection closed locally`;
-    const closed = (): AgentProtocolError =>
-      new AgentProtocolError(ErrorCode.ConnectionClosed, why, { cause: error });
-    for (const call of [...this.pending.values()]) this.settle(call, closed());
-    for (const ping of [...this.pings.values()]) ping.reject(closed());
+    const closed = new AgentProtocolError(
+      ErrorCode.ConnectionClosed,
+      error?.message ?? `${this.id}: connection closed locally`,
+      { cause: error },
+    );
+    this.calls.close(closed);
+    for (const ping of [...this.pings.values()]) ping.reject(closed);
     if (error !== undefined) {
       this.logger.warn('connection to agent lost', {
         connection: this.id,

@@ -19,7 +19,6 @@ import {
 } from '@picket/protocol';
 import {
   AgentClientV2Uds,
-  type FlowControlMode,
   silentLogger,
   UdsAgentServerV2,
 } from '@picket/uds';
@@ -135,7 +134,6 @@ export class UdsClientTarget implements FuzzTarget {
         encodings: offered,
         handshakeTimeoutMs: short ? 200 : 5000,
         timeoutMs: CALL_TIMEOUT_MS,
-        flowControl: rng.pick<FlowControlMode>(['fail_closed', 'fail_open', 'wait']),
       });
       // Never leave a rejection unobserved while we are busy elsewhere.
       const connected = connecting.then(
