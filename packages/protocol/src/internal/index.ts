@@ -6,4 +6,5 @@ export * from './backoff.js';
 export * from './calls.js';
 export * from './calls-transport.js';
 export * from './dispatch.js';
+export * from './node-errors.js';
 export * from './socket-file.js';
