@@ -5,17 +5,20 @@ import { decodeRegistrationResponse, encodeRegistrationRequest } from '@picket/c
 import {
   type AgentHandler,
   AgentProtocolError,
-  type ConfigUpdateRequest,
+  type AgentPush,
+  type AgentServer,
+  type ConfigUpdateInput,
   describeMessageType,
   ErrorCode,
+  type ErrorPolicy,
   type HealthState,
   MessageType,
   type MetricsReport,
   PROTOCOL_VERSION,
   type RegistrationResponse,
 } from '@picket/protocol';
-import { resolveBackoff } from '@picket/protocol/internal';
-import type { ErrorPolicy, Logger } from '@picket/uds';
+import { checkErrorPolicy, configUpdateRequest, resolveBackoff } from '@picket/protocol/internal';
+import type { Logger } from '@picket/uds';
 import { AgentConnection, FrameChannel } from '@picket/uds/internal';
 import { DEFAULT_RECONNECT, type ReconnectOptions, reconnectDelay } from './backoff.js';
 import { formatHostPort, parseReverseEndpoint, type ReverseEndpoint } from './endpoint.js';
@@ -69,7 +72,7 @@ export interface ConnectReverseOptions {
   maxConcurrentPerConnection?: number;
   /** events queued per connection before reads pause; default 1000 */
   maxQueuedPerConnection?: number;
-  /** answer to undecodable events and failing handlers; default `block` */
+  /** answer to undecodable events and failing handlers; default `'block'` (ErrorPolicy of @picket/protocol; never allow) */
   errorPolicy?: ErrorPolicy;
   /** largest frame length accepted and written; default 16 MiB */
   maxFrameLength?: number;
@@ -197,7 +200,10 @@ function rejectionCode(text: string): ErrorCode {
  * and emitted (`registrationFailed`, with the proxy's refusal text when it refused).
  * Create it with {@link connectReverse}.
  */
-export class ReverseAgent extends EventEmitter<ReverseAgentEventMap> {
+export class ReverseAgent
+  extends EventEmitter<ReverseAgentEventMap>
+  implements AgentServer, AgentPush
+{
   readonly agentId: string;
   readonly endpoint: string;
   private readonly target: ReverseEndpoint;
@@ -244,6 +250,7 @@ export class ReverseAgent extends EventEmitter<ReverseAgentEventMap> {
       );
     }
     resolveBackoff(options.reconnect, DEFAULT_RECONNECT, 'connectReverse: reconnect');
+    checkErrorPolicy(options.errorPolicy, 'connectReverse');
     this.options = options;
     this.agentId = options.agentId;
     this.target = parseReverseEndpoint(
@@ -273,6 +280,55 @@ export class ReverseAgent extends EventEmitter<ReverseAgentEventMap> {
   /** True once `stop()` was called. */
   get stopped(): boolean {
     return this.isStopped;
+  }
+
+  /** True while the agent has asked the proxy to pause. */
+  get paused(): boolean {
+    return this.isPaused;
+  }
+
+  /**
+   * Where it dials, in the endpoint grammar of @picket/transport
+   * (`reverse+unix:/p`, `reverse+tcp://h:p`, `reverse+tls://h:p`) while started and not
+   * stopped; else empty.
+   */
+  get endpoints(): readonly string[] {
+    if (!this.started || this.isStopped) return [];
+    const t = this.target;
+    return [
+      t.kind === 'uds'
+        ? `reverse+unix:${t.path}`
+        : `reverse+${t.kind}://${formatHostPort(t.host, t.port)}`,
+    ];
+  }
+
+  /**
+   * {@link AgentServer.listen}: starts dialling (if {@link connectReverse} has not) and
+   * resolves to {@link endpoints} once one connection is registered; the other slots keep
+   * connecting in the background. Waits as long as the proxy stays away (reconnecting
+   * with backoff, failures emitted as `registrationFailed`) unless `timeoutMs` is given;
+   * rejects CONNECTION_CLOSED if stopped first.
+   */
+  async listen(options: { timeoutMs?: number } = {}): Promise<readonly string[]> {
+    if (this.isStopped) {
+      throw new AgentProtocolError(
+        ErrorCode.ConnectionClosed,
+        `reverse agent "${this.agentId}" was stopped`,
+      );
+    }
+    this.start();
+    await this.ready({ connections: 1, ...options });
+    return this.endpoints;
+  }
+
+  /** {@link AgentServer.close}: {@link stop} without waiting for running handlers. */
+  close(): Promise<void> {
+    return this.stop();
+  }
+
+  /** {@link AgentServer.drain}: {@link stop}, letting running handlers finish for up to `timeoutMs` (default 30 000). */
+  drain(timeoutMs = 30_000): Promise<void> {
+    return this.stop({ drainTimeoutMs: timeoutMs });
   }
 
   /** A snapshot of every slot. */
@@ -365,9 +421,10 @@ export class ReverseAgent extends EventEmitter<ReverseAgentEventMap> {
     return this.broadcast((c) => c.reportMetrics(report));
   }
 
-  /** Sends a config update request on every connection (0x32). */
-  requestConfigUpdate(request: ConfigUpdateRequest): number {
-    return this.broadcast((c) => c.requestConfigUpdate(request));
+  /** Sends a config update request on every connection (0x32); `request_id` / `timestamp_ms` filled in when absent. */
+  requestConfigUpdate(request: ConfigUpdateInput): number {
+    const full = configUpdateRequest(request);
+    return this.broadcast((c) => c.requestConfigUpdate(full));
   }
 
   /**
