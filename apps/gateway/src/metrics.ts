@@ -2,7 +2,7 @@
  * The gateway's own Prometheus families; `/metrics` prints them followed by
  * the pool's `metrics()`.
  */
-import { LatencyHistogram, PromWriter } from '@picket/pool';
+import { LatencyHistogram, PromWriter } from '@picket/pool/internal';
 
 /** Upstream latency buckets in seconds (1 ms … 30 s). */
 export const UPSTREAM_BUCKETS_SECONDS = [

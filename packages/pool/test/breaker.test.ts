@@ -1,5 +1,6 @@
 import { describe, expect, it } from 'vitest';
-import { CircuitBreaker, type CircuitState } from '../src/index.js';
+import type { CircuitState } from '../src/index.js';
+import { CircuitBreaker } from '../src/internal.js';
 
 function clocked(opts = {}) {
   let now = 1_000;

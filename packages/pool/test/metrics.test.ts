@@ -8,7 +8,7 @@ import {
   LatencyReservoir,
   PromWriter,
   sanitizeMetricName,
-} from '../src/index.js';
+} from '../src/internal.js';
 
 const report = (over: Partial<MetricsReport> = {}): MetricsReport => ({
   agent_id: 'self-declared',

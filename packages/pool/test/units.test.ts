@@ -1,11 +1,6 @@
 import { afterEach, describe, expect, it, vi } from 'vitest';
-import {
-  BoundedTtlMap,
-  backoffDelay,
-  DEFAULT_BACKOFF,
-  type LoadBalanceStrategy,
-  pickIndex,
-} from '../src/index.js';
+import { DEFAULT_BACKOFF, type LoadBalanceStrategy } from '../src/index.js';
+import { BoundedTtlMap, backoffDelay, pickIndex } from '../src/internal.js';
 
 describe('backoffDelay', () => {
   const o = { initialDelayMs: 100, maxDelayMs: 1_000, multiplier: 2, jitter: 0.5 };

@@ -1,7 +1,8 @@
 import * as net from 'node:net';
 import { allow, MessageType } from '@picket/protocol';
 import { afterEach, describe, expect, it } from 'vitest';
-import { AgentClientV2Uds, FrameChannel, UdsAgentServerV2 } from '../src/index.js';
+import { AgentClientV2Uds, UdsAgentServerV2 } from '../src/index.js';
+import { FrameChannel } from '../src/internal.js';
 import {
   captureLogger,
   handler,

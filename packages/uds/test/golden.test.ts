@@ -1,12 +1,8 @@
 import { readFileSync } from 'node:fs';
 import { MessageType } from '@picket/protocol';
 import { afterEach, describe, expect, it } from 'vitest';
-import {
-  AgentClientV2Uds,
-  PICKET_PROXY_ID,
-  PICKET_UDS_VERSION,
-  UdsAgentServerV2,
-} from '../src/index.js';
+import { AgentClientV2Uds, PICKET_UDS_VERSION, UdsAgentServerV2 } from '../src/index.js';
+import { PICKET_PROXY_ID } from '../src/internal.js';
 import {
   captureLogger,
   golden,
