@@ -4,23 +4,31 @@ import {
   type AgentHandler,
   AgentProtocolError,
   type AgentResponse,
-  allow,
-  block,
-  type EventType,
+  type AgentServer as AgentServerRole,
+  ErrorCode,
+  type ErrorPolicy,
   eventCorrelationId,
+  type HandlerErrorCause,
+  handlerErrorResponse,
   MAX_V1_MESSAGE_SIZE,
   PROTOCOL_VERSION_V1,
   parseAgentResponse,
-  type RequestContext,
-  websocketAllow,
 } from '@picket/protocol';
-import { listenUnix, type SocketFile } from '@picket/protocol/internal';
+import {
+  checkErrorPolicy,
+  errorAnswer,
+  LazyAbort,
+  listenUnix,
+  requestContext,
+  runHook,
+  type SocketFile,
+} from '@picket/protocol/internal';
 import { socketPathOf } from './client.js';
 import { defaultLogger, type Logger } from './logger.js';
 import { type DecodedV1Request, decodeV1Request, responseFrame, toProtocolError } from './wire.js';
 
-/** Reason code of the block 500 sent when a handler throws. */
-export const AGENT_HANDLER_ERROR = 'AGENT_HANDLER_ERROR';
+/** Reason code of the handler-error answer (the one of @picket/protocol, re-exported). */
+export { AGENT_HANDLER_ERROR } from '@picket/protocol';
 
 /** Options of {@link AgentServer}. */
 export interface AgentServerOptions {
@@ -46,6 +54,12 @@ export interface AgentServerOptions {
    * once, later ones as one summary line with their count. Default 10 000 ms.
    */
   refusalLogIntervalMs?: number;
+  /**
+   * What a failing handler is answered: default `'block'` (block 500, body `Agent handler
+   * error`, `AGENT_HANDLER_ERROR`, tag `picket_error`); `'close'` drops the connection
+   * unanswered. See ErrorPolicy in @picket/protocol; it never allows.
+   */
+  errorPolicy?: ErrorPolicy;
 }
 
 /** Default of {@link AgentServerOptions.maxConnections}. */
@@ -54,26 +68,13 @@ export const DEFAULT_V1_MAX_CONNECTIONS = 1024;
 /** Default of {@link AgentServerOptions.refusalLogIntervalMs}. */
 export const DEFAULT_V1_REFUSAL_LOG_INTERVAL_MS = 10_000;
 
-/** Which handler hook serves which v1 event type. */
-const HOOKS = {
-  configure: 'onConfigure',
-  request_headers: 'onRequestHeaders',
-  request_body_chunk: 'onRequestBodyChunk',
-  response_headers: 'onResponseHeaders',
-  response_body_chunk: 'onResponseBodyChunk',
-  request_complete: 'onRequestComplete',
-  web_socket_frame: 'onWebSocketFrame',
-  guardrail_inspect: 'onGuardrailInspect',
-} as const satisfies Record<EventType, keyof AgentHandler>;
-
-type AnyHook = (event: unknown, ctx: RequestContext) => AgentResponse | Promise<AgentResponse>;
-
 /** Pipelined requests (sent before earlier ones were answered) held before reading pauses. */
 const MAX_QUEUED_REQUESTS = 16;
 
 /** One accepted connection: strictly one request at a time, in arrival order. */
 class ServerConnection {
-  readonly controller = new AbortController();
+  /** the request being handled: its ctx.signal aborts when the connection ends */
+  current: LazyAbort | undefined;
   private readonly decoder: V1FrameDecoder;
   private readonly queue: Uint8Array[] = [];
   private processing = false;
@@ -83,10 +84,11 @@ class ServerConnection {
     readonly id: string,
     readonly socket: net.Socket,
     private readonly agentId: string,
+    /** the answer's frame; undefined = close the connection unanswered (errorPolicy 'close') */
     private readonly serve: (
       request: DecodedV1Request,
       conn: ServerConnection,
-    ) => Promise<Uint8Array>,
+    ) => Promise<Uint8Array | undefined>,
     maxMessageSize: number,
     private readonly log: Logger,
     private readonly onEnd: (conn: ServerConnection) => void,
@@ -108,8 +110,9 @@ class ServerConnection {
     socket.once('close', () => this.finish());
   }
 
-  get signal(): AbortSignal {
-    return this.controller.signal;
+  /** True while a request is being handled or waits. */
+  get busy(): boolean {
+    return this.processing || this.queue.length > 0;
   }
 
   /** Closes this connection (and only this one), logging why. */
@@ -133,8 +136,8 @@ class ServerConnection {
     if (this.ended) return;
     this.ended = true;
     this.queue.length = 0;
-    this.controller.abort(
-      new AgentProtocolError('CONNECTION_CLOSED', `v1 connection ${this.id} closed`),
+    this.current?.abort(
+      new AgentProtocolError(ErrorCode.ConnectionClosed, `v1 connection ${this.id} closed`),
     );
     this.onEnd(this);
   }
@@ -184,6 +187,10 @@ class ServerConnection {
         }
         const answer = await this.serve(request, this);
         if (this.ended) return;
+        if (answer === undefined) {
+          this.drop('handler failed (errorPolicy "close")');
+          return;
+        }
         // A client that sends but never reads must not grow our write buffer without bound.
         if (!this.socket.write(answer)) await this.drained();
       }
@@ -191,7 +198,11 @@ class ServerConnection {
       this.processing = false;
     }
     if (!this.ended && this.socket.isPaused()) this.socket.resume();
+    this.onIdle(this);
   }
+
+  /** Told when the queue has run empty (drain waits on it). */
+  onIdle: (conn: ServerConnection) => void = () => undefined;
 }
 
 /**
@@ -200,10 +211,11 @@ class ServerConnection {
  * connections at once, one request at a time on each. A bad frame, bad JSON,
  * an unknown `event_type` or a payload that does not validate closes only
  * that connection (without an answer, like the Rust v1 server) and is logged.
- * A handler that throws is answered with block 500 (`AGENT_HANDLER_ERROR`),
- * never allow.
+ * A handler that throws is answered with the handler-error answer of
+ * @picket/protocol (block 500, `Agent handler error`, `AGENT_HANDLER_ERROR`), never allow.
+ * Implements the AgentServer role: `listen()` resolves to `['v1+unix:<path>']`.
  */
-export class AgentServer {
+export class AgentServer implements AgentServerRole {
   /** The agent's id (for logs and connection ids). */
   readonly agentId: string;
   /** The Unix socket path. */
@@ -214,6 +226,7 @@ export class AgentServer {
   readonly #maxMessageSize: number;
   readonly #socketMode: number;
   readonly #maxConnections: number;
+  readonly #errorPolicy: ErrorPolicy;
   #server: net.Server | undefined;
   #socketFile: SocketFile | undefined;
   #starting: Promise<void> | undefined;
@@ -245,14 +258,15 @@ export class AgentServer {
       (!Number.isInteger(this.#maxConnections) && this.#maxConnections !== Infinity)
     ) {
       throw new AgentProtocolError(
-        'INVALID_ARGUMENT',
+        ErrorCode.InvalidArgument,
         `v1 server ${agentId}: maxConnections must be an integer ≥ 1 or Infinity, got ${String(options.maxConnections)}`,
       );
     }
+    this.#errorPolicy = checkErrorPolicy(options.errorPolicy, `v1 server ${agentId}`);
     this.#refusalLogIntervalMs = options.refusalLogIntervalMs ?? DEFAULT_V1_REFUSAL_LOG_INTERVAL_MS;
     if (!Number.isInteger(this.#refusalLogIntervalMs) || this.#refusalLogIntervalMs < 1) {
       throw new AgentProtocolError(
-        'INVALID_ARGUMENT',
+        ErrorCode.InvalidArgument,
         `v1 server ${agentId}: refusalLogIntervalMs must be an integer ≥ 1, got ${String(options.refusalLogIntervalMs)}`,
       );
     }
@@ -268,6 +282,37 @@ export class AgentServer {
     return this.#connections.size;
   }
 
+  /** `['v1+unix:<path>']` while listening, else empty. */
+  get endpoints(): readonly string[] {
+    return this.listening && !this.#closed ? [`v1+unix:${this.path}`] : [];
+  }
+
+  /** {@link run}, resolving to {@link endpoints}: the AgentServer way to start. */
+  async listen(): Promise<readonly string[]> {
+    await this.run();
+    return this.endpoints;
+  }
+
+  /**
+   * Stops accepting, lets the requests being handled answer for up to `timeoutMs`
+   * (default 30 000), then {@link close}s (a handler still running sees `ctx.signal` abort).
+   */
+  async drain(timeoutMs = 30_000): Promise<void> {
+    if (this.#closed) return;
+    this.#server?.close();
+    let timer: NodeJS.Timeout | undefined;
+    const idle = new Promise<void>((resolve) => {
+      const check = (): void => {
+        if ([...this.#connections].every((c) => !c.busy)) resolve();
+      };
+      for (const c of this.#connections) c.onIdle = check;
+      check();
+    });
+    await Promise.race([idle, new Promise((r) => (timer = setTimeout(r, timeoutMs)))]);
+    clearTimeout(timer);
+    await this.close();
+  }
+
   /**
    * Starts listening and resolves once the socket accepts connections. A stale
    * socket file at `path` (nobody listening) is replaced; a live one, or a file
@@ -277,7 +322,7 @@ export class AgentServer {
   run(): Promise<void> {
     if (this.#closed) {
       return Promise.reject(
-        new AgentProtocolError('CONNECTION_CLOSED', `v1 server at ${this.path} was closed`),
+        new AgentProtocolError(ErrorCode.ConnectionClosed, `v1 server at ${this.path} was closed`),
       );
     }
     this.#starting ??= this.#listen();
@@ -339,7 +384,10 @@ export class AgentServer {
       id,
       socket,
       this.agentId,
-      async (request, c) => this.#encode(await this.#dispatch(request, c), c.id),
+      async (request, c) => {
+        const response = await this.#dispatch(request, c);
+        return response === undefined ? undefined : this.#encode(response, request, c.id);
+      },
       this.#maxMessageSize,
       this.#log,
       (c) => {
@@ -389,27 +437,19 @@ export class AgentServer {
     );
   }
 
-  /** Runs the handler hook for one request; never rejects. */
-  async #dispatch(request: DecodedV1Request, conn: ServerConnection): Promise<AgentResponse> {
-    const hook = this.#handler[HOOKS[request.eventType]] as AnyHook | undefined;
-    if (hook === undefined) {
-      const fallback = request.eventType === 'web_socket_frame' ? websocketAllow() : allow();
-      return { ...fallback, version: this.#responseVersion };
-    }
-    // One signal per request (linked to the connection's) so listeners a handler
-    // adds do not pile up on a long-lived connection.
-    const controller = new AbortController();
-    const onDrop = () => controller.abort(conn.signal.reason);
-    if (conn.signal.aborted) onDrop();
-    else conn.signal.addEventListener('abort', onDrop, { once: true });
-    const ctx: RequestContext = {
-      correlationId: eventCorrelationId(request.event),
-      signal: controller.signal,
-      transport: 'v1',
-      connectionId: conn.id,
-    };
+  /** Runs the handler hook for one request; never rejects. Undefined: errorPolicy says close. */
+  async #dispatch(
+    request: DecodedV1Request,
+    conn: ServerConnection,
+  ): Promise<AgentResponse | undefined> {
+    const abort = new LazyAbort();
+    conn.current = abort;
+    const correlationId = eventCorrelationId(request.event);
+    const ctx = requestContext(abort, correlationId, 'v1', conn.id, undefined);
+    let cause: HandlerErrorCause = 'HANDLER_ERROR';
     try {
-      const result: unknown = await hook.call(this.#handler, request.event, ctx);
+      const result: unknown = await runHook(this.#handler, request.eventType, request.event, ctx);
+      cause = 'INVALID_RESPONSE';
       if (result === null || typeof result !== 'object') {
         throw new TypeError(`handler returned ${result === null ? 'null' : typeof result}`);
       }
@@ -419,35 +459,69 @@ export class AgentServer {
         'handler response',
       );
     } catch (err) {
-      this.#log.error('v1 handler failed; answering block 500', {
-        connectionId: conn.id,
-        eventType: request.eventType,
-        correlationId: ctx.correlationId,
-        error: err instanceof Error ? err.message : String(err),
-      });
-      return this.#handlerError();
+      return this.#failed(err, cause, request, conn.id);
     } finally {
-      conn.signal.removeEventListener('abort', onDrop);
+      if (conn.current === abort) conn.current = undefined;
     }
   }
 
-  /** Frames a response; a response that cannot be written becomes block 500. */
-  #encode(response: AgentResponse, connectionId: string): Uint8Array {
+  /** The error policy's answer to a failed request (logged), with this server's version. */
+  #failed(
+    err: unknown,
+    cause: HandlerErrorCause,
+    request: DecodedV1Request,
+    connectionId: string,
+  ): AgentResponse | undefined {
+    const error = AgentProtocolError.from(
+      err,
+      ErrorCode.HandlerError,
+      `${request.eventType} handler`,
+    );
+    const correlationId = eventCorrelationId(request.event);
+    this.#log.error('v1 handler failed; answering per errorPolicy', {
+      connectionId,
+      eventType: request.eventType,
+      correlationId,
+      cause,
+      error: err instanceof Error ? err.message : String(err),
+    });
+    const info = {
+      cause,
+      eventType: request.eventType,
+      correlationId,
+      connectionId,
+      transport: 'v1' as const,
+    };
+    const answer = errorAnswer(this.#errorPolicy, error, info, this.#log);
+    return answer === undefined ? undefined : { ...answer, version: this.#responseVersion };
+  }
+
+  /** Frames a response; one that cannot be written is answered per the error policy. */
+  #encode(
+    response: AgentResponse,
+    request: DecodedV1Request,
+    connectionId: string,
+  ): Uint8Array | undefined {
     try {
       return responseFrame(response, this.#maxMessageSize);
     } catch (err) {
-      this.#log.error('v1 response could not be encoded; answering block 500', {
+      const e = toProtocolError(err, 'v1 response');
+      const answer = this.#failed(
+        e,
+        e.code === ErrorCode.MessageTooLarge ? 'RESPONSE_TOO_LARGE' : 'INVALID_RESPONSE',
+        request,
         connectionId,
-        error: err instanceof Error ? err.message : String(err),
-      });
-      return responseFrame(this.#handlerError(), this.#maxMessageSize);
+      );
+      if (answer === undefined) return undefined;
+      try {
+        return responseFrame(answer, this.#maxMessageSize);
+      } catch {
+        // only a function policy's own answer can fail here
+        return responseFrame(
+          { ...handlerErrorResponse(request.eventType), version: this.#responseVersion },
+          this.#maxMessageSize,
+        );
+      }
     }
-  }
-
-  #handlerError(): AgentResponse {
-    return {
-      ...block(500, { body: 'Agent handler error', reasonCodes: [AGENT_HANDLER_ERROR] }),
-      version: this.#responseVersion,
-    };
   }
 }
