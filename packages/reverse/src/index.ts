@@ -1,7 +1,8 @@
 /**
  * @picket/reverse — Zentinel agent protocol v2 reverse connections: agents behind
  * NAT or scaled dynamically dial the proxy. Proxy side: `ReverseConnectionListener`
- * (`bindUds` / `bindTcp`, TLS optional). Agent side: `connectReverse()`.
+ * (`bindUds` / `bindTcp`, TLS optional). Agent side: `connectReverse()`. Pieces shared with
+ * picket's own packages are in `@picket/reverse/internal` (outside semver).
  */
 export {
   type ConnectReverseOptions,
@@ -19,13 +20,12 @@ export {
 } from './agent.js';
 export {
   AllowList,
-  redact,
   type TokenConfig,
   TokenSet,
   type TokenVerifier,
   type TokenVerifyInfo,
 } from './auth.js';
-export { DEFAULT_RECONNECT, type ReconnectOptions, reconnectDelay } from './backoff.js';
+export { DEFAULT_RECONNECT, type ReconnectOptions } from './backoff.js';
 export {
   DEFAULT_REVERSE_CONFIG,
   type ReverseConnectionConfig,
@@ -39,14 +39,7 @@ export {
   type ReverseConnectionOptions,
   type ReverseTransportKind,
 } from './connection.js';
-export {
-  formatHostPort,
-  type HostPort,
-  parseHostPort,
-  parseReverseEndpoint,
-  type ReverseEndpoint,
-} from './endpoint.js';
-export { type FirstFrame, type FirstFrameOptions, readFirstFrame } from './first-frame.js';
+export { parseReverseEndpoint, type ReverseEndpoint } from './endpoint.js';
 export {
   type RegistrationRejection,
   type RejectionStage,
@@ -54,5 +47,4 @@ export {
   type ReverseListenerEventMap,
   type ReverseListenerStats,
 } from './listener.js';
-export { defaultLogger } from './logger.js';
 export { PICKET_REVERSE_VERSION } from './version.js';

@@ -11,8 +11,8 @@ import {
   type ReverseConnection,
   type ReverseConnectionConfig,
   ReverseConnectionListener,
-  reconnectDelay,
 } from '../src/index.js';
+import { reconnectDelay } from '../src/internal.js';
 import { captureLogger, golden, stampHandler, tempSocket, until } from './helpers.js';
 
 const cleanups: (() => Promise<void> | void)[] = [];

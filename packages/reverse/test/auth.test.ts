@@ -1,6 +1,7 @@
 import { inspect } from 'node:util';
 import { describe, expect, it } from 'vitest';
-import { AllowList, redact, TokenSet } from '../src/index.js';
+import { AllowList, TokenSet } from '../src/index.js';
+import { redact } from '../src/internal.js';
 
 describe('TokenSet', () => {
   it('shared tokens: any agent, exact value only', () => {
