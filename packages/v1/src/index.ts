@@ -10,13 +10,7 @@ export {
   DEFAULT_V1_CONNECT_TIMEOUT_MS,
   DEFAULT_V1_TIMEOUT_MS,
 } from './client.js';
-export {
-  consoleLogger,
-  defaultLogger,
-  type LogFields,
-  type Logger,
-  silentLogger,
-} from './logger.js';
+export { type LogFields, type Logger, silentLogger } from './logger.js';
 export {
   AGENT_HANDLER_ERROR,
   AgentServer,

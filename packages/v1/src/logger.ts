@@ -4,6 +4,3 @@ export { type LogFields, type Logger, silentLogger } from '@picket/protocol';
 
 /** Warnings and errors to the console, tagged `[picket/v1]`; debug and info dropped. */
 export const defaultLogger: Logger = createConsoleLogger('picket/v1');
-
-/** Everything to the console (handy while developing an agent). */
-export const consoleLogger: Logger = createConsoleLogger('picket/v1', { verbose: true });
