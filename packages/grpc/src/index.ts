@@ -7,7 +7,6 @@
 export {
   AgentClientV2,
   type AgentClientV2Options,
-  type FlowControlPolicy,
   type KeepaliveOptions,
 } from './client.js';
 export { type LogFields, type Logger, silentLogger } from './logger.js';

@@ -137,7 +137,8 @@ describe('calls', () => {
 });
 
 describe('flow control', () => {
-  test('fail_closed (default): a pause rejects gated calls; resume lets them through', async () => {
+  // fail_open / wait are the pool's policy (packages/pool); the transport only refuses
+  test('a pause rejects gated calls at once; resume lets them through', async () => {
     const f = await fixture(handler());
     const events: string[] = [];
     f.transport.on('flowControl', (a) => events.push(a));
@@ -157,42 +158,6 @@ describe('flow control', () => {
     expect((await f.transport.sendRequestHeaders(ev('p2'))).decision).toBe('allow');
     expect(events).toEqual(['pause', 'resume']);
     expect(f.transport.isHealthy()).toBe(true);
-  });
-
-  test('fail_open: allow tagged flow_control_fail_open, agent not contacted', async () => {
-    const seen: string[] = [];
-    const f = await fixture(
-      handler({
-        onRequestHeaders: (e) => {
-          seen.push(e.metadata.correlation_id);
-          return allow();
-        },
-      }),
-      { flowControl: 'fail_open' },
-    );
-    f.server.pause();
-    await vi.waitFor(() => expect(f.transport.paused).toBe(true));
-    const r = await f.transport.sendRequestHeaders(ev('open'));
-    expect(r.decision).toBe('allow');
-    expect(r.audit.tags).toEqual(['flow_control_fail_open']);
-    await f.transport.ping();
-    expect(seen).toEqual([]);
-  });
-
-  test('wait: a resume within flowControlWaitMs lets the call through; otherwise it fails closed', async () => {
-    const f = await fixture(handler(), { flowControl: 'wait', flowControlWaitMs: 10_000 });
-    f.server.pause();
-    await vi.waitFor(() => expect(f.transport.paused).toBe(true));
-    const waiting = f.transport.sendRequestHeaders(ev('w1'));
-    setTimeout(() => f.server.resume(), 20);
-    expect((await waiting).decision).toBe('allow');
-
-    const g = await fixture(handler(), { flowControl: 'wait', flowControlWaitMs: 30 });
-    g.server.pause();
-    await vi.waitFor(() => expect(g.transport.paused).toBe(true));
-    await expect(g.transport.sendRequestHeaders(ev('w2'))).rejects.toMatchObject({
-      code: 'FLOW_CONTROL_PAUSED',
-    });
   });
 
   test('a proxy that connects while the agent is paused is told at once', async () => {
