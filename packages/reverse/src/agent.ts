@@ -17,7 +17,12 @@ import {
   PROTOCOL_VERSION,
   type RegistrationResponse,
 } from '@picket/protocol';
-import { checkErrorPolicy, configUpdateRequest, resolveBackoff } from '@picket/protocol/internal';
+import {
+  checkErrorPolicy,
+  configUpdateRequest,
+  resolveBackoff,
+  socketError,
+} from '@picket/protocol/internal';
 import type { Logger } from '@picket/uds';
 import { AgentConnection, FrameChannel } from '@picket/uds/internal';
 import { DEFAULT_RECONNECT, type ReconnectOptions, reconnectDelay } from './backoff.js';
@@ -528,16 +533,8 @@ export class ReverseAgent
           ),
         );
       }, timeoutMs);
-      const onError = (err: NodeJS.ErrnoException): void => {
-        const code = err.code === undefined ? '' : `${err.code} `;
-        done(
-          new AgentProtocolError(
-            ErrorCode.ConnectionFailed,
-            `cannot connect to ${where}: ${code}${err.message}`,
-            { cause: err },
-          ),
-        );
-      };
+      const onError = (err: NodeJS.ErrnoException): void =>
+        done(socketError(err, 'connect', where));
       const onClose = (): void => {
         done(
           new AgentProtocolError(

@@ -14,6 +14,7 @@ import {
   isMessageType,
   MAX_UDS_FRAME_LENGTH,
 } from '@picket/protocol';
+import { describeNodeError } from '@picket/protocol/internal';
 
 /** Options of a {@link FrameChannel}. */
 export interface FrameChannelOptions {
@@ -125,7 +126,7 @@ export class FrameChannel {
       this.finalize(
         new AgentProtocolError(
           ErrorCode.ConnectionClosed,
-          `${this.id}: socket error: ${err.message}`,
+          `${this.id}: socket error: ${describeNodeError(err)}`,
           {
             cause: err,
           },

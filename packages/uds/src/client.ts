@@ -1,5 +1,6 @@
 import * as net from 'node:net';
 import { AgentProtocolError, type Encoding, ErrorCode } from '@picket/protocol';
+import { socketError } from '@picket/protocol/internal';
 import { FrameChannel } from './channel.js';
 import { DEFAULT_HANDSHAKE_TIMEOUT_MS, proxyHandshake } from './handshake.js';
 import { defaultLogger, type Logger } from './logger.js';
@@ -58,13 +59,7 @@ function openSocket(path: string, timeoutMs: number, where: string): Promise<net
     }, timeoutMs);
     const onError = (err: NodeJS.ErrnoException): void => {
       clearTimeout(timer);
-      reject(
-        new AgentProtocolError(
-          ErrorCode.ConnectionFailed,
-          `${where}: cannot connect to ${path}: ${err.code ?? ''} ${err.message}`.trim(),
-          { cause: err },
-        ),
-      );
+      reject(socketError(err, 'connect', `unix:${path}`, { who: where }));
     };
     socket.once('error', onError);
     socket.once('connect', () => {

@@ -5,11 +5,13 @@ import {
   AgentProtocolError,
   type AgentResponse,
   type CallOptions,
+  ErrorCode,
   type EventMap,
   type EventType,
   MAX_V1_MESSAGE_SIZE,
   PROTOCOL_VERSION_V1,
 } from '@picket/protocol';
+import { describeNodeError, socketError } from '@picket/protocol/internal';
 import { type Logger, silentLogger } from './logger.js';
 import { decodeV1Response, requestFrame, toProtocolError } from './wire.js';
 
@@ -88,7 +90,7 @@ class ClientConnection {
         if (w === undefined) {
           this.destroy(
             new AgentProtocolError(
-              'INVALID_MESSAGE',
+              ErrorCode.InvalidMessage,
               `${this.where}: sent a message while no request was pending`,
             ),
           );
@@ -100,8 +102,8 @@ class ClientConnection {
     });
     socket.on('error', (err) => {
       this.failure ??= new AgentProtocolError(
-        'CONNECTION_CLOSED',
-        `${this.where}: connection error: ${err.message}`,
+        ErrorCode.ConnectionClosed,
+        `${this.where}: connection error: ${describeNodeError(err)}`,
         { cause: err },
       );
     });
@@ -110,7 +112,7 @@ class ClientConnection {
       this.finish(
         this.failure ??
           new AgentProtocolError(
-            'CONNECTION_CLOSED',
+            ErrorCode.ConnectionClosed,
             `${this.where}: the agent closed the connection`,
           ),
       );
@@ -125,12 +127,12 @@ class ClientConnection {
   roundTrip(frame: Uint8Array): Promise<Uint8Array> {
     if (this.ended) {
       return Promise.reject(
-        this.failure ?? new AgentProtocolError('CONNECTION_CLOSED', `${this.where}: closed`),
+        this.failure ?? new AgentProtocolError(ErrorCode.ConnectionClosed, `${this.where}: closed`),
       );
     }
     if (this.waiter !== undefined) {
       return Promise.reject(
-        new AgentProtocolError('INTERNAL', `${this.where}: a request is already pending`),
+        new AgentProtocolError(ErrorCode.Internal, `${this.where}: a request is already pending`),
       );
     }
     return new Promise((resolve, reject) => {
@@ -277,7 +279,7 @@ export class AgentClient extends EventEmitter<AgentClientEvents> {
     if (signal?.aborted) {
       return Promise.reject(
         new AgentProtocolError(
-          'CANCELLED',
+          ErrorCode.Cancelled,
           `${this.#where}: ${eventType} call aborted before sending`,
         ),
       );
@@ -314,7 +316,7 @@ export class AgentClient extends EventEmitter<AgentClientEvents> {
         this.#expire(
           job,
           new AgentProtocolError(
-            'TIMEOUT',
+            ErrorCode.Timeout,
             `${this.#where}: no response to ${eventType} within ${timeoutMs} ms`,
           ),
         );
@@ -323,9 +325,13 @@ export class AgentClient extends EventEmitter<AgentClientEvents> {
         job.onAbort = () =>
           this.#expire(
             job,
-            new AgentProtocolError('CANCELLED', `${this.#where}: ${eventType} call aborted`, {
-              cause: signal.reason,
-            }),
+            new AgentProtocolError(
+              ErrorCode.Cancelled,
+              `${this.#where}: ${eventType} call aborted`,
+              {
+                cause: signal.reason,
+              },
+            ),
           );
         signal.addEventListener('abort', job.onAbort, { once: true });
       }
@@ -356,7 +362,10 @@ export class AgentClient extends EventEmitter<AgentClientEvents> {
   }
 
   #closedError(): AgentProtocolError {
-    return new AgentProtocolError('CONNECTION_CLOSED', `${this.#where}: the client is closed`);
+    return new AgentProtocolError(
+      ErrorCode.ConnectionClosed,
+      `${this.#where}: the client is closed`,
+    );
   }
 
   #open(): Promise<ClientConnection> {
@@ -367,7 +376,7 @@ export class AgentClient extends EventEmitter<AgentClientEvents> {
     if (this.#hadConnection && !this.#reconnect) {
       return Promise.reject(
         new AgentProtocolError(
-          'CONNECTION_CLOSED',
+          ErrorCode.ConnectionClosed,
           `${this.#where}: the connection was closed (${this.#lastDrop?.message ?? 'unknown reason'}) and reconnect is disabled`,
           { cause: this.#lastDrop },
         ),
@@ -379,7 +388,7 @@ export class AgentClient extends EventEmitter<AgentClientEvents> {
         socket.destroy();
         reject(
           new AgentProtocolError(
-            'CONNECTION_FAILED',
+            ErrorCode.ConnectionFailed,
             `cannot connect to ${this.#where}: timed out after ${this.#connectTimeoutMs} ms`,
           ),
         );
@@ -387,13 +396,7 @@ export class AgentClient extends EventEmitter<AgentClientEvents> {
       const onError = (err: Error) => {
         clearTimeout(timer);
         reject(
-          new AgentProtocolError(
-            'CONNECTION_FAILED',
-            `cannot connect to ${this.#where}: ${err.message}`,
-            {
-              cause: err,
-            },
-          ),
+          socketError(err, 'connect', `unix:${this.path}`, { who: `v1 agent "${this.agentId}"` }),
         );
       };
       socket.once('error', onError);
@@ -508,7 +511,7 @@ export class AgentClient extends EventEmitter<AgentClientEvents> {
       }
       if (!this.#accepted.includes(response.version)) {
         const e = new AgentProtocolError(
-          'VERSION_MISMATCH',
+          ErrorCode.VersionMismatch,
           `${this.#where}: response version ${response.version} is not one of ${this.#accepted.join(', ')}`,
         );
         conn.destroy(e);
@@ -533,7 +536,7 @@ function positive(value: number | undefined, fallback: number, name: string): nu
   if (value === undefined) return fallback;
   if (!Number.isFinite(value) || value <= 0) {
     throw new AgentProtocolError(
-      'INVALID_ARGUMENT',
+      ErrorCode.InvalidArgument,
       `${name} must be a positive number, got ${value}`,
     );
   }

@@ -10,6 +10,7 @@ import {
   type CancelReason,
   type ConfigureEvent,
   createCapabilities,
+  ErrorCode,
   type EventMap,
   type EventType,
   eventCorrelationId,
@@ -22,6 +23,7 @@ import {
   type TransportEventMap,
   type WebSocketFrameEvent,
 } from '@picket/protocol';
+import { describeNodeError } from '@picket/protocol/internal';
 import {
   AgentClient,
   type AgentClientOptions,
@@ -152,7 +154,7 @@ export class V1Transport extends EventEmitter<TransportEventMap> implements Agen
     const connections = options.connections ?? DEFAULT_V1_CONNECTIONS;
     if (!Number.isInteger(connections) || connections < 1) {
       throw new AgentProtocolError(
-        'INVALID_ARGUMENT',
+        ErrorCode.InvalidArgument,
         `connections must be a positive integer, got ${connections}`,
       );
     }
@@ -208,7 +210,7 @@ export class V1Transport extends EventEmitter<TransportEventMap> implements Agen
       await this.#closing;
       const cause: unknown = failed?.reason;
       throw new AgentProtocolError(
-        'CONNECTION_FAILED',
+        ErrorCode.ConnectionFailed,
         `cannot connect to v1 agent "${this.agentId}" at ${this.path}: ${errorText(cause)}`,
         { cause },
       );
@@ -302,7 +304,7 @@ export class V1Transport extends EventEmitter<TransportEventMap> implements Agen
     const signal = o.signal;
     const where = `v1 agent "${this.agentId}" at ${this.path}`;
     if (signal?.aborted) {
-      return Promise.reject(new AgentProtocolError('CANCELLED', `${where}: ping aborted`));
+      return Promise.reject(new AgentProtocolError(ErrorCode.Cancelled, `${where}: ping aborted`));
     }
     return new Promise((resolve, reject) => {
       const start = performance.now();
@@ -318,20 +320,25 @@ export class V1Transport extends EventEmitter<TransportEventMap> implements Agen
         () =>
           finish(
             new AgentProtocolError(
-              'TIMEOUT',
+              ErrorCode.Timeout,
               `${where}: ping not connected within ${timeoutMs} ms`,
             ),
           ),
         timeoutMs,
       );
-      const onAbort = () => finish(new AgentProtocolError('CANCELLED', `${where}: ping aborted`));
+      const onAbort = () =>
+        finish(new AgentProtocolError(ErrorCode.Cancelled, `${where}: ping aborted`));
       signal?.addEventListener('abort', onAbort, { once: true });
       socket.once('connect', () => finish(undefined));
       socket.once('error', (err) =>
         finish(
-          new AgentProtocolError('CONNECTION_FAILED', `${where}: ping failed: ${err.message}`, {
-            cause: err,
-          }),
+          new AgentProtocolError(
+            ErrorCode.ConnectionFailed,
+            `${where}: ping failed: ${describeNodeError(err)}`,
+            {
+              cause: err,
+            },
+          ),
         ),
       );
     });
@@ -354,7 +361,10 @@ export class V1Transport extends EventEmitter<TransportEventMap> implements Agen
   }
 
   #closedError(): AgentProtocolError {
-    return new AgentProtocolError('CONNECTION_CLOSED', `${this.#where()}: the transport is closed`);
+    return new AgentProtocolError(
+      ErrorCode.ConnectionClosed,
+      `${this.#where()}: the transport is closed`,
+    );
   }
 
   #send<K extends EventType>(
@@ -373,7 +383,7 @@ export class V1Transport extends EventEmitter<TransportEventMap> implements Agen
     if (signal?.aborted) {
       return Promise.reject(
         new AgentProtocolError(
-          'CANCELLED',
+          ErrorCode.Cancelled,
           `${this.#where()}: ${type} for "${correlationId}" aborted before sending`,
         ),
       );
@@ -382,7 +392,7 @@ export class V1Transport extends EventEmitter<TransportEventMap> implements Agen
     if (!Number.isFinite(timeoutMs) || timeoutMs <= 0) {
       return Promise.reject(
         new AgentProtocolError(
-          'INVALID_ARGUMENT',
+          ErrorCode.InvalidArgument,
           `timeoutMs must be a positive number, got ${timeoutMs}`,
         ),
       );
@@ -390,7 +400,7 @@ export class V1Transport extends EventEmitter<TransportEventMap> implements Agen
     if (correlationId !== '' && this.#byCorrelation.has(correlationId)) {
       return Promise.reject(
         new AgentProtocolError(
-          'INVALID_ARGUMENT',
+          ErrorCode.InvalidArgument,
           `${this.#where()}: a call for correlation id "${correlationId}" is already pending`,
         ),
       );
@@ -399,7 +409,7 @@ export class V1Transport extends EventEmitter<TransportEventMap> implements Agen
     if (free === undefined && this.#queue.length >= this.#maxQueue) {
       return Promise.reject(
         new AgentProtocolError(
-          'UNAVAILABLE',
+          ErrorCode.Unavailable,
           `${this.#where()}: all connections busy and ${this.#maxQueue} calls already waiting`,
         ),
       );
@@ -432,7 +442,7 @@ export class V1Transport extends EventEmitter<TransportEventMap> implements Agen
           this.#settle(
             call,
             new AgentProtocolError(
-              'TIMEOUT',
+              ErrorCode.Timeout,
               `${this.#where()}: no free connection for ${type} "${correlationId}" within ${timeoutMs} ms`,
             ),
           );
@@ -467,9 +477,9 @@ export class V1Transport extends EventEmitter<TransportEventMap> implements Agen
         (err: AgentProtocolError) => {
           // Name the caller's own limit and correlation id rather than the client's remainder.
           const e =
-            err.code === 'TIMEOUT'
+            err.code === ErrorCode.Timeout
               ? new AgentProtocolError(
-                  'TIMEOUT',
+                  ErrorCode.Timeout,
                   `${this.#where()}: no response to ${call.type} "${call.correlationId}" within ${call.timeoutMs} ms; its connection was closed`,
                   { cause: err },
                 )
@@ -524,7 +534,7 @@ export class V1Transport extends EventEmitter<TransportEventMap> implements Agen
       // Nothing left to serve calls and nothing reconnecting: the transport is gone.
       if (this.#closing === undefined) {
         const error = new AgentProtocolError(
-          'CONNECTION_CLOSED',
+          ErrorCode.ConnectionClosed,
           `${this.#where()}: all ${this.#slots.length} connections are gone and reconnecting failed: ${errorText(err)}`,
           { cause: err },
         );
@@ -557,7 +567,7 @@ export class V1Transport extends EventEmitter<TransportEventMap> implements Agen
     this.#settle(
       call,
       new AgentProtocolError(
-        'CANCELLED',
+        ErrorCode.Cancelled,
         `${this.#where()}: ${call.type} for "${call.correlationId}" ${why}` +
           (sent ? '; its connection was closed to stop the agent' : ''),
         { cause },

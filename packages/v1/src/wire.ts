@@ -14,6 +14,7 @@ import { encodeV1Frame, isFramingError } from '@picket/framing';
 import {
   AgentProtocolError,
   type AgentResponse,
+  ErrorCode,
   type EventMap,
   type EventType,
 } from '@picket/protocol';
@@ -31,10 +32,11 @@ export interface DecodedV1Request<K extends EventType = EventType> {
 export function toProtocolError(err: unknown, where: string): AgentProtocolError {
   if (err instanceof AgentProtocolError) return err;
   if (isFramingError(err)) {
-    const code = err.code === 'FRAME_TOO_LARGE' ? 'MESSAGE_TOO_LARGE' : 'INVALID_MESSAGE';
+    const code =
+      err.code === 'FRAME_TOO_LARGE' ? ErrorCode.MessageTooLarge : ErrorCode.InvalidMessage;
     return new AgentProtocolError(code, `${where}: ${err.message}`, { cause: err });
   }
-  return AgentProtocolError.from(err, 'INTERNAL', where);
+  return AgentProtocolError.from(err, ErrorCode.Internal, where);
 }
 
 /**
