@@ -287,7 +287,11 @@ export class AgentClient extends EventEmitter<AgentClientEvents> {
     let frame: Uint8Array;
     let timeoutMs: number;
     try {
-      timeoutMs = positive(options.timeoutMs, this.#timeoutMs, 'timeoutMs');
+      // Infinity: no limit of this client's own (V1Transport's call engine keeps the deadline)
+      timeoutMs =
+        options.timeoutMs === Number.POSITIVE_INFINITY
+          ? options.timeoutMs
+          : positive(options.timeoutMs, this.#timeoutMs, 'timeoutMs');
       frame = requestFrame(eventType, payload, {
         agentId: this.agentId,
         version: this.#requestVersion,
@@ -312,15 +316,17 @@ export class AgentClient extends EventEmitter<AgentClientEvents> {
         signal,
         onAbort: undefined,
       };
-      job.timer = setTimeout(() => {
-        this.#expire(
-          job,
-          new AgentProtocolError(
-            ErrorCode.Timeout,
-            `${this.#where}: no response to ${eventType} within ${timeoutMs} ms`,
-          ),
-        );
-      }, timeoutMs);
+      if (timeoutMs !== Number.POSITIVE_INFINITY) {
+        job.timer = setTimeout(() => {
+          this.#expire(
+            job,
+            new AgentProtocolError(
+              ErrorCode.Timeout,
+              `${this.#where}: no response to ${eventType} within ${timeoutMs} ms`,
+            ),
+          );
+        }, timeoutMs);
+      }
       if (signal !== undefined) {
         job.onAbort = () =>
           this.#expire(

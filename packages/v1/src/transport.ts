@@ -1,29 +1,25 @@
-import { EventEmitter } from 'node:events';
 import * as net from 'node:net';
 import { performance } from 'node:perf_hooks';
 import {
   type AgentCapabilities,
+  type AgentEvent,
   AgentProtocolError,
   type AgentResponse,
   type AgentTransport,
   type CallOptions,
   type CancelReason,
-  type ConfigureEvent,
   createCapabilities,
   ErrorCode,
   type EventMap,
   type EventType,
   eventCorrelationId,
-  type GuardrailInspectEvent,
-  type RequestBodyChunkEvent,
-  type RequestCompleteEvent,
-  type RequestHeadersEvent,
-  type ResponseBodyChunkEvent,
-  type ResponseHeadersEvent,
-  type TransportEventMap,
-  type WebSocketFrameEvent,
 } from '@picket/protocol';
-import { describeNodeError } from '@picket/protocol/internal';
+import {
+  AgentTransportBase,
+  type Call,
+  CallEngine,
+  describeNodeError,
+} from '@picket/protocol/internal';
 import {
   AgentClient,
   type AgentClientOptions,
@@ -71,21 +67,12 @@ interface Slot {
   retry: NodeJS.Timeout | undefined;
 }
 
-interface Call {
-  readonly type: EventType;
-  readonly event: EventMap[EventType];
-  readonly correlationId: string;
-  readonly timeoutMs: number;
-  readonly deadline: number;
-  state: 'queued' | 'sent' | 'done';
-  resolve(r: AgentResponse): void;
-  reject(err: AgentProtocolError): void;
-  /** aborts the client call, which closes its connection */
-  readonly controller: AbortController;
-  timer: NodeJS.Timeout | undefined;
-  signal: AbortSignal | undefined;
-  onAbort: (() => void) | undefined;
-}
+/**
+ * What a call carries besides the engine's bookkeeping: its event while it waits for a free
+ * connection, then the controller that aborts its client call (closing that connection).
+ * One field, no extra object per call.
+ */
+type V1Call = Call<AbortController | AgentEvent>;
 
 /**
  * Opens a v1 {@link V1Transport} to the agent at `path`: `connections` sockets
@@ -123,7 +110,7 @@ export async function connectV1(
  *   is retried every `reconnectIntervalMs` while other slots work. When every
  *   slot is down the transport closes itself and emits `close` with the error.
  */
-export class V1Transport extends EventEmitter<TransportEventMap> implements AgentTransport {
+export class V1Transport extends AgentTransportBase implements AgentTransport {
   /** Always `'v1'`. */
   readonly kind = 'v1' as const;
   /** v1 is JSON only. */
@@ -141,9 +128,11 @@ export class V1Transport extends EventEmitter<TransportEventMap> implements Agen
   readonly #maxQueue: number;
   readonly #reconnectIntervalMs: number;
   readonly #log: Logger;
-  #queue: Call[] = [];
-  readonly #calls = new Set<Call>();
-  readonly #byCorrelation = new Map<string, Call>();
+  #queue: V1Call[] = [];
+  /** pending calls (queued or on a connection), their shared deadline timer, signals, cancel */
+  readonly #calls: CallEngine<AbortController | AgentEvent>;
+  /** numbers the keys of events without a correlation id (v1 does not need one) */
+  #anonymous = 0;
   #next = 0;
   #closed = false;
   #closing: Promise<void> | undefined;
@@ -165,6 +154,23 @@ export class V1Transport extends EventEmitter<TransportEventMap> implements Agen
     this.#maxQueue = options.maxQueue ?? DEFAULT_V1_MAX_QUEUE;
     this.#reconnectIntervalMs = options.reconnectIntervalMs ?? DEFAULT_V1_RECONNECT_INTERVAL_MS;
     this.#log = options.logger ?? silentLogger;
+    this.#calls = new CallEngine({
+      name: this.#where(),
+      timeoutMs: this.#timeoutMs,
+      wire: {
+        write: (call, event) => this.#enqueue(call, event),
+        writeCancel: (_cid, _reason, call) => {
+          if (call !== undefined) this.#drop(call);
+        },
+        timeoutError: (call) =>
+          new AgentProtocolError(
+            ErrorCode.Timeout,
+            call.data instanceof AbortController
+              ? `${this.#where()}: no response to ${call.type} "${call.correlationId}" within ${call.timeoutMs} ms; its connection was closed`
+              : `${this.#where()}: no free connection for ${call.type} "${call.correlationId}" within ${call.timeoutMs} ms`,
+          ),
+      },
+    });
     this.capabilities =
       options.capabilities ??
       createCapabilities({ agentId, name: agentId, limits: { max_concurrency: connections } });
@@ -249,48 +255,18 @@ export class V1Transport extends EventEmitter<TransportEventMap> implements Agen
     return !this.#closed && this.openConnections > 0;
   }
 
-  /** Sends one event on a free connection (or after waiting for one) and resolves with the answer. */
-  sendRequestHeaders(e: RequestHeadersEvent, o?: CallOptions): Promise<AgentResponse> {
-    return this.#send('request_headers', e, o);
-  }
-  sendRequestBodyChunk(e: RequestBodyChunkEvent, o?: CallOptions): Promise<AgentResponse> {
-    return this.#send('request_body_chunk', e, o);
-  }
-  sendResponseHeaders(e: ResponseHeadersEvent, o?: CallOptions): Promise<AgentResponse> {
-    return this.#send('response_headers', e, o);
-  }
-  sendResponseBodyChunk(e: ResponseBodyChunkEvent, o?: CallOptions): Promise<AgentResponse> {
-    return this.#send('response_body_chunk', e, o);
-  }
-  sendRequestComplete(e: RequestCompleteEvent, o?: CallOptions): Promise<AgentResponse> {
-    return this.#send('request_complete', e, o);
-  }
-  sendWebSocketFrame(e: WebSocketFrameEvent, o?: CallOptions): Promise<AgentResponse> {
-    return this.#send('web_socket_frame', e, o);
-  }
-  sendGuardrailInspect(e: GuardrailInspectEvent, o?: CallOptions): Promise<AgentResponse> {
-    return this.#send('guardrail_inspect', e, o);
-  }
-  /** v1 sends `{agent_id, config}`: the event's correlation id and config version stay local. */
-  sendConfigure(e: ConfigureEvent, o?: CallOptions): Promise<AgentResponse> {
-    return this.#send('configure', e, o);
-  }
-
   /**
    * Rejects the pending call for `correlationId` with `CANCELLED`. If its
    * request is already on the wire, that connection is closed (v1's only way
    * to stop the agent) and re-established. Unknown ids are ignored.
    */
   async cancel(correlationId: string, reason: CancelReason = 'manual'): Promise<void> {
-    const call = this.#byCorrelation.get(correlationId);
-    if (call !== undefined) this.#cancelCall(call, reason);
+    this.#calls.cancel(correlationId, reason);
   }
 
   /** Cancels every pending call; resolves to how many there were. */
   async cancelAll(reason: CancelReason = 'manual'): Promise<number> {
-    const calls = [...this.#calls];
-    for (const call of calls) this.#cancelCall(call, reason);
-    return calls.length;
+    return this.#calls.cancelAll(reason);
   }
 
   /**
@@ -367,26 +343,22 @@ export class V1Transport extends EventEmitter<TransportEventMap> implements Agen
     );
   }
 
-  #send<K extends EventType>(
+  /**
+   * Sends one event on a free connection (or after waiting for one) and resolves with the
+   * answer. v1 sends `{agent_id, config}` for configure: the event's correlation id and
+   * config version stay local.
+   */
+  send<K extends EventType>(
     type: K,
     event: EventMap[K],
     o: CallOptions = {},
   ): Promise<AgentResponse> {
     if (this.#closed) return Promise.reject(this.#closedError());
-    const signal = o.signal;
-    let correlationId: string;
+    let correlationId: unknown;
     try {
       correlationId = eventCorrelationId(event);
     } catch {
       correlationId = '';
-    }
-    if (signal?.aborted) {
-      return Promise.reject(
-        new AgentProtocolError(
-          ErrorCode.Cancelled,
-          `${this.#where()}: ${type} for "${correlationId}" aborted before sending`,
-        ),
-      );
     }
     const timeoutMs = o.timeoutMs ?? this.#timeoutMs;
     if (!Number.isFinite(timeoutMs) || timeoutMs <= 0) {
@@ -397,16 +369,7 @@ export class V1Transport extends EventEmitter<TransportEventMap> implements Agen
         ),
       );
     }
-    if (correlationId !== '' && this.#byCorrelation.has(correlationId)) {
-      return Promise.reject(
-        new AgentProtocolError(
-          ErrorCode.InvalidArgument,
-          `${this.#where()}: a call for correlation id "${correlationId}" is already pending`,
-        ),
-      );
-    }
-    const free = this.#freeSlot();
-    if (free === undefined && this.#queue.length >= this.#maxQueue) {
+    if (this.#queue.length >= this.#maxQueue && this.#freeSlot(false) === undefined) {
       return Promise.reject(
         new AgentProtocolError(
           ErrorCode.Unavailable,
@@ -414,78 +377,62 @@ export class V1Transport extends EventEmitter<TransportEventMap> implements Agen
         ),
       );
     }
-    return new Promise<AgentResponse>((resolve, reject) => {
-      const call: Call = {
-        type,
-        event: event as EventMap[EventType],
-        correlationId,
-        timeoutMs,
-        deadline: performance.now() + timeoutMs,
-        state: 'queued',
-        resolve,
-        reject,
-        controller: new AbortController(),
-        timer: undefined,
-        signal,
-        onAbort: undefined,
-      };
-      this.#calls.add(call);
-      if (correlationId !== '') this.#byCorrelation.set(correlationId, call);
-      if (signal !== undefined) {
-        call.onAbort = () => this.#cancelCall(call, undefined, signal.reason);
-        signal.addEventListener('abort', call.onAbort, { once: true });
-      }
-      if (free !== undefined) {
-        this.#dispatch(call, free);
-      } else {
-        call.timer = setTimeout(() => {
-          this.#settle(
-            call,
-            new AgentProtocolError(
-              ErrorCode.Timeout,
-              `${this.#where()}: no free connection for ${type} "${correlationId}" within ${timeoutMs} ms`,
-            ),
-          );
-        }, timeoutMs);
-        this.#queue.push(call);
-      }
-    });
+    // v1 needs no correlation id; such calls get a key of their own
+    const key =
+      typeof correlationId === 'string' && correlationId !== ''
+        ? correlationId
+        : `(no correlation id #${++this.#anonymous})`;
+    return this.#calls.call(type, event, key, o);
   }
 
-  #freeSlot(): Slot | undefined {
+  /** The engine registered a call: send it on a free connection, or queue it. */
+  #enqueue(call: V1Call, event: AgentEvent): void {
+    const free = this.#freeSlot(true);
+    if (free !== undefined) this.#dispatch(call, event, free);
+    else {
+      call.data = event;
+      this.#queue.push(call);
+    }
+  }
+
+  /** The call was settled (timeout, signal, cancel): stop it where it is. */
+  #drop(call: V1Call): void {
+    const data = call.data;
+    if (data instanceof AbortController) {
+      // Aborting the client call closes the connection: v1 has no cancel frame.
+      data.abort();
+      return;
+    }
+    const i = this.#queue.indexOf(call);
+    if (i >= 0) this.#queue.splice(i, 1);
+  }
+
+  /** A connection free for a call; `take` moves the round-robin cursor past it. */
+  #freeSlot(take: boolean): Slot | undefined {
     const n = this.#slots.length;
     for (let i = 0; i < n; i++) {
       const slot = this.#slots[(this.#next + i) % n] as Slot;
       if (slot.state === 'ready' && slot.client.connected) {
-        this.#next = (slot.index + 1) % n;
+        if (take) this.#next = (slot.index + 1) % n;
         return slot;
       }
     }
     return undefined;
   }
 
-  #dispatch(call: Call, slot: Slot): void {
-    clearTimeout(call.timer);
-    call.timer = undefined;
-    call.state = 'sent';
+  #dispatch(call: V1Call, event: AgentEvent, slot: Slot): void {
+    const controller = new AbortController();
+    call.data = controller;
     slot.state = 'busy';
-    const remaining = Math.max(1, Math.ceil(call.deadline - performance.now()));
+    // no client timeout: the engine's deadline aborts the client call, closing its connection
     slot.client
-      .sendEvent(call.type, call.event, { timeoutMs: remaining, signal: call.controller.signal })
+      .sendEvent(call.type, event as EventMap[EventType], {
+        timeoutMs: Number.POSITIVE_INFINITY,
+        signal: controller.signal,
+      })
       .then(
-        (response) => this.#settle(call, undefined, response),
-        (err: AgentProtocolError) => {
-          // Name the caller's own limit and correlation id rather than the client's remainder.
-          const e =
-            err.code === ErrorCode.Timeout
-              ? new AgentProtocolError(
-                  ErrorCode.Timeout,
-                  `${this.#where()}: no response to ${call.type} "${call.correlationId}" within ${call.timeoutMs} ms; its connection was closed`,
-                  { cause: err },
-                )
-              : err;
-          this.#settle(call, e);
-        },
+        (response) => this.#calls.settle(call, response),
+        (err: AgentProtocolError) => this.#calls.settle(call, err),
       )
       .finally(() => this.#release(slot));
   }
@@ -553,55 +500,22 @@ export class V1Transport extends EventEmitter<TransportEventMap> implements Agen
 
   #pump(): void {
     while (this.#queue.length > 0) {
-      const slot = this.#freeSlot();
+      const slot = this.#freeSlot(true);
       if (slot === undefined) return;
-      const call = this.#queue.shift() as Call;
-      this.#dispatch(call, slot);
+      const call = this.#queue.shift() as V1Call;
+      this.#dispatch(call, call.data as AgentEvent, slot);
     }
-  }
-
-  #cancelCall(call: Call, reason: CancelReason | undefined, cause?: unknown): void {
-    if (call.state === 'done') return;
-    const sent = call.state === 'sent';
-    const why = reason === undefined ? 'aborted' : `cancelled (${reason})`;
-    this.#settle(
-      call,
-      new AgentProtocolError(
-        ErrorCode.Cancelled,
-        `${this.#where()}: ${call.type} for "${call.correlationId}" ${why}` +
-          (sent ? '; its connection was closed to stop the agent' : ''),
-        { cause },
-      ),
-    );
-    // Aborting the client call closes the connection: v1 has no cancel frame.
-    if (sent) call.controller.abort();
-  }
-
-  #settle(call: Call, err: AgentProtocolError | undefined, response?: AgentResponse): void {
-    if (call.state === 'done') return;
-    if (call.state === 'queued') {
-      const i = this.#queue.indexOf(call);
-      if (i >= 0) this.#queue.splice(i, 1);
-    }
-    call.state = 'done';
-    clearTimeout(call.timer);
-    if (call.onAbort !== undefined) call.signal?.removeEventListener('abort', call.onAbort);
-    this.#calls.delete(call);
-    if (this.#byCorrelation.get(call.correlationId) === call) {
-      this.#byCorrelation.delete(call.correlationId);
-    }
-    if (err !== undefined) call.reject(err);
-    else call.resolve(response as AgentResponse);
   }
 
   async #shutdown(error?: AgentProtocolError): Promise<void> {
     this.#closed = true;
-    const err = error ?? this.#closedError();
-    for (const call of [...this.#calls]) {
-      const sent = call.state === 'sent';
-      this.#settle(call, err);
-      if (sent) call.controller.abort();
+    const sent: AbortController[] = [];
+    for (const call of this.#calls.calls()) {
+      if (call.data instanceof AbortController) sent.push(call.data);
     }
+    this.#queue = [];
+    this.#calls.close(error ?? this.#closedError());
+    for (const controller of sent) controller.abort();
     for (const slot of this.#slots) clearTimeout(slot.retry);
     await Promise.all(this.#slots.map((s) => s.client.close()));
   }

@@ -140,6 +140,20 @@ describe('AgentClient', () => {
     await agent.peers[0]?.waitClosed();
   });
 
+  it('timeoutMs Infinity sets no limit of its own: the call outlives the default timeout', async () => {
+    const { path } = await fakeAgent((p) => {
+      setTimeout(() => p.writeJson(responseJson(1)), 150);
+    });
+    const c = await connect(path, { timeoutMs: 30 });
+    const r = await c.sendEvent('request_headers', headersEvent('a'), {
+      timeoutMs: Number.POSITIVE_INFINITY,
+    });
+    expect(r.decision).toBe('allow');
+    // a finite timeout still applies
+    const err = await rejection(c.sendEvent('request_headers', headersEvent('b')));
+    expect(err.code).toBe('TIMEOUT');
+  });
+
   it('rejects bad JSON in a response with INVALID_MESSAGE', async () => {
     const { path } = await fakeAgent((p) => {
       const body = utf8('{not json');
