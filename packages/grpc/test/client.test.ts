@@ -233,7 +233,7 @@ describe('pushes from the agent', () => {
     const f = await fixture(handler());
     const seen: ConfigUpdateRequest[] = [];
     f.transport.on('configUpdate', (r) => seen.push(r));
-    const answer = await f.server.requestConfigUpdate({
+    const answer = await f.server.requestConfigUpdateAndWait({
       update_type: { type: 'list_update', list_id: 'blocked_ips', add: ['192.0.2.1'], remove: [] },
     });
     expect(answer.accepted).toBe(true);
@@ -250,7 +250,9 @@ describe('pushes from the agent', () => {
     const f = await fixture(handler(), {
       onConfigUpdate: (r) => ({ accepted: false, error: `no reload for ${r.update_type.type}` }),
     });
-    const answer = await f.server.requestConfigUpdate({ update_type: { type: 'request_reload' } });
+    const answer = await f.server.requestConfigUpdateAndWait({
+      update_type: { type: 'request_reload' },
+    });
     expect(answer).toMatchObject({ accepted: false, error: 'no reload for request_reload' });
   });
 
@@ -258,7 +260,7 @@ describe('pushes from the agent', () => {
     const f = await fixture(handler());
     const reports: HealthReport[] = [];
     f.transport.on('health', (r) => reports.push(r));
-    f.server.drain(1000);
+    f.server.startDrain(1000);
     await vi.waitFor(() => expect(f.transport.isHealthy()).toBe(false));
     expect(reports.some((r) => r.state === 'draining')).toBe(true);
     await vi.waitFor(() =>

@@ -324,18 +324,20 @@ describe.each(modes)('gRPC over $name', ({ tls }) => {
   });
 
   test.skipIf(skip)(
-    'a handler exception becomes block 500 naming the cause, never allow',
+    'a handler exception becomes the one handler-error answer, never allow',
     async () => {
       rec.answers.set('boom', () => {
         throw new Error('database unreachable');
       });
       const r = await f.transport.sendRequestHeaders(headers('boom'));
-      expect(r.decision).toEqual({ block: { status: 500, body: null, headers: null } });
-      expect(r.audit.reason_codes).toEqual(['HANDLER_ERROR']);
-      expect(r.audit.tags).toEqual(['agent_error']);
+      expect(r.decision).toEqual({
+        block: { status: 500, body: 'Agent handler error', headers: null },
+      });
+      expect(r.audit.reason_codes).toEqual(['AGENT_HANDLER_ERROR']);
+      expect(r.audit.tags).toEqual(['picket_error']);
       rec.answers.set('junk', () => ({ nonsense: true }) as unknown as AgentResponse);
       const j = await f.transport.sendRequestHeaders(headers('junk'));
-      expect(j.audit.reason_codes).toEqual(['INVALID_RESPONSE']);
+      expect(j.audit.reason_codes).toEqual(['AGENT_HANDLER_ERROR']);
       expect((j.decision as { block: { status: number } }).block.status).toBe(500);
     },
   );
@@ -375,7 +377,7 @@ describe.each(modes)('gRPC over $name', ({ tls }) => {
       // an answer over the limit is replaced by the error policy
       rec.answers.set('big-4', block(413, { body: 'x'.repeat(4 * MiB + 10) }));
       const over = await f.transport.sendRequestHeaders(headers('big-4'));
-      expect(over.audit.reason_codes).toEqual(['RESPONSE_TOO_LARGE']);
+      expect(over.audit.reason_codes).toEqual(['AGENT_HANDLER_ERROR']);
       expect((await f.transport.sendRequestHeaders(headers('after-big'))).decision).toBe('allow');
     },
     30_000,

@@ -7,8 +7,10 @@ import { type Client, credentials, Metadata, makeGenericClientConstructor } from
 import {
   type AgentHandler,
   allow,
+  block,
   type ConfigureEvent,
   createCapabilities,
+  silentLogger as silent,
 } from '@picket/protocol';
 import { afterEach, describe, expect, test, vi } from 'vitest';
 import { AgentClientV2 } from '../src/client.js';
@@ -169,17 +171,23 @@ describe('ProcessStream', () => {
     expect(peak).toBeGreaterThan(1);
   });
 
-  test('errorPolicy as a function replaces the default', async () => {
+  test('errorPolicy as a function builds the answer; one that allows is overruled', async () => {
     const server = new GrpcAgentServerV2(
       {
         capabilities: caps,
-        onRequestHeaders: () => {
-          throw new Error('nope');
+        onRequestHeaders: (e) => {
+          throw new Error(e.uri === '/open' ? 'open' : 'nope');
         },
       },
       {
         errorPolicy: (err, info) =>
-          allow({ tags: ['fail_open'], custom: { cause: info.cause, error: err.message } }),
+          err.message.includes('open')
+            ? allow({ tags: ['fail_open'] })
+            : block(503, {
+                tags: ['custom'],
+                custom: { cause: info.cause, error: err.message, transport: info.transport },
+              }),
+        logger: silent,
       },
     );
     cleanups.push(() => server.forceShutdown());
@@ -187,11 +195,38 @@ describe('ProcessStream', () => {
     const t = await AgentClientV2.connect('srv', address);
     cleanups.push(() => t.close());
     const r = await t.sendRequestHeaders(bareRequest('x', ''));
-    expect(r.audit.tags).toEqual(['fail_open']);
+    expect(r.decision).toEqual({ block: { status: 503, body: null, headers: null } });
     expect(r.audit.custom).toEqual({
       cause: 'HANDLER_ERROR',
       error: 'onRequestHeaders failed: nope',
+      transport: 'grpc',
     });
+    const open = await t.sendRequestHeaders({ ...bareRequest('y', ''), uri: '/open' });
+    expect(open.decision).toEqual({
+      block: { status: 500, body: 'Agent handler error', headers: null },
+    });
+    expect(open.audit.tags).toEqual(['picket_error']);
+  });
+
+  test("errorPolicy 'close' ends the stream with INTERNAL; 'allow' is refused", async () => {
+    expect(
+      () => new GrpcAgentServerV2({ capabilities: caps }, { errorPolicy: 'allow' as never }),
+    ).toThrow(/errorPolicy must be 'block', 'close'/);
+    const server = new GrpcAgentServerV2(
+      {
+        capabilities: caps,
+        onRequestHeaders: () => {
+          throw new Error('nope');
+        },
+      },
+      { errorPolicy: 'close', logger: silent },
+    );
+    cleanups.push(() => server.forceShutdown());
+    const { address } = await server.listen('127.0.0.1:0');
+    const t = await AgentClientV2.connect('srv', address);
+    cleanups.push(() => t.close());
+    const err = await t.sendRequestHeaders(bareRequest('x', '')).catch((e: unknown) => e);
+    expect((err as { code: string }).code).toBe('CONNECTION_CLOSED');
   });
 
   test('close({drainTimeoutMs}) lets in-flight work finish before ending the stream', async () => {
@@ -274,7 +309,7 @@ describe('ControlStream', () => {
     await vi.waitFor(() => expect(inbox).toHaveLength(1));
     expect(inbox[0]?.config_response?.request_id).toBe('cu-1');
     expect(inbox[0]?.config_response?.accepted).toBe(true);
-    server.drain(500);
+    server.startDrain(500);
     await vi.waitFor(() => expect(inbox).toHaveLength(2));
     expect(Number(inbox[1]?.drain?.duration_ms)).toBe(500);
     void server.close({ drainTimeoutMs: 50 });
@@ -285,7 +320,7 @@ describe('ControlStream', () => {
 describe('draining', () => {
   test('a draining agent refuses new connections with a clear error', async () => {
     const { server, address } = await serve();
-    server.drain();
+    server.startDrain();
     const err = await AgentClientV2.connect('srv', address, { timeoutMs: 5000 }).catch(
       (e: unknown) => e,
     );
