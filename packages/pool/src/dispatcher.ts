@@ -59,7 +59,11 @@ class PoolCall implements Deadline, FlowState {
   settled = false;
   pausedSince: number | undefined = undefined;
   refused = false;
+  /** connections that refused as paused without reporting `paused` */
+  flowExcluded: Conn[] | undefined = undefined;
   readonly dueAt: number;
+  prevDeadline: Deadline | undefined = undefined;
+  nextDeadline: Deadline | undefined = undefined;
 
   constructor(
     readonly dispatcher: Dispatcher,
@@ -79,6 +83,12 @@ class PoolCall implements Deadline, FlowState {
     this.dispatcher.guardExpired(this);
   }
 
+  resumed(): void {
+    this.refused = false;
+    for (const conn of this.flowExcluded ?? []) this.excluded.delete(conn);
+    this.flowExcluded = undefined;
+  }
+
   exclude(conn: Conn): void {
     if (this.excluded === NO_CONNS) this.excluded = new Set();
     this.excluded.add(conn);
@@ -86,7 +96,7 @@ class PoolCall implements Deadline, FlowState {
 }
 
 export class Dispatcher {
-  private readonly guards = new DeadlineTimer<PoolCall>();
+  private readonly guards = new DeadlineTimer();
 
   constructor(
     private readonly ctx: PoolContext,
@@ -253,7 +263,12 @@ export class Dispatcher {
       // the agent paused this connection: the pool's flow-control policy decides, in acquire
       c.refused = true;
       c.pausedSince ??= performance.now();
-      if (!conn.transport.paused) c.exclude(conn); // it refuses without saying so
+      if (!conn.transport.paused) {
+        // it refuses without saying so: skipped until the wait sees a change
+        c.exclude(conn);
+        c.flowExcluded ??= [];
+        c.flowExcluded.push(conn);
+      }
       this.attempt(c);
     } else if (c.retries === 0 && mayRetry(err, c.type) && performance.now() < c.deadline) {
       c.retries++;

@@ -41,6 +41,8 @@ export interface FlowState {
   pausedSince: number | undefined;
   /** a transport refused this call with FLOW_CONTROL_PAUSED */
   refused: boolean;
+  /** the wait saw a change (a resume): connections that refused may be tried again */
+  resumed(): void;
 }
 
 export class Selector {
@@ -128,6 +130,7 @@ export class Selector {
       if (taken === 'paused') {
         flow.pausedSince ??= now;
         await this.flowControl(agent, type, deadline, flow.pausedSince, signal);
+        flow.resumed();
         continue;
       }
       // every usable connection is at its concurrency limit

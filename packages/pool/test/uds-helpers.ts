@@ -73,8 +73,8 @@ export class RecordingAgent {
     return new UdsAgentServerV2(this.path, handler, { logger: silentLogger, drainTimeoutMs: 0 });
   }
 
-  listen(): Promise<void> {
-    return this.server.listen();
+  async listen(): Promise<void> {
+    await this.server.listen();
   }
 
   /** Kills the agent: every connection destroyed at once, then the listener closed. */
