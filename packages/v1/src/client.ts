@@ -2,6 +2,7 @@ import { EventEmitter } from 'node:events';
 import * as net from 'node:net';
 import { V1FrameDecoder } from '@picket/framing';
 import {
+  type AgentEvent,
   AgentProtocolError,
   type AgentResponse,
   type CallOptions,
@@ -11,7 +12,7 @@ import {
   MAX_V1_MESSAGE_SIZE,
   PROTOCOL_VERSION_V1,
 } from '@picket/protocol';
-import { describeNodeError, socketError } from '@picket/protocol/internal';
+import { type Call, CallEngine, describeNodeError, socketError } from '@picket/protocol/internal';
 import { type Logger, silentLogger } from './logger.js';
 import { decodeV1Response, requestFrame, toProtocolError } from './wire.js';
 
@@ -163,17 +164,16 @@ class ClientConnection {
   }
 }
 
+/** Where a call is: the engine keeps its deadline and signal, this its frame and phase. */
 interface Job {
-  type: EventType;
-  frame: Uint8Array;
-  phase: 'queued' | 'connecting' | 'waiting' | 'done';
-  timeoutMs: number;
-  resolve(r: AgentResponse): void;
-  reject(err: AgentProtocolError): void;
-  timer: NodeJS.Timeout | undefined;
-  signal: AbortSignal | undefined;
-  onAbort: (() => void) | undefined;
+  readonly frame: Uint8Array;
+  phase: 'queued' | 'connecting' | 'waiting';
 }
+type JobCall = Call<Job>;
+
+/** The closed connection's reason after a call on the wire was given up. */
+const POSITION_LOST =
+  'connection closed (an unanswered request leaves the stream position unknown)';
 
 /**
  * Proxy side of the legacy v1 protocol: one Unix-socket connection to one
@@ -206,8 +206,11 @@ export class AgentClient extends EventEmitter<AgentClientEvents> {
   #connecting: Promise<ClientConnection> | undefined;
   #hadConnection = false;
   #lastDrop: AgentProtocolError | undefined;
-  #queue: Job[] = [];
-  #active: Job | undefined;
+  /** calls in order; v1 has no correlation on the wire, so keys are local numbers */
+  readonly #calls: CallEngine<Job>;
+  #seq = 0;
+  #queue: JobCall[] = [];
+  #active: JobCall | undefined;
   #closed = false;
 
   /** Creates a client without connecting; the first call (or `connect()`) connects. */
@@ -227,6 +230,22 @@ export class AgentClient extends EventEmitter<AgentClientEvents> {
     this.#reconnect = options.reconnect ?? true;
     this.#log = options.logger ?? silentLogger;
     this.#where = `v1 agent "${agentId}" at ${this.path}`;
+    this.#calls = new CallEngine<Job>({
+      name: this.#where,
+      timeoutMs: this.#timeoutMs,
+      wire: {
+        write: (call, event) => this.#enqueue(call, event),
+        writeCancel: (_key, reason, call) => {
+          if (call !== undefined) this.#stop(call, reason);
+        },
+        timeoutError: (call) =>
+          new AgentProtocolError(
+            ErrorCode.Timeout,
+            `${this.#where}: no response to ${call.type} within ${call.timeoutMs} ms` +
+              (call.data?.phase === 'waiting' ? `; ${POSITION_LOST}` : ''),
+          ),
+      },
+    });
   }
 
   /**
@@ -250,7 +269,7 @@ export class AgentClient extends EventEmitter<AgentClientEvents> {
 
   /** Calls queued or on the wire. */
   get pending(): number {
-    return this.#queue.length + (this.#active === undefined ? 0 : 1);
+    return this.#calls.size;
   }
 
   /** True after `close()`. */
@@ -284,7 +303,6 @@ export class AgentClient extends EventEmitter<AgentClientEvents> {
         ),
       );
     }
-    let frame: Uint8Array;
     let timeoutMs: number;
     try {
       // Infinity: no limit of this client's own (V1Transport's call engine keeps the deadline)
@@ -292,58 +310,48 @@ export class AgentClient extends EventEmitter<AgentClientEvents> {
         options.timeoutMs === Number.POSITIVE_INFINITY
           ? options.timeoutMs
           : positive(options.timeoutMs, this.#timeoutMs, 'timeoutMs');
-      frame = requestFrame(eventType, payload, {
+    } catch (err) {
+      return Promise.reject(err);
+    }
+    return this.#calls.call(eventType, payload, String(++this.#seq), { timeoutMs, signal });
+  }
+
+  /** The engine registered a call: encode it and queue it behind the earlier ones. */
+  #enqueue(call: JobCall, event: AgentEvent): void {
+    let frame: Uint8Array;
+    try {
+      frame = requestFrame(call.type, event as EventMap[EventType], {
         agentId: this.agentId,
         version: this.#requestVersion,
         maxMessageSize: this.#maxMessageSize,
       });
     } catch (err) {
-      return Promise.reject(
-        err instanceof AgentProtocolError
-          ? err
-          : toProtocolError(err, `${this.#where}: cannot encode ${eventType}`),
+      throw err instanceof AgentProtocolError
+        ? err
+        : toProtocolError(err, `${this.#where}: cannot encode ${call.type}`);
+    }
+    call.data = { frame, phase: 'queued' };
+    this.#queue.push(call);
+    this.#pump();
+  }
+
+  /** The call was given up (timeout, signal): take it out of the queue or off the wire. */
+  #stop(call: JobCall, reason: string): void {
+    const job = call.data;
+    if (job?.phase === 'queued') {
+      const i = this.#queue.indexOf(call);
+      if (i >= 0) this.#queue.splice(i, 1);
+    } else if (job?.phase === 'waiting') {
+      // The request is on the wire and its answer may still come: only closing
+      // the connection guarantees it is never taken for the next call's answer.
+      this.#conn?.destroy(
+        new AgentProtocolError(
+          reason === 'timeout' ? ErrorCode.Timeout : ErrorCode.Cancelled,
+          `${this.#where}: ${call.type} call given up (${reason}); ${POSITION_LOST}`,
+        ),
       );
     }
-    return new Promise<AgentResponse>((resolve, reject) => {
-      const job: Job = {
-        type: eventType,
-        frame,
-        phase: 'queued',
-        timeoutMs,
-        resolve,
-        reject,
-        timer: undefined,
-        signal,
-        onAbort: undefined,
-      };
-      if (timeoutMs !== Number.POSITIVE_INFINITY) {
-        job.timer = setTimeout(() => {
-          this.#expire(
-            job,
-            new AgentProtocolError(
-              ErrorCode.Timeout,
-              `${this.#where}: no response to ${eventType} within ${timeoutMs} ms`,
-            ),
-          );
-        }, timeoutMs);
-      }
-      if (signal !== undefined) {
-        job.onAbort = () =>
-          this.#expire(
-            job,
-            new AgentProtocolError(
-              ErrorCode.Cancelled,
-              `${this.#where}: ${eventType} call aborted`,
-              {
-                cause: signal.reason,
-              },
-            ),
-          );
-        signal.addEventListener('abort', job.onAbort, { once: true });
-      }
-      this.#queue.push(job);
-      this.#pump();
-    });
+    // 'connecting': the connection being opened stays usable for the next call.
   }
 
   /** Rejects every pending call with `CONNECTION_CLOSED` and closes the connection. */
@@ -351,10 +359,8 @@ export class AgentClient extends EventEmitter<AgentClientEvents> {
     if (this.#closed) return;
     this.#closed = true;
     const err = this.#closedError();
-    const jobs = this.#queue;
     this.#queue = [];
-    for (const job of jobs) this.#settle(job, err);
-    if (this.#active !== undefined) this.#settle(this.#active, err);
+    this.#calls.close(err);
     const conn = this.#conn;
     if (conn !== undefined) {
       conn.destroy(err);
@@ -449,57 +455,31 @@ export class AgentClient extends EventEmitter<AgentClientEvents> {
     this.emit('disconnect', err);
   }
 
-  #expire(job: Job, err: AgentProtocolError): void {
-    const phase = job.phase;
-    if (phase === 'done') return;
-    if (phase === 'queued') {
-      this.#settle(job, err);
-      const i = this.#queue.indexOf(job);
-      if (i >= 0) this.#queue.splice(i, 1);
-    } else if (phase === 'waiting') {
-      // The request is on the wire and its answer may still come: only closing
-      // the connection guarantees it is never taken for the next call's answer.
-      const closed = new AgentProtocolError(
-        err.code,
-        `${err.message}; connection closed (an unanswered request leaves the stream position unknown)`,
-        { cause: err.cause },
-      );
-      this.#settle(job, closed);
-      this.#conn?.destroy(closed);
-    } else {
-      // 'connecting': the connection being opened stays usable for the next call.
-      this.#settle(job, err);
-    }
-  }
-
-  #settle(job: Job, err: AgentProtocolError | undefined, response?: AgentResponse): void {
-    if (job.phase === 'done') return;
-    job.phase = 'done';
-    clearTimeout(job.timer);
-    if (job.onAbort !== undefined) job.signal?.removeEventListener('abort', job.onAbort);
-    if (err !== undefined) job.reject(err);
-    else job.resolve(response as AgentResponse);
-  }
-
   #pump(): void {
     if (this.#active !== undefined) return;
-    const job = this.#queue.shift();
-    if (job === undefined) return;
-    this.#active = job;
-    void this.#run(job).finally(() => {
+    const call = this.#queue.shift();
+    if (call === undefined) return;
+    this.#active = call;
+    void this.#run(call).finally(() => {
       this.#active = undefined;
       this.#pump();
     });
   }
 
-  async #run(job: Job): Promise<void> {
+  /** True once the engine settled the call (timeout, signal, close). */
+  #done(call: JobCall): boolean {
+    return this.#calls.get(call.correlationId) !== call;
+  }
+
+  async #run(call: JobCall): Promise<void> {
+    const job = call.data as Job;
     try {
       job.phase = 'connecting';
       const conn = await this.#open();
-      if (isDone(job)) return;
+      if (this.#done(call)) return;
       job.phase = 'waiting';
       const frame = await conn.roundTrip(job.frame);
-      if (isDone(job)) return;
+      if (this.#done(call)) return;
       let response: AgentResponse;
       try {
         response = decodeV1Response(frame);
@@ -508,10 +488,10 @@ export class AgentClient extends EventEmitter<AgentClientEvents> {
           err instanceof AgentProtocolError
             ? new AgentProtocolError(
                 err.code,
-                `${this.#where}: bad response to ${job.type}: ${err.message}`,
+                `${this.#where}: bad response to ${call.type}: ${err.message}`,
                 { cause: err },
               )
-            : toProtocolError(err, `${this.#where}: bad response to ${job.type}`);
+            : toProtocolError(err, `${this.#where}: bad response to ${call.type}`);
         conn.destroy(e);
         throw e;
       }
@@ -523,9 +503,9 @@ export class AgentClient extends EventEmitter<AgentClientEvents> {
         conn.destroy(e);
         throw e;
       }
-      this.#settle(job, undefined, response);
+      this.#calls.settle(call, response);
     } catch (err) {
-      this.#settle(job, toProtocolError(err, this.#where));
+      this.#calls.settle(call, toProtocolError(err, this.#where));
     }
   }
 }
@@ -534,9 +514,6 @@ export class AgentClient extends EventEmitter<AgentClientEvents> {
 export function socketPathOf(endpoint: string): string {
   return endpoint.startsWith('unix:') ? endpoint.slice('unix:'.length) : endpoint;
 }
-
-/** Reads the phase afresh (TypeScript would keep the narrowing across an await). */
-const isDone = (job: Job): boolean => job.phase === 'done';
 
 function positive(value: number | undefined, fallback: number, name: string): number {
   if (value === undefined) return fallback;
