@@ -270,6 +270,59 @@ describe('flow control', () => {
   });
 });
 
+describe('flow control policy (the pool decides; the transport only reports the pause)', () => {
+  it('fail_open answers allow without calling; wait fails closed after its bound, then resumes', async () => {
+    const a = await agent('fp');
+    const p = pool({ connectionsPerAgent: 2 });
+    await p.addAgent('open', a.connector(), { flowControl: 'fail_open' });
+    await p.addAgent('wait', a.connector(), { flowControl: 'wait', flowControlWaitMs: 50 });
+    a.server.pause();
+    await until(
+      () => p.agentStats('open')!.pausedConnections + p.agentStats('wait')!.pausedConnections === 4,
+      'the pool saw every pause',
+    );
+    const open = await p.sendRequestHeaders('open', headers('fo'));
+    expect(open.decision).toBe('allow');
+    expect(open.audit.tags).toEqual(['fail_open']);
+    expect(open.audit.reason_codes).toEqual(['AGENT_FLOW_CONTROL_PAUSED']);
+    const waited = await p.sendRequestHeaders('wait', headers('fw'));
+    expect(waited.audit.reason_codes).toEqual(['AGENT_FLOW_CONTROL_PAUSED']);
+    expect(a.seen.some((s) => s.cid === 'fo' || s.cid === 'fw')).toBe(false);
+    expect(p.agentStats('wait')!.circuitState).toBe('closed');
+
+    a.server.resume();
+    await until(() => p.agentStats('open')!.pausedConnections === 0, 'resumed');
+    const after = await p.sendRequestHeaders('open', headers('fo2'));
+    expect(after.audit.tags).not.toContain('fail_open');
+    expect(a.seen.some((s) => s.cid === 'fo2')).toBe(true);
+  });
+});
+
+describe('retry over real sockets', () => {
+  it('an agent that drops the connection mid-call: request headers are not repeated, configure is', async () => {
+    const a = await agent('rt');
+    const p = pool({ connectionsPerAgent: 2, circuitBreaker: false, healthCheckIntervalMs: 0 });
+    await p.addAgent('rt', a.connector());
+    const dropped = new Set<string>();
+    a.decide = (_type, ctx) => {
+      if (dropped.has(ctx.correlationId)) return allow();
+      dropped.add(ctx.correlationId);
+      a.drop(ctx.connectionId);
+      return new Promise<AgentResponse>(() => {});
+    };
+    const h = await p.sendRequestHeaders('rt', headers('h-drop'));
+    expect(h.audit.reason_codes).toEqual(['AGENT_CONNECTION_CLOSED']);
+    expect(a.seen.filter((s) => s.cid === 'h-drop').length).toBe(1);
+
+    await until(() => p.agentStats('rt')!.healthyConnections === 2, 'redialled');
+    const c = await p.sendConfigure('rt', { correlation_id: 'cfg-drop', config: { level: 1 } });
+    expect(c.decision).toBe('allow');
+    const seen = a.seen.filter((s) => s.cid === 'cfg-drop');
+    expect(seen.length).toBe(2);
+    expect(new Set(seen.map((s) => s.connectionId)).size).toBe(2);
+  });
+});
+
 describe('close', () => {
   it('drains: in-flight calls complete, new calls are rejected', async () => {
     const a = await agent('dr');

@@ -66,6 +66,7 @@ export class RecordingAgent {
       onResponseHeaders: hook('response_headers'),
       onResponseBodyChunk: hook('response_body_chunk'),
       onRequestComplete: hook('request_complete'),
+      onConfigure: hook('configure'),
       onCancel: (cid, reason) => {
         this.cancels.push({ cid, reason });
       },
@@ -87,6 +88,11 @@ export class RecordingAgent {
   async restart(): Promise<void> {
     this.server = this.makeServer();
     await this.server.listen();
+  }
+
+  /** Drops the server-side connection `id` at once (as a crashing agent process would). */
+  drop(id: string): void {
+    for (const c of this.server.connections) if (c.id === id) c.destroy();
   }
 
   /** Requests per server-side connection id. */
