@@ -30,8 +30,8 @@ function where(agentId: string, ep: ParsedEndpoint): string {
   return `agent "${agentId}" at ${ep.endpoint}`;
 }
 
-/** Rewraps a connect failure so its message names the endpoint as the user wrote it. */
-function named(err: unknown, agentId: string, ep: ParsedEndpoint): AgentProtocolError {
+/** Rewraps a connect failure so its message names the agent and the endpoint as the user wrote it. */
+export function named(err: unknown, agentId: string, ep: ParsedEndpoint): AgentProtocolError {
   const e = AgentProtocolError.from(err, ErrorCode.ConnectionFailed, where(agentId, ep));
   if (e.message.includes(ep.endpoint)) return e;
   return new AgentProtocolError(e.code, `${where(agentId, ep)}: ${e.message}`, { cause: e });

@@ -3,7 +3,9 @@
  * {@link detectTransport} parses it, {@link V2Transport}.connect opens an
  * `AgentTransport` over UDS, gRPC, a reverse listener or legacy v1, and
  * {@link createPool} makes an `AgentPool` whose `addAgent(name, endpoint)`
- * picks the transport. Transports are imported on first use.
+ * picks the transport; {@link serve} is the agent side: it serves a handler on
+ * endpoint strings. Transports are imported on first use (optional peer
+ * dependencies: install the ones you use).
  */
 export { connectEndpoint, V2Transport } from './connect.js';
 export {
@@ -34,4 +36,11 @@ export {
   type TransportPoolOptions,
 } from './pool.js';
 export { REVERSE_WAIT_MS, type ReverseListenerInfo } from './reverse.js';
+export {
+  ServedAgent,
+  ServeError,
+  type ServeOptions,
+  type ServeReverseOptions,
+  serve,
+} from './serve.js';
 export { readTokenFile } from './token-file.js';

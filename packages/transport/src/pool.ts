@@ -6,9 +6,9 @@ import {
   type PoolOptions,
 } from '@picket/pool';
 import { AgentProtocolError, ErrorCode } from '@picket/protocol';
-import { connectEndpoint, toEndpoint } from './connect.js';
+import { connectEndpoint, named, toEndpoint } from './connect.js';
 import type { ParsedEndpoint } from './endpoint.js';
-import { loadGrpc, loadUds, loadV1 } from './load.js';
+import { loadFor } from './load.js';
 import type { TransportOptions } from './options.js';
 import { REVERSE_WAIT_MS, ReverseHub, type ReverseListenerInfo } from './reverse.js';
 
@@ -99,11 +99,11 @@ export class TransportPool extends AgentPool {
     }
     const merged = this.#merge(transport);
     const agentId = options.agentId ?? name;
+    // load the transport now: a missing package fails here, naming agent and endpoint, not in every redial
+    await loadFor(ep).catch((err: unknown) => {
+      throw named(err, agentId, ep);
+    });
     if (ep.kind === 'reverse') return this.#addReverse(name, agentId, ep, pool, merged);
-    // load the transport now: a missing module fails here, not in every redial
-    if (ep.kind === 'uds') await loadUds();
-    else if (ep.kind === 'grpc') await loadGrpc();
-    else await loadV1();
     this.#endpoints.set(name, ep);
     try {
       return await super.addAgent(name, () => connectEndpoint(agentId, ep, merged), pool);
