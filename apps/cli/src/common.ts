@@ -224,8 +224,8 @@ export function clientSettings(
       ...(ca && { ca }),
       ...(cert && { cert }),
       ...(key && { key }),
-      ...(v['tls-server-name'] !== undefined && { serverNameOverride: v['tls-server-name'] }),
-      ...(v['tls-insecure'] && { verifyServer: false }),
+      ...(v['tls-server-name'] !== undefined && { servername: v['tls-server-name'] }),
+      ...(v['tls-insecure'] && { rejectUnauthorized: false }),
     };
   }
   return { agentId: v['agent-id'] ?? 'agent', options, timeoutMs };

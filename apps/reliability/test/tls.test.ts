@@ -54,7 +54,7 @@ describe.skipIf(!hasOpenssl())('gRPC', () => {
       AgentClientV2.connectWithTls(
         'echo',
         `localhost:${port}`,
-        { caCert: pki.ca },
+        { ca: pki.ca },
         { timeoutMs: 10_000 },
       ),
     );
@@ -67,7 +67,7 @@ describe.skipIf(!hasOpenssl())('gRPC', () => {
     const t = await AgentClientV2.connectWithTls(
       'echo',
       `localhost:${port}`,
-      { caCert: pki.ca },
+      { ca: pki.ca },
       { timeoutMs: 10_000 },
     );
     onCleanup(() => t.close());
@@ -80,7 +80,7 @@ describe.skipIf(!hasOpenssl())('gRPC', () => {
       AgentClientV2.connectWithTls(
         'echo',
         `localhost:${port}`,
-        { caCert: pki.ca, clientCert: pki.clientExpired.cert, clientKey: pki.clientExpired.key },
+        { ca: pki.ca, cert: pki.clientExpired.cert, key: pki.clientExpired.key },
         { timeoutMs: 10_000 },
       ),
     );

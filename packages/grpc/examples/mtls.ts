@@ -13,10 +13,10 @@ const agent = await AgentClientV2.connectWithTls(
   'waf',
   'https://waf.internal:50051',
   {
-    caCert: 'certs/ca.crt',
-    clientCert: 'certs/proxy.crt',
-    clientKey: 'certs/proxy.key',
-    serverNameOverride: 'waf.internal', // the name the agent's certificate is checked against
+    ca: 'certs/ca.crt',
+    cert: 'certs/proxy.crt',
+    key: 'certs/proxy.key',
+    servername: 'waf.internal', // the name the agent's certificate is checked against
   },
   { timeoutMs: 1000, keepalive: { timeMs: 30_000, timeoutMs: 5_000 } },
 );

@@ -30,6 +30,7 @@ import {
   type HealthState,
   PROTOCOL_VERSION,
   type RequestHeadersEvent,
+  type TlsOptions,
   type TransportEncoding,
 } from '@picket/protocol';
 import { AgentTransportBase, CallEngine } from '@picket/protocol/internal';
@@ -60,7 +61,7 @@ import {
   type ProxyControlMsg,
 } from './proto.js';
 import { checkReachable, parseTarget } from './target.js';
-import { clientCredentials, type TlsConfig } from './tls.js';
+import { clientCredentials } from './tls.js';
 
 export type { AgentClientV2Options, KeepaliveOptions } from './client-options.js';
 
@@ -165,14 +166,14 @@ export class AgentClientV2 extends AgentTransportBase implements AgentTransport 
   static async connectWithTls(
     agentId: string,
     target: string,
-    tls: TlsConfig,
+    tls: TlsOptions,
     options: AgentClientV2Options = {},
   ): Promise<AgentClientV2> {
     const parsed = parseTarget(target);
     const channelOptions: ChannelOptions = {};
-    if (tls.serverNameOverride) {
-      channelOptions['grpc.ssl_target_name_override'] = tls.serverNameOverride;
-      channelOptions['grpc.default_authority'] = tls.serverNameOverride;
+    if (tls.servername) {
+      channelOptions['grpc.ssl_target_name_override'] = tls.servername;
+      channelOptions['grpc.default_authority'] = tls.servername;
     }
     return AgentClientV2.#open(agentId, parsed.target, clientCredentials(tls), true, {
       ...options,

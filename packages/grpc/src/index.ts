@@ -27,4 +27,3 @@ export {
   GrpcAgentServerV2,
   type GrpcAgentServerV2Options,
 } from './server.js';
-export type { PemSource, ServerTlsConfig, TlsConfig } from './tls.js';

@@ -18,4 +18,3 @@ export {
 export { defaultLogger } from './logger.js';
 export { encodeAgentToProxy, encodeProxyToAgent, pb, UndecodableMessage } from './proto.js';
 export { type ParsedTarget, parseTarget } from './target.js';
-export { loadPem } from './tls.js';

@@ -50,7 +50,7 @@ describe.skipIf(!hasOpenssl())('TLS refusals', () => {
       AgentClientV2.connectWithTls(
         'fail-agent',
         `localhost:${port}`,
-        { caCert: certs.otherCaCert, clientCert: certs.clientCert, clientKey: certs.clientKey },
+        { ca: certs.otherCaCert, cert: certs.clientCert, key: certs.clientKey },
         { timeoutMs: 10_000 },
       ),
     );
@@ -66,10 +66,10 @@ describe.skipIf(!hasOpenssl())('TLS refusals', () => {
         'fail-agent',
         `localhost:${port}`,
         {
-          caCert: certs.caCert,
-          clientCert: certs.clientCert,
-          clientKey: certs.clientKey,
-          serverNameOverride: 'not-the-agent.example',
+          ca: certs.caCert,
+          cert: certs.clientCert,
+          key: certs.clientKey,
+          servername: 'not-the-agent.example',
         },
         { timeoutMs: 10_000 },
       ),
@@ -79,7 +79,7 @@ describe.skipIf(!hasOpenssl())('TLS refusals', () => {
     expect(err.message).toMatch(/altnames|certificate/i);
   });
 
-  test('serverNameOverride is what gets verified', async () => {
+  test('servername is what gets verified', async () => {
     await mtlsServer();
     // 127.0.0.1 is in the certificate, so overriding the name to "localhost" for a
     // target the certificate would also accept proves the override is used
@@ -87,10 +87,10 @@ describe.skipIf(!hasOpenssl())('TLS refusals', () => {
       'fail-agent',
       `127.0.0.1:${port}`,
       {
-        caCert: certs.paths.caCert,
-        clientCert: certs.paths.clientCert,
-        clientKey: certs.paths.clientKey,
-        serverNameOverride: 'localhost',
+        ca: certs.paths.caCert,
+        cert: certs.paths.clientCert,
+        key: certs.paths.clientKey,
+        servername: 'localhost',
       },
       { timeoutMs: 10_000 },
     );
@@ -104,7 +104,7 @@ describe.skipIf(!hasOpenssl())('TLS refusals', () => {
       AgentClientV2.connectWithTls(
         'fail-agent',
         `localhost:${port}`,
-        { caCert: certs.caCert },
+        { ca: certs.caCert },
         { timeoutMs: 10_000 },
       ),
     );
@@ -125,7 +125,7 @@ describe.skipIf(!hasOpenssl())('TLS refusals', () => {
       AgentClientV2.connectWithTls(
         'fail-agent',
         `localhost:${port}`,
-        { caCert: certs.caCert, clientCert: certs.clientCert, clientKey: certs.clientKey },
+        { ca: certs.caCert, cert: certs.clientCert, key: certs.clientKey },
         { timeoutMs: 10_000 },
       ),
     );
@@ -233,10 +233,10 @@ describe('connection failures', () => {
 
   test('an unreadable certificate path is INVALID_ARGUMENT naming the field', async () => {
     const err = await failure(
-      AgentClientV2.connectWithTls('a', 'localhost:1', { caCert: '/nonexistent/ca.pem' }),
+      AgentClientV2.connectWithTls('a', 'localhost:1', { ca: '/nonexistent/ca.pem' }),
     );
     expect(err.code).toBe('INVALID_ARGUMENT');
-    expect(err.message).toContain('tls.caCert');
+    expect(err.message).toContain('tls.ca');
   });
 
   test('requests after close reject with CONNECTION_CLOSED', async () => {

@@ -49,10 +49,8 @@ export async function startGrpcFixture(
           agentId,
           `localhost:${port}`,
           {
-            caCert: certs.caCert,
-            ...(o.tls === 'mtls'
-              ? { clientCert: certs.clientCert, clientKey: certs.clientKey }
-              : {}),
+            ca: certs.caCert,
+            ...(o.tls === 'mtls' ? { cert: certs.clientCert, key: certs.clientKey } : {}),
           },
           clientOptions,
         )

@@ -7,5 +7,6 @@ export * from './handler-error.js';
 export * from './logger.js';
 export * from './message-type.js';
 export * from './roles.js';
+export * from './tls.js';
 export * from './types.js';
 export * from './validate.js';

@@ -16,10 +16,12 @@ import {
   type MetricsReport,
   PROTOCOL_VERSION,
   type RegistrationResponse,
+  type TlsOptions,
 } from '@picket/protocol';
 import {
   checkErrorPolicy,
   configUpdateRequest,
+  loadTlsMaterial,
   resolveBackoff,
   socketError,
 } from '@picket/protocol/internal';
@@ -29,21 +31,8 @@ import { DEFAULT_RECONNECT, type ReconnectOptions, reconnectDelay } from './back
 import { formatHostPort, parseReverseEndpoint, type ReverseEndpoint } from './endpoint.js';
 import { defaultLogger } from './logger.js';
 
-/** TLS settings of a reverse-connecting agent. */
-export interface ReverseTlsClientOptions {
-  /** CAs the proxy's certificate is verified against (PEM); default Node's root store */
-  ca?: string | Buffer | Array<string | Buffer>;
-  /** client certificate (PEM), for proxies that require one */
-  cert?: string | Buffer | Array<string | Buffer>;
-  /** client private key (PEM) */
-  key?: string | Buffer | Array<string | Buffer>;
-  /** passphrase of `key` */
-  passphrase?: string;
-  /** name the proxy's certificate must carry; default the endpoint's host (none for an IP) */
-  servername?: string;
-  /** verify the proxy's certificate; default true. Turning it off is for tests only. */
-  rejectUnauthorized?: boolean;
-}
+/** @deprecated use `TlsOptions` from `@picket/protocol` (the same type). */
+export type ReverseTlsClientOptions = TlsOptions;
 
 /** Options of {@link connectReverse}. */
 export interface ConnectReverseOptions {
@@ -64,7 +53,7 @@ export interface ConnectReverseOptions {
   /** backoff between attempts (exponential with jitter; retries forever) */
   reconnect?: ReconnectOptions;
   /** TLS towards the proxy (`true` = TLS with Node's default CAs) */
-  tls?: boolean | ReverseTlsClientOptions;
+  tls?: boolean | TlsOptions;
   /** sent as the registration's `metadata`; default `null` */
   metadata?: unknown;
   /** where diagnostics go; default warn/error to the console */
@@ -256,6 +245,9 @@ export class ReverseAgent
     }
     resolveBackoff(options.reconnect, DEFAULT_RECONNECT, 'connectReverse: reconnect');
     checkErrorPolicy(options.errorPolicy, 'connectReverse');
+    // bad TLS material fails here, not on every reconnect
+    if (typeof options.tls === 'object')
+      loadTlsMaterial(options.tls, 'dial', 'connectReverse: tls');
     this.options = options;
     this.agentId = options.agentId;
     this.target = parseReverseEndpoint(
@@ -515,10 +507,7 @@ export class ReverseAgent
         socket = tls.connect({
           host: t.host,
           port: t.port,
-          ca: o.ca,
-          cert: o.cert,
-          key: o.key,
-          passphrase: o.passphrase,
+          ...loadTlsMaterial(o, 'dial'),
           ...(servername === undefined ? {} : { servername }),
           rejectUnauthorized: o.rejectUnauthorized !== false,
         });

@@ -1,4 +1,4 @@
-import type { AgentTransport } from '@picket/protocol';
+import type { AgentTransport, TlsOptions } from '@picket/protocol';
 import type { Logger } from '@picket/uds';
 import type { TokenConfig, TokenVerifier } from './auth.js';
 
@@ -12,23 +12,8 @@ export interface ReverseConnectionPool {
   addConnection(agentId: string, transport: AgentTransport): unknown;
 }
 
-/** TLS settings of a TCP listener (`bindTcp`). */
-export interface ReverseTlsConfig {
-  /** server certificate chain (PEM) */
-  cert: string | Buffer | Array<string | Buffer>;
-  /** server private key (PEM) */
-  key: string | Buffer | Array<string | Buffer>;
-  /** passphrase of `key` */
-  passphrase?: string;
-  /** CAs that client certificates are verified against (PEM); default Node's root store */
-  ca?: string | Buffer | Array<string | Buffer>;
-  /** ask agents for a certificate; unverified ones are still let through (see `authorized`) */
-  requestClientCert?: boolean;
-  /** refuse agents without a certificate signed by `ca` (the TLS handshake fails) */
-  requireClientCert?: boolean;
-  /** lowest TLS version; default `TLSv1.2` */
-  minVersion?: 'TLSv1.2' | 'TLSv1.3';
-}
+/** @deprecated use `TlsOptions` from `@picket/protocol` (the same type). */
+export type ReverseTlsConfig = TlsOptions;
 
 /**
  * Settings of a {@link ReverseConnectionListener}. The first six are the seeds'
@@ -79,7 +64,7 @@ export interface ReverseConnectionConfig {
   /** permission bits of the Unix socket file; default 0o660 */
   socketMode?: number;
   /** TLS for `bindTcp`; not allowed with `bindUds` */
-  tls?: ReverseTlsConfig;
+  tls?: TlsOptions;
   /** accepted connections are added to this pool (see also `attachPool`) */
   pool?: ReverseConnectionPool;
   /** largest frame length on registered connections; default 16 MiB */

@@ -2,7 +2,13 @@ import { EventEmitter } from 'node:events';
 import * as net from 'node:net';
 import * as tls from 'node:tls';
 import { AgentProtocolError, ErrorCode } from '@picket/protocol';
-import { listenUnix, type SocketFile, socketError } from '@picket/protocol/internal';
+import {
+  listenUnix,
+  loadTlsMaterial,
+  requiresClientCert,
+  type SocketFile,
+  socketError,
+} from '@picket/protocol/internal';
 import { Acceptor } from './accept.js';
 import { Admission, type RejectionStage } from './admission.js';
 import type { ReverseConnectionConfig, ReverseConnectionPool } from './config.js';
@@ -178,9 +184,9 @@ export class ReverseConnectionListener
 
   /**
    * Listens on TCP (`host:port`, `tcp://host:port`, `[::1]:port`, or `{ host, port }`;
-   * port 0 picks a free port, see {@link address}). With `config.tls` it speaks TLS,
-   * optionally asking for (`requestClientCert`) or requiring (`requireClientCert`)
-   * client certificates.
+   * port 0 picks a free port, see {@link address}). With `config.tls` it speaks TLS; with a
+   * `tls.ca` it requires client certificates signed by it (`requireClientCert: false`: asks
+   * for one but lets agents without through, see `authorized`).
    */
   static async bindTcp(
     address: string | HostPort,
@@ -195,18 +201,13 @@ export class ReverseConnectionListener
     let kind: ReverseTransportKind;
     if (config.tls !== undefined) {
       const t = config.tls;
-      if (t.cert === undefined || t.key === undefined) {
-        throw invalidConfig('tls needs cert and key');
-      }
       kind = 'tls';
+      // with a `ca`, a client certificate is asked for; required unless requireClientCert: false
       server = tls.createServer({
-        cert: t.cert,
-        key: t.key,
-        passphrase: t.passphrase,
-        ca: t.ca,
-        requestCert: t.requestClientCert === true || t.requireClientCert === true,
-        rejectUnauthorized: t.requireClientCert === true,
-        minVersion: t.minVersion ?? 'TLSv1.2',
+        ...loadTlsMaterial(t, 'listen', 'reverse listener: tls'),
+        requestCert: t.ca !== undefined,
+        rejectUnauthorized: requiresClientCert(t),
+        minVersion: 'TLSv1.2',
         handshakeTimeout: resolved.handshakeTimeout,
       });
     } else {

@@ -127,6 +127,20 @@ describe.skipIf(!hasOpenssl())('TLS', () => {
     expect(agent.lastError?.message).toMatch(/certificate required|alert|ECONNRESET|closed/i);
   });
 
+  it('a ca without requireClientCert requires client certificates (the TlsOptions default)', async () => {
+    const listener = await ReverseConnectionListener.bindTcp('127.0.0.1:0', {
+      logger: captureLogger(),
+      tls: { cert: pki.serverCert, key: pki.serverKey, ca: pki.ca },
+    });
+    cleanups.push(() => listener.close());
+    const rejected: RegistrationRejection[] = [];
+    listener.on('rejected', (r) => rejected.push(r));
+    const agent = start({ endpoint: listener.endpoint, tls: { ca: pki.ca } });
+    await until(() => rejected.length >= 1, 5000, 'refusal');
+    expect(agent.connected).toBe(0);
+    expect(rejected[0]?.reason).toMatch(/presented no client certificate/);
+  });
+
   // Node reports a client certificate that fails verification as "socket hang up" on the
   // server (TLS 1.3 and 1.2 alike); the listener must log the certificate problem instead.
   const untrustedCases = [

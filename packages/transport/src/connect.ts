@@ -1,4 +1,4 @@
-import type { AgentClientV2Options, TlsConfig } from '@picket/grpc';
+import type { AgentClientV2Options } from '@picket/grpc';
 import { AgentProtocolError, type AgentTransport, ErrorCode } from '@picket/protocol';
 import type { UdsClientOptions } from '@picket/uds';
 import type { V1TransportOptions } from '@picket/v1';
@@ -68,15 +68,7 @@ async function connectGrpc(
     ...o.grpc,
   };
   if (!usesTls(ep, o)) return AgentClientV2.connect(agentId, ep.target, options);
-  const t = o.tls ?? {};
-  const tls: TlsConfig = {
-    ...(t.ca !== undefined && { caCert: t.ca }),
-    ...(t.cert !== undefined && { clientCert: t.cert }),
-    ...(t.key !== undefined && { clientKey: t.key }),
-    ...(t.serverNameOverride !== undefined && { serverNameOverride: t.serverNameOverride }),
-    ...(t.verifyServer !== undefined && { verifyServer: t.verifyServer }),
-  };
-  return AgentClientV2.connectWithTls(agentId, ep.target, tls, options);
+  return AgentClientV2.connectWithTls(agentId, ep.target, o.tls ?? {}, options);
 }
 
 async function connectLegacy(

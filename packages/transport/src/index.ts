@@ -22,11 +22,8 @@ export {
 } from './endpoint.js';
 export {
   DEFAULT_CONNECT_TIMEOUT_MS,
-  type GrpcTlsOptions,
   type Logger,
-  type PemSource,
   type ReverseListenerOptions,
-  type ReverseTlsOptions,
   type TransportOptions,
 } from './options.js';
 export {

@@ -1,41 +1,16 @@
 import type { AgentClientV2Options } from '@picket/grpc';
-import type { Encoding } from '@picket/protocol';
+import type { Encoding, TlsOptions } from '@picket/protocol';
 import type { UdsClientOptions } from '@picket/uds';
 import type { V1TransportOptions } from '@picket/v1';
 
-/** PEM text (contains `-----BEGIN`), PEM bytes, or a path to a PEM file. */
-export type PemSource = string | Uint8Array;
-
-/** TLS towards a gRPC agent (`https://`, `grpcs://`, or any non-plaintext gRPC endpoint). */
-export interface GrpcTlsOptions {
-  /** CA certificate(s) that signed the agent's certificate; default: Node's public roots */
-  ca?: PemSource;
-  /** client certificate for mTLS (with `key`) */
-  cert?: PemSource;
-  /** client private key for mTLS (with `cert`) */
-  key?: PemSource;
-  /** name to check the agent's certificate against instead of the target host */
-  serverNameOverride?: string;
-  /** verify the agent's certificate (default true; `false` is for tests only) */
-  verifyServer?: boolean;
-}
-
-/** TLS of a `reverse+tls://` listener (the proxy is the TLS server). */
-export interface ReverseTlsOptions {
-  /** the listener's certificate chain */
-  cert: PemSource;
-  /** its private key */
-  key: PemSource;
-  /** CA that signs agents' client certificates; set it to require mTLS */
-  ca?: PemSource;
-  /** refuse agents without a client certificate signed by `ca` (default: true when `ca` is set) */
-  requireClientCert?: boolean;
-}
-
 /** Settings of a reverse listener (`reverse+unix:`, `reverse+tcp://`, `reverse+tls://`). */
 export interface ReverseListenerOptions {
-  /** certificate and key; required for `reverse+tls://` */
-  tls?: ReverseTlsOptions;
+  /**
+   * The listener's TLS (`TlsOptions` of `@picket/protocol`): `cert` and `key`, required for
+   * `reverse+tls://`; `ca` requires agents' client certificates signed by it (mTLS) unless
+   * `requireClientCert: false`.
+   */
+  tls?: TlsOptions;
   /**
    * Accepted registration tokens (compared in constant time). When set, an agent
    * without one of them is refused. Default: no token needed.
@@ -79,9 +54,10 @@ export interface TransportOptions {
   /**
    * gRPC TLS. Used by `https://` / `grpcs://`, and turns TLS on for a bare
    * `host:port` or a `dns:` / `ipv4:` / `ipv6:` target. `http://`, `grpc://` and
-   * `grpc+unix:` say plaintext and win over it.
+   * `grpc+unix:` say plaintext and win over it. `TlsOptions` of `@picket/protocol`: `ca`,
+   * `cert` + `key` (mTLS), `servername`, `rejectUnauthorized`.
    */
-  tls?: GrpcTlsOptions;
+  tls?: TlsOptions;
   /** encodings offered to a UDS agent, in preference order (default the codec's default) */
   encodings?: readonly Encoding[];
   /** reverse listener settings (TLS, tokens, allowed agents) */

@@ -1,5 +1,4 @@
 /** Binds a `@picket/reverse` listener for a reverse endpoint (loaded on first use). */
-import { readFileSync } from 'node:fs';
 import { AgentProtocolError, type AgentTransport, ErrorCode } from '@picket/protocol';
 import type { ReverseConnectionConfig } from '@picket/reverse';
 import type { ReverseEndpoint } from './endpoint.js';
@@ -24,7 +23,7 @@ export async function bindReverseListener(
   options: TransportOptions,
   accept: (agentId: string, transport: AgentTransport) => void,
 ): Promise<BoundListener> {
-  const { ReverseConnectionListener, formatHostPort } = await loadReverse();
+  const { ReverseConnectionListener } = await loadReverse();
   const r = options.reverse ?? {};
   if (ep.tls && r.tls === undefined) {
     throw new AgentProtocolError(
@@ -40,15 +39,8 @@ export async function bindReverseListener(
     ...(r.allowedAgents !== undefined && { allowedAgents: [...r.allowedAgents] }),
     ...(options.timeoutMs !== undefined && { requestTimeout: options.timeoutMs }),
     ...(options.logger !== undefined && { logger: options.logger }),
-    ...(ep.tls &&
-      r.tls && {
-        tls: {
-          cert: pem(r.tls.cert),
-          key: pem(r.tls.key),
-          ...(r.tls.ca !== undefined && { ca: pem(r.tls.ca) }),
-          ...((r.tls.requireClientCert ?? r.tls.ca !== undefined) && { requireClientCert: true }),
-        },
-      }),
+    // the listener reads PEM text, bytes or files itself (TlsOptions of @picket/protocol)
+    ...(ep.tls && r.tls && { tls: r.tls }),
   };
   const l = ep.listen;
   const listener =
@@ -56,28 +48,11 @@ export async function bindReverseListener(
       ? await ReverseConnectionListener.bindUds(l.path, config)
       : await ReverseConnectionListener.bindTcp({ host: l.host, port: l.port }, config);
   const address =
-    l.transport === 'uds'
-      ? l.path
-      : formatHostPort(listener.address().host, listener.address().port);
+    l.transport === 'uds' ? l.path : hostPort(listener.address().host, listener.address().port);
   return { address, close: () => listener.close() };
 }
 
-/** PEM text or bytes as they are; anything else is a file path, read here. */
-function pem(source: string | Uint8Array): string | Buffer {
-  if (typeof source !== 'string')
-    return Buffer.from(source.buffer, source.byteOffset, source.byteLength);
-  if (source.includes('-----BEGIN')) return source;
-  return readPemFile(source);
-}
-
-function readPemFile(path: string): Buffer {
-  try {
-    return readFileSync(path);
-  } catch (err) {
-    throw new AgentProtocolError(
-      ErrorCode.InvalidArgument,
-      `reverse.tls: not PEM text and not a readable file (${path}): ${(err as Error).message}`,
-      { cause: err },
-    );
-  }
+/** `host:port`, an IPv6 host in brackets. */
+function hostPort(host: string, port: number): string {
+  return host.includes(':') ? `[${host}]:${port}` : `${host}:${port}`;
 }

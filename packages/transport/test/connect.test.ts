@@ -117,12 +117,12 @@ describe('V2Transport.connect over gRPC', () => {
     expect(setHeader(await roundTrip(t), 'X-Echo-Agent')).toBe('grpc-unix/1.0');
   });
 
-  it('connects over TLS with https:// and the test CA (serverNameOverride for the IP)', async () => {
+  it('connects over TLS with https:// and the test CA (servername for the IP)', async () => {
     const c = testCerts();
     const { server, port } = await startGrpc(echo('tls-echo'), {});
     closer.add(server, (s) => s.close({ drainTimeoutMs: 0 }));
     const t = await connect('tls-echo', `https://127.0.0.1:${port}`, {
-      tls: { ca: c.ca, serverNameOverride: 'localhost' },
+      tls: { ca: c.ca, servername: 'localhost' },
     });
     expect(setHeader(await roundTrip(t), 'X-Echo-Agent')).toBe('tls-echo/1.0');
   });

@@ -8,3 +8,4 @@ export * from './calls-transport.js';
 export * from './dispatch.js';
 export * from './node-errors.js';
 export * from './socket-file.js';
+export * from './tls.js';
