@@ -36,8 +36,10 @@ export interface RecordedEvent {
  * The agent the compliance suite runs behind every transport. Its reply is
  * chosen by the request path, so one agent covers every decision kind:
  * `/block`, `/redirect`, `/challenge`, `/ops` (every header op and audit
- * field), `/slow/<ms>`, `/hang` (until cancelled), `/throw` (handler error);
+ * field), `/slow/<ms>`, `/hang` (until cancelled), `/throw` (handler error),
+ * `/huge/<bytes>` (a block whose body is that long: too large for the wire);
  * anything else is allowed with an `x-cid` header naming the correlation id.
+ * A WebSocket frame `throw` makes the frame hook throw.
  */
 export class RecordingAgent implements AgentHandler {
   readonly events: RecordedEvent[] = [];
@@ -118,6 +120,7 @@ export class RecordingAgent implements AgentHandler {
       });
     }
     if (path === '/throw') throw new Error('handler exploded on purpose');
+    if (path.startsWith('/huge/')) return block(403, { body: 'x'.repeat(Number(path.slice(6))) });
     return allow({ requestHeaders: [setHeader('x-cid', cid)], tags: ['seen'] });
   }
 
@@ -153,6 +156,7 @@ export class RecordingAgent implements AgentHandler {
   onWebSocketFrame(e: WebSocketFrameEvent, ctx: RequestContext): AgentResponse {
     this.record('web_socket_frame', e, ctx);
     const text = new TextDecoder().decode(e.data);
+    if (text === 'throw') throw new Error('frame hook exploded on purpose');
     return text === 'close-me'
       ? websocketClose(1008, 'policy')
       : allow({ websocketDecision: 'allow' });

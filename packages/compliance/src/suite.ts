@@ -1,10 +1,19 @@
 import { createHash, randomBytes } from 'node:crypto';
 import {
+  AGENT_HANDLER_ERROR,
   type AgentHandler,
   AgentProtocolError,
+  type AgentPush,
+  type AgentResponse,
   type AgentTransport,
+  type ConfigUpdateRequest,
   decisionKind,
   type ErrorCode,
+  HANDLER_ERROR_BODY,
+  HANDLER_ERROR_WEBSOCKET_CLOSE,
+  type HealthReport,
+  type MetricsReport,
+  PICKET_ERROR_TAG,
   type RequestBodyChunkEvent,
   type RequestHeadersEvent,
   type TransportEncoding,
@@ -20,6 +29,11 @@ export interface StartedFixture {
   crash(): Promise<void>;
   /** stop everything the fixture started */
   close(): Promise<void>;
+  /**
+   * the agent server's push API (health, flow control, metrics, config update), when the
+   * transport has a control channel; the push tests are skipped without it
+   */
+  push?: AgentPush;
 }
 
 /** Starts an agent server running `handler` and connects a transport to it. */
@@ -38,6 +52,8 @@ export interface Unsupported {
   configure?: boolean;
   /** the transport has no ping of its own */
   ping?: boolean;
+  /** the wire has no cancel message (v1: cancelling drops the connection) */
+  cancelMessage?: boolean;
 }
 
 export interface ComplianceOptions<E extends TransportEncoding = TransportEncoding> {
@@ -47,6 +63,11 @@ export interface ComplianceOptions<E extends TransportEncoding = TransportEncodi
   maxBodyBytes: number;
   /** requests in flight at once in the concurrency test (default 1000) */
   concurrency?: number;
+  /**
+   * a body chunk the transport must refuse as too large (MESSAGE_TOO_LARGE) before
+   * sending it; default twice `maxBodyBytes` plus 1 KiB
+   */
+  oversizeBodyBytes?: number;
   unsupported?: Unsupported;
 }
 
@@ -113,6 +134,31 @@ async function until(check: () => boolean, what: string, ms = 5000): Promise<voi
 }
 
 const sha = (b: Uint8Array): string => createHash('sha256').update(b).digest('hex');
+
+/** A body longer than every wire carries (UDS 16 MiB, v1 10 MiB, gRPC 4 MiB). */
+const HUGE_ANSWER_BYTES = 17 * 1024 * 1024;
+
+/**
+ * The one handler-error answer every picket agent server gives: block 500 with a fixed
+ * body, tag `picket_error`, reason code `AGENT_HANDLER_ERROR` (a WebSocket frame also
+ * gets close 1011, where the wire carries WebSocket decisions).
+ */
+function expectHandlerErrorAnswer(r: AgentResponse, websocket = false): void {
+  expect(r.decision).toEqual({
+    block: { status: 500, body: HANDLER_ERROR_BODY, headers: null },
+  });
+  expect(r.audit.tags).toEqual([PICKET_ERROR_TAG]);
+  expect(r.audit.reason_codes).toEqual([AGENT_HANDLER_ERROR]);
+  expect(r.audit.rule_ids).toEqual([]);
+  expect(r.request_headers).toEqual([]);
+  expect(r.response_headers).toEqual([]);
+  if (websocket) expect(r.websocket_decision).toEqual({ close: HANDLER_ERROR_WEBSOCKET_CLOSE });
+}
+
+/** Resolves with the next `event` the transport emits. */
+function next<T>(t: AgentTransport, event: 'health' | 'metrics' | 'configUpdate'): Promise<T> {
+  return new Promise((resolve) => t.once(event, (v: unknown) => resolve(v as T)));
+}
 
 /**
  * Registers the compliance suite (vitest `describe` blocks) for one transport.
@@ -397,10 +443,144 @@ export function runComplianceSuite<E extends TransportEncoding>(
       for (const err of await Promise.all(calls)) expect(err.code).toBe('CANCELLED');
     });
 
-    it('turns a handler exception into a block 500, never an allow', async () => {
+    it('answers a handler exception with the one handler-error answer, never an allow', async () => {
       const r = await t.sendRequestHeaders(requestHeaders(cid(), '/throw'));
-      expect(r.decision).toMatchObject({ block: { status: 500 } });
-      expect(r.audit.reason_codes.length).toBeGreaterThan(0);
+      expectHandlerErrorAnswer(r);
+      // the connection survives it
+      expect((await t.sendRequestHeaders(requestHeaders(cid()))).decision).toBe('allow');
+    });
+
+    it.skipIf(!!no.websocket)('answers a throwing WebSocket hook the same way', async () => {
+      const r = await t.sendWebSocketFrame({
+        correlation_id: cid(),
+        opcode: 'text',
+        data: new TextEncoder().encode('throw'),
+        client_to_server: true,
+        frame_index: 0,
+        fin: true,
+        route_id: null,
+        client_ip: '127.0.0.1',
+      });
+      expectHandlerErrorAnswer(r, !no.websocketDecision);
+    });
+
+    it('answers an answer too large for the wire with the handler-error answer', {
+      timeout: 60_000,
+    }, async () => {
+      const r = await t.sendRequestHeaders(requestHeaders(cid(), `/huge/${HUGE_ANSWER_BYTES}`), {
+        timeoutMs: 50_000,
+      });
+      expectHandlerErrorAnswer(r);
+      expect((await t.sendRequestHeaders(requestHeaders(cid()))).decision).toBe('allow');
+    });
+
+    it('refuses an event too large for the wire with MESSAGE_TOO_LARGE and stays usable', {
+      timeout: 60_000,
+    }, async () => {
+      const size = options.oversizeBodyBytes ?? 2 * options.maxBodyBytes + 1024;
+      const err = await rejection(
+        t.sendRequestBodyChunk(chunk(cid(), new Uint8Array(size), 0, true), { timeoutMs: 50_000 }),
+      );
+      expect(err.code).toBe('MESSAGE_TOO_LARGE' satisfies ErrorCode);
+      expect(t.inFlight).toBe(0);
+      expect((await t.sendRequestHeaders(requestHeaders(cid()))).decision).toBe('allow');
+    });
+
+    it.skipIf(!!no.cancelMessage)(
+      "aborts ctx.signal of a running handler with the cancel's reason",
+      async () => {
+        const id = cid();
+        const call = rejection(
+          t.sendRequestHeaders(requestHeaders(id, '/hang'), { timeoutMs: 30_000 }),
+        );
+        await until(
+          () => agent.events.some((e) => e.ctx.correlationId === id),
+          'the agent to see the request',
+        );
+        const ctx = agent.events.find((e) => e.ctx.correlationId === id)?.ctx;
+        expect(ctx?.signal.aborted).toBe(false);
+        await t.cancel(id, 'blocked_by_agent');
+        await until(() => ctx?.signal.aborted === true, "the handler's signal to abort");
+        expect(ctx?.signal.reason).toBe('blocked_by_agent');
+        expect((await call).code).toBe('CANCELLED');
+        await until(() => agent.cancels.some((c) => c.correlationId === id), 'onCancel');
+        expect(agent.cancels.find((c) => c.correlationId === id)?.reason).toBe('blocked_by_agent');
+      },
+    );
+
+    it('carries flow control: pause rejects calls at once, resume lets them through', async (ctx) => {
+      const push = started.push;
+      if (push === undefined) return ctx.skip();
+      const actions: string[] = [];
+      t.on('flowControl', (a) => actions.push(a));
+      expect(push.pause()).toBe(1);
+      expect(push.paused).toBe(true);
+      await until(() => t.paused, 'the transport to see the pause');
+      expect(t.isHealthy()).toBe(false);
+      const err = await rejection(t.sendRequestHeaders(requestHeaders(cid())));
+      expect(err.code).toBe('FLOW_CONTROL_PAUSED' satisfies ErrorCode);
+      expect(push.resume()).toBe(1);
+      await until(() => !t.paused, 'the transport to see the resume');
+      expect(actions).toEqual(['pause', 'resume']);
+      expect(t.isHealthy()).toBe(true);
+      expect((await t.sendRequestHeaders(requestHeaders(cid()))).decision).toBe('allow');
+    });
+
+    it('carries health reports', async (ctx) => {
+      const push = started.push;
+      if (push === undefined) return ctx.skip();
+      const unhealthy = next<HealthReport>(t, 'health');
+      expect(push.reportHealth('unhealthy', 'database down')).toBe(1);
+      expect(await unhealthy).toMatchObject({ state: 'unhealthy' });
+      await until(() => !t.isHealthy(), 'the transport to turn unhealthy');
+      const healthy = next<HealthReport>(t, 'health');
+      push.reportHealth('healthy');
+      expect(await healthy).toMatchObject({ state: 'healthy' });
+      await until(() => t.isHealthy(), 'the transport to turn healthy');
+    });
+
+    it('carries metrics reports', async (ctx) => {
+      const push = started.push;
+      if (push === undefined) return ctx.skip();
+      const report: MetricsReport = {
+        agent_id: 'compliance-agent',
+        timestamp_ms: 1767225600000,
+        interval_ms: 10_000,
+        counters: [{ name: 'agent_requests_total', labels: { route: 'api' }, value: 42 }],
+        gauges: [{ name: 'agent_in_flight_requests', labels: {}, value: 1.5 }],
+        histograms: [],
+      };
+      const got = next<MetricsReport>(t, 'metrics');
+      expect(push.reportMetrics(report)).toBe(1);
+      const m = await got;
+      // a proxy may stamp its own id for the agent (the gRPC client does, as Rust's)
+      expect([report.agent_id, t.agentId]).toContain(m.agent_id);
+      expect(m.counters).toEqual([
+        expect.objectContaining({
+          name: 'agent_requests_total',
+          labels: { route: 'api' },
+          value: 42,
+        }),
+      ]);
+      expect(m.gauges).toEqual([
+        expect.objectContaining({ name: 'agent_in_flight_requests', value: 1.5 }),
+      ]);
+    });
+
+    it('carries config update requests', async (ctx) => {
+      const push = started.push;
+      if (push === undefined) return ctx.skip();
+      const got = next<ConfigUpdateRequest>(t, 'configUpdate');
+      expect(
+        push.requestConfigUpdate({
+          update_type: { type: 'request_reload' },
+          request_id: 'cfg-compliance-1',
+        }),
+      ).toBe(1);
+      const r = await got;
+      expect(r.request_id).toBe('cfg-compliance-1');
+      expect(r.update_type).toEqual({ type: 'request_reload' });
+      expect(r.timestamp_ms).toBeGreaterThan(0);
     });
 
     it.skipIf(!!no.ping)('answers pings with a round-trip time', async () => {

@@ -14,6 +14,7 @@ const fixture =
     let crashed = false;
     return {
       transport: f.transport,
+      push: f.server,
       crash: async () => {
         crashed = true;
         f.server.forceShutdown();

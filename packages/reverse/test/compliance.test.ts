@@ -21,8 +21,11 @@ function fixture(kind: 'uds' | 'tcp'): ComplianceFixture {
     });
     const { value: transport } = await first;
     if (transport === undefined) throw new Error('listener closed before the agent registered');
+    // the agent side has taken the registration answer too (its push API reaches the proxy)
+    await agent.ready();
     return {
       transport,
+      push: agent,
       crash: async () => {
         // No goodbye: the agent's sockets are destroyed (it will try to reconnect).
         for (const c of agent.connections) c.destroy();

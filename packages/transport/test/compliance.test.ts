@@ -26,6 +26,7 @@ const grpcEndpoint: ComplianceFixture = async (handler) => {
   });
   return {
     transport,
+    push: server,
     crash: async () => server.forceShutdown(),
     close: async () => {
       await transport.close();
@@ -37,11 +38,13 @@ const grpcEndpoint: ComplianceFixture = async (handler) => {
 runComplianceSuite('transport facade, unix:', udsEndpoint, {
   encodings: ['msgpack'],
   maxBodyBytes: 1024 * 1024,
+  oversizeBodyBytes: 17 * 1024 * 1024,
   concurrency: 200,
 });
 
 runComplianceSuite('transport facade, grpc://', grpcEndpoint, {
   encodings: ['protobuf'],
   maxBodyBytes: 1024 * 1024,
+  oversizeBodyBytes: 5 * 1024 * 1024,
   concurrency: 200,
 });
