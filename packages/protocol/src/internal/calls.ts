@@ -11,6 +11,7 @@
  *
  * Per call it costs one promise (with its executor), one {@link Call} object, and, only when the
  * call has a signal, one listener registration (the call itself is the listener: no closure).
+ * No timer per call: the shared one is re-armed only for a deadline earlier than its own.
  */
 import { CANCEL_REASONS } from '../enums.js';
 import { AgentProtocolError, ErrorCode } from '../errors.js';
@@ -202,6 +203,16 @@ export class CallEngine<X = undefined> {
     return true;
   }
 
+  /**
+   * Settles this very call (not a later one that reused its correlation id); false when it
+   * was settled already. For transports whose answers belong to a call, not to an id (v1).
+   */
+  settle(call: Call<X>, outcome: AgentResponse | AgentProtocolError): boolean {
+    if (this.#pending.get(call.correlationId) !== call) return false;
+    this.#settle(call, outcome);
+    return true;
+  }
+
   /** Rejects the call with CANCELLED (if pending) and has the wire tell the agent. No-op once closed. */
   cancel(correlationId: string, reason: CancelReason): void {
     if (this.#closed !== undefined) return;
@@ -288,8 +299,6 @@ export class CallEngine<X = undefined> {
     if (this.#pending.get(call.correlationId) !== call) return;
     this.#pending.delete(call.correlationId);
     call.signal?.removeEventListener('abort', call);
-    // an idle connection keeps no timer (and a busy one rarely empties)
-    if (this.#pending.size === 0) this.#disarm();
     if (outcome instanceof AgentProtocolError) call.settleErr(outcome);
     else call.settleOk(outcome);
   }
@@ -304,7 +313,11 @@ export class CallEngine<X = undefined> {
       delay = MAX_TIMER_DELAY;
       this.#timerAt = now + delay;
     }
+    // Left armed when the last call settles (disarming and re-arming would cost a timer per
+    // call at low concurrency); it then fires once, finds nothing, and is not re-armed.
+    // Unref'd: pending calls have a socket that keeps the process alive.
     this.#timer = setTimeout(this.#onTimer, delay);
+    this.#timer.unref();
   }
 
   #disarm(): void {
@@ -339,8 +352,6 @@ export class CallEngine<X = undefined> {
         this.#wire.writeCancel(call.correlationId, 'timeout', call);
       } else if (call.deadline < next) next = call.deadline;
     }
-    if (next !== Number.POSITIVE_INFINITY && next < this.#timerAt && this.#pending.size > 0) {
-      this.#arm(next, now);
-    }
+    if (next < this.#timerAt) this.#arm(next, now);
   };
 }
