@@ -171,10 +171,14 @@ export function checkErrorPolicy(policy: unknown, where: string): ErrorPolicy {
   );
 }
 
-/** True when `r` lets the event through: an allow, or a WebSocket frame not closed or dropped. */
+/**
+ * True when `r` lets the event through: a WebSocket frame unless it is closed or
+ * dropped (its `websocket_decision` is what counts for a frame), any other event
+ * when the decision is allow.
+ */
 function allows(r: AgentResponse, type: EventType): boolean {
-  if (r.decision === 'allow') return true;
-  return type === 'web_socket_frame' && (r.websocket_decision ?? 'allow') === 'allow';
+  if (type === 'web_socket_frame') return (r.websocket_decision ?? 'allow') === 'allow';
+  return r.decision === 'allow';
 }
 
 /**
