@@ -1,12 +1,15 @@
 import { readFileSync } from 'node:fs';
 import { DenylistAgent, EchoAgent } from '@picket/agents';
-import { type AgentHandler, escapeForLog, jsonForLog } from '@picket/protocol';
+import { type AgentHandler, escapeForLog, jsonForLog, type TlsOptions } from '@picket/protocol';
+import type { ReverseAgent } from '@picket/reverse';
 import {
   detectTransport,
   endpointGrammar,
-  formatEndpoint,
   type ParsedEndpoint,
   readTokenFile,
+  type ServedAgent,
+  ServeError,
+  serve as serveAgent,
 } from '@picket/transport';
 import {
   describeFailure,
@@ -71,11 +74,6 @@ Examples:
   picket serve echo --reverse reverse+tcp://proxy.internal:9090 --agent-id echo --token-file /run/secrets/picket
   picket serve denylist --listen /tmp/deny.sock --block-path /admin --log-events`;
 
-/** Something running that `close()` stops. */
-interface Running {
-  close(): Promise<void>;
-}
-
 function pem(flag: string, file: string | undefined): Buffer | undefined {
   if (file === undefined) return undefined;
   try {
@@ -85,7 +83,7 @@ function pem(flag: string, file: string | undefined): Buffer | undefined {
   }
 }
 
-/** What `--reverse` dials, as `connectReverse` spells it (`unix:/p`, `tcp://h:p`, `tls://h:p`). */
+/** What `--reverse` dials, in the endpoint grammar (`reverse+unix:/p`, `reverse+tcp://h:p`, `reverse+tls://h:p`). */
 interface ReverseTarget {
   /** the endpoint as given */
   given: string;
@@ -102,14 +100,15 @@ function reverseTarget(value: string): ReverseTarget {
   }
   if (ep.kind === 'reverse') {
     const l = ep.listen;
-    if (l.transport === 'uds') return { given: value, dial: `unix:${l.path}`, tls: false };
-    if (l.port === 0) throw new UsageError(`--reverse ${value}: port 0 cannot be dialled`, 'serve');
-    return { given: value, dial: `${ep.tls ? 'tls' : 'tcp'}://${l.address}`, tls: ep.tls };
+    if (l.transport === 'tcp' && l.port === 0) {
+      throw new UsageError(`--reverse ${value}: port 0 cannot be dialled`, 'serve');
+    }
+    return { given: value, dial: value, tls: ep.tls };
   }
   // a bare socket path or host:port names the listener too
-  if (ep.kind === 'uds') return { given: value, dial: `unix:${ep.path}`, tls: false };
+  if (ep.kind === 'uds') return { given: value, dial: `reverse+unix:${ep.path}`, tls: false };
   if (ep.kind === 'grpc' && ep.scheme === undefined) {
-    return { given: value, dial: `tcp://${ep.target}`, tls: false };
+    return { given: value, dial: `reverse+tcp://${ep.target}`, tls: false };
   }
   throw new UsageError(
     `--reverse ${value}: expected reverse+unix:/path, reverse+tcp://host:port or reverse+tls://host:port\naccepted endpoint forms:\n${endpointGrammar()}`,
@@ -256,42 +255,61 @@ export async function serve(args: string[]): Promise<number> {
     );
   };
   if (v['log-events']) handler = withEventLog(handler, say);
-  const running: Running[] = [];
-  const stopAll = async (): Promise<void> => {
-    await Promise.allSettled(running.splice(0).map((r) => r.close()));
+  const id = handler.agentId;
+  const given = new Map(reverses.map((r) => [r.dial, r.given]));
+  const tls: TlsOptions = {
+    ...(ca && { ca }),
+    ...(cert && { cert }),
+    ...(key && { key }),
+    ...(v['tls-server-name'] !== undefined && { servername: v['tls-server-name'] }),
+    ...(v['tls-insecure'] && { rejectUnauthorized: false }),
   };
-  let binding: ParsedEndpoint | undefined; // the --listen being opened, for the error line
+  let served: ServedAgent;
   try {
-    for (const ep of listens) {
-      binding = ep;
-      running.push(await listen(ep, handler, { cert, key, ca }, say));
-    }
-    binding = undefined;
-    for (const r of reverses) {
-      running.push(
-        await dialReverse(
-          r,
-          handler,
-          {
-            connections,
-            token,
-            tls: {
-              ...(ca && { ca }),
-              ...(cert && { cert }),
-              ...(key && { key }),
-              ...(v['tls-server-name'] !== undefined && { serverName: v['tls-server-name'] }),
-              ...(v['tls-insecure'] && { rejectUnauthorized: false }),
-            },
-          },
-          say,
-        ),
-      );
-    }
+    served = await serveAgent([...listens.map((ep) => ep.endpoint), ...given.keys()], handler, {
+      agentId: id,
+      tls,
+      reverse: {
+        wait: false, // dial in the background, retrying; the events below report progress
+        connections,
+        ...(token !== undefined && { authToken: token }),
+      },
+      onServer: (server, ep) => {
+        if (ep.kind === 'reverse') {
+          reportReverse(server as ReverseAgent, given.get(ep.endpoint) ?? ep.endpoint, id, say);
+        }
+      },
+    });
   } catch (err) {
-    await stopAll();
-    const why = binding ? listenFailure(err, binding) : describeFailure(err, 'serve');
+    const ep = err instanceof ServeError ? detectTransport(err.endpoint) : undefined;
+    const why =
+      ep !== undefined && ep.kind !== 'reverse'
+        ? listenFailure(err instanceof Error && err.cause !== undefined ? err.cause : err, ep)
+        : describeFailure(err, 'serve');
     process.stderr.write(`picket serve: ${escapeForLog(why)}\n`);
     return EXIT_FAILURE;
+  }
+  for (const endpoint of served.servers.slice(0, listens.length).flatMap((s) => s.endpoints)) {
+    const ep = detectTransport(endpoint);
+    const transport = ep.kind;
+    const tlsOn = ep.kind === 'grpc' && ep.tls;
+    say(
+      {
+        event: 'listening',
+        transport,
+        endpoint,
+        ...(ep.kind === 'grpc' && { tls: tlsOn }),
+        agentId: id,
+      },
+      `${id} listening on ${endpoint} (${transport === 'grpc' ? `gRPC${tlsOn ? ', TLS' : ''}` : transport})`,
+    );
+  }
+  // printed before any registration line: those need socket I/O, this runs first
+  for (const endpoint of given.values()) {
+    say(
+      { event: 'dialing', transport: 'reverse', endpoint, agentId: id },
+      `${id} dialing ${endpoint} (reverse, ${connections} connection(s))`,
+    );
   }
 
   await new Promise<void>((resolve) => {
@@ -299,7 +317,7 @@ export async function serve(args: string[]): Promise<number> {
       process.off('SIGINT', stop);
       process.off('SIGTERM', stop);
       say({ event: 'stopping', signal }, `${signal}: stopping`);
-      void stopAll().then(resolve);
+      void served.drain(2_000).then(resolve, resolve);
     };
     process.on('SIGINT', stop);
     process.on('SIGTERM', stop);
@@ -309,111 +327,24 @@ export async function serve(args: string[]): Promise<number> {
 
 type Say = (event: Record<string, unknown>, text: string) => void;
 
-async function listen(
-  ep: ParsedEndpoint,
-  handler: AgentHandler & { agentId: string },
-  tls: { cert?: Buffer; key?: Buffer; ca?: Buffer },
-  say: Say,
-): Promise<Running> {
-  const id = handler.agentId;
-  switch (ep.kind) {
-    case 'uds': {
-      const { UdsAgentServerV2 } = await import('@picket/uds');
-      const server = new UdsAgentServerV2(ep.path, handler);
-      await server.listen();
-      const endpoint = formatEndpoint(ep);
-      say(
-        { event: 'listening', transport: 'uds', endpoint, agentId: id },
-        `${id} listening on ${endpoint} (uds)`,
-      );
-      return { close: () => server.close({ drainTimeoutMs: 2_000 }) };
-    }
-    case 'v1': {
-      const { AgentServer } = await import('@picket/v1');
-      const server = new AgentServer(id, ep.path, handler);
-      await server.run();
-      const endpoint = formatEndpoint(ep);
-      say(
-        { event: 'listening', transport: 'v1', endpoint, agentId: id },
-        `${id} listening on ${endpoint} (v1)`,
-      );
-      return server;
-    }
-    case 'grpc': {
-      const { GrpcAgentServerV2 } = await import('@picket/grpc');
-      const useTls = ep.tls; // only grpcs:// (tlsCertUse refused a certificate for anything else)
-      const server = new GrpcAgentServerV2(handler, {
-        ...(useTls &&
-          tls.cert &&
-          tls.key && { tls: { cert: tls.cert, key: tls.key, ...(tls.ca && { ca: tls.ca }) } }),
-      });
-      const bound = await server.listen(ep.target);
-      const endpoint =
-        ep.scheme === 'grpc+unix'
-          ? `grpc+unix:${ep.target.slice(5)}`
-          : `${useTls ? 'grpcs' : 'grpc'}://${bound.address}`;
-      say(
-        { event: 'listening', transport: 'grpc', endpoint, tls: useTls, agentId: id },
-        `${id} listening on ${endpoint} (gRPC${useTls ? ', TLS' : ''})`,
-      );
-      return { close: () => server.close({ drainTimeoutMs: 2_000 }) };
-    }
-    case 'reverse':
-      throw new UsageError('unreachable', 'serve');
-  }
-}
-
-async function dialReverse(
-  target: ReverseTarget,
-  handler: AgentHandler & { agentId: string },
-  o: {
-    connections: number;
-    token: string | undefined;
-    tls: {
-      ca?: Buffer;
-      cert?: Buffer;
-      key?: Buffer;
-      serverName?: string;
-      rejectUnauthorized?: boolean;
-    };
-  },
-  say: Say,
-): Promise<Running> {
-  const { connectReverse } = await import('@picket/reverse');
-  const id = handler.agentId;
-  const t = o.tls;
-  const agent = connectReverse({
-    endpoint: target.dial,
-    agentId: id,
-    handler,
-    connections: o.connections,
-    ...(o.token !== undefined && { authToken: o.token }),
-    ...(target.tls && {
-      tls: {
-        ...(t.ca && { ca: t.ca }),
-        ...(t.cert && { cert: t.cert }),
-        ...(t.key && { key: t.key }),
-        ...(t.serverName !== undefined && { servername: t.serverName }),
-        ...(t.rejectUnauthorized === false && { rejectUnauthorized: false }),
-      },
-    }),
-  });
+/** Reports what a reverse dialer does: registrations on stdout, refusals on stderr. */
+function reportReverse(agent: ReverseAgent, endpoint: string, id: string, say: Say): void {
   agent.on('registered', (info) =>
     say(
       {
         event: 'registered',
         transport: 'reverse',
-        endpoint: target.given,
+        endpoint,
         agentId: id,
         connectionId: info.connectionId,
       },
-      `${id} registered with ${target.given} (reverse, connection ${info.connectionId})`,
+      `${id} registered with ${endpoint} (reverse, connection ${info.connectionId})`,
     ),
   );
   agent.on('registrationFailed', (err, info) => {
     // the proxy's refusal text can echo what the agent sent
     const why = escapeForLog(
-      `${id} could not register with ${target.given}${info.rejected ? ' (refused by the proxy)' : ''}: ${err.message}`,
+      `${id} could not register with ${endpoint}${info.rejected ? ' (refused by the proxy)' : ''}: ${err.message}`,
     );
     process.stderr.write(`picket serve: ${why}; retrying\n`);
   });
@@ -422,16 +353,11 @@ async function dialReverse(
       {
         event: 'disconnected',
         transport: 'reverse',
-        endpoint: target.given,
+        endpoint,
         agentId: id,
         connectionId: info.connectionId,
       },
-      `${id} lost connection ${info.connectionId} to ${target.given}; reconnecting`,
+      `${id} lost connection ${info.connectionId} to ${endpoint}; reconnecting`,
     ),
   );
-  say(
-    { event: 'dialing', transport: 'reverse', endpoint: target.given, agentId: id },
-    `${id} dialing ${target.given} (reverse, ${o.connections} connection(s))`,
-  );
-  return { close: () => agent.stop() };
 }
