@@ -513,8 +513,20 @@ export class V1Transport extends AgentTransportBase implements AgentTransport {
     for (const call of this.#calls.calls()) {
       if (call.data instanceof AbortController) sent.push(call.data);
     }
+    const queued = this.#queue;
     this.#queue = [];
-    this.#calls.close(error ?? this.#closedError());
+    const closing = error ?? this.#closedError();
+    // calls still queued never reached a connection: retrying them elsewhere duplicates nothing
+    for (const call of queued) {
+      this.#calls.settle(
+        call,
+        new AgentProtocolError(closing.code, `${closing.message} (${call.type} not sent)`, {
+          cause: closing,
+          sent: false,
+        }),
+      );
+    }
+    this.#calls.close(closing);
     for (const controller of sent) controller.abort();
     for (const slot of this.#slots) clearTimeout(slot.retry);
     await Promise.all(this.#slots.map((s) => s.client.close()));

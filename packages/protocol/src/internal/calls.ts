@@ -17,6 +17,7 @@ import { CANCEL_REASONS } from '../enums.js';
 import { AgentProtocolError, ErrorCode } from '../errors.js';
 import type { CallOptions } from '../roles.js';
 import type { AgentEvent, AgentResponse, CancelReason, EventType } from '../types.js';
+import { withSent } from './sent.js';
 
 /** What a transport supplies to the engine. */
 export interface CallWire<X = undefined> {
@@ -179,10 +180,13 @@ export class CallEngine<X = undefined> {
     try {
       this.#wire.write(call, event);
     } catch (err) {
-      this.#settle(
-        call,
-        AgentProtocolError.from(err, ErrorCode.Internal, `${this.name}: ${type} ${correlationId}`),
+      // a write that throws wrote nothing (unless the transport says otherwise)
+      const e = AgentProtocolError.from(
+        err,
+        ErrorCode.Internal,
+        `${this.name}: ${type} ${correlationId}`,
       );
+      this.#settle(call, withSent(e, false));
     }
     return promise;
   }
@@ -242,6 +246,8 @@ export class CallEngine<X = undefined> {
     if (this.#closed !== undefined) return;
     this.#closed = error;
     this.#disarm();
+    // every pending call was handed to the wire: it may have reached the agent
+    if (this.#pending.size > 0) withSent(error, true);
     for (const call of [...this.#pending.values()]) this.#settle(call, error);
   }
 
@@ -270,26 +276,28 @@ export class CallEngine<X = undefined> {
       return new AgentProtocolError(
         ErrorCode.ConnectionClosed,
         `${closed.message} (${type} ${cid} not sent)`,
-        { cause: closed },
+        { cause: closed, sent: false },
       );
     }
     if (signal?.aborted === true) {
       return new AgentProtocolError(
         ErrorCode.Cancelled,
         `${this.name}: ${type} ${cid} aborted before it was sent`,
-        { cause: signal.reason },
+        { cause: signal.reason, sent: false },
       );
     }
     if (this.#paused && (this.#pausable === undefined || this.#pausable.has(type))) {
       return new AgentProtocolError(
         ErrorCode.FlowControlPaused,
         `${this.name}: the agent paused traffic; ${type} ${cid} not sent`,
+        { sent: false },
       );
     }
     if (this.#pending.has(cid)) {
       return new AgentProtocolError(
         ErrorCode.InvalidArgument,
         `${this.name}: correlation id ${JSON.stringify(cid)} is already in flight`,
+        { sent: false },
       );
     }
     return undefined;

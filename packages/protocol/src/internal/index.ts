@@ -7,5 +7,6 @@ export * from './calls.js';
 export * from './calls-transport.js';
 export * from './dispatch.js';
 export * from './node-errors.js';
+export * from './sent.js';
 export * from './socket-file.js';
 export * from './tls.js';
