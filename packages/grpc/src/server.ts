@@ -29,6 +29,7 @@ import {
   type HealthState,
   type LogMessage,
   type MetricsReport,
+  type TlsOptions,
 } from '@picket/protocol';
 import {
   bindSocketFile,
@@ -49,7 +50,7 @@ import { ServerAnswers } from './server-answers.js';
 import { SERVICE } from './server-events.js';
 import { ProcessStream, type StreamHost } from './server-stream.js';
 import { processEvent } from './server-unary.js';
-import { type ServerTlsConfig, serverCredentials } from './tls.js';
+import { serverCredentials } from './tls.js';
 
 export type { ErrorPolicy } from '@picket/protocol';
 /** @deprecated the cause of an error answer: use `HandlerErrorCause` of @picket/protocol */
@@ -62,7 +63,7 @@ export interface GrpcAgentServerV2Options {
   /** where {@link GrpcAgentServerV2.listen} binds when called without an address */
   address?: string;
   /** TLS (and mTLS with `ca`); plaintext when absent */
-  tls?: ServerTlsConfig;
+  tls?: TlsOptions;
   /** permission bits of a `unix:` socket file; default 0o660 (owner and group may connect) */
   socketMode?: number;
   /** events handled at once per ProcessStream; more wait in order (default 100) */

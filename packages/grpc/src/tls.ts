@@ -27,7 +27,3 @@ export function serverCredentials(tls: TlsOptions | undefined): ServerCredential
     requiresClientCert(tls),
   );
 }
-
-/** @deprecated the old names inside this package; the public type is `TlsOptions`. */
-export type ServerTlsConfig = TlsOptions;
-export type TlsConfig = TlsOptions;
