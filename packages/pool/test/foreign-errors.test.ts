@@ -3,7 +3,7 @@
  * the other): the pool's failure and retry decisions must still see the transport's error
  * code and its `sent` fact, not an INTERNAL wrapper.
  */
-import { copyFileSync, mkdtempSync, rmSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
@@ -21,8 +21,8 @@ beforeAll(async () => {
   // the built errors module of @picket/protocol, copied: a second, independent class
   const main = createRequire(import.meta.url).resolve('@picket/protocol');
   dir = mkdtempSync(join(tmpdir(), 'picket-second-protocol-'));
-  for (const f of ['errors.js', 'errors.js.map'])
-    copyFileSync(join(dirname(main), f), join(dir, f));
+  const code = readFileSync(join(dirname(main), 'errors.js'), 'utf8');
+  writeFileSync(join(dir, 'errors.js'), code.replace(/^\/\/# sourceMappingURL=.*$/m, ''));
   other = (await import(
     /* @vite-ignore */ pathToFileURL(join(dir, 'errors.js')).href
   )) as ErrorsModule;
