@@ -8,7 +8,6 @@
 import {
   AgentProtocolError,
   type AgentResponse,
-  type AgentTransport,
   type CallOptions,
   ErrorCode,
   type EventMap,
@@ -229,7 +228,7 @@ export class Dispatcher {
     const before = t.inFlight;
     let sending: Promise<AgentResponse>;
     try {
-      sending = sendOn(t, c.type, c.event, callOptions);
+      sending = t.send(c.type, c.event as EventMap[EventType], callOptions);
     } catch (e) {
       sending = Promise.reject(e);
     }
@@ -389,31 +388,4 @@ export class Dispatcher {
     this.ctx.affinity.set(affinityKey(agent.id, cid), conn.id);
     if (sessionId !== undefined) this.ctx.sessions.get(agent.id)?.set(sessionId, conn.id);
   }
-}
-
-/** The typed method per event, for transports that predate the generic `send`. */
-const TYPED_METHOD = {
-  request_headers: 'sendRequestHeaders',
-  request_body_chunk: 'sendRequestBodyChunk',
-  response_headers: 'sendResponseHeaders',
-  response_body_chunk: 'sendResponseBodyChunk',
-  request_complete: 'sendRequestComplete',
-  web_socket_frame: 'sendWebSocketFrame',
-  guardrail_inspect: 'sendGuardrailInspect',
-  configure: 'sendConfigure',
-} as const satisfies Record<EventType, keyof AgentTransport>;
-
-type Generic = (type: EventType, event: unknown, o: CallOptions) => Promise<AgentResponse>;
-
-/** Sends with the transport's generic `send`, else its typed method. */
-function sendOn(
-  t: AgentTransport,
-  type: EventType,
-  event: unknown,
-  o: CallOptions,
-): Promise<AgentResponse> {
-  const generic = (t as { send?: Generic }).send;
-  if (typeof generic === 'function') return generic.call(t, type, event, o);
-  const typed = t[TYPED_METHOD[type]] as (e: unknown, o: CallOptions) => Promise<AgentResponse>;
-  return typed.call(t, event, o);
 }
