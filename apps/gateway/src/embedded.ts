@@ -8,9 +8,7 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { DenylistAgent, EchoAgent } from '@picket/agents';
-import { GrpcAgentServerV2 } from '@picket/grpc';
-import { connectReverse, type ReverseAgent } from '@picket/reverse';
-import { UdsAgentServerV2 } from '@picket/uds';
+import { serve } from '@picket/transport';
 import { type AgentLayer, createAgentLayer } from './agents.js';
 import { type GatewayConfig, parseConfig } from './config.js';
 import { type EchoUpstream, startEchoUpstream } from './echo-upstream.js';
@@ -56,9 +54,10 @@ export async function startEmbedded(listen: string, log?: GatewayLogger): Promis
     const upstream = await startEchoUpstream('echo');
     cleanups.push(() => upstream.close());
 
-    const denylistPath = join(dir, 'denylist.sock');
-    const denylist = new UdsAgentServerV2(
-      denylistPath,
+    // each agent is served by @picket/transport's serve(): the endpoint string picks the server
+    const denylistEndpoint = `unix:${join(dir, 'denylist.sock')}`;
+    const denylist = await serve(
+      denylistEndpoint,
       new DenylistAgent({
         agentId: 'denylist',
         blockedPaths: [DEMO_BLOCKED_PATH],
@@ -66,12 +65,11 @@ export async function startEmbedded(listen: string, log?: GatewayLogger): Promis
       }),
       { logger: silent },
     );
-    await denylist.listen();
-    cleanups.push(() => denylist.close({ drainTimeoutMs: 500 }));
+    cleanups.push(() => denylist.drain(500));
 
-    const echo = new GrpcAgentServerV2(new EchoAgent({ agentId: 'echo' }));
-    const bound = await echo.listen('127.0.0.1:0');
-    cleanups.push(() => echo.close({ drainTimeoutMs: 500 }));
+    const echo = await serve('grpc://127.0.0.1:0', new EchoAgent({ agentId: 'echo' }));
+    cleanups.push(() => echo.drain(500));
+    const echoEndpoint = echo.endpoints[0] as string; // grpc://127.0.0.1:<the port picked>
 
     const reversePath = join(dir, 'reverse.sock');
     const token = randomBytes(16).toString('hex');
@@ -83,7 +81,7 @@ export async function startEmbedded(listen: string, log?: GatewayLogger): Promis
         upstreams: { echo: upstream.url },
         agents: {
           denylist: {
-            endpoint: `unix:${denylistPath}`,
+            endpoint: denylistEndpoint,
             events: ['request_headers'],
             failure_mode: 'closed',
           },
@@ -97,7 +95,7 @@ export async function startEmbedded(listen: string, log?: GatewayLogger): Promis
             connections: 1,
           },
           echo: {
-            endpoint: bound.address,
+            endpoint: echoEndpoint,
             events: ['request_headers', 'response_headers', 'request_complete'],
             failure_mode: 'open',
           },
@@ -117,15 +115,12 @@ export async function startEmbedded(listen: string, log?: GatewayLogger): Promis
 
     agents = await createAgentLayer(config, log);
 
-    const inspector: ReverseAgent = connectReverse({
-      endpoint: `unix:${reversePath}`,
-      agentId: 'inspector',
-      authToken: token,
-      handler: new InspectorAgent('inspector'),
+    // dials the pool's reverse listener; resolves once registered
+    const inspector = await serve(`reverse+unix:${reversePath}`, new InspectorAgent('inspector'), {
       logger: silent,
+      reverse: { authToken: token, waitTimeoutMs: 10_000 },
     });
-    cleanups.push(() => inspector.stop({ drainTimeoutMs: 500 }));
-    await inspector.ready({ timeoutMs: 10_000 });
+    cleanups.push(() => inspector.drain(500));
     const layer = agents;
     await waitHealthy(layer, [...config.agents.keys()], 10_000);
 
@@ -134,8 +129,8 @@ export async function startEmbedded(listen: string, log?: GatewayLogger): Promis
       agents: layer,
       upstream,
       endpoints: {
-        denylist: `unix:${denylistPath}`,
-        echo: bound.address,
+        denylist: denylistEndpoint,
+        echo: echoEndpoint,
         inspector: `reverse+unix:${reversePath}`,
       },
       close: closeAll,
