@@ -58,12 +58,6 @@ export class DeadlineTimer {
     if (this.count === 0) this.stopTimer();
   }
 
-  /** Forgets every entry and stops the timer; none of them expires. */
-  clear(): void {
-    while (this.head) this.delete(this.head);
-    this.stopTimer();
-  }
-
   private has(entry: Deadline): boolean {
     return entry.prevDeadline !== undefined || this.head === entry;
   }

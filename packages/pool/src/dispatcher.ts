@@ -166,11 +166,6 @@ export class Dispatcher {
     });
   }
 
-  /** Stops the guard timer (the pool is closed; every call has ended). */
-  stop(): void {
-    this.guards.clear();
-  }
-
   /** Finds a connection for the call's next attempt and sends on it. */
   private attempt(c: PoolCall): void {
     const { agent } = c;

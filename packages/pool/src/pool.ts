@@ -178,7 +178,6 @@ export class AgentPool extends EventEmitter<PoolEventMap> {
       this.agents.clear();
       this.ctx.affinity.clear();
       this.ctx.sessions.clear();
-      this.dispatcher.stop();
       for (const s of [...this.streams]) s.end();
     })();
     return this.closed;
