@@ -68,7 +68,8 @@ describe('serve()', () => {
     expect(v1).toBe(`v1+unix:${tmp.path('v1.sock')}`);
     expect(await served.listen()).toEqual(served.endpoints);
 
-    // each endpoint as reported is one a client can connect to
+    // each endpoint as reported is one a client can connect to; the TLS options left
+    // grpc:// plain (a plaintext client gets through), only grpcs:// uses them
     for (const e of [uds, grpc, grpcUnix, v1]) await answers(e as string, 'multi');
     await answers(grpcs as string, 'multi', { ca: c.ca });
 
