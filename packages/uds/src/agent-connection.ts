@@ -27,9 +27,10 @@ import {
   type TransportKind,
 } from '@picket/protocol';
 import {
+  type AbortState,
+  abortEvent,
   checkErrorPolicy,
   errorAnswer,
-  LazyAbort,
   notifyCancel,
   requestContext,
   runHook,
@@ -75,16 +76,12 @@ export interface AgentConnectionOptions {
 }
 
 /** One event: its abort state (ctx.signal, created on first read) and its place in the queue. */
-class Job extends LazyAbort {
-  cancelled = false;
-  started = false;
-  constructor(
-    readonly cid: string,
-    readonly type: EventType,
-    readonly event: AgentEvent,
-  ) {
-    super();
-  }
+interface Job extends AbortState {
+  readonly cid: string;
+  readonly type: EventType;
+  readonly event: AgentEvent;
+  cancelled: boolean;
+  started: boolean;
 }
 
 /** Events emitted by an {@link AgentConnection}. */
@@ -310,7 +307,17 @@ export class AgentConnection extends EventEmitter<AgentConnectionEventMap> {
       );
       return;
     }
-    const job = new Job(cid, type, event);
+    // an object literal: measurably cheaper per event than a class instance
+    const job: Job = {
+      cid,
+      type,
+      event,
+      controller: undefined,
+      aborted: false,
+      reason: undefined,
+      cancelled: false,
+      started: false,
+    };
     let set = this.jobs.get(cid);
     if (set === undefined) {
       set = new Set();
@@ -507,7 +514,7 @@ export class AgentConnection extends EventEmitter<AgentConnectionEventMap> {
           if (i >= 0) this.queue.splice(i, 1);
           set.delete(job);
         }
-        job.abort(reason);
+        abortEvent(job, reason);
       }
       if (set.size === 0) this.jobs.delete(cid);
       this.startQueued();
@@ -524,12 +531,12 @@ export class AgentConnection extends EventEmitter<AgentConnectionEventMap> {
       error ?? new AgentProtocolError(ErrorCode.ConnectionClosed, `${this.id}: connection closed`);
     for (const job of this.queue.splice(0, this.queue.length)) {
       job.cancelled = true;
-      job.abort(reason);
+      abortEvent(job, reason);
     }
     for (const set of this.jobs.values()) {
       for (const job of set) {
         job.cancelled = true;
-        job.abort(reason);
+        abortEvent(job, reason);
       }
     }
     this.jobs.clear();

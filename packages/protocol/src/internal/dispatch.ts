@@ -62,28 +62,48 @@ export function runHook(
 }
 
 /**
- * An AbortController whose signal exists only once someone reads it: an
- * AbortSignal costs microseconds and most handlers never look at `ctx.signal`.
- * Servers may extend it to carry their per-event state in the same object.
+ * The abort state of one event, whose AbortSignal exists only once someone reads
+ * it: an AbortSignal costs microseconds and most handlers never look at
+ * `ctx.signal`. A plain object will do, so a server can keep these fields in the
+ * record it already makes per event (an object literal: cheaper than a class).
  */
-export class LazyAbort {
-  aborted = false;
+export interface AbortState {
+  controller: AbortController | undefined;
+  aborted: boolean;
   reason: unknown;
-  #controller: AbortController | undefined;
+}
+
+/** The event's signal, created on first use (already aborted if the event was). */
+export function signalOf(s: AbortState): AbortSignal {
+  let c = s.controller;
+  if (c === undefined) {
+    c = new AbortController();
+    s.controller = c;
+    if (s.aborted) c.abort(s.reason);
+  }
+  return c.signal;
+}
+
+/** Aborts the event's signal, or remembers the reason for when someone asks for it. */
+export function abortEvent(s: AbortState, reason: unknown): void {
+  if (s.aborted) return;
+  s.aborted = true;
+  s.reason = reason;
+  s.controller?.abort(reason);
+}
+
+/** An {@link AbortState} with methods, for servers that keep nothing else per event. */
+export class LazyAbort implements AbortState {
+  controller: AbortController | undefined = undefined;
+  aborted = false;
+  reason: unknown = undefined;
 
   get signal(): AbortSignal {
-    if (this.#controller === undefined) {
-      this.#controller = new AbortController();
-      if (this.aborted) this.#controller.abort(this.reason);
-    }
-    return this.#controller.signal;
+    return signalOf(this);
   }
 
   abort(reason: unknown): void {
-    if (this.aborted) return;
-    this.aborted = true;
-    this.reason = reason;
-    this.#controller?.abort(reason);
+    abortEvent(this, reason);
   }
 }
 
@@ -93,14 +113,14 @@ const ABORT = Symbol('abort');
 const SIGNAL_PROPERTY: PropertyDescriptor = {
   enumerable: true,
   configurable: true,
-  get(this: { [ABORT]: LazyAbort }): AbortSignal {
-    return this[ABORT].signal;
+  get(this: { [ABORT]: AbortState }): AbortSignal {
+    return signalOf(this[ABORT]);
   },
 };
 
 /** The RequestContext of one event; its `signal` is `abort`'s. */
 export function requestContext(
-  abort: LazyAbort,
+  abort: AbortState,
   correlationId: string,
   transport: TransportKind,
   connectionId: string,
