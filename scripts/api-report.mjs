@@ -180,7 +180,9 @@ function diff(file, expected) {
     const fresh = join(tmp, 'expected.api.md');
     writeFileSync(fresh, expected);
     const old = existsSync(file) ? file : '/dev/null';
-    const res = spawnSync('diff', ['-u', old, fresh], { encoding: 'utf8' });
+    const rel = relative(root, file);
+    const labels = ['--label', `${rel} (checked in)`, '--label', `${rel} (from dist/)`];
+    const res = spawnSync('diff', ['-u', ...labels, old, fresh], { encoding: 'utf8' });
     return res.stdout || res.stderr;
   } finally {
     rmSync(tmp, { recursive: true, force: true });
