@@ -195,11 +195,18 @@ export interface AgentServer {
    * Rejects when nothing could be bound.
    */
   listen(): Promise<readonly string[]>;
-  /** Stops at once: refuses new connections and drops the live ones. Idempotent. */
+  /**
+   * Stops: refuses new connections, ends the live ones (handlers still running see
+   * `ctx.signal` abort) and removes a socket file it created. Each server keeps its
+   * documented grace for in-flight calls (UDS: its `drainTimeoutMs`, default 30 s;
+   * gRPC: 5 s; v1 and the reverse dialer: none); call `drain(ms)` to say how long.
+   * Idempotent.
+   */
   close(): Promise<void>;
   /**
    * Stops accepting, tells connected proxies it is draining where the wire can
-   * say so, waits up to `timeoutMs` for in-flight calls to finish, then closes.
+   * say so (UDS and reverse health `draining`, gRPC DrainRequest), waits up to
+   * `timeoutMs` (default: the server's own) for in-flight calls, then closes.
    */
   drain(timeoutMs?: number): Promise<void>;
   /** What listen() resolved to; empty before listen() and after close(). */
