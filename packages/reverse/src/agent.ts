@@ -323,8 +323,12 @@ export class ReverseAgent
     return this.stop();
   }
 
-  /** {@link AgentServer.drain}: {@link stop}, letting running handlers finish for up to `timeoutMs` (default 30 000). */
+  /**
+   * {@link AgentServer.drain}: tells the proxy `draining` (health 0x30), then {@link stop}s,
+   * letting running handlers finish for up to `timeoutMs` (default 30 000).
+   */
   drain(timeoutMs = 30_000): Promise<void> {
+    if (!this.isStopped) this.reportHealth('draining');
     return this.stop({ drainTimeoutMs: timeoutMs });
   }
 

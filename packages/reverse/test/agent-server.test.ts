@@ -66,9 +66,12 @@ describe('ReverseAgent as AgentServer', () => {
     const [endpoint] = await agent.listen();
     expect(endpoint).toMatch(/^reverse\+tcp:\/\/127\.0\.0\.1:\d+$/);
     const { value: conn } = await first;
+    const health: string[] = [];
+    conn?.on('health', (h) => health.push(h.state));
     const pending = conn?.sendRequestHeaders(requestHeaders(cid()), { timeoutMs: 10_000 });
     await until(() => started);
     const draining = agent.drain(10_000);
+    await until(() => health.includes('draining'));
     release();
     expect((await pending)?.audit.tags).toEqual(['late']);
     await draining;
