@@ -1,160 +1,46 @@
 import { EventEmitter } from 'node:events';
-import * as net from 'node:net';
-import * as tls from 'node:tls';
-import { decodeRegistrationResponse, encodeRegistrationRequest } from '@picket/codec';
+import type * as net from 'node:net';
 import {
-  type AgentHandler,
   AgentProtocolError,
   type AgentPush,
   type AgentServer,
   type ConfigUpdateInput,
-  describeMessageType,
   ErrorCode,
-  type ErrorPolicy,
   type HealthState,
-  MessageType,
   type MetricsReport,
-  PROTOCOL_VERSION,
   type RegistrationResponse,
-  type TlsOptions,
 } from '@picket/protocol';
 import {
   checkErrorPolicy,
   configUpdateRequest,
   loadTlsMaterial,
   resolveBackoff,
-  socketError,
 } from '@picket/protocol/internal';
 import type { Logger } from '@picket/uds';
 import { AgentConnection, FrameChannel } from '@picket/uds/internal';
-import { DEFAULT_RECONNECT, type ReconnectOptions, reconnectDelay } from './backoff.js';
+import { describeTarget, dialProxy, RegistrationRejected, register } from './agent-dial.js';
+import type {
+  ConnectReverseOptions,
+  ReverseAgentEventMap,
+  ReverseAgentStatus,
+  SlotState,
+} from './agent-options.js';
+import { DEFAULT_RECONNECT, reconnectDelay } from './backoff.js';
 import { formatHostPort, parseReverseEndpoint, type ReverseEndpoint } from './endpoint.js';
 import { defaultLogger } from './logger.js';
 
-/** @deprecated use `TlsOptions` from `@picket/protocol` (the same type). */
-export type ReverseTlsClientOptions = TlsOptions;
-
-/** Options of {@link connectReverse}. */
-export interface ConnectReverseOptions {
-  /**
-   * The proxy's reverse listener: `unix:/path` or `/path` (Unix socket),
-   * `tcp://host:port` or `host:port` (TCP), `tls://host:port` (TLS; also
-   * `host:port` when `tls` is given).
-   */
-  endpoint: string;
-  /** the id to register as (the proxy's allow-list and tokens refer to it) */
-  agentId: string;
-  /** sent as `auth_token`; never logged, never part of an error or event */
-  authToken?: string;
-  /** serves every event, exactly as `UdsAgentServerV2` would */
-  handler: AgentHandler;
-  /** connections to keep open; default 1 */
-  connections?: number;
-  /** backoff between attempts (exponential with jitter; retries forever) */
-  reconnect?: ReconnectOptions;
-  /** TLS towards the proxy (`true` = TLS with Node's default CAs) */
-  tls?: boolean | TlsOptions;
-  /** sent as the registration's `metadata`; default `null` */
-  metadata?: unknown;
-  /** where diagnostics go; default warn/error to the console */
-  logger?: Logger;
-  /** give up one dial after this; default 5000 ms */
-  connectTimeoutMs?: number;
-  /** give up waiting for the registration response after this; default 10 000 ms */
-  registrationTimeoutMs?: number;
-  /** handlers running at once per connection; default 100 */
-  maxConcurrentPerConnection?: number;
-  /** events queued per connection before reads pause; default 1000 */
-  maxQueuedPerConnection?: number;
-  /** answer to undecodable events and failing handlers; default `'block'` (ErrorPolicy of @picket/protocol; never allow) */
-  errorPolicy?: ErrorPolicy;
-  /** largest frame length accepted and written; default 16 MiB */
-  maxFrameLength?: number;
-  /** bytes allowed to queue while the proxy is not reading; default 16 MiB */
-  maxWriteQueueBytes?: number;
-  /** random source for the jitter (tests) */
-  random?: () => number;
-}
-
-/** State of one connection slot of a {@link ReverseAgent}. */
-export type SlotState = 'connecting' | 'registering' | 'connected' | 'waiting' | 'stopped';
-
-/** A slot of {@link ReverseAgentStatus}. */
-export interface ReverseSlotStatus {
-  slot: number;
-  state: SlotState;
-  /** the proxy's connection id while connected */
-  connectionId?: string;
-  /** failed attempts since the last successful registration */
-  failures: number;
-}
-
-/** What {@link ReverseAgent.status} reports. */
-export interface ReverseAgentStatus {
-  agentId: string;
-  endpoint: string;
-  /** connections asked for */
-  desired: number;
-  /** registered, open connections */
-  connected: number;
-  stopped: boolean;
-  /** registrations that succeeded, ever */
-  registrations: number;
-  /** the most recent failure, if any */
-  lastError: string | undefined;
-  slots: ReverseSlotStatus[];
-}
-
-/** Told with `registered`. */
-export interface RegisteredInfo {
-  slot: number;
-  connectionId: string;
-  proxyId: string;
-  proxyVersion: string;
-  /** the engine serving the handler on this connection (control frames: health, pause …) */
-  connection: AgentConnection;
-}
-
-/** Told with `registrationFailed`. */
-export interface RegistrationFailureInfo {
-  slot: number;
-  /** failed attempts in a row on this slot, this one included */
-  failures: number;
-  /** true when the proxy answered `success:false` */
-  rejected: boolean;
-  /** the proxy's `error` text, when it rejected the registration */
-  proxyError?: string;
-}
-
-/** Told with `disconnected`. */
-export interface DisconnectInfo {
-  slot: number;
-  connectionId: string;
-  /** why, unless closed locally */
-  error?: AgentProtocolError;
-}
-
-/** Told with `reconnecting`. */
-export interface ReconnectInfo {
-  slot: number;
-  /** failed attempts in a row (0 after a dropped connection) */
-  failures: number;
-  delayMs: number;
-}
-
-/** Events of a {@link ReverseAgent}. */
-export interface ReverseAgentEventMap {
-  /** a connection registered and serves the handler */
-  registered: [info: RegisteredInfo];
-  /** an attempt failed: dial, TLS, timeout, or the proxy's refusal (with its text) */
-  registrationFailed: [error: AgentProtocolError, info: RegistrationFailureInfo];
-  /** a registered connection ended */
-  disconnected: [info: DisconnectInfo];
-  /** the next attempt of a slot is scheduled */
-  reconnecting: [info: ReconnectInfo];
-  /** `stop()` finished */
-  stopped: [];
-}
+export type {
+  ConnectReverseOptions,
+  DisconnectInfo,
+  ReconnectInfo,
+  RegisteredInfo,
+  RegistrationFailureInfo,
+  ReverseAgentEventMap,
+  ReverseAgentStatus,
+  ReverseSlotStatus,
+  ReverseTlsClientOptions,
+  SlotState,
+} from './agent-options.js';
 
 interface Slot {
   readonly index: number;
@@ -165,25 +51,6 @@ interface Slot {
   channel?: FrameChannel;
   connection?: AgentConnection;
   connectionId?: string;
-}
-
-const DEFAULT_CONNECT_TIMEOUT_MS = 5000;
-const DEFAULT_REGISTRATION_TIMEOUT_MS = 10_000;
-
-function describeTarget(t: ReverseEndpoint): string {
-  return t.kind === 'uds' ? `unix:${t.path}` : `${t.kind}://${formatHostPort(t.host, t.port)}`;
-}
-
-/** The error code a refusal text maps to (the texts are the spec's and picket's). */
-function rejectionCode(text: string): ErrorCode {
-  if (text.startsWith('Protocol version mismatch')) return ErrorCode.VersionMismatch;
-  if (text.startsWith('Authentication') || text.includes('Authentication required')) {
-    return ErrorCode.Unauthenticated;
-  }
-  if (text.startsWith('Connection limit') || text.startsWith('Connection refused')) {
-    return ErrorCode.Unavailable;
-  }
-  return ErrorCode.HandshakeFailed;
 }
 
 /**
@@ -464,7 +331,9 @@ export class ReverseAgent
     slot.state = 'connecting';
     let channel: FrameChannel | undefined;
     try {
-      const socket = await this.dial(slot);
+      const socket = await dialProxy(this.target, this.endpoint, this.options, (sk) => {
+        slot.socket = sk;
+      });
       if (this.isStopped) {
         socket.destroy();
         return;
@@ -476,7 +345,7 @@ export class ReverseAgent
         maxWriteQueueBytes: this.options.maxWriteQueueBytes,
       });
       slot.channel = channel;
-      const response = await this.registerOn(channel);
+      const response = await register(channel, this.endpoint, this.agentId, this.options);
       if (this.isStopped) {
         channel.destroy();
         return;
@@ -490,131 +359,6 @@ export class ReverseAgent
       if (this.isStopped) return;
       this.onFailure(slot, err);
     }
-  }
-
-  private dial(slot: Slot): Promise<net.Socket> {
-    const t = this.target;
-    const where = this.endpoint;
-    const timeoutMs = this.options.connectTimeoutMs ?? DEFAULT_CONNECT_TIMEOUT_MS;
-    return new Promise((resolve, reject) => {
-      let socket: net.Socket;
-      let readyEvent: string;
-      if (t.kind === 'uds') {
-        socket = net.createConnection({ path: t.path });
-        readyEvent = 'connect';
-      } else if (t.kind === 'tcp') {
-        socket = net.createConnection({ host: t.host, port: t.port });
-        readyEvent = 'connect';
-      } else {
-        const o = typeof this.options.tls === 'object' ? this.options.tls : {};
-        const servername = o.servername ?? (net.isIP(t.host) === 0 ? t.host : undefined);
-        socket = tls.connect({
-          host: t.host,
-          port: t.port,
-          ...loadTlsMaterial(o, 'dial'),
-          ...(servername === undefined ? {} : { servername }),
-          rejectUnauthorized: o.rejectUnauthorized !== false,
-        });
-        readyEvent = 'secureConnect';
-      }
-      slot.socket = socket;
-      const timer = setTimeout(() => {
-        done(
-          new AgentProtocolError(
-            ErrorCode.Timeout,
-            `cannot connect to ${where}: no connection within ${timeoutMs} ms`,
-          ),
-        );
-      }, timeoutMs);
-      const onError = (err: NodeJS.ErrnoException): void =>
-        done(socketError(err, 'connect', where));
-      const onClose = (): void => {
-        done(
-          new AgentProtocolError(
-            ErrorCode.ConnectionFailed,
-            `cannot connect to ${where}: connection closed while connecting`,
-          ),
-        );
-      };
-      const onReady = (): void => done(undefined);
-      const done = (error: AgentProtocolError | undefined): void => {
-        clearTimeout(timer);
-        socket.off('error', onError);
-        socket.off('close', onClose);
-        socket.off(readyEvent, onReady);
-        if (error !== undefined) {
-          socket.destroy();
-          reject(error);
-          return;
-        }
-        // A socket error after the handover reaches FrameChannel; this keeps it handled meanwhile.
-        socket.on('error', () => {});
-        if (t.kind !== 'uds') {
-          socket.setNoDelay(true);
-          socket.setKeepAlive(true, 30_000);
-        }
-        resolve(socket);
-      };
-      socket.once('error', onError);
-      socket.once('close', onClose);
-      socket.once(readyEvent, onReady);
-    });
-  }
-
-  private async registerOn(channel: FrameChannel): Promise<RegistrationResponse> {
-    const where = this.endpoint;
-    const payload = encodeRegistrationRequest({
-      protocol_version: PROTOCOL_VERSION,
-      agent_id: this.agentId,
-      capabilities: this.options.handler.capabilities(),
-      auth_token: this.options.authToken ?? null,
-      metadata: this.options.metadata ?? null,
-    });
-    channel.write(MessageType.HandshakeRequest, payload);
-    const timeoutMs = this.options.registrationTimeoutMs ?? DEFAULT_REGISTRATION_TIMEOUT_MS;
-    let frame: Awaited<ReturnType<FrameChannel['readFrame']>>;
-    try {
-      frame = await channel.readFrame(timeoutMs, 'registration response');
-    } catch (err) {
-      const e = AgentProtocolError.from(err, ErrorCode.ConnectionClosed, where);
-      if (e.code === ErrorCode.Timeout) {
-        throw new AgentProtocolError(
-          ErrorCode.Timeout,
-          `${where}: no registration response within ${timeoutMs} ms`,
-          { cause: e },
-        );
-      }
-      throw new AgentProtocolError(
-        ErrorCode.ConnectionClosed,
-        `${where}: connection ended before the registration response (${e.message})`,
-        { cause: e },
-      );
-    }
-    if (frame.type !== MessageType.HandshakeResponse) {
-      throw new AgentProtocolError(
-        ErrorCode.HandshakeFailed,
-        `${where}: expected RegistrationResponse (0x02), got ${describeMessageType(frame.type)}`,
-      );
-    }
-    let response: RegistrationResponse;
-    try {
-      response = decodeRegistrationResponse(frame.payload);
-    } catch (err) {
-      throw AgentProtocolError.from(
-        err,
-        ErrorCode.InvalidMessage,
-        `${where}: invalid registration response`,
-      );
-    }
-    if (!response.success) {
-      const text = response.error ?? 'unknown registration error';
-      throw new RegistrationRejected(
-        rejectionCode(text),
-        `${where}: registration rejected by the proxy: ${text}`,
-        text,
-      );
-    }
-    return response;
   }
 
   private serve(slot: Slot, channel: FrameChannel, response: RegistrationResponse): void {
@@ -758,17 +502,6 @@ export class ReverseAgent
     await Promise.all(closing);
     this.logger.info('reverse agent stopped', { agentId: this.agentId, endpoint: this.endpoint });
     this.emit('stopped');
-  }
-}
-
-/** A registration the proxy answered with `success:false`. */
-class RegistrationRejected extends AgentProtocolError {
-  constructor(
-    code: ErrorCode,
-    message: string,
-    readonly proxyError: string,
-  ) {
-    super(code, message);
   }
 }
 

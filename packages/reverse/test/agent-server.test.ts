@@ -1,6 +1,6 @@
 /** ReverseAgent as an AgentServer: listen = dial and register, endpoints = where it dialled. */
 import { cid, requestHeaders } from '@picket/compliance';
-import { type AgentServer, allow, createCapabilities } from '@picket/protocol';
+import { type AgentServer, allow, createCapabilities, type HealthReport } from '@picket/protocol';
 import { afterEach, describe, expect, it } from 'vitest';
 import { ReverseAgent, ReverseConnectionListener } from '../src/index.js';
 import { captureLogger, stampHandler, tempSocket, until } from './helpers.js';
@@ -67,7 +67,7 @@ describe('ReverseAgent as AgentServer', () => {
     expect(endpoint).toMatch(/^reverse\+tcp:\/\/127\.0\.0\.1:\d+$/);
     const { value: conn } = await first;
     const health: string[] = [];
-    conn?.on('health', (h) => health.push(h.state));
+    conn?.on('health', (h: HealthReport) => health.push(h.state));
     const pending = conn?.sendRequestHeaders(requestHeaders(cid()), { timeoutMs: 10_000 });
     await until(() => started);
     const draining = agent.drain(10_000);
