@@ -1,0 +1,285 @@
+/**
+ * The state of one exchange and how it ends: the answers the gateway writes to
+ * the client (upstream response heads, generated responses, applied decisions,
+ * cut connections) and the summary and request-complete once the client is done.
+ * The phases that fill it in are in exchange.ts.
+ */
+import { randomUUID } from 'node:crypto';
+import type { IncomingMessage, ServerResponse } from 'node:http';
+import { Readable } from 'node:stream';
+import { pipeline } from 'node:stream/promises';
+import {
+  type AgentResponse,
+  decisionKind,
+  type HeaderOp,
+  type Headers,
+  putOwn,
+} from '@picket/protocol';
+import { DecisionSignal } from './body.js';
+import type { AgentConfig, GatewayEvent, RouteConfig } from './config.js';
+import { errorResponse, type GeneratedResponse, renderDecision } from './decisions.js';
+import { errorCode, TIMEOUT_CODES, type UpstreamFailure } from './exchange-upstream.js';
+import { type AgentVerdict, type ExchangeSummary, metricDecision } from './exchange-util.js';
+import type { GatewayCore, Upstream } from './gateway.js';
+import {
+  applyHeaderOps,
+  dropHopByHopFields,
+  firstForwardedAddress,
+  newTraceparent,
+  normaliseIp,
+  parseTraceparent,
+  toOutgoing,
+  validHeader,
+} from './http-util.js';
+
+/** What an exchange knows and how it answers; {@link Exchange} runs the phases. */
+export abstract class ExchangeState {
+  protected readonly started = performance.now();
+  readonly correlationId = randomUUID();
+  readonly requestId: string;
+  protected readonly traceparent: string;
+  protected readonly clientAbort = new AbortController();
+  protected readonly upstreamAbort = new AbortController();
+  protected route: RouteConfig | undefined;
+  protected upstream: Upstream | undefined;
+  protected chain: AgentConfig[] = [];
+  protected readonly verdicts: AgentVerdict[] = [];
+  /** response header ops collected before the response headers exist */
+  protected readonly pendingResponseOps: HeaderOp[] = [];
+  /** the request headers forwarded upstream (null once they are sent) */
+  protected forwardHeaders: Headers | null = null;
+  /** the response headers for the client (null once written) */
+  protected clientHeaders: Headers | null = null;
+  protected requestBodySize = 0;
+  protected responseBodySize = 0;
+  protected upstreamAttempts = 0;
+  protected status = 0;
+  protected outcome = 'allow';
+  protected decidedBy: string | null = null;
+  protected error: string | null = null;
+  protected clientGone = false;
+  /** the gateway itself ended the client connection (a response it could not finish) */
+  protected cutByGateway = false;
+  /** a body stage raised a decision (its stream teardown is not a client disconnect) */
+  protected decisionRaised = false;
+  protected completed = false;
+  /** cancels and request-completes sent as the exchange ends (they need the request's affinity) */
+  protected readonly agentCallsAtEnd: Promise<unknown>[] = [];
+  /** a decision reached while the request body was already streaming upstream */
+  protected bodyDecision: DecisionSignal | undefined;
+  protected readonly clientIp: string;
+  /** the raw request target until routing puts it into the route's path form */
+  protected uri: string;
+  /** the checked Host (or an absolute-form target's authority) */
+  protected host: string | undefined;
+
+  constructor(
+    protected readonly core: GatewayCore,
+    protected readonly req: IncomingMessage,
+    protected readonly res: ServerResponse,
+  ) {
+    const rid = req.headers['x-request-id'];
+    this.requestId =
+      typeof rid === 'string' &&
+      rid.length > 0 &&
+      rid.length <= 200 &&
+      validHeader('x-request-id', rid)
+        ? rid
+        : randomUUID();
+    const incoming = req.headers.traceparent;
+    this.traceparent =
+      parseTraceparent(typeof incoming === 'string' ? incoming : undefined) ?? newTraceparent();
+    const trusted = core.config.clientIpHeader;
+    this.clientIp =
+      (trusted && firstForwardedAddress(req.headers[trusted])) ||
+      normaliseIp(req.socket.remoteAddress);
+    this.uri = req.url ?? '/';
+    core.metrics.inFlight++;
+    res.once('close', () => {
+      if (!res.writableFinished && !this.cutByGateway && !this.decisionRaised) {
+        this.clientDisconnected();
+      }
+      this.complete();
+    });
+  }
+
+  /** Handles the request; never rejects. */
+
+  protected agentsFor(event: GatewayEvent): AgentConfig[] {
+    return this.chain.filter((a) => a.events.has(event));
+  }
+
+  protected badOp(op: HeaderOp): void {
+    this.core.log.warn(
+      `request ${this.correlationId}: ignored invalid header op ${JSON.stringify(op)}`,
+    );
+  }
+
+  // ---------------------------------------------------------------- responses
+
+  /** Ends a response whose headers already left: the client sees a truncated message. */
+  protected cut(): void {
+    this.cutByGateway = true;
+    this.res.destroy();
+  }
+
+  protected writeHead(status: number): void {
+    const h = dropHopByHopFields(this.clientHeaders ?? {});
+    h['x-request-id'] ??= [this.requestId];
+    this.clientHeaders = null;
+    this.status = status;
+    this.res.writeHead(status, toOutgoing(h));
+  }
+
+  protected async pipeToClient(source: AsyncIterable<Buffer>): Promise<void> {
+    try {
+      await pipeline(Readable.from(source), this.res);
+    } catch (e) {
+      if (e instanceof DecisionSignal) {
+        // headers are gone: the only way to refuse the rest is to cut the connection
+        this.outcome = decisionKind(e.response.decision);
+        this.decidedBy = e.agent;
+        this.error = `response cut: ${e.message}`;
+        this.cut();
+        return;
+      }
+      if (this.clientGone) return;
+      const code = errorCode(e);
+      this.error = `response body: ${(e as Error).message}`;
+      if (code !== undefined && TIMEOUT_CODES.has(code)) {
+        this.outcome = 'upstream_timeout';
+        this.core.metrics.upstreamError(this.upstream?.config.name ?? '', 'timeout');
+      } else {
+        this.outcome = 'upstream_error';
+        this.core.metrics.upstreamError(this.upstream?.config.name ?? '', 'error');
+      }
+      this.cut();
+    }
+  }
+
+  /** Applies a non-allow decision: the agent's block / redirect / challenge replaces the exchange. */
+  protected decide(agent: string, r: AgentResponse): void {
+    this.upstreamAbort.abort();
+    this.decidedBy = agent;
+    this.outcome = decisionKind(r.decision);
+    if (this.clientGone) return;
+    if (this.res.headersSent) {
+      this.cut();
+      return;
+    }
+    const g = renderDecision(r) ?? errorResponse(500, 'Internal Server Error');
+    this.pendingResponseOps.push(...r.response_headers);
+    this.sendGenerated(g);
+  }
+
+  /** The request's Host or path is ambiguous: 400 with the reason, before any agent sees it. */
+  protected badRequest(reason: string): void {
+    this.outcome = 'bad_request';
+    this.error = reason;
+    this.req.resume();
+    this.sendGenerated(errorResponse(400, `Bad Request: ${reason}`));
+  }
+
+  protected upstreamFailed(e: UpstreamFailure): void {
+    this.outcome = e.kind === 'timeout' ? 'upstream_timeout' : 'upstream_error';
+    this.error = e.message;
+    this.core.log.warn(`request ${this.correlationId}: ${e.message}`);
+    if (this.clientGone) return;
+    if (this.res.headersSent) this.cut();
+    else {
+      this.sendGenerated(
+        e.kind === 'timeout'
+          ? errorResponse(504, 'Gateway Timeout')
+          : errorResponse(502, 'Bad Gateway'),
+      );
+    }
+  }
+
+  /** Sends a response the gateway made itself, after the agents' response header ops. */
+  protected sendGenerated(g: GeneratedResponse): void {
+    const h: Headers = {};
+    applyHeaderOps(h, this.pendingResponseOps.splice(0), (op) => this.badOp(op));
+    for (const [k, v] of Object.entries(g.headers)) putOwn(h, k, v);
+    h['content-length'] = [String(g.body.length)];
+    h['x-request-id'] ??= [this.requestId];
+    this.clientHeaders = null;
+    this.status = g.status;
+    this.res.writeHead(g.status, toOutgoing(dropHopByHopFields(h)));
+    const head = this.req.method === 'HEAD';
+    if (!head) this.responseBodySize += g.body.length;
+    this.res.end(head ? undefined : g.body);
+  }
+
+  // ---------------------------------------------------------------- the end
+
+  protected clientDisconnected(): void {
+    if (this.clientGone) return;
+    this.clientGone = true;
+    this.outcome = 'client_disconnect';
+    this.error ??= 'client disconnected';
+    // aborting with a cancel-reason name makes the transports send Cancel(client_disconnect)
+    // for calls in flight; agents that already answered are told through the pool.
+    this.clientAbort.abort('client_disconnect');
+    this.upstreamAbort.abort();
+    for (const agent of this.chain) {
+      this.agentCallsAtEnd.push(
+        this.core.pool.cancel(agent.name, this.correlationId, 'client_disconnect').catch(() => {}),
+      );
+    }
+  }
+
+  /** Once per request, when the client's response is over: metrics, summary, request_complete. */
+  protected complete(): void {
+    if (this.completed) return;
+    this.completed = true;
+    this.core.metrics.inFlight--;
+    const durationMs = performance.now() - this.started;
+    const status = this.clientGone ? 499 : this.status;
+    const summary: ExchangeSummary = {
+      correlationId: this.correlationId,
+      requestId: this.requestId,
+      method: this.req.method ?? 'GET',
+      uri: this.uri,
+      clientIp: this.clientIp,
+      route: this.route?.name ?? null,
+      upstream: this.route?.upstream ?? null,
+      status,
+      outcome: this.outcome,
+      decidedBy: this.decidedBy,
+      verdicts: this.verdicts,
+      upstreamAttempts: this.upstreamAttempts,
+      requestBodySize: this.requestBodySize,
+      responseBodySize: this.responseBodySize,
+      durationMs,
+      error: this.error,
+    };
+    this.core.metrics.request(this.route?.name ?? '', status, this.outcome, durationMs / 1000);
+    for (const agent of this.agentsFor('request_complete')) {
+      const sent = this.core.pool
+        .sendRequestComplete(
+          agent.name,
+          {
+            correlation_id: this.correlationId,
+            status,
+            duration_ms: Math.round(durationMs),
+            request_body_size: this.requestBodySize,
+            response_body_size: this.responseBodySize,
+            upstream_attempts: this.upstreamAttempts,
+            error: this.error,
+          },
+          { timeoutMs: agent.timeoutMs },
+        )
+        .then((r) =>
+          this.core.metrics.agentDecision(agent.name, 'request_complete', metricDecision(r)),
+        )
+        .catch(() => {});
+      this.agentCallsAtEnd.push(sent);
+    }
+    // The pool pins each request to the connection that saw its headers and forgets it only
+    // on request-complete; agents that do not take it would keep the entry for the TTL.
+    // Cleared once the cancels and request-completes above have gone out on that connection.
+    const cid = this.correlationId;
+    void Promise.allSettled(this.agentCallsAtEnd).then(() => this.core.pool.clearAffinity(cid));
+    this.core.finished(summary);
+  }
+}
