@@ -33,6 +33,8 @@ function agrees(bytes: Uint8Array): void {
   const fast = readMsgpackFast(bytes);
   const ref = reference(bytes);
   if (fast === FALLBACK) return;
+  // @msgpack/msgpack refuses a `__proto__` key; ours keeps it as an own entry (tested below)
+  if (ref.error === 'The key __proto__ is not allowed') return;
   expect(ref.error).toBeUndefined();
   expect(fast).toStrictEqual(ref.value);
 }

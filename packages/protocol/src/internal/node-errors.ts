@@ -129,8 +129,12 @@ export function socketError(
   let words = describeNodeError(err);
   const path = endpoint.startsWith('unix:') ? endpoint.slice(5) : undefined;
   const bytes = path === undefined ? 0 : Buffer.byteLength(path);
-  if ((code === 'ENOENT' || code === 'ENAMETOOLONG') && bytes >= MAX_SOCKET_PATH_BYTES) {
-    // Node truncates a long path for connect() and reports the truncated one as missing
+  if (
+    (code === 'ENOENT' || code === 'ENAMETOOLONG' || code === 'EINVAL') &&
+    bytes >= MAX_SOCKET_PATH_BYTES
+  ) {
+    // Node 20 truncates a long path for connect() and reports the truncated one as missing;
+    // Node 24 refuses it with EINVAL
     words = `the socket path is ${bytes} bytes, longer than a Unix socket path can be (${MAX_SOCKET_PATH_BYTES - 1} bytes) (${code})`;
   }
   const prefix = options.who === undefined ? '' : `${options.who}: `;

@@ -17,11 +17,7 @@ import {
   MessageType,
   PROTOCOL_VERSION,
 } from '@picket/protocol';
-import {
-  AgentClientV2Uds,
-  silentLogger,
-  UdsAgentServerV2,
-} from '@picket/uds';
+import { AgentClientV2Uds, silentLogger, UdsAgentServerV2 } from '@picket/uds';
 import type { CaptureLogger } from '../../lib/capture-logger.js';
 import type { GoodTraffic } from '../../lib/good-traffic.js';
 import type { Rng } from '../../lib/prng.js';
