@@ -1,3 +1,4 @@
+export { readmeExamplesMatchFiles } from './readme-examples.js';
 export { type RecordedEvent, RecordingAgent } from './recording-agent.js';
 export { type UnixAgentServer, unixSocketFixture } from './socket-fixture.js';
 export {
