@@ -10,14 +10,9 @@ import {
   type MetricsReport,
   type RegistrationResponse,
 } from '@picket/protocol';
-import {
-  checkErrorPolicy,
-  configUpdateRequest,
-  loadTlsMaterial,
-  resolveBackoff,
-} from '@picket/protocol/internal';
+import { checkErrorPolicy, loadTlsMaterial, resolveBackoff } from '@picket/protocol/internal';
 import type { Logger } from '@picket/uds';
-import { AgentConnection, FrameChannel } from '@picket/uds/internal';
+import { AgentConnection, ConnectionPush, FrameChannel } from '@picket/uds/internal';
 import { describeTarget, dialProxy, RegistrationRejected, register } from './agent-dial.js';
 import type {
   ConnectReverseOptions,
@@ -76,8 +71,7 @@ export class ReverseAgent
   private stopping: Promise<void> | undefined;
   private error: AgentProtocolError | undefined;
   private registrations = 0;
-  private isPaused = false;
-  private health: { state: HealthState; message?: string } | undefined;
+  private readonly push: ConnectionPush;
 
   /** Use {@link connectReverse}. */
   constructor(options: ConnectReverseOptions) {
@@ -124,6 +118,7 @@ export class ReverseAgent
     this.endpoint = describeTarget(this.target);
     this.logger = options.logger ?? defaultLogger;
     for (let i = 0; i < count; i++) this.slots.push({ index: i, state: 'connecting', failures: 0 });
+    this.push = new ConnectionPush({ [Symbol.iterator]: () => this.connections.values() });
   }
 
   /** Registered, open connections. */
@@ -148,7 +143,7 @@ export class ReverseAgent
 
   /** True while the agent has asked the proxy to pause. */
   get paused(): boolean {
-    return this.isPaused;
+    return this.push.paused;
   }
 
   /**
@@ -267,32 +262,27 @@ export class ReverseAgent
 
   /** Reports health to the proxy on every connection (0x30); remembered for new connections. */
   reportHealth(state: HealthState, message?: string): number {
-    this.health =
-      state === 'healthy' ? undefined : message === undefined ? { state } : { state, message };
-    return this.broadcast((c) => c.reportHealth(state, message));
+    return this.push.reportHealth(state, message);
   }
 
   /** Asks the proxy to stop sending events on every connection (0x33); remembered. */
   pause(): number {
-    this.isPaused = true;
-    return this.broadcast((c) => c.pause());
+    return this.push.pause();
   }
 
   /** Lets the proxy send events again (0x33). */
   resume(): number {
-    this.isPaused = false;
-    return this.broadcast((c) => c.resume());
+    return this.push.resume();
   }
 
   /** Pushes a metrics report on every connection (0x31). */
   reportMetrics(report: MetricsReport): number {
-    return this.broadcast((c) => c.reportMetrics(report));
+    return this.push.reportMetrics(report);
   }
 
   /** Sends a config update request on every connection (0x32); `request_id` / `timestamp_ms` filled in when absent. */
   requestConfigUpdate(request: ConfigUpdateInput): number {
-    const full = configUpdateRequest(request);
-    return this.broadcast((c) => c.requestConfigUpdate(full));
+    return this.push.requestConfigUpdate(request);
   }
 
   /**
@@ -314,16 +304,6 @@ export class ReverseAgent
   }
 
   // ------------------------------------------------------------------ internals
-
-  private broadcast(send: (c: AgentConnection) => void): number {
-    let n = 0;
-    for (const c of this.connections) {
-      if (c.closed) continue;
-      send(c);
-      n++;
-    }
-    return n;
-  }
 
   private async run(slot: Slot): Promise<void> {
     if (this.isStopped) return;
@@ -388,8 +368,7 @@ export class ReverseAgent
       proxyId: response.proxy_id,
       proxyVersion: response.proxy_version,
     });
-    if (this.health !== undefined) connection.reportHealth(this.health.state, this.health.message);
-    if (this.isPaused) connection.pause();
+    this.push.greet(connection);
     this.emit('registered', {
       slot: slot.index,
       connectionId,

@@ -29,3 +29,4 @@ export {
   type ProxyConnectionOptions,
   type ProxyConnectionStats,
 } from './proxy-connection.js';
+export { ConnectionPush } from './push.js';

@@ -12,16 +12,12 @@ import {
   type HealthState,
   type MetricsReport,
 } from '@picket/protocol';
-import {
-  checkErrorPolicy,
-  configUpdateRequest,
-  listenUnix,
-  type SocketFile,
-} from '@picket/protocol/internal';
+import { checkErrorPolicy, listenUnix, type SocketFile } from '@picket/protocol/internal';
 import { AgentConnection } from './agent-connection.js';
 import { FrameChannel } from './channel.js';
 import { agentHandshake, DEFAULT_AGENT_ENCODINGS } from './handshake.js';
 import { defaultLogger, type Logger } from './logger.js';
+import { ConnectionPush } from './push.js';
 
 /** Options of {@link UdsAgentServerV2}. */
 export interface UdsAgentServerOptions {
@@ -91,8 +87,7 @@ export class UdsAgentServerV2
   private server: net.Server | undefined;
   private readonly pendingSockets = new Set<FrameChannel>();
   private readonly active = new Set<AgentConnection>();
-  private isPaused = false;
-  private health: { state: HealthState; message?: string } | undefined;
+  private readonly push = new ConnectionPush(this.active);
   private closing: Promise<void> | undefined;
   /** the socket file we created; close() removes it only while it is still ours */
   private socketFile: SocketFile | undefined;
@@ -123,7 +118,7 @@ export class UdsAgentServerV2
 
   /** True while the agent has asked proxies to pause. */
   get paused(): boolean {
-    return this.isPaused;
+    return this.push.paused;
   }
 
   /**
@@ -163,26 +158,22 @@ export class UdsAgentServerV2
 
   /** Reports health to every connected proxy (0x30); returns how many were told. */
   reportHealth(state: HealthState, message?: string): number {
-    this.health =
-      state === 'healthy' ? undefined : message === undefined ? { state } : { state, message };
-    return this.broadcast((c) => c.reportHealth(state, message));
+    return this.push.reportHealth(state, message);
   }
 
   /** Asks every connected proxy to stop sending events (0x33 pause). */
   pause(): number {
-    this.isPaused = true;
-    return this.broadcast((c) => c.pause());
+    return this.push.pause();
   }
 
   /** Lets every connected proxy send events again (0x33 resume). */
   resume(): number {
-    this.isPaused = false;
-    return this.broadcast((c) => c.resume());
+    return this.push.resume();
   }
 
   /** Pushes a metrics report to every connected proxy (0x31). */
   reportMetrics(report: MetricsReport): number {
-    return this.broadcast((c) => c.reportMetrics(report));
+    return this.push.reportMetrics(report);
   }
 
   /**
@@ -190,21 +181,10 @@ export class UdsAgentServerV2
    * `timestamp_ms` are filled in when absent. UDS carries no answer (spec 2.8).
    */
   requestConfigUpdate(request: ConfigUpdateInput): number {
-    const full = configUpdateRequest(request);
-    return this.broadcast((c) => c.requestConfigUpdate(full));
+    return this.push.requestConfigUpdate(request);
   }
 
   // ------------------------------------------------------------------ internals
-
-  private broadcast(send: (c: AgentConnection) => void): number {
-    let n = 0;
-    for (const c of this.active) {
-      if (c.closed) continue;
-      send(c);
-      n++;
-    }
-    return n;
-  }
 
   private onSocket(socket: net.Socket): void {
     const id = `uds:${this.path}#${++serverConnectionCounter}`;
@@ -253,9 +233,7 @@ export class UdsAgentServerV2
           proxyId: result.request.proxy_id,
           encoding: result.encoding,
         });
-        if (this.health !== undefined)
-          connection.reportHealth(this.health.state, this.health.message);
-        if (this.isPaused) connection.pause();
+        this.push.greet(connection);
         this.emit('connection', connection);
       },
       (err: unknown) => {
@@ -277,7 +255,7 @@ export class UdsAgentServerV2
         : new Promise<void>((resolve) => server.close(() => resolve()));
     for (const channel of this.pendingSockets) channel.destroy();
     this.pendingSockets.clear();
-    this.broadcast((c) => c.reportHealth('draining'));
+    this.push.broadcast((c) => c.reportHealth('draining'));
     const connections = [...this.active];
     const drained = await Promise.all(connections.map((c) => c.drain(drainTimeoutMs)));
     if (drained.includes(false)) {
