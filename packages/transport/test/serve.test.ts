@@ -4,6 +4,7 @@ import { existsSync } from 'node:fs';
 import { createServer, type Server } from 'node:net';
 import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
+import { goldenRequestHeaders } from '@picket/compliance/testkit';
 import { AgentProtocolError, ErrorCode } from '@picket/protocol';
 import type { ReverseAgent } from '@picket/reverse';
 import { silentLogger } from '@picket/uds';
@@ -141,19 +142,7 @@ describe('serve()', () => {
     for (const name of ['rev-unix', 'rev-tls']) {
       // registered on the listener; the pool takes the connection a moment later
       while (pool.agentStats(name)?.isHealthy !== true) await new Promise((r) => setTimeout(r, 20));
-      const r = await pool.sendRequestHeaders(name, {
-        metadata: {
-          correlation_id: `c-${name}`,
-          request_id: `c-${name}`,
-          client_ip: '127.0.0.1',
-          client_port: 1,
-          protocol: 'HTTP/1.1',
-          timestamp: '2026-01-01T00:00:00Z',
-        },
-        method: 'GET',
-        uri: '/',
-        headers: {},
-      });
+      const r = await pool.sendRequestHeaders(name, goldenRequestHeaders(`c-${name}`, '/'));
       expect(setHeader(r, 'x-echo-agent')).toMatch(name === 'rev-unix' ? /^rev-unix\// : /^x\//);
     }
     await served.close();
