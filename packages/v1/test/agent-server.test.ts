@@ -9,14 +9,9 @@ import {
   type RequestHeadersEvent,
 } from '@picket/protocol';
 import { afterEach, describe, expect, it } from 'vitest';
-import { AgentServer, type AgentServerOptions } from '../src/index.js';
-import { captureLogger, cleanupDirs, headersEvent, RawPeer, socketPath, until } from './helpers.js';
+import { closeAll, connectPeer, headersEvent, makeServer, until } from './helpers.js';
 
-const closers: (() => Promise<void>)[] = [];
-afterEach(async () => {
-  for (const c of closers.splice(0).reverse()) await c();
-  cleanupDirs();
-});
+afterEach(closeAll);
 
 const request = (cid: string, uri = '/') => ({
   version: 1,
@@ -24,19 +19,9 @@ const request = (cid: string, uri = '/') => ({
   payload: headersEvent(cid, uri),
 });
 
-function make(handler: AgentHandler, options: AgentServerOptions = {}) {
-  const path = socketPath();
-  const log = captureLogger();
-  const server = new AgentServer('srv', path, handler, { logger: log.logger, ...options });
-  closers.push(() => server.close());
-  return { path, server, log };
-}
+const make = makeServer;
 
-async function peer(path: string): Promise<RawPeer> {
-  const p = await RawPeer.connect(path);
-  closers.push(async () => p.destroy());
-  return p;
-}
+const peer = connectPeer;
 
 const throwing: AgentHandler = {
   capabilities: () => createCapabilities({ agentId: 'srv' }),

@@ -4,8 +4,8 @@ import * as os from 'node:os';
 import * as nodePath from 'node:path';
 import { goldenFrame, goldenRequestHeaders } from '@picket/compliance';
 import { encodeV1Frame, V1FrameDecoder } from '@picket/framing';
-import { AgentProtocolError, type RequestHeadersEvent } from '@picket/protocol';
-import type { LogFields, Logger } from '../src/index.js';
+import { type AgentHandler, AgentProtocolError, type RequestHeadersEvent } from '@picket/protocol';
+import { AgentServer, type AgentServerOptions, type LogFields, type Logger } from '../src/index.js';
 
 /** Vector V10a (spec Part B): the v1 AgentRequest frame for `/admin/secret`, as hex. */
 export const V10A_FRAME_HEX = goldenFrame('V10a').toString('hex');
@@ -181,4 +181,40 @@ export async function rawAgent(
 /** A minimal valid v1 response with the given version. */
 export function responseJson(version: number, tag = 'ok'): Record<string, unknown> {
   return { version, decision: 'allow', audit: { tags: [tag] } };
+}
+
+const closers: (() => Promise<void>)[] = [];
+
+/** Registers cleanup for the running test; {@link closeAll} (each file's afterEach) runs it. */
+export function onClose(close: () => Promise<void>): void {
+  closers.push(close);
+}
+
+/** Runs the registered cleanups, newest first, and removes the temp dirs. */
+export async function closeAll(): Promise<void> {
+  for (const c of closers.splice(0).reverse()) await c();
+  cleanupDirs();
+}
+
+/** A v1 AgentServer `srv` on a fresh socket path with a capturing logger, closed after the test; not started. */
+export function makeServer(handler: AgentHandler, options: AgentServerOptions = {}) {
+  const path = socketPath();
+  const log = captureLogger();
+  const server = new AgentServer('srv', path, handler, { logger: log.logger, ...options });
+  onClose(() => server.close());
+  return { path, server, log };
+}
+
+/** {@link makeServer}, running. */
+export async function startServer(handler: AgentHandler, options: AgentServerOptions = {}) {
+  const made = makeServer(handler, options);
+  await made.server.run();
+  return made;
+}
+
+/** A raw v1 peer connected to `path`, destroyed after the test. */
+export async function connectPeer(path: string): Promise<RawPeer> {
+  const p = await RawPeer.connect(path);
+  onClose(async () => p.destroy());
+  return p;
 }

@@ -9,33 +9,18 @@ import {
   type AgentServerOptions,
   DEFAULT_V1_REFUSAL_LOG_INTERVAL_MS,
 } from '../src/index.js';
-import { captureLogger, cleanupDirs, type LogLine, RawPeer, socketPath, until } from './helpers.js';
+import { closeAll, connectPeer, type LogLine, socketPath, startServer, until } from './helpers.js';
 
-const closers: (() => Promise<void>)[] = [];
-afterEach(async () => {
-  for (const c of closers.splice(0).reverse()) await c();
-  cleanupDirs();
-});
+afterEach(closeAll);
 
 const handler = {
   capabilities: () => createCapabilities({ agentId: 'srv' }),
   onRequestHeaders: () => allow(),
 };
 
-async function start(options: AgentServerOptions) {
-  const path = socketPath();
-  const log = captureLogger();
-  const server = new AgentServer('srv', path, handler, { logger: log.logger, ...options });
-  await server.run();
-  closers.push(() => server.close());
-  return { path, server, log };
-}
+const start = (options: AgentServerOptions) => startServer(handler, options);
 
-async function peer(path: string): Promise<RawPeer> {
-  const p = await RawPeer.connect(path);
-  closers.push(async () => p.destroy());
-  return p;
-}
+const peer = connectPeer;
 
 /** Fills the cap of 2, then opens `n` more at once and waits until all of them were closed. */
 async function burst(path: string, server: AgentServer, n: number): Promise<void> {

@@ -9,28 +9,22 @@ import {
   type RequestHeadersEvent,
 } from '@picket/protocol';
 import { afterEach, describe, expect, it } from 'vitest';
-import {
-  AGENT_HANDLER_ERROR,
-  AgentServer,
-  type AgentServerOptions,
-  DEFAULT_V1_MAX_CONNECTIONS,
-} from '../src/index.js';
+import { AGENT_HANDLER_ERROR, AgentServer, DEFAULT_V1_MAX_CONNECTIONS } from '../src/index.js';
 import {
   captureLogger,
-  cleanupDirs,
+  closeAll,
+  connectPeer,
   headersEvent,
-  RawPeer,
+  onClose,
+  type RawPeer,
   rejection,
   socketPath,
+  startServer,
   until,
   utf8,
 } from './helpers.js';
 
-const closers: (() => Promise<void>)[] = [];
-afterEach(async () => {
-  for (const c of closers.splice(0).reverse()) await c();
-  cleanupDirs();
-});
+afterEach(closeAll);
 
 const request = (cid: string, uri = '/') => ({
   version: 1,
@@ -57,20 +51,9 @@ function testHandler(seen: RequestContext[] = []): AgentHandler {
   };
 }
 
-async function start(handler: AgentHandler, options: AgentServerOptions = {}) {
-  const path = socketPath();
-  const log = captureLogger();
-  const server = new AgentServer('srv', path, handler, { logger: log.logger, ...options });
-  await server.run();
-  closers.push(() => server.close());
-  return { path, server, log };
-}
+const start = startServer;
 
-async function peer(path: string): Promise<RawPeer> {
-  const p = await RawPeer.connect(path);
-  closers.push(async () => p.destroy());
-  return p;
-}
+const peer = connectPeer;
 
 /** Sends one request on `p` and expects an answer naming `cid`. */
 async function roundTrip(p: RawPeer, cid: string): Promise<void> {
@@ -103,7 +86,7 @@ describe('AgentServer: socket file', () => {
 
     const server = new AgentServer('srv', path, testHandler(), { logger: captureLogger().logger });
     await server.run();
-    closers.push(() => server.close());
+    onClose(() => server.close());
     await roundTrip(await peer(path), 'after-stale');
   });
 
