@@ -20,6 +20,9 @@ import { hex } from './helpers.js';
 
 const encoder = new Encoder({ ignoreUndefined: true });
 
+/** @msgpack/msgpack refuses a `__proto__` key; ours keeps it as an own entry (tested below). */
+const REFERENCE_REFUSES_PROTO = 'The key __proto__ is not allowed';
+
 /** Reference outcome: the value, or the error message. */
 function reference(bytes: Uint8Array): { value?: unknown; error?: string } {
   try {
@@ -32,9 +35,7 @@ function reference(bytes: Uint8Array): { value?: unknown; error?: string } {
 function agrees(bytes: Uint8Array): void {
   const fast = readMsgpackFast(bytes);
   const ref = reference(bytes);
-  if (fast === FALLBACK) return;
-  // @msgpack/msgpack refuses a `__proto__` key; ours keeps it as an own entry (tested below)
-  if (ref.error === 'The key __proto__ is not allowed') return;
+  if (fast === FALLBACK || ref.error === REFERENCE_REFUSES_PROTO) return;
   expect(ref.error).toBeUndefined();
   expect(fast).toStrictEqual(ref.value);
 }
@@ -225,7 +226,7 @@ describe('readRequestHeadersFast', () => {
   function same(bytes: Uint8Array): boolean {
     const fast = readRequestHeadersFast(bytes);
     const ref = generic(bytes);
-    if (fast === FALLBACK) return false;
+    if (fast === FALLBACK || ref.error === REFERENCE_REFUSES_PROTO) return false;
     expect(ref.error).toBeUndefined();
     // toEqual, not toStrictEqual: a header named "constructor" defeats the latter's type check
     expect(fast).toEqual(ref.value);
@@ -383,6 +384,7 @@ describe('readAgentResponseFast', () => {
     const fast = readAgentResponseFast(bytes);
     if (fast === FALLBACK) return false;
     const ref = generic(bytes);
+    if (ref.error === REFERENCE_REFUSES_PROTO) return false;
     expect(ref.error).toBeUndefined();
     expect(fast).toEqual(ref.value);
     expect(shape(fast)).toEqual(shape(ref.value));
