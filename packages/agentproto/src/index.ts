@@ -1,0 +1,2 @@
+// @picket/agentproto: being built (see README.md).
+export {};

@@ -1,0 +1,2 @@
+// @picket/extproc: being built (see README.md).
+export {};

@@ -1,0 +1,2 @@
+// @picket/prox: being built (see README.md).
+export {};

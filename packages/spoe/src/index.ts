@@ -1,0 +1,2 @@
+// @picket/spoe: being built (see README.md).
+export {};

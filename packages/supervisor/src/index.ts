@@ -1,0 +1,2 @@
+// @picket/supervisor: being built (see README.md).
+export {};
