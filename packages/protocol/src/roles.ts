@@ -29,7 +29,8 @@ import type {
   WebSocketFrameEvent,
 } from './types.js';
 
-export type TransportKind = 'uds' | 'grpc' | 'reverse' | 'v1';
+/** Which wire carried an event; `spoe` is agent-side only (HAProxy's SPOP, @picket/spoe). */
+export type TransportKind = 'uds' | 'grpc' | 'reverse' | 'v1' | 'spoe';
 
 /** Per-call options. */
 export interface CallOptions {
