@@ -29,8 +29,11 @@ import type {
   WebSocketFrameEvent,
 } from './types.js';
 
-/** Which wire carried an event; `spoe` is agent-side only (HAProxy's SPOP, @picket/spoe). */
-export type TransportKind = 'uds' | 'grpc' | 'reverse' | 'v1' | 'spoe';
+/**
+ * Which wire carried an event; `spoe` is agent-side only (HAProxy's SPOP, @picket/spoe);
+ * `prox` is proxy-side only (a prox plugin run by @picket/prox).
+ */
+export type TransportKind = 'uds' | 'grpc' | 'reverse' | 'v1' | 'spoe' | 'prox';
 
 /** Per-call options. */
 export interface CallOptions {
