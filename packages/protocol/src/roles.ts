@@ -30,10 +30,11 @@ import type {
 } from './types.js';
 
 /**
- * Which wire carried an event; `spoe` is agent-side only (HAProxy's SPOP, @picket/spoe);
- * `prox` is proxy-side only (a prox plugin run by @picket/prox).
+ * Which wire carried an event; `spoe` is agent-side only (HAProxy's SPOP, @picket/spoe),
+ * as is `extproc` (Envoy's ext_proc, @picket/extproc); `prox` is proxy-side only (a prox
+ * plugin run by @picket/prox).
  */
-export type TransportKind = 'uds' | 'grpc' | 'reverse' | 'v1' | 'spoe' | 'prox';
+export type TransportKind = 'uds' | 'grpc' | 'reverse' | 'v1' | 'spoe' | 'prox' | 'extproc';
 
 /** Per-call options. */
 export interface CallOptions {
