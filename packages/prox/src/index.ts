@@ -1,2 +1,2 @@
 // @picket/prox: being built (see README.md).
-export {};
+export * from './wire/index.js';
