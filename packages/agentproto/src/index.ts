@@ -1,2 +1,3 @@
-// @picket/agentproto: being built (see README.md).
-export {};
+// @picket/agentproto: MachineProxy's agentproto (see README.md).
+export * from './cbor.js';
+export * from './frames.js';
