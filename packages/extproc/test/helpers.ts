@@ -1,0 +1,315 @@
+/**
+ * An Envoy stand-in: a grpc-js client of envoy.service.ext_proc.v3.ExternalProcessor that
+ * sends ProcessingRequests the way Envoy's ext_proc filter does, plus a test agent whose
+ * answer depends on the request path, and a server started per test.
+ */
+import {
+  type ChannelCredentials,
+  type Client,
+  type ClientDuplexStream,
+  credentials,
+  makeGenericClientConstructor,
+  type ServiceError,
+} from '@grpc/grpc-js';
+import {
+  type AgentHandler,
+  type AgentResponse,
+  addHeader,
+  allow,
+  block,
+  challenge,
+  createCapabilities,
+  type RequestBodyChunkEvent,
+  type RequestContext,
+  type RequestHeadersEvent,
+  type ResponseBodyChunkEvent,
+  type ResponseHeadersEvent,
+  redirect,
+  removeHeader,
+  replaceBody,
+  setHeader,
+  silentLogger,
+} from '@picket/protocol';
+import { afterEach } from 'vitest';
+import { ExtProcServer, type ExtProcServerOptions } from '../src/index.js';
+import {
+  EXTPROC_SERVICE,
+  encodeProcessingRequest,
+  type HeaderMap,
+  type ProcessingRequest,
+  type ProcessingResponse,
+} from '../src/proto.js';
+
+/** The service as a client sees it; a Buffer is sent as it is (for undecodable bytes). */
+const CLIENT_SERVICE = {
+  Process: {
+    ...EXTPROC_SERVICE.Process,
+    requestSerialize: (m: Buffer | ProcessingRequest): Buffer =>
+      Buffer.isBuffer(m) ? m : encodeProcessingRequest(m),
+  },
+};
+const ExtProcClient = makeGenericClientConstructor(CLIENT_SERVICE, 'ExternalProcessor');
+
+/** A HeaderMap as Envoy sends it: lower-case keys, values in raw_value. */
+export function headerMap(pairs: [string, string][]): HeaderMap {
+  return { headers: pairs.map(([key, v]) => ({ key, raw_value: Buffer.from(v, 'utf8') })) };
+}
+
+/** Envoy's request_headers message for `method path`. */
+export function requestHeaders(
+  path: string,
+  o: {
+    method?: string;
+    endOfStream?: boolean;
+    extra?: [string, string][];
+    attributes?: ProcessingRequest['attributes'];
+  } = {},
+): ProcessingRequest {
+  return {
+    request_headers: {
+      headers: headerMap([
+        [':method', o.method ?? 'GET'],
+        [':path', path],
+        [':authority', 'app.example:8080'],
+        [':scheme', 'https'],
+        ['x-request-id', 'req-1'],
+        ...(o.extra ?? []),
+      ]),
+      end_of_stream: o.endOfStream ?? true,
+    },
+    ...(o.attributes !== undefined && { attributes: o.attributes }),
+  };
+}
+
+export function responseHeaders(
+  statusCode = '200',
+  extra: [string, string][] = [],
+  endOfStream = true,
+): ProcessingRequest {
+  return {
+    response_headers: {
+      headers: headerMap([[':status', statusCode], ...extra]),
+      end_of_stream: endOfStream,
+    },
+  };
+}
+
+export const requestBody = (text: string, endOfStream: boolean): ProcessingRequest => ({
+  request_body: { body: Buffer.from(text, 'utf8'), end_of_stream: endOfStream },
+});
+export const responseBody = (text: string, endOfStream: boolean): ProcessingRequest => ({
+  response_body: { body: Buffer.from(text, 'utf8'), end_of_stream: endOfStream },
+});
+
+/** One ext_proc stream, driven like Envoy: write a message, read its answer. */
+export class EnvoyStream {
+  readonly call: ClientDuplexStream<ProcessingRequest | Buffer, ProcessingResponse>;
+  readonly #answers: ProcessingResponse[] = [];
+  #waiters: { resolve(r: ProcessingResponse): void; reject(e: Error): void }[] = [];
+  #error: ServiceError | undefined;
+  #ended = false;
+  /** resolves when the call ends: its error, or undefined for OK */
+  readonly done: Promise<ServiceError | undefined>;
+
+  constructor(client: Client) {
+    this.call = (
+      client as unknown as {
+        Process(): ClientDuplexStream<ProcessingRequest | Buffer, ProcessingResponse>;
+      }
+    ).Process();
+    this.call.on('data', (r: ProcessingResponse) => {
+      const w = this.#waiters.shift();
+      if (w) w.resolve(r);
+      else this.#answers.push(r);
+    });
+    this.done = new Promise((resolve) => {
+      this.call.on('error', (e: ServiceError) => {
+        this.#error = e;
+        for (const w of this.#waiters.splice(0)) w.reject(e);
+        resolve(e);
+      });
+      this.call.on('end', () => {
+        this.#ended = true;
+        for (const w of this.#waiters.splice(0)) w.reject(new Error('stream ended'));
+        // 'error' follows 'end' for a failed call on some grpc-js versions: give it a turn
+        setImmediate(() => resolve(this.#error));
+      });
+    });
+  }
+
+  /** Sends without waiting (STREAMED bodies: Envoy does not wait for each answer). */
+  send(m: ProcessingRequest | Buffer): void {
+    this.call.write(m);
+  }
+
+  /** The next answer, in order. */
+  next(): Promise<ProcessingResponse> {
+    const r = this.#answers.shift();
+    if (r) return Promise.resolve(r);
+    if (this.#error) return Promise.reject(this.#error);
+    if (this.#ended) return Promise.reject(new Error('stream ended'));
+    return new Promise((resolve, reject) => this.#waiters.push({ resolve, reject }));
+  }
+
+  /** Sends one message and waits for its answer. */
+  async exchange(m: ProcessingRequest): Promise<ProcessingResponse> {
+    this.send(m);
+    return this.next();
+  }
+
+  /** Envoy is done with the request: half-close, and wait for the call to end. */
+  async finish(): Promise<ServiceError | undefined> {
+    this.call.end();
+    return this.done;
+  }
+}
+
+/** Every event a {@link TestAgent} saw, with its context. */
+export interface Seen {
+  type: string;
+  event: unknown;
+  ctx: RequestContext;
+}
+
+/**
+ * Answers by path: `/block` (403 with body and header), `/redirect` (301), `/challenge`,
+ * `/ops` (every header op, both directions), `/throw` (handler error), `/garbage` (no
+ * AgentResponse), `/bad-redirect` (a URL with a line break), `/huge` (a block body over the
+ * message limit), `/hang` (never answers). Request bodies: `secret` is redacted, `drop`
+ * clears the chunk, `evil` is blocked with 400. Response headers: status 500 from upstream
+ * is replaced by a 502 block. Response bodies are upper-cased.
+ */
+export class TestAgent implements AgentHandler {
+  readonly seen: Seen[] = [];
+  readonly cancelled: string[] = [];
+
+  capabilities() {
+    return createCapabilities({ agentId: 'extproc-test' });
+  }
+
+  onRequestHeaders(
+    e: RequestHeadersEvent,
+    ctx: RequestContext,
+  ): AgentResponse | Promise<AgentResponse> {
+    this.seen.push({ type: 'request_headers', event: e, ctx });
+    switch (e.uri) {
+      case '/block':
+        return block(403, { body: 'Forbidden by picket', headers: { 'x-why': 'denied' } });
+      case '/redirect':
+        return redirect('https://login.example/?next=%2F', 301);
+      case '/challenge':
+        return challenge('captcha', { site: 'k1' });
+      case '/ops':
+        return allow({
+          requestHeaders: [
+            setHeader('x-set', 'one'),
+            addHeader('x-add', 'a'),
+            addHeader('x-add', 'b'),
+            removeHeader('cookie'),
+            addHeader('x-gone', 'x'),
+            removeHeader('X-Gone'),
+          ],
+          responseHeaders: [setHeader('x-from-request-phase', 'yes')],
+        });
+      case '/throw':
+        throw new Error('handler exploded');
+      case '/garbage':
+        return { nonsense: true } as unknown as AgentResponse;
+      case '/bad-redirect':
+        return redirect('https://x.example/\r\nset-cookie: a=b', 302);
+      case '/huge':
+        return block(403, { body: 'x'.repeat(300_000) });
+      case '/hang':
+        return new Promise((_resolve, reject) => {
+          ctx.signal.addEventListener('abort', () => reject(new Error('aborted')));
+        });
+      default:
+        return allow({ requestHeaders: [setHeader('x-cid', e.metadata.correlation_id)] });
+    }
+  }
+
+  onRequestBodyChunk(e: RequestBodyChunkEvent, ctx: RequestContext): AgentResponse {
+    this.seen.push({ type: 'request_body_chunk', event: e, ctx });
+    const text = Buffer.from(e.data).toString('utf8');
+    if (text.includes('evil')) return block(400, { body: 'bad body' });
+    if (text.includes('secret')) {
+      return allow({ requestBodyMutation: replaceBody(text.replaceAll('secret', '******')) });
+    }
+    if (text.includes('drop')) return allow({ requestBodyMutation: replaceBody('') });
+    return allow({ requestHeaders: [setHeader('x-body-seen', String(e.chunk_index))] });
+  }
+
+  onResponseHeaders(e: ResponseHeadersEvent, ctx: RequestContext): AgentResponse {
+    this.seen.push({ type: 'response_headers', event: e, ctx });
+    if (e.status === 500) return block(502, { body: 'upstream failed' });
+    return allow({ responseHeaders: [setHeader('x-status-seen', String(e.status))] });
+  }
+
+  onResponseBodyChunk(e: ResponseBodyChunkEvent, ctx: RequestContext): AgentResponse {
+    this.seen.push({ type: 'response_body_chunk', event: e, ctx });
+    const text = Buffer.from(e.data).toString('utf8');
+    return allow({ responseBodyMutation: replaceBody(text.toUpperCase()) });
+  }
+
+  onCancel(correlationId: string): void {
+    this.cancelled.push(correlationId);
+  }
+}
+
+const open: { server: ExtProcServer; clients: Client[] }[] = [];
+
+afterEach(async () => {
+  for (const o of open.splice(0)) {
+    for (const c of o.clients) c.close();
+    await o.server.drain(100);
+  }
+});
+
+/** A started server on a free port and a client connected to it; both closed after the test. */
+export async function start(
+  handler: AgentHandler = new TestAgent(),
+  options: ExtProcServerOptions = {},
+  creds: ChannelCredentials = credentials.createInsecure(),
+): Promise<{ server: ExtProcServer; endpoint: string; client: Client; stream(): EnvoyStream }> {
+  const server = new ExtProcServer(handler, {
+    address: '127.0.0.1:0',
+    logger: silentLogger,
+    ...options,
+  });
+  const entry = { server, clients: [] as Client[] };
+  open.push(entry);
+  const [endpoint] = await server.listen();
+  if (endpoint === undefined) throw new Error('no endpoint');
+  const target = endpoint.replace(/^extprocs?:\/\//, '');
+  const client = new ExtProcClient(target, creds, {
+    'grpc.max_send_message_length': -1,
+    'grpc.max_receive_message_length': -1,
+  });
+  entry.clients.push(client);
+  return { server, endpoint, client, stream: () => new EnvoyStream(client) };
+}
+
+/** A header mutation's set headers as [name, value, how] triples, how = overwrite | append. */
+export function sets(
+  m:
+    | {
+        set_headers?: {
+          header?: { key?: string; raw_value?: Uint8Array; value?: string };
+          append?: { value?: boolean };
+          append_action?: number;
+        }[];
+      }
+    | undefined,
+): [string, string, string][] {
+  return (m?.set_headers ?? []).map((o) => [
+    o.header?.key ?? '',
+    o.header?.raw_value
+      ? Buffer.from(o.header.raw_value).toString('utf8')
+      : (o.header?.value ?? ''),
+    o.append_action === 2
+      ? 'overwrite'
+      : o.append?.value === true
+        ? 'append'
+        : `other(${o.append_action})`,
+  ]);
+}
