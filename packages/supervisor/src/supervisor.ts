@@ -401,6 +401,8 @@ export class Supervisor extends EventEmitter<SupervisorEvents> {
   }
 
   async #run(): Promise<void> {
+    // events start after start() has returned, so a listener added right after it sees them all
+    await Promise.resolve();
     const life = this.#life.signal;
     let failures = 0;
     while (!life.aborted) {
