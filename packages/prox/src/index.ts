@@ -1,2 +1,3 @@
 // @picket/prox: being built (see README.md).
+export * from './host/index.js';
 export * from './wire/index.js';
