@@ -1,3 +1,5 @@
 // @picket/prox: being built (see README.md).
+
 export * from './host/index.js';
+export * from './plugin/index.js';
 export * from './wire/index.js';
