@@ -284,7 +284,9 @@ export class SpopReader {
       case SpopDataType.Bool:
         return { type: 'bool', value: (tf & 0x10) !== 0 };
       case SpopDataType.Int32: {
-        const v = BigInt.asIntN(64, this.varintBig(item));
+        // HAProxy widens a signed value to 64 bits; a 32-bit two's complement is read too
+        const raw = this.varintBig(item);
+        const v = raw <= 0xffffffffn ? BigInt.asIntN(32, raw) : BigInt.asIntN(64, raw);
         if (v < -0x80000000n || v > 0x7fffffffn) {
           throw invalid(`${this.what}: int32 ${item} at byte ${start} is out of range (${v})`);
         }

@@ -194,7 +194,7 @@ export class SpopConnection {
     if (!supportsVersion(versions)) {
       throw new SpopError(
         SpopStatus.BadVersion,
-        `HAProxy supports SPOP ${escapeForLog(versions.slice(0, 60))}; this agent speaks ${SPOP_VERSION}`,
+        `supported-versions "${escapeForLog(versions.slice(0, 60))}" does not include SPOP ${SPOP_VERSION}, which this agent speaks`,
       );
     }
     if (theirMax < SPOP_MIN_FRAME_SIZE) {
