@@ -12,9 +12,12 @@ import {
 } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { PassThrough } from 'node:stream';
+import { fileURLToPath } from 'node:url';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { FileOp, type FileOpReq, type FileOpResp } from '../src/frames.js';
-import { GoFileMode, LinuxOpenFlag } from '../src/index.js';
+import { type FileOpService, GoFileMode, LinuxOpenFlag } from '../src/index.js';
+import { Mux } from '../src/mux.js';
 
 /** One way of reaching a file-op service. */
 export interface FileOpDriver {
@@ -23,6 +26,35 @@ export interface FileOpDriver {
   readonly cwd: string;
   close(): Promise<void>;
 }
+
+/** An agent-side Mux serving `service` and a client-side Mux, wired over two pipes. */
+export function muxPair(service: FileOpService): { client: Mux; close(): Promise<void> } {
+  const toAgent = new PassThrough();
+  const toClient = new PassThrough();
+  const agent = new Mux(toAgent, toClient);
+  const client = new Mux(toClient, toAgent);
+  agent.onFileOp((req) => service.handle(req));
+  const loops = [agent.run().catch(() => -1), client.run().catch(() => -1)];
+  return {
+    client,
+    async close() {
+      toAgent.end();
+      toClient.end();
+      await Promise.all(loops);
+      agent.close();
+      client.close();
+      await service.closeAll();
+    },
+  };
+}
+
+/** `picket-agent` from source, so the test needs no build. */
+export const agentVia: readonly string[] = [
+  process.execPath,
+  '--import',
+  'tsx',
+  fileURLToPath(new URL('../src/agent-main.ts', import.meta.url)),
+];
 
 const { O_RDONLY, O_WRONLY, O_RDWR, O_CREAT, O_EXCL, O_APPEND, O_TRUNC } = LinuxOpenFlag;
 const isRoot = process.getuid?.() === 0;
@@ -168,6 +200,10 @@ export function defineFileOpConformance(connect: () => Promise<FileOpDriver>): v
         at,
         mt,
       ]);
+      // Microseconds survive (Node's utimes keeps no more), even where a double rounds down.
+      const us = 1_600_000_000_000_001_000n;
+      await ok({ op: FileOp.Chtimes, p: join(root, 'dir'), at: us, mt: us });
+      expect(statSync(join(root, 'dir'), { bigint: true }).mtimeNs).toBe(us);
       const again = await ok({ op: FileOp.Stat, p: file });
       expect(again.st).toMatchObject({ n: 'meta.txt', s: 3, m: 0o644 });
       expect(BigInt(again.st?.t ?? 0)).toBe(mt);

@@ -340,11 +340,20 @@ function chownId(id: number | undefined): number {
   return id === MAX_U32 ? -1 : (id ?? 0);
 }
 
-/** Nanoseconds since the epoch as the seconds `fs.utimes` takes (it keeps microseconds). */
-function seconds(ns: number | bigint | undefined): number {
-  const big = BigInt(ns ?? 0);
-  const whole = big / 1_000_000_000n;
-  return Number(whole) + Number(big - whole * 1_000_000_000n) / 1e9;
+/**
+ * Nanoseconds since the epoch as the seconds `fs.utimes` takes. libuv keeps microseconds and
+ * truncates, and a double near 2^31 s is only good to ~0.2 µs: aim at the middle of the intended
+ * microsecond so the truncation lands on it, not on the one before.
+ */
+function seconds(ns: Int64 | undefined): number {
+  const micros = floorDiv(BigInt(ns ?? 0), 1000n);
+  const whole = floorDiv(micros, 1_000_000n);
+  return Number(whole) + (Number(micros - whole * 1_000_000n) + 0.5) / 1e6;
+}
+
+function floorDiv(a: bigint, b: bigint): bigint {
+  const q = a / b;
+  return a % b !== 0n && a < 0n ? q - 1n : q;
 }
 
 /** Go's basename of a path given to Stat / Open: trailing slashes dropped, "/" stays "/". */
