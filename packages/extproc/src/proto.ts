@@ -87,6 +87,7 @@ export interface ProcessingRequest {
   response_body?: HttpBody;
   request_trailers?: HttpTrailers;
   response_trailers?: HttpTrailers;
+  metadata_context?: { filter_metadata?: Record<string, Struct> };
   attributes?: Record<string, Struct>;
   observability_mode?: boolean;
   protocol_config?: ProtocolConfiguration;

@@ -174,7 +174,7 @@ describe('STREAMED bodies', () => {
     const s = stream();
     await s.exchange(requestHeaders('/stream', { method: 'PUT', endOfStream: false }));
     const chunks = ['aaa', 'the secret', 'ccc', 'drop me', 'eee'];
-    chunks.forEach((c, i) => s.send(requestBody(c, i === chunks.length - 1)));
+    for (const [i, c] of chunks.entries()) s.send(requestBody(c, i === chunks.length - 1));
     const answers = [];
     for (const _ of chunks) answers.push(await s.next());
     expect(answers.map((a) => a.response)).toEqual(chunks.map(() => 'request_body'));
