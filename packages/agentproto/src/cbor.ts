@@ -581,6 +581,7 @@ export class CborSequenceDecoder {
     } catch (err) {
       this.failed = AgentProtocolError.from(err, ErrorCode.InvalidMessage, 'invalid CBOR');
       this.pieces = [];
+      this.reset();
       if (out.length === 0) throw this.failed;
     }
     return out;

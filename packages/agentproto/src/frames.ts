@@ -310,7 +310,6 @@ export function isKnownFrame(f: Frame | UnknownFrame): boolean {
 
 type Obj = { [key: string]: CborEncodable };
 
-const EMPTY = new Uint8Array(0);
 
 function isZero(v: unknown): boolean {
   return (
@@ -515,7 +514,7 @@ class Fields {
 
   bytes(key: string): Uint8Array {
     const v = this.raw(key);
-    if (v === undefined) return EMPTY;
+    if (v === undefined) return Buffer.alloc(0); // decoded byte strings are Buffers
     if (!(v instanceof Uint8Array)) throw this.wrong(key, v, 'a byte string');
     return v;
   }
