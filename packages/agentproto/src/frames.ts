@@ -310,7 +310,6 @@ export function isKnownFrame(f: Frame | UnknownFrame): boolean {
 
 type Obj = { [key: string]: CborEncodable };
 
-
 function isZero(v: unknown): boolean {
   return (
     v === undefined ||
