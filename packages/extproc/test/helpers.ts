@@ -8,6 +8,7 @@ import {
   type Client,
   type ClientDuplexStream,
   credentials,
+  type MethodDefinition,
   makeGenericClientConstructor,
   type ServiceError,
 } from '@grpc/grpc-js';
@@ -43,7 +44,7 @@ import {
 /** The service as a client sees it; a Buffer is sent as it is (for undecodable bytes). */
 const CLIENT_SERVICE = {
   Process: {
-    ...EXTPROC_SERVICE.Process,
+    ...(EXTPROC_SERVICE.Process as MethodDefinition<ProcessingRequest, ProcessingResponse>),
     requestSerialize: (m: Buffer | ProcessingRequest): Buffer =>
       Buffer.isBuffer(m) ? m : encodeProcessingRequest(m),
   },
@@ -282,6 +283,8 @@ export async function start(
   if (endpoint === undefined) throw new Error('no endpoint');
   const target = endpoint.replace(/^extprocs?:\/\//, '');
   const client = new ExtProcClient(target, creds, {
+    // the test certificate names localhost; the client dials 127.0.0.1
+    'grpc.ssl_target_name_override': 'localhost',
     'grpc.max_send_message_length': -1,
     'grpc.max_receive_message_length': -1,
   });

@@ -1,0 +1,3 @@
+import { readmeExamplesMatchFiles } from '@picket/compliance';
+
+readmeExamplesMatchFiles(import.meta.url);
