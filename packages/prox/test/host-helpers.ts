@@ -3,8 +3,8 @@ import { fileURLToPath } from 'node:url';
 import type { Logger, RequestHeadersEvent } from '@picket/protocol';
 import { type ProxConnectOptions, ProxPluginTransport } from '../src/index.js';
 
-/** The spec-only fixture plugin (test/fixtures/plugin.mjs). */
-export const FIXTURE = fileURLToPath(new URL('./fixtures/plugin.mjs', import.meta.url));
+/** The spec-only fixture plugin (test/fixtures/spec-plugin.mjs). */
+export const FIXTURE = fileURLToPath(new URL('./fixtures/spec-plugin.mjs', import.meta.url));
 
 /** argv running the fixture with `flags`. */
 export const fixtureCommand = (...flags: string[]): string[] => [

@@ -47,6 +47,8 @@ export interface PluginCallerStats {
   /** connections open or being dialled */
   open: number;
   idle: number;
+  /** connections carrying a call (or resting after `on_disconnect`) */
+  busy: number;
   /** calls waiting for a connection */
   waiting: number;
   /** connections discarded after an error */
@@ -128,6 +130,7 @@ export class PluginCaller {
     return {
       open: this.#open,
       idle: this.#idle.length,
+      busy: this.#busy.size,
       waiting: this.#waiters.length,
       discarded: this.#discarded,
       firesDropped: this.#firesDropped,

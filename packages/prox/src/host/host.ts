@@ -177,6 +177,8 @@ export class ProxPluginHost extends EventEmitter<ProxHostEventMap> {
   #readies = 0;
   /** what kept the latest child from becoming ready, for the start() error */
   #lastProblem: string | undefined;
+  /** an unusable `ready` of a child still running */
+  #readyProblem: { child: SupervisedChild; text: string } | undefined;
   #lastTargets = new Map<string, ProxTargetsPush>();
   #starting: Promise<void> | undefined;
   #stopped = false;
@@ -209,8 +211,10 @@ export class ProxPluginHost extends EventEmitter<ProxHostEventMap> {
       ...(o.signal !== undefined && { signal: o.signal }),
     });
     this.supervisor.on('exit', (child, exit) => {
-      const how = exit.signal ? `killed by ${exit.signal}` : `exited with code ${exit.code}`;
-      this.#lastProblem = `the plugin ${how}`;
+      const how = exit.signal ? `was killed by ${exit.signal}` : `exited with code ${exit.code}`;
+      // a bad ready got it killed: that is the news, the kill is the consequence
+      const earlier = this.#readyProblem?.child === child ? this.#readyProblem.text : undefined;
+      this.#lastProblem = earlier ?? `the plugin ${how}`;
       this.#childGone(child, `pid ${child.pid} ${how}`);
     });
   }
@@ -382,6 +386,7 @@ export class ProxPluginHost extends EventEmitter<ProxHostEventMap> {
         if (problem === 'ready') done();
         else if (problem !== undefined && !settled) {
           this.#lastProblem = problem;
+          this.#readyProblem = { child, text: problem };
           done(new Error(problem));
         }
       });

@@ -1,0 +1,249 @@
+/**
+ * The host side when things go wrong, over real child processes and sockets: the pool's caps
+ * and queue, deadlines, hostile answers (never an allow), a plugin dying mid-call and coming
+ * back, a plugin that never sends ready.
+ */
+import { AgentProtocolError, type AgentResponse, ErrorCode } from '@picket/protocol';
+import { afterEach, describe, expect, it } from 'vitest';
+import { ProxPluginTransport, type ProxReadyInfo } from '../src/index.js';
+import {
+  closeAll,
+  collectingLogger,
+  fixtureCommand,
+  nextEvent,
+  requestHeaders,
+  startFixture,
+  until,
+} from './host-helpers.js';
+
+afterEach(closeAll);
+
+const header = (r: AgentResponse, name: string): string | undefined => {
+  for (const op of r.request_headers) if ('set' in op && op.set.name === name) return op.set.value;
+  return undefined;
+};
+
+async function rejection(p: Promise<unknown>): Promise<AgentProtocolError> {
+  try {
+    await p;
+  } catch (err) {
+    expect(err).toBeInstanceOf(AgentProtocolError);
+    return err as AgentProtocolError;
+  }
+  throw new Error('expected a rejection, got an answer');
+}
+
+describe('connection pool', () => {
+  it('never opens more than maxConnections; the rest wait and are served', async () => {
+    const t = await startFixture([], { maxConnections: 2 });
+    let sawWaiting = 0;
+    const calls = Array.from({ length: 6 }, () =>
+      t.sendRequestHeaders(requestHeaders('/hold?ms=150')),
+    );
+    await until(() => {
+      sawWaiting = Math.max(sawWaiting, t.host.stats().connections?.waiting ?? 0);
+      return sawWaiting > 0;
+    });
+    const answers = await Promise.all(calls);
+    for (const r of answers) expect(r.decision).toBe('allow');
+    // the plugin counts the connections it accepted
+    expect(Math.max(...answers.map((r) => Number(header(r, 'X-Conns'))))).toBeLessThanOrEqual(2);
+    expect(Math.max(...answers.map((r) => Number(header(r, 'X-Concurrent'))))).toBeLessThanOrEqual(
+      2,
+    );
+    expect(t.host.stats().connections?.open).toBeLessThanOrEqual(2);
+  });
+
+  it('waiting calls are served in FIFO order', async () => {
+    const t = await startFixture([], { maxConnections: 1 });
+    const paths = ['/hold?ms=100&n=a', '/hold?ms=10&n=b', '/hold?ms=10&n=c', '/hold?ms=10&n=d'];
+    const answers = await Promise.all(paths.map((p) => t.sendRequestHeaders(requestHeaders(p))));
+    const seqs = answers.map((r) => Number(header(r, 'X-Seq')));
+    expect(seqs).toEqual([...seqs].sort((a, b) => a - b));
+    expect(answers.map((r) => header(r, 'X-Query'))).toEqual(paths.map((p) => p.split('?')[1]));
+  });
+
+  it('keeps at most maxIdleConnections idle', async () => {
+    const t = await startFixture([], { maxConnections: 4, maxIdleConnections: 1 });
+    await Promise.all(
+      Array.from({ length: 4 }, () => t.sendRequestHeaders(requestHeaders('/hold?ms=100'))),
+    );
+    expect(t.host.stats().connections).toMatchObject({ open: 1, idle: 1, waiting: 0 });
+  });
+
+  it('a call past its deadline fails TIMEOUT and its connection is discarded', async () => {
+    const t = await startFixture([], { timeoutMs: 400 });
+    const e = await rejection(t.sendRequestHeaders(requestHeaders('/slow')));
+    expect(e.code).toBe(ErrorCode.Timeout);
+    expect(e.message).toMatch(/did not answer on_request .*within 400 ms/);
+    await until(() => t.host.stats().connections?.open === 0);
+    expect(t.host.stats().connections?.discarded).toBe(1);
+    // a late answer cannot reach the next call: it gets a fresh connection
+    const r = await t.sendRequestHeaders(requestHeaders('/ok'));
+    expect(header(r, 'X-Conns')).toBe('2');
+  });
+
+  it('the deadline covers the wait for a free connection', async () => {
+    const t = await startFixture([], { maxConnections: 1 });
+    const slow = t.host.onRequest({ path: '/slow' }, { timeoutMs: 10_000 });
+    slow.catch(() => {});
+    await until(() => t.host.stats().connections?.open === 1);
+    const e = await rejection(t.host.onRequest({ path: '/ok' }, { timeoutMs: 300 }));
+    expect(e.code).toBe(ErrorCode.Timeout);
+    expect(e.message).toContain('still waiting for a free connection');
+  });
+
+  it('an aborted call fails CANCELLED and discards its connection', async () => {
+    const t = await startFixture();
+    const ac = new AbortController();
+    const p = t.sendRequestHeaders(requestHeaders('/slow'), { signal: ac.signal });
+    await until(() => t.host.stats().connections?.busy === 1);
+    ac.abort();
+    expect((await rejection(p)).code).toBe(ErrorCode.Cancelled);
+    await until(() => t.host.stats().connections?.discarded === 1);
+  });
+});
+
+describe('hostile answers: the connection is discarded, the error names the problem, never an allow', () => {
+  it('a frame over 1 MiB', async () => {
+    const t = await startFixture();
+    const e = await rejection(t.sendRequestHeaders(requestHeaders('/oversize')));
+    expect(e.code).toBe(ErrorCode.MessageTooLarge);
+    expect(e.message).toMatch(/answered on_request with a bad frame: .*2097152.*exceeds/);
+    expect(t.host.stats().connections).toMatchObject({ open: 0, discarded: 1 });
+  });
+
+  it('garbage msgpack', async () => {
+    const t = await startFixture();
+    const e = await rejection(t.sendRequestHeaders(requestHeaders('/garbage')));
+    expect(e.code).toBe(ErrorCode.InvalidMessage);
+    expect(e.message).toContain('answered on_request with an invalid payload');
+    expect(t.host.stats().connections).toMatchObject({ open: 0, discarded: 1 });
+  });
+
+  it('two frames for one request (a stray frame would answer the next call)', async () => {
+    const t = await startFixture();
+    const e = await rejection(t.sendRequestHeaders(requestHeaders('/two-frames')));
+    expect(e.code).toBe(ErrorCode.InvalidMessage);
+    expect(e.message).toContain('more than one frame in answer to on_request');
+  });
+
+  it('a reply to on_disconnect', async () => {
+    const logger = collectingLogger();
+    const t = await startFixture(['--reply-disconnect'], { logger });
+    const e = requestHeaders('/page');
+    await t.sendRequestHeaders(e);
+    await t.sendRequestComplete({
+      correlation_id: e.metadata.correlation_id,
+      status: 200,
+      duration_ms: 1,
+      request_body_size: 0,
+      response_body_size: 0,
+      upstream_attempts: 1,
+    });
+    await until(() => t.host.stats().connections?.discarded === 1);
+    expect(logger.text()).toContain(
+      'in answer to on_disconnect, which has no reply; connection discarded',
+    );
+    // the stray {ok:true} answered nothing: a deny is still a deny
+    const r = await t.sendRequestHeaders(requestHeaders('/deny'));
+    expect(r.decision).toHaveProperty('block');
+  });
+
+  it("requestErrors 'block' answers 500 as prox does; on_response errors pass the response (fail-open)", async () => {
+    const t = await startFixture([], { requestErrors: 'block' });
+    const r = await t.sendRequestHeaders(requestHeaders('/garbage'));
+    expect(r.decision).toEqual({ block: { status: 500, body: null, headers: null } });
+    expect(r.audit.tags).toEqual(['fail_closed', 'prox:error']);
+    const e = requestHeaders('/resp-garbage');
+    await t.sendRequestHeaders(e);
+    const resp = await t.sendResponseHeaders({
+      correlation_id: e.metadata.correlation_id,
+      status: 200,
+      headers: {},
+    });
+    expect(resp.decision).toBe('allow');
+    expect(resp.response_headers).toEqual([]);
+    expect(resp.audit.tags).toEqual(['fail_open', 'prox:error']);
+    expect(resp.audit.reason_codes).toEqual([ErrorCode.InvalidMessage]);
+  });
+});
+
+describe('plugin lifecycle', () => {
+  it('a plugin that dies mid-call: the call fails, calls fail until the new ready, then work again', async () => {
+    const t = await startFixture();
+    const first = t.host.readyInfo as ProxReadyInfo;
+    const unhealthy = nextEvent(t as never, 'health');
+    const e = await rejection(t.sendRequestHeaders(requestHeaders('/die')));
+    expect([ErrorCode.ConnectionClosed, ErrorCode.Unavailable]).toContain(e.code);
+    expect((await unhealthy)[0]).toMatchObject({ state: 'unhealthy' });
+    const ready = await nextEvent<[ProxReadyInfo]>(t as never, 'ready');
+    expect(ready[0].pid).not.toBe(first.pid);
+    expect(ready[0].socket).not.toBe(first.socket);
+    expect(ready[0].generation).toBe(first.generation + 1);
+    expect(t.isHealthy()).toBe(true);
+    const r = await t.sendRequestHeaders(requestHeaders('/ok'));
+    expect(r.decision).toBe('allow');
+  });
+
+  it('while the plugin is gone, calls fail UNAVAILABLE naming why (never allow)', async () => {
+    const t = await startFixture([], { backoff: { initialMs: 3_000, maxMs: 3_000 } });
+    await rejection(t.sendRequestHeaders(requestHeaders('/die')));
+    await until(() => !t.host.ready);
+    const e = await rejection(t.sendRequestHeaders(requestHeaders('/ok')));
+    expect(e.code).toBe(ErrorCode.Unavailable);
+    expect(e.message).toContain('is not ready (the plugin exited with code 3)');
+    expect(t.isHealthy()).toBe(false);
+  });
+
+  it('ready never sent: connect rejects TIMEOUT with a clear message and the plugin is stopped', async () => {
+    const t0 = Date.now();
+    const e = await rejection(
+      ProxPluginTransport.connect('nr', fixtureCommand('--no-ready'), {
+        readyTimeoutMs: 800,
+        stopGraceMs: 1_000,
+      }),
+    );
+    expect(e.code).toBe(ErrorCode.Timeout);
+    expect(e.message).toMatch(
+      /prox plugin "nr" \(.*spec-plugin\.mjs --no-ready\) did not send ready within 800 ms after configure/,
+    );
+    expect(Date.now() - t0).toBeLessThan(800 + 2 * 1_000 + 5_000);
+  });
+
+  it('an unusable ready (relative socket path) is named in the timeout error', async () => {
+    const logger = collectingLogger();
+    const e = await rejection(
+      ProxPluginTransport.connect('rel', fixtureCommand('--relative-socket'), {
+        readyTimeoutMs: 1_500,
+        stopGraceMs: 1_000,
+        backoff: { initialMs: 50, maxMs: 100 },
+        logger,
+      }),
+    );
+    expect(e.code).toBe(ErrorCode.Timeout);
+    expect(e.message).toContain('ready socket "p.sock" is not an absolute path');
+  });
+
+  it('a plugin that exits at once: the timeout error says how it exited', async () => {
+    const e = await rejection(
+      ProxPluginTransport.connect('gone', [process.execPath, '-e', 'process.exit(7)'], {
+        readyTimeoutMs: 1_000,
+        backoff: { initialMs: 50, maxMs: 100 },
+        logger: collectingLogger(),
+      }),
+    );
+    expect(e.code).toBe(ErrorCode.Timeout);
+    expect(e.message).toContain('the plugin exited with code 7');
+  });
+
+  it('close() stops the plugin; later calls fail CONNECTION_CLOSED', async () => {
+    const t = await startFixture();
+    const pid = t.host.readyInfo?.pid as number;
+    await t.close();
+    expect(t.host.supervisor.state).toBe('stopped');
+    expect(() => process.kill(pid, 0)).toThrow();
+    const e = await rejection(t.sendRequestHeaders(requestHeaders('/ok')));
+    expect(e.code).toBe(ErrorCode.ConnectionClosed);
+  });
+});
