@@ -7,6 +7,7 @@ import { readFileSync } from 'node:fs';
 import { endpointGrammar } from '@picket/transport';
 import { BENCH_HELP, bench } from './bench.js';
 import { EXIT_FAILURE, EXIT_OK, EXIT_USAGE, UsageError } from './common.js';
+import { EXEC_HELP, execCommand } from './exec.js';
 import { PROBE_HELP, probe } from './probe.js';
 import { SEND_HELP, send } from './send.js';
 import { SERVE_HELP, serve } from './serve.js';
@@ -16,6 +17,7 @@ const COMMANDS: Record<string, { run: (args: string[]) => Promise<number>; help:
   probe: { run: probe, help: PROBE_HELP },
   send: { run: send, help: SEND_HELP },
   bench: { run: bench, help: BENCH_HELP },
+  exec: { run: execCommand, help: EXEC_HELP },
 };
 
 const MAIN_HELP = `picket — Zentinel agent protocol tool
@@ -27,6 +29,7 @@ Commands:
   probe <endpoint>        handshake, capabilities and ping of an agent
   send <endpoint>         one request lifecycle through an agent; prints the decision
   bench <endpoint>        load an agent; prints req/s and latency percentiles
+  exec --via <cmd> -- <program>  run a program through a picket-agent (agentproto)
 
 Run 'picket <command> --help' for the options of a command.
 
