@@ -57,6 +57,8 @@ export type CborEncodable =
   | boolean
   | null
   | undefined
+  | CborTag
+  | CborSimple
   | readonly CborEncodable[]
   | ReadonlyMap<CborEncodable, CborEncodable>
   | { readonly [key: string]: CborEncodable };
@@ -245,6 +247,21 @@ function encodeInto(w: Writer, value: CborEncodable, depth: number): void {
   } else if (Array.isArray(value)) {
     w.head(4, value.length);
     for (const item of value as readonly CborEncodable[]) encodeInto(w, item, depth + 1);
+  } else if (value instanceof CborTag) {
+    const tag = value.tag;
+    if (
+      typeof tag === 'number' ? !Number.isSafeInteger(tag) || tag < 0 : tag < 0n || tag > MAX_U64
+    ) {
+      throw new RangeError(`cannot encode tag number ${tag}`);
+    }
+    w.head(6, tag);
+    encodeInto(w, value.value, depth + 1);
+  } else if (value instanceof CborSimple) {
+    const v = value.value;
+    if (!Number.isInteger(v) || v < 0 || v > 255 || (v >= 24 && v < 32)) {
+      throw new RangeError(`cannot encode simple value ${v}`);
+    }
+    w.head(7, v);
   } else if (value instanceof Map) {
     encodeMap(w, [...(value as ReadonlyMap<CborEncodable, CborEncodable>)], depth);
   } else if (ArrayBuffer.isView(value)) {

@@ -324,30 +324,38 @@ export async function readRecording(
     maxItemSize: options.maxItemSize ?? DEFAULT_MAX_ITEM_SIZE + 4096,
   });
   const records: RecordEntry[] = [];
-  let index = 0;
-  const take = (items: Uint8Array[]): void => {
+  // names the record a problem was found in (counting from 0)
+  const at = (err: unknown): AgentProtocolError => {
+    const e = AgentProtocolError.from(err, ErrorCode.InvalidMessage);
+    return new AgentProtocolError(e.code, `record ${records.length}: ${e.message}`, { cause: e });
+  };
+  const take = (chunk: Uint8Array): void => {
+    let items: Uint8Array[];
+    try {
+      items = scanner.pushRaw(chunk);
+    } catch (err) {
+      throw at(err);
+    }
     for (const item of items) {
       try {
         records.push(decodeRecord(item));
       } catch (err) {
-        throw AgentProtocolError.from(err, ErrorCode.InvalidMessage, `record ${index}`);
+        throw at(err);
       }
-      index++;
     }
   };
   try {
     if (source instanceof Uint8Array) {
-      take(scanner.pushRaw(source));
+      take(source);
     } else {
       for await (const chunk of source as AsyncIterable<Uint8Array | string>) {
-        take(scanner.pushRaw(typeof chunk === 'string' ? Buffer.from(chunk) : chunk));
+        take(typeof chunk === 'string' ? Buffer.from(chunk) : chunk);
       }
     }
-    if (scanner.failure) throw scanner.failure;
     try {
-      scanner.end();
+      scanner.end(); // also throws a fault the scanner deferred behind good records
     } catch (err) {
-      throw AgentProtocolError.from(err, ErrorCode.InvalidMessage, `record ${index}`);
+      throw at(err);
     }
   } catch (err) {
     if (err instanceof AgentProtocolError) return { records, error: err };

@@ -279,7 +279,7 @@ const cborValue: fc.Arbitrary<CborValue> = fc.letrec((tie) => ({
         maxLength: 5,
         selector: ([k]) => k,
       })
-      .map((entries) => new Map<CborValue, CborValue>(entries)),
+      .map((entries) => new Map(entries as Array<[CborValue, CborValue]>)),
   ),
 })).v as fc.Arbitrary<CborValue>;
 
