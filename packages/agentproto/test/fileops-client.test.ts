@@ -194,6 +194,17 @@ describe('files client: answers that are not plain success', () => {
     expect([odd.code, odd.errno, odd.message]).toEqual(['EUNKNOWN', 200, 'strange']);
   });
 
+  it('the agent’s em is escaped and bounded before it becomes the message', async () => {
+    const err = (await files(
+      answering({ er: 2, em: `open /a\n\u001b[31mfake: ${'x'.repeat(5000)}` }),
+    )
+      .open('/a')
+      .catch((e: unknown) => e)) as FileOpError;
+    expect(err.message.startsWith('open /a\\n\\x1b[31mfake: xxx')).toBe(true);
+    expect(err.message.includes('\n') || err.message.includes('\u001b')).toBe(false);
+    expect(err.message.length).toBeLessThan(1100);
+  });
+
   it('em without an errno is still a failure (as the Go client)', async () => {
     const err = (await files(answering({ em: 'odd' }))
       .remove('/x')

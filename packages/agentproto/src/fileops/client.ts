@@ -1,6 +1,6 @@
 // The local side of the file-op RPC: one typed method per op over any `fileOp` RPC (the Mux's),
 // with the wire's errno turned back into an error carrying the POSIX code.
-import { AgentProtocolError, ErrorCode } from '@picket/protocol';
+import { AgentProtocolError, ErrorCode, escapeForLog } from '@picket/protocol';
 import {
   FileOp,
   type FileOpReq,
@@ -26,11 +26,15 @@ export interface ReadResult {
   eof: boolean;
 }
 
+/** The longest agent message kept in a {@link FileOpError} (characters). */
+const MAX_MESSAGE = 1024;
+
 const OP_NAMES = new Map<number, string>(Object.entries(FileOp).map(([name, op]) => [op, name]));
 
 /**
  * The remote filesystem said no: `code` is the POSIX name (`'ENOENT'`; `'EUNKNOWN'` for a number
- * this table does not know), `errno` the Linux number from the wire, `message` the agent's `em`.
+ * this table does not know), `errno` the Linux number from the wire, `message` the agent's `em`
+ * (control characters escaped, at most 1024 characters kept).
  * Separate from AgentProtocolError on purpose: this is an answer, the RPC itself worked.
  */
 export class FileOpError extends Error {
@@ -81,7 +85,10 @@ export class FileClient {
     // As the Go client: either field set is a failure.
     if (er !== 0 || (resp.em ?? '') !== '') {
       const op = OP_NAMES.get(req.op) ?? `op ${req.op}`;
-      const message = resp.em || `${op}: ${errnoText(er)}`;
+      // `em` is the peer's text: escaped and bounded before it can reach a log line.
+      const em = resp.em ?? '';
+      const text = em.length > MAX_MESSAGE ? `${em.slice(0, MAX_MESSAGE)}…` : em;
+      const message = text ? escapeForLog(text) : `${op}: ${errnoText(er)}`;
       throw new FileOpError(op, er, message, num(resp.n));
     }
     return resp;
