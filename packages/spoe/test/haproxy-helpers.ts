@@ -1,10 +1,11 @@
 /**
  * Starts a real HAProxy (the Debian package's /usr/sbin/haproxy) as a child
  * process in front of a node:http upstream, with the SPOE filter pointed at a
- * picket SpoeAgentServer, using the same configuration the README documents.
+ * picket SpoeAgentServer, using the configuration the README shows
+ * (examples/haproxy.cfg and examples/spoe-picket.conf) with test ports.
  */
 import { type ChildProcess, spawn, spawnSync } from 'node:child_process';
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import * as http from 'node:http';
 import * as net from 'node:net';
 import { tmpdir } from 'node:os';
@@ -51,79 +52,31 @@ export async function startUpstream(): Promise<{ port: number; server: http.Serv
   return { port: (server.address() as net.AddressInfo).port, server };
 }
 
-/** The README's SPOE configuration (message `picket`, prefix `picket`, set-on-error). */
-export function spoeConf(): string {
-  return `[picket]
-spoe-agent picket-agent
-    messages picket
-    option var-prefix picket
-    option set-on-error error
-    timeout hello 2s
-    timeout idle 30s
-    timeout processing 5s
-    use-backend picket-agents
+const example = (name: string): string =>
+  readFileSync(new URL(`../examples/${name}`, import.meta.url), 'utf8');
 
-spoe-message picket
-    args method=method path=path query=query headers=req.hdrs_bin ip=src port=src_port body=req.body
-    event on-frontend-http-request
-`;
+/** `text` with `from` replaced; throws if `from` is not there (the example drifted). */
+function swap(text: string, from: string, to: string): string {
+  if (!text.includes(from))
+    throw new Error(`the example configuration lacks ${JSON.stringify(from)}`);
+  return text.split(from).join(to);
 }
 
-/** The README's haproxy.cfg rules, around test ports. */
+/** The README's haproxy.cfg (examples/haproxy.cfg) around test ports and paths. */
 export function haproxyCfg(o: {
   dir: string;
   frontPort: number;
   upstreamPort: number;
   agentPort: number;
 }): string {
-  return `global
-    stats socket ${o.dir}/admin.sock mode 600 level admin
-    log stderr format short local0 notice
-
-defaults
-    mode http
-    log global
-    timeout connect 2s
-    timeout client 30s
-    timeout server 30s
-
-frontend web
-    bind 127.0.0.1:${o.frontPort}
-    option http-buffer-request
-    filter spoe engine picket config ${o.dir}/spoe.conf
-
-    # fail closed: the agent could not be asked, or answered nothing
-    http-request deny deny_status 503 if { var(txn.picket.error) -m found }
-    http-request deny deny_status 503 unless { var(txn.picket.decision) -m found }
-    # redirect
-    http-request redirect location %[var(txn.picket.location)] code 302 if { var(txn.picket.decision) -m str redirect } { var(txn.picket.status) -m int 302 }
-    http-request redirect location %[var(txn.picket.location)] code 301 if { var(txn.picket.decision) -m str redirect } { var(txn.picket.status) -m int 301 }
-    http-request redirect location %[var(txn.picket.location)] code 307 if { var(txn.picket.decision) -m str redirect }
-    # block: one rule per status you use, the block body as the response body
-    http-request return status 403 content-type text/plain lf-string "%[var(txn.picket.body)]" if { var(txn.picket.decision) -m str block } { var(txn.picket.status) -m int 403 }
-    http-request return status 429 content-type text/plain lf-string "%[var(txn.picket.body)]" if { var(txn.picket.decision) -m str block } { var(txn.picket.status) -m int 429 }
-    http-request return status 500 content-type text/plain lf-string "%[var(txn.picket.body)]" if { var(txn.picket.decision) -m str block } { var(txn.picket.status) -m int 500 }
-    # anything else that is not allow (another status, a challenge) is refused
-    http-request deny deny_status 403 unless { var(txn.picket.decision) -m str allow }
-    # request header ops, one line per header the agent may touch
-    http-request set-header X-User %[var(txn.picket.req.set.x_user)] if { var(txn.picket.req.set.x_user) -m found }
-    http-request add-header X-Tag %[var(txn.picket.req.add.x_tag)] if { var(txn.picket.req.add.x_tag) -m found }
-    http-request del-header X-Internal if { var(txn.picket.req.del.x_internal) -m found }
-    # response header ops (http-after-response also reaches blocks and redirects)
-    http-after-response set-header X-Frame-Options %[var(txn.picket.res.set.x_frame_options)] if { var(txn.picket.res.set.x_frame_options) -m found }
-    http-after-response set-header X-Picket-Reason %[var(txn.picket.reason)] if { var(txn.picket.reason) -m found }
-    default_backend app
-
-backend app
-    server app1 127.0.0.1:${o.upstreamPort}
-
-backend picket-agents
-    mode tcp
-    option spop-check
-    timeout connect 2s
-    timeout server 1m
-    server agent1 127.0.0.1:${o.agentPort} check inter 300ms fall 1 rise 1
-`;
+  let cfg = example('haproxy.cfg');
+  cfg = swap(cfg, '/run/haproxy/admin.sock', `${o.dir}/admin.sock`);
+  cfg = swap(cfg, 'bind :8080', `bind 127.0.0.1:${o.frontPort}`);
+  cfg = swap(cfg, '/etc/haproxy/spoe-picket.conf', `${o.dir}/spoe.conf`);
+  cfg = swap(cfg, '127.0.0.1:8000', `127.0.0.1:${o.upstreamPort}`);
+  cfg = swap(cfg, '127.0.0.1:12345', `127.0.0.1:${o.agentPort}`);
+  // quicker health checks, so "agent down" is seen sooner
+  return swap(cfg, 'check inter 2s fall 2 rise 1', 'check inter 300ms fall 1 rise 1');
 }
 
 export interface Haproxy {
@@ -141,7 +94,7 @@ export async function startHaproxy(
 ): Promise<Haproxy> {
   const dir = mkdtempSync(join(tmpdir(), 'picket-spoe-'));
   const frontPort = await freePort();
-  writeFileSync(join(dir, 'spoe.conf'), spoeConf());
+  writeFileSync(join(dir, 'spoe.conf'), example('spoe-picket.conf'));
   const cfg = join(dir, 'haproxy.cfg');
   writeFileSync(cfg, haproxyCfg({ dir, frontPort, upstreamPort, agentPort }));
   const check = spawnSync(bin, ['-c', '-f', cfg], { encoding: 'utf8' });
