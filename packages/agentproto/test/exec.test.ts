@@ -6,7 +6,16 @@ import { join } from 'node:path';
 import { Duplex, PassThrough, Writable } from 'node:stream';
 import { ErrorCode } from '@picket/protocol';
 import { afterAll, describe, expect, it } from 'vitest';
-import { enumeratePath, exec, startExec } from '../src/index.js';
+import {
+  enumeratePath,
+  exec,
+  FrameType,
+  RecordDirection,
+  Recorder,
+  RecordType,
+  readRecording,
+  startExec,
+} from '../src/index.js';
 import { AGENT_VIA } from './mux-helpers.js';
 
 function sink() {
@@ -164,6 +173,31 @@ describe('exec through picket-agent', () => {
       [0, 1, 2, 3, 4].map((n) => run(['sh', '-c', `exit ${n}`]).then((r) => r.code)),
     );
     expect(codes).toEqual([0, 1, 2, 3, 4]);
+  });
+
+  it('records the command: start, every frame both ways, end', async () => {
+    const sink = new PassThrough();
+    const recorder = new Recorder(sink, { redact: false });
+    const out = new PassThrough();
+    const code = await exec(
+      { path: 'sh', argv: ['sh', '-c', 'echo hi; exit 5'] },
+      { via: AGENT_VIA, recorder, stdio: { stdout: out } },
+    );
+    expect(code).toBe(5);
+    sink.end();
+    const { records, error } = await readRecording(sink);
+    expect(error).toBeUndefined();
+    expect(records[0]?.type).toBe(RecordType.CommandStart);
+    expect(records.at(-1)).toMatchObject({
+      type: RecordType.CommandEnd,
+      cmd_end: { exit_code: 5 },
+    });
+    const frames = records.flatMap((r) => (r.type === RecordType.Frame ? [r.frame] : []));
+    const sent = frames.filter((f) => f.dir === RecordDirection.Send).map((f) => f.frame.t);
+    const recv = frames.filter((f) => f.dir === RecordDirection.Recv).map((f) => f.frame.t);
+    expect(sent.slice(0, 2)).toEqual([FrameType.Exec, FrameType.EOF]);
+    expect(recv).toContain(FrameType.Data);
+    expect(recv.at(-1)).toBe(FrameType.Exit);
   });
 
   it('an unreachable channel rejects with CONNECTION_FAILED', async () => {
