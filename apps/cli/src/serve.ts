@@ -22,9 +22,11 @@ import {
   UsageError,
 } from './common.js';
 import { withEventLog } from './event-log.js';
+import { serveProx } from './serve-prox.js';
 
 export const SERVE_HELP = `Usage: picket serve <echo|denylist> --listen <endpoint> [options]
        picket serve <echo|denylist> --reverse <endpoint> --agent-id <id> [--token-file <f>]
+       picket serve <echo|denylist> --prox [agent options]
 
 Serves a reference agent until interrupted (SIGINT / SIGTERM drain and stop it).
 Prints one line per endpoint once it is ready ("listening on …" / "registered
@@ -46,6 +48,11 @@ Where:
                            PICKET_REVERSE_TOKEN in the environment
   --token <t>              the token itself: visible to every local user in \`ps\`, prefer
                            --token-file or PICKET_REVERSE_TOKEN
+  --prox                   be a prox plugin instead: prox starts the command, sends
+                           configure on stdin and calls the hooks on a socket in a private
+                           0700 directory; stdout carries prox's protocol only (messages and
+                           --log-events go to stderr); exits when stdin ends. E.g. as a prox
+                           plugin command: picket serve denylist --prox --block-ip 10.0.0.0/8
 
 Agent options:
   --agent-id <id>          the agent's id (default echo-agent / denylist-agent)
@@ -163,6 +170,31 @@ function reverseToken(v: { token?: string; 'token-file'?: string }): string | un
   return env;
 }
 
+/** The reference agent `kind` with its options. */
+function referenceAgent(
+  kind: string,
+  v: { 'agent-id'?: string; 'block-path'?: string[]; 'block-ip'?: string[] },
+): AgentHandler & { agentId: string } {
+  if (kind === 'echo') {
+    if (v['block-path'] || v['block-ip']) {
+      throw new UsageError('--block-path / --block-ip are denylist options', 'serve');
+    }
+    return new EchoAgent({ ...(v['agent-id'] !== undefined && { agentId: v['agent-id'] }) });
+  }
+  if (kind === 'denylist') {
+    try {
+      return new DenylistAgent({
+        ...(v['agent-id'] !== undefined && { agentId: v['agent-id'] }),
+        blockedPaths: v['block-path'] ?? [],
+        blockedIps: v['block-ip'] ?? [],
+      });
+    } catch (err) {
+      throw new UsageError(`--block-ip: ${(err as Error).message}`, 'serve');
+    }
+  }
+  throw new UsageError(`unknown agent "${kind}": echo or denylist`, 'serve');
+}
+
 /** `picket serve`. */
 export async function serve(args: string[]): Promise<number> {
   const { values: v, positionals } = parse('serve', args, {
@@ -180,6 +212,7 @@ export async function serve(args: string[]): Promise<number> {
     'tls-server-name': { type: 'string' },
     'tls-insecure': { type: 'boolean' },
     'log-events': { type: 'boolean' },
+    prox: { type: 'boolean' },
     json: { type: 'boolean' },
     help: { type: 'boolean', short: 'h' },
   });
@@ -191,6 +224,7 @@ export async function serve(args: string[]): Promise<number> {
   if (kind === undefined) throw new UsageError('missing agent: echo or denylist', 'serve');
   if (positionals.length > 1)
     throw new UsageError(`unexpected argument "${positionals[1]}"`, 'serve');
+  if (v.prox) return serveProx(referenceAgent(kind, v), v);
   const listens = (v.listen ?? []).map((e) => endpointArg('serve', e));
   const reverses = (v.reverse ?? []).map(reverseTarget);
   if (listens.length === 0 && reverses.length === 0) {
@@ -199,25 +233,7 @@ export async function serve(args: string[]): Promise<number> {
       'serve',
     );
   }
-  let handler: AgentHandler & { agentId: string };
-  if (kind === 'echo') {
-    if (v['block-path'] || v['block-ip']) {
-      throw new UsageError('--block-path / --block-ip are denylist options', 'serve');
-    }
-    handler = new EchoAgent({ ...(v['agent-id'] !== undefined && { agentId: v['agent-id'] }) });
-  } else if (kind === 'denylist') {
-    try {
-      handler = new DenylistAgent({
-        ...(v['agent-id'] !== undefined && { agentId: v['agent-id'] }),
-        blockedPaths: v['block-path'] ?? [],
-        blockedIps: v['block-ip'] ?? [],
-      });
-    } catch (err) {
-      throw new UsageError(`--block-ip: ${(err as Error).message}`, 'serve');
-    }
-  } else {
-    throw new UsageError(`unknown agent "${kind}": echo or denylist`, 'serve');
-  }
+  let handler = referenceAgent(kind, v);
   const cert = pem('tls-cert', v['tls-cert']);
   const key = pem('tls-key', v['tls-key']);
   const ca = pem('tls-ca', v['tls-ca']);

@@ -17,6 +17,7 @@ import {
   type AgentHandler,
   type AgentResponse,
   type ConfigureEvent,
+  EVENT_TYPE_NUMBERS,
   type EventMap,
   type EventType,
   type HeaderOp,
@@ -59,9 +60,9 @@ const META = {
 /** Options of {@link agentHooks}. */
 export interface AgentHooksOptions {
   /**
-   * The prox hooks to serve. Default: `on_request`; `on_response` when the handler has
-   * `onResponseHeaders`; `on_connect` when it has `onRequestHeaders`; `on_disconnect` when it
-   * has `onRequestComplete`.
+   * The prox hooks to serve. Default: `on_request`; `on_response` when the handler declares
+   * response_headers in its capabilities and has `onResponseHeaders`; `on_connect` likewise for
+   * request_headers; `on_disconnect` for request_complete (`onRequestComplete`).
    */
   hooks?: readonly HookName[];
   /** Prefix of the correlation ids made for each prox call; default `prox-<pid>`. */
@@ -69,6 +70,27 @@ export interface AgentHooksOptions {
 }
 
 let sequence = 0;
+
+/**
+ * The hooks a handler serves by default: the events its capabilities declare
+ * (`supported_events`) that it has a hook for — a wrapper with every hook (an event logger)
+ * still serves only what the agent declared.
+ */
+function defaultHooks(handler: AgentHandler): HookName[] {
+  let declared: ReadonlySet<number>;
+  try {
+    declared = new Set(handler.capabilities().supported_events);
+  } catch {
+    declared = new Set();
+  }
+  const has = (type: EventType, hook: keyof AgentHandler): boolean =>
+    declared.has(EVENT_TYPE_NUMBERS[type]) && typeof handler[hook] === 'function';
+  const hooks: HookName[] = ['on_request'];
+  if (has('response_headers', 'onResponseHeaders')) hooks.push('on_response');
+  if (has('request_headers', 'onRequestHeaders')) hooks.push('on_connect');
+  if (has('request_complete', 'onRequestComplete')) hooks.push('on_disconnect');
+  return hooks;
+}
 
 /** `ip:port` (IPv6 in brackets) → client ip and port; a missing or bad port reads as 0. */
 export function splitAddr(addr: string): { ip: string; port: number } {
@@ -255,14 +277,7 @@ function authorizeOf(last: AgentResponse, ops: HeaderOp[]): AuthorizeResultInput
 export function agentHooks(handler: AgentHandler, options: AgentHooksOptions = {}): ProxHooks {
   const prefix = options.correlationPrefix ?? `prox-${process.pid}`;
   const nextId = (): string => `${prefix}-${(++sequence).toString(36)}`;
-  const wanted = new Set<HookName>(
-    options.hooks ?? [
-      'on_request',
-      ...(handler.onResponseHeaders ? (['on_response'] as const) : []),
-      ...(handler.onRequestHeaders ? (['on_connect'] as const) : []),
-      ...(handler.onRequestComplete ? (['on_disconnect'] as const) : []),
-    ],
-  );
+  const wanted = new Set<HookName>(options.hooks ?? defaultHooks(handler));
 
   const requestEvent = (
     id: string,
