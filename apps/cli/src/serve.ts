@@ -7,7 +7,7 @@ import {
   endpointGrammar,
   type ParsedEndpoint,
   readTokenFile,
-  type ServedAgent,
+  ServedAgent,
   ServeError,
   serve as serveAgent,
 } from '@picket/transport';
@@ -23,6 +23,7 @@ import {
 } from './common.js';
 import { withEventLog } from './event-log.js';
 import { serveProx } from './serve-prox.js';
+import { isSpoeListen, spoeListen, startSpoe } from './serve-spoe.js';
 
 export const SERVE_HELP = `Usage: picket serve <echo|denylist> --listen <endpoint> [options]
        picket serve <echo|denylist> --reverse <endpoint> --agent-id <id> [--token-file <f>]
@@ -39,7 +40,8 @@ Agents:
 Where:
   --listen <endpoint>      serve here (repeatable): a socket path or unix:/path (UDS),
                            host:port, grpc://host:port, grpcs://host:port, grpc+unix:/path
-                           (gRPC; port 0 picks a free port), v1+unix:/path (legacy v1)
+                           (gRPC; port 0 picks a free port), v1+unix:/path (legacy v1),
+                           spoe://host:port (HAProxy's SPOE filter, see @picket/spoe)
   --reverse <endpoint>     dial a proxy's reverse listener instead (or as well):
                            reverse+unix:/path, reverse+tcp://host:port, reverse+tls://host:port
   --connections <n>        reverse connections to keep open (default 1)
@@ -79,7 +81,8 @@ Examples:
   picket serve denylist --listen 127.0.0.1:50051 --block-path /admin --block-ip 10.0.0.0/8
   picket serve echo --listen grpcs://0.0.0.0:50051 --tls-cert server.pem --tls-key server.key
   picket serve echo --reverse reverse+tcp://proxy.internal:9090 --agent-id echo --token-file /run/secrets/picket
-  picket serve denylist --listen /tmp/deny.sock --block-path /admin --log-events`;
+  picket serve denylist --listen /tmp/deny.sock --block-path /admin --log-events
+  picket serve denylist --listen spoe://127.0.0.1:12345 --block-path /admin`;
 
 function pem(flag: string, file: string | undefined): Buffer | undefined {
   if (file === undefined) return undefined;
@@ -225,9 +228,12 @@ export async function serve(args: string[]): Promise<number> {
   if (positionals.length > 1)
     throw new UsageError(`unexpected argument "${positionals[1]}"`, 'serve');
   if (v.prox) return serveProx(referenceAgent(kind, v), v);
-  const listens = (v.listen ?? []).map((e) => endpointArg('serve', e));
+  const spoe = (v.listen ?? []).filter(isSpoeListen).map(spoeListen);
+  const listens = (v.listen ?? [])
+    .filter((e) => !isSpoeListen(e))
+    .map((e) => endpointArg('serve', e));
   const reverses = (v.reverse ?? []).map(reverseTarget);
-  if (listens.length === 0 && reverses.length === 0) {
+  if (listens.length === 0 && reverses.length === 0 && spoe.length === 0) {
     throw new UsageError(
       'nothing to serve on: give --listen <endpoint> or --reverse <endpoint>',
       'serve',
@@ -280,28 +286,44 @@ export async function serve(args: string[]): Promise<number> {
     ...(v['tls-server-name'] !== undefined && { servername: v['tls-server-name'] }),
     ...(v['tls-insecure'] && { rejectUnauthorized: false }),
   };
-  let served: ServedAgent;
+  let served = new ServedAgent([]);
   try {
-    served = await serveAgent([...listens.map((ep) => ep.endpoint), ...given.keys()], handler, {
-      agentId: id,
-      tls,
-      reverse: {
-        wait: false, // dial in the background, retrying; the events below report progress
-        connections,
-        ...(token !== undefined && { authToken: token }),
-      },
-      onServer: (server, ep) => {
-        if (ep.kind === 'reverse') {
-          reportReverse(server as ReverseAgent, given.get(ep.endpoint) ?? ep.endpoint, id, say);
-        }
-      },
-    });
+    if (listens.length > 0 || given.size > 0)
+      served = await serveAgent([...listens.map((ep) => ep.endpoint), ...given.keys()], handler, {
+        agentId: id,
+        tls,
+        reverse: {
+          wait: false, // dial in the background, retrying; the events below report progress
+          connections,
+          ...(token !== undefined && { authToken: token }),
+        },
+        onServer: (server, ep) => {
+          if (ep.kind === 'reverse') {
+            reportReverse(server as ReverseAgent, given.get(ep.endpoint) ?? ep.endpoint, id, say);
+          }
+        },
+      });
   } catch (err) {
     const ep = err instanceof ServeError ? detectTransport(err.endpoint) : undefined;
     const why =
       ep !== undefined && ep.kind !== 'reverse'
         ? listenFailure(err instanceof Error && err.cause !== undefined ? err.cause : err, ep)
         : describeFailure(err, 'serve');
+    process.stderr.write(`picket serve: ${escapeForLog(why)}\n`);
+    return EXIT_FAILURE;
+  }
+  try {
+    const spoeServers = await startSpoe(spoe, handler);
+    for (const endpoint of spoeServers.flatMap((s) => s.endpoints)) {
+      say(
+        { event: 'listening', transport: 'spoe', endpoint, agentId: id },
+        `${id} listening on ${endpoint} (HAProxy SPOE)`,
+      );
+    }
+    served = new ServedAgent([...served.servers, ...spoeServers]);
+  } catch (err) {
+    await served.close();
+    const why = `cannot listen on ${spoe.map((l) => `spoe://${l.host}:${l.port}`).join(', ')}: ${(err as Error).message}`;
     process.stderr.write(`picket serve: ${escapeForLog(why)}\n`);
     return EXIT_FAILURE;
   }
