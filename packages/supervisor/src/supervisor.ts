@@ -304,6 +304,8 @@ export class Supervisor extends EventEmitter<SupervisorEvents> {
       return this.#started;
     }
     this.#started = this.whenReady().then(() => undefined);
+    // `void s.start()` must not become an unhandled rejection when it is stopped first
+    this.#started.catch(() => {});
     this.#loop = this.#run().catch((err: unknown) => {
       // a bug in the loop itself: say so loudly rather than leave a silent dead supervisor
       this.#log.error(`[${escapeForLog(this.name)}] supervisor loop failed`, { error: err });
@@ -315,7 +317,8 @@ export class Supervisor extends EventEmitter<SupervisorEvents> {
 
   /** Resolves when the current (if ready) or next generation is ready; rejects on stop or `o.signal`. */
   whenReady(o: { signal?: AbortSignal } = {}): Promise<SupervisedChild> {
-    if (this.#state === 'ready' && this.#gen) return Promise.resolve(this.#gen);
+    const gen = this.#gen;
+    if (this.#state === 'ready' && gen && gen.failure === undefined) return Promise.resolve(gen);
     if (this.#state === 'stopping' || this.#state === 'stopped') {
       return Promise.reject(this.#stoppedError('whenReady()'));
     }
@@ -348,6 +351,10 @@ export class Supervisor extends EventEmitter<SupervisorEvents> {
    */
   stop(): Promise<void> {
     if (this.#stopped) return this.#stopped;
+    if (this.#state === 'stopped') {
+      this.#stopped = Promise.resolve();
+      return this.#stopped;
+    }
     this.#owner?.removeEventListener('abort', this.#onOwnerAbort);
     const loop = this.#loop;
     this.#setState(loop ? 'stopping' : 'stopped');
@@ -406,24 +413,28 @@ export class Supervisor extends EventEmitter<SupervisorEvents> {
     const life = this.#life.signal;
     let failures = 0;
     while (!life.aborted) {
+      if (this.#generation > 0) this.#restarts++;
       this.#generation++;
       this.#setState('starting');
       const gen = await this.#spawn(this.#generation);
       let readyAt: number | undefined;
+      let endAt = Date.now();
       if (gen) {
-        this.#gen = gen;
         readyAt = await this.#watch(gen);
+        endAt = Date.now();
+        this.#readySince = undefined;
+        // the child is done for (it is being killed, if needed): no longer 'ready'
+        if (!life.aborted) this.#setState('backoff');
         await this.#finish(gen, life.aborted);
         this.#gen = undefined;
-        this.#readySince = undefined;
       }
       if (life.aborted) break;
-      const exitAt = Date.now();
-      if (readyAt !== undefined && exitAt - readyAt >= this.#stableAfterMs) failures = 0;
+      if (readyAt !== undefined && endAt - readyAt >= this.#stableAfterMs) failures = 0;
       const delay = backoffDelay(failures, this.#backoff);
-      this.#restarts++;
       this.#setState('backoff');
-      this.#log.warn(`${this.#tag()} restarting in ${delay} ms (restart ${this.#restarts})`);
+      this.#log.warn(
+        `${this.#tag()} restarting in ${delay} ms (restart ${this.#restarts + 1}, generation ${this.#generation + 1})`,
+      );
       this.emit('backoff', delay, failures);
       failures++;
       await sleep(delay, life);
@@ -457,6 +468,7 @@ export class Supervisor extends EventEmitter<SupervisorEvents> {
     }
     const gen = new Generation(proc as ChildProcess & { pid: number }, n);
     this.#wire(gen);
+    this.#gen = gen;
     this.emit('spawn', gen);
     this.#log.info(
       `${this.#tag()} spawned pid ${gen.pid} (generation ${n}): ${escapeForLog(this.#command.join(' '))}`,

@@ -4,7 +4,7 @@ import { realpathSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { describe, expect, it } from 'vitest';
 import { Supervisor, type SupervisorOptions } from '../src/index.js';
-import { child, collectLogs, fastOptions } from './helpers.js';
+import { child, collectLogs, fastOptions, until } from './helpers.js';
 
 describe('options', () => {
   it.each([
@@ -75,13 +75,15 @@ describe('options', () => {
   });
 
   it("stdout: 'ignore' drains a chatty child and delivers no lines", async () => {
+    const logger = collectLogs();
     const s = new Supervisor(
       fastOptions({
         name: 'quiet',
         command: child('--ready', '--flood', String(8 * 1024 * 1024)),
         stdout: 'ignore',
         stdoutLineLimit: 1024,
-        logger: collectLogs(),
+        stopGraceMs: 10_000,
+        logger,
       }),
     );
     const errors: Error[] = [];
@@ -91,9 +93,9 @@ describe('options', () => {
     if (!c) throw new Error('no child');
     const lines: string[] = [];
     c.onStdoutLine((l) => lines.push(l));
-    await new Promise((r) => setTimeout(r, 300));
+    // its 8 MiB write was drained, not left blocked on a full pipe
+    await until(() => logger.text('info').includes('[quiet] flooded'));
     await s.stop();
-    // exited on stdin EOF: its 8 MiB write was drained, not blocked on a full pipe
     expect(await c.exited).toEqual({ code: 0, signal: null });
     expect(lines).toEqual([]);
     expect(errors).toEqual([]);

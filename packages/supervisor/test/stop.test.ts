@@ -154,6 +154,8 @@ describe('stop() at every moment', () => {
     expect(await timed(s.stop())).toBeLessThan(1000 + SLACK);
     expect(spawns).toEqual([]);
     expect(s.state).toBe('stopped');
+    // a restart that never happened is not counted
+    expect(s.stats()).toMatchObject({ generation: 1, restarts: 0 });
   });
 
   it('during the ready check: start() and whenReady() reject, the child is stopped', async () => {
@@ -166,6 +168,7 @@ describe('stop() at every moment', () => {
     const started = s.start();
     const waiting = s.whenReady();
     const [c] = await next(s, 'spawn');
+    expect(s.child).toBe(c);
     expect(s.state).toBe('starting');
     const rejected = Promise.all([
       expect(started).rejects.toMatchObject({ code: 'CANCELLED' }),
