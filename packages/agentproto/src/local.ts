@@ -355,6 +355,9 @@ export function startExec(command: ExecCommand, options: ExecOptions): ExecSessi
     }
     await mux.flushInbound(); // the command's output is written before we return
     ch.endInput();
+    // without an Exit the agent is broken or hostile: do not wait for it to go away by itself
+    if (code === -1 && ch.child.exitCode === null && ch.child.signalCode === null)
+      ch.child.kill('SIGTERM');
     await ch.exited;
     mux.close('exec finished');
     if (aborted) {

@@ -219,6 +219,16 @@ describe('exec through picket-agent', () => {
     expect(errors.join()).toMatch(/ended without an exit frame.*agent: not installed/);
   });
 
+  it('a channel that sends junk and stays alive → 127 promptly, the channel is stopped', async () => {
+    const errors: string[] = [];
+    const code = await exec(
+      { path: 'true' },
+      { via: ['sh', '-c', "printf '\\377\\377'; exec sleep 120"], onError: (m) => errors.push(m) },
+    );
+    expect(code).toBe(127);
+    expect(errors.join()).toMatch(/ended without an exit frame \(invalid CBOR/);
+  });
+
   it('aborting the signal terminates the command and rejects with CANCELLED', async () => {
     const out = new PassThrough();
     const ac = new AbortController();
