@@ -18,9 +18,10 @@ export class PluginChild {
   private waiters: (() => void)[] = [];
   readonly exited: Promise<number | null>;
 
-  constructor(args: string[], program = FIXTURE) {
+  constructor(args: string[], program = FIXTURE, env: Record<string, string> = {}) {
     this.child = spawn(process.execPath, ['--import', 'tsx', program, ...args], {
       stdio: ['pipe', 'pipe', 'pipe'],
+      env: { ...process.env, ...env },
     });
     let buf = '';
     this.child.stdout?.setEncoding('utf8').on('data', (chunk: string) => {

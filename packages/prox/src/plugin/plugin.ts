@@ -111,6 +111,7 @@ export class ProxPlugin {
   private resolveDone!: () => void;
   private pending = Buffer.alloc(0);
   private dropping = false;
+  private stdinListener: ((chunk: Buffer | string) => void) | undefined;
 
   private constructor(
     private readonly impl: ProxHooks,
@@ -192,6 +193,7 @@ export class ProxPlugin {
       this.pending = Buffer.alloc(0);
       void this.close();
     };
+    this.stdinListener = onData;
     this.stdin.on('data', onData);
     this.stdin.once('end', onEnd);
     this.stdin.once('error', (err) => {
@@ -455,7 +457,7 @@ export class ProxPlugin {
    */
   close(): Promise<void> {
     this.closing ??= (async () => {
-      this.stdin.removeAllListeners('data');
+      if (this.stdinListener !== undefined) this.stdin.off('data', this.stdinListener);
       this.stdin.pause();
       await this.socketFile?.remove();
       for (const s of this.sockets) s.destroy();
