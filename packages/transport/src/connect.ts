@@ -6,10 +6,11 @@ import {
   detectTransport,
   type GrpcEndpoint,
   type ParsedEndpoint,
+  type ProxEndpoint,
   type UdsEndpoint,
   type V1Endpoint,
 } from './endpoint.js';
-import { loadGrpc, loadUds, loadV1 } from './load.js';
+import { loadGrpc, loadProx, loadUds, loadV1 } from './load.js';
 import { DEFAULT_CONNECT_TIMEOUT_MS, type TransportOptions } from './options.js';
 import { connectReverseEndpoint } from './reverse.js';
 
@@ -87,6 +88,24 @@ async function connectLegacy(
 }
 
 /**
+ * Starts a prox plugin and resolves once it sent `ready`; closing the transport stops it.
+ * `connectTimeoutMs` bounds the wait for `ready`, `timeoutMs` is the per-call deadline.
+ */
+async function connectProx(
+  agentId: string,
+  ep: ProxEndpoint,
+  o: TransportOptions,
+): Promise<AgentTransport> {
+  const { ProxPluginTransport } = await loadProx();
+  return ProxPluginTransport.connect(agentId, ep.endpoint, {
+    readyTimeoutMs: o.connectTimeoutMs ?? DEFAULT_CONNECT_TIMEOUT_MS,
+    ...(o.timeoutMs !== undefined && { timeoutMs: o.timeoutMs }),
+    ...(o.logger !== undefined && { logger: o.logger }),
+    ...o.prox,
+  });
+}
+
+/**
  * Opens one {@link AgentTransport} to `agentId` at `endpoint` (see
  * {@link detectTransport}). A reverse endpoint binds a listener of its own and
  * resolves with the first connection that agent registers on it within
@@ -108,6 +127,8 @@ export async function connectEndpoint(
         return await connectLegacy(agentId, ep, options);
       case 'reverse':
         return await connectReverseEndpoint(agentId, ep, options);
+      case 'prox':
+        return await connectProx(agentId, ep, options);
     }
   } catch (err) {
     throw named(err, agentId, ep);

@@ -58,8 +58,26 @@ export interface ReverseEndpoint {
   tls: boolean;
 }
 
+/**
+ * A prox plugin that picket starts, supervises and calls (`prox+exec:/path/to/plugin [args]`,
+ * @picket/prox). The command line is split into argv by @picket/prox when it connects:
+ * words separated by spaces, `'…'` literal, `"…"` with `\"` and `\\`, `\` escaping one
+ * character outside quotes.
+ */
+export interface ProxEndpoint {
+  kind: 'prox';
+  endpoint: string;
+  /** what follows `prox+exec:` (the plugin program and its arguments) */
+  commandLine: string;
+}
+
 /** What {@link detectTransport} makes of an endpoint string. */
-export type ParsedEndpoint = UdsEndpoint | GrpcEndpoint | V1Endpoint | ReverseEndpoint;
+export type ParsedEndpoint =
+  | UdsEndpoint
+  | GrpcEndpoint
+  | V1Endpoint
+  | ReverseEndpoint
+  | ProxEndpoint;
 
 /** The accepted endpoint forms, as printed in errors and `--help`. */
 export const ENDPOINT_FORMS: readonly (readonly [form: string, meaning: string])[] = [
@@ -71,6 +89,7 @@ export const ENDPOINT_FORMS: readonly (readonly [form: string, meaning: string])
   ['v1+unix:/path', 'legacy protocol v1 over a Unix socket'],
   ['reverse+unix:/path', 'reverse listener on a Unix socket (agents dial in)'],
   ['reverse+tcp://host:port, reverse+tls://host:port', 'reverse listener on TCP / TLS'],
+  ['prox+exec:/path/to/plugin [args]', 'a prox plugin picket runs and calls (@picket/prox)'],
 ];
 
 /** {@link ENDPOINT_FORMS} as an indented two-column text block. */
@@ -122,7 +141,13 @@ export function detectTransport(endpoint: string): ParsedEndpoint {
   const prefixed = (p: string): string | undefined =>
     lower.startsWith(p) ? e.slice(p.length) : undefined;
 
-  let rest = prefixed('v1+unix:');
+  let rest = prefixed('prox+exec:');
+  if (rest !== undefined) {
+    if (rest.trim() === '') throw invalid(endpoint, 'prox+exec: needs the plugin program');
+    if (/[\r\n\0]/.test(rest)) throw invalid(endpoint, 'a line break or NUL is not allowed');
+    return { kind: 'prox', endpoint, commandLine: rest.trim() };
+  }
+  rest = prefixed('v1+unix:');
   if (rest !== undefined)
     return { kind: 'v1', endpoint, path: socketPath(endpoint, rest, 'v1+unix:') };
   rest = prefixed('reverse+unix:');
@@ -236,5 +261,7 @@ export function formatEndpoint(e: ParsedEndpoint): string {
       return e.listen.transport === 'uds'
         ? `reverse+unix:${e.listen.path}`
         : `reverse+${e.tls ? 'tls' : 'tcp'}://${e.listen.address}`;
+    case 'prox':
+      return `prox+exec:${e.commandLine}`;
   }
 }

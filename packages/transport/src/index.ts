@@ -15,6 +15,7 @@ export {
   formatEndpoint,
   type GrpcEndpoint,
   type ParsedEndpoint,
+  type ProxEndpoint,
   type ReverseEndpoint,
   type ReverseListenAddress,
   type UdsEndpoint,

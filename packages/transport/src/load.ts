@@ -11,6 +11,7 @@ type UdsModule = typeof import('@picket/uds');
 type GrpcModule = typeof import('@picket/grpc');
 type V1Module = typeof import('@picket/v1');
 type ReverseModule = typeof import('@picket/reverse');
+type ProxModule = typeof import('@picket/prox');
 
 const cache = new Map<string, Promise<unknown>>();
 
@@ -56,6 +57,10 @@ export const loadV1 = (): Promise<V1Module> =>
 export const loadReverse = (): Promise<ReverseModule> =>
   load('@picket/reverse', 'reverse', () => import('@picket/reverse'));
 
+/** @picket/prox (and with it @picket/supervisor), loaded once. */
+export const loadProx = (): Promise<ProxModule> =>
+  load('@picket/prox', 'prox+exec:', () => import('@picket/prox'));
+
 /** Loads the transport package an endpoint needs. */
 export function loadFor(ep: ParsedEndpoint): Promise<unknown> {
   switch (ep.kind) {
@@ -67,5 +72,7 @@ export function loadFor(ep: ParsedEndpoint): Promise<unknown> {
       return loadV1();
     case 'reverse':
       return loadReverse();
+    case 'prox':
+      return loadProx();
   }
 }

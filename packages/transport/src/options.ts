@@ -1,5 +1,6 @@
 import type { AgentClientV2Options } from '@picket/grpc';
 import type { Encoding, TlsOptions } from '@picket/protocol';
+import type { ProxConnectOptions } from '@picket/prox';
 import type { UdsClientOptions } from '@picket/uds';
 import type { V1TransportOptions } from '@picket/v1';
 
@@ -70,6 +71,11 @@ export interface TransportOptions {
   grpc?: AgentClientV2Options;
   /** extra options for `connectV1` */
   v1?: V1TransportOptions;
+  /**
+   * extra options for `ProxPluginTransport.connect` (`prox+exec:` endpoints): route bindings,
+   * connection caps, env / cwd, error policies. `connectTimeoutMs` is its `readyTimeoutMs`.
+   */
+  prox?: ProxConnectOptions;
 }
 
 /** Default connect + handshake limit of the facade. */

@@ -33,6 +33,7 @@ const TRANSPORT_KEYS = [
   'uds',
   'grpc',
   'v1',
+  'prox',
   'agentId',
 ] as const;
 
@@ -104,6 +105,8 @@ export class TransportPool extends AgentPool {
       throw named(err, agentId, ep);
     });
     if (ep.kind === 'reverse') return this.#addReverse(name, agentId, ep, pool, merged);
+    // one plugin process per agent: its transport keeps its own socket pool (maxConnections)
+    if (ep.kind === 'prox') pool.connectionsPerAgent = 1;
     this.#endpoints.set(name, ep);
     try {
       return await super.addAgent(name, () => connectEndpoint(agentId, ep, merged), pool);
@@ -149,6 +152,7 @@ export class TransportPool extends AgentPool {
       ...((d.uds || o.uds) && { uds: { ...d.uds, ...o.uds } }),
       ...((d.grpc || o.grpc) && { grpc: { ...d.grpc, ...o.grpc } }),
       ...((d.v1 || o.v1) && { v1: { ...d.v1, ...o.v1 } }),
+      ...((d.prox || o.prox) && { prox: { ...d.prox, ...o.prox } }),
     };
   }
 

@@ -194,6 +194,11 @@ function checked(endpoint: string, agentId: string | undefined, o: ServeOptions)
   if (ep.kind === 'grpc' && ep.tls && (o.tls?.cert === undefined || o.tls.key === undefined)) {
     throw refuse('TLS needs tls.cert and tls.key');
   }
+  if (ep.kind === 'prox') {
+    throw refuse(
+      'prox+exec: runs a prox plugin for a proxy; serve a handler as a prox plugin with @picket/prox (serveAgentAsProxPlugin)',
+    );
+  }
   if (ep.kind === 'reverse') {
     if (ep.listen.transport === 'tcp' && ep.listen.port === 0) {
       throw refuse('port 0 cannot be dialled; name the port the proxy listens on');
@@ -265,5 +270,7 @@ async function create(
       });
       return agent;
     }
+    case 'prox':
+      throw new AgentProtocolError(ErrorCode.InvalidArgument, 'prox+exec: cannot be served');
   }
 }
