@@ -362,6 +362,28 @@ describe('the control plane', () => {
     }
   });
 
+  it('peer data reaches stderr escaped: no forged log line', async () => {
+    const p = new PluginChild(['native']);
+    try {
+      const { socket } = await p.configure(encodeConfigureLine({ routeId: 'a:0' }));
+      p.send(`${JSON.stringify({ method: 'evil\n[FAKE] ok\u001b[31m' })}\n`);
+      const c = await HookConn.open(socket);
+      // an undecodable on_request whose bad field name carries a line break and ESC
+      const inner = Buffer.concat([hex('81'), encode('x\n[FAKE] ok\u001b'), hex('c1')]);
+      expect(decodeAuthorizeResult(await c.call(goFrame(1, inner))).allow).toBe(false);
+      await p.until(
+        () => /evil/.test(p.stderr) && /undecodable on_request/.test(p.stderr),
+        'both warnings',
+      );
+      expect(p.stderr.match(/\[FAKE\]/g)?.length).toBe(2); // both made it, escaped
+      expect(p.stderr).not.toMatch(/\n\[FAKE\]/);
+      expect(p.stderr).not.toContain('\u001b');
+      c.close();
+    } finally {
+      p.kill();
+    }
+  });
+
   it('a plugin without hooks opens no socket and never sends ready: ack, then its pushes', async () => {
     const p = new PluginChild(['targets']);
     try {
