@@ -112,6 +112,29 @@ describe('exec through picket-agent', () => {
     expect(r.errors.join()).toContain('executable file not found in $PATH');
   });
 
+  it("re-logs the agent's Log frames with source=agent, escaped", async () => {
+    const lines: string[] = [];
+    const log = (level: string) => (msg: string, fields?: object) =>
+      lines.push(`${level} ${msg} ${JSON.stringify(fields)}`);
+    const logger = {
+      debug: log('debug'),
+      info: log('info'),
+      warn: log('warn'),
+      error: log('error'),
+    };
+    const errors: string[] = [];
+    const code = await exec(
+      { path: 'no\x1b[2Jsuch' },
+      { via: AGENT_VIA, logger, onError: (m) => errors.push(m) },
+    );
+    expect(code).toBe(127);
+    const failed = lines.find((l) => l.startsWith('error start command failed'));
+    expect(failed).toContain('"source":"agent"');
+    expect(failed).toContain('no\\\\x1b[2Jsuch'); // JSON of the escaped text
+    expect(lines.join('\n')).not.toContain('\x1b');
+    expect(errors.join()).not.toContain('\x1b');
+  });
+
   it('a path that does not exist → 127 with the reason', async () => {
     const r = await run(['/nonexistent/bin/tool']);
     expect(r.code).toBe(127);
@@ -211,12 +234,14 @@ describe('exec through picket-agent', () => {
     const code = await exec(
       { path: 'true' },
       {
-        via: ['sh', '-c', 'echo "agent: not installed" >&2; exit 1'],
+        via: ['sh', '-c', "printf 'agent: not \\033[31minstalled\\n' >&2; exit 1"],
         onError: (m) => errors.push(m),
       },
     );
     expect(code).toBe(127);
-    expect(errors.join()).toMatch(/ended without an exit frame.*agent: not installed/);
+    // quoted, with the peer's control characters escaped
+    expect(errors.join()).toMatch(/ended without an exit frame.*agent: not \\x1b\[31minstalled/);
+    expect(errors.join()).not.toContain('\x1b');
   });
 
   it('a channel that sends junk and stays alive → 127 promptly, the channel is stopped', async () => {
