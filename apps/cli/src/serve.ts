@@ -22,6 +22,7 @@ import {
   UsageError,
 } from './common.js';
 import { withEventLog } from './event-log.js';
+import { checkExtProcTls, extProcListen, isExtProcListen, startExtProc } from './serve-extproc.js';
 import { serveProx } from './serve-prox.js';
 import { isSpoeListen, spoeListen, startSpoe } from './serve-spoe.js';
 
@@ -41,7 +42,9 @@ Where:
   --listen <endpoint>      serve here (repeatable): a socket path or unix:/path (UDS),
                            host:port, grpc://host:port, grpcs://host:port, grpc+unix:/path
                            (gRPC; port 0 picks a free port), v1+unix:/path (legacy v1),
-                           spoe://host:port (HAProxy's SPOE filter, see @picket/spoe)
+                           spoe://host:port (HAProxy's SPOE filter, see @picket/spoe),
+                           extproc://host:port, extprocs://host:port (Envoy's ext_proc
+                           filter, see @picket/extproc)
   --reverse <endpoint>     dial a proxy's reverse listener instead (or as well):
                            reverse+unix:/path, reverse+tcp://host:port, reverse+tls://host:port
   --connections <n>        reverse connections to keep open (default 1)
@@ -82,7 +85,8 @@ Examples:
   picket serve echo --listen grpcs://0.0.0.0:50051 --tls-cert server.pem --tls-key server.key
   picket serve echo --reverse reverse+tcp://proxy.internal:9090 --agent-id echo --token-file /run/secrets/picket
   picket serve denylist --listen /tmp/deny.sock --block-path /admin --log-events
-  picket serve denylist --listen spoe://127.0.0.1:12345 --block-path /admin`;
+  picket serve denylist --listen spoe://127.0.0.1:12345 --block-path /admin
+  picket serve denylist --listen extproc://127.0.0.1:50052 --block-path /admin`;
 
 function pem(flag: string, file: string | undefined): Buffer | undefined {
   if (file === undefined) return undefined;
@@ -229,11 +233,12 @@ export async function serve(args: string[]): Promise<number> {
     throw new UsageError(`unexpected argument "${positionals[1]}"`, 'serve');
   if (v.prox) return serveProx(referenceAgent(kind, v), v);
   const spoe = (v.listen ?? []).filter(isSpoeListen).map(spoeListen);
+  const extproc = (v.listen ?? []).filter(isExtProcListen).map(extProcListen);
   const listens = (v.listen ?? [])
-    .filter((e) => !isSpoeListen(e))
+    .filter((e) => !isSpoeListen(e) && !isExtProcListen(e))
     .map((e) => endpointArg('serve', e));
   const reverses = (v.reverse ?? []).map(reverseTarget);
-  if (listens.length === 0 && reverses.length === 0 && spoe.length === 0) {
+  if (listens.length === 0 && reverses.length === 0 && spoe.length === 0 && extproc.length === 0) {
     throw new UsageError(
       'nothing to serve on: give --listen <endpoint> or --reverse <endpoint>',
       'serve',
@@ -264,7 +269,8 @@ export async function serve(args: string[]): Promise<number> {
       throw new UsageError(`--listen ${ep.endpoint}: TLS needs --tls-cert and --tls-key`, 'serve');
     }
   }
-  if (cert !== undefined) tlsCertUse(listens, reverses);
+  checkExtProcTls(extproc, cert !== undefined && key !== undefined);
+  if (cert !== undefined && !extproc.some((l) => l.tls)) tlsCertUse(listens, reverses);
   if (reverses.length === 0 && (v.token !== undefined || v['token-file'] !== undefined)) {
     throw new UsageError('--token / --token-file are for --reverse', 'serve');
   }
@@ -324,6 +330,22 @@ export async function serve(args: string[]): Promise<number> {
   } catch (err) {
     await served.close();
     const why = `cannot listen on ${spoe.map((l) => `spoe://${l.host}:${l.port}`).join(', ')}: ${(err as Error).message}`;
+    process.stderr.write(`picket serve: ${escapeForLog(why)}\n`);
+    return EXIT_FAILURE;
+  }
+  try {
+    const extProcServers = await startExtProc(extproc, handler, tls);
+    for (const endpoint of extProcServers.flatMap((s) => s.endpoints)) {
+      const tlsOn = endpoint.startsWith('extprocs:');
+      say(
+        { event: 'listening', transport: 'extproc', endpoint, tls: tlsOn, agentId: id },
+        `${id} listening on ${endpoint} (Envoy ext_proc${tlsOn ? ', TLS' : ''})`,
+      );
+    }
+    served = new ServedAgent([...served.servers, ...extProcServers]);
+  } catch (err) {
+    await served.close();
+    const why = `cannot listen on ${extproc.map((l) => l.given).join(', ')}: ${(err as Error).message}`;
     process.stderr.write(`picket serve: ${escapeForLog(why)}\n`);
     return EXIT_FAILURE;
   }

@@ -4,7 +4,7 @@
  * public API and outside semver.
  */
 import {
-  type ChannelCredentials,
+  ChannelCredentials,
   type Client,
   type ClientDuplexStream,
   credentials,
@@ -30,13 +30,30 @@ const CLIENT_SERVICE = {
 };
 const ExtProcClient = makeGenericClientConstructor(CLIENT_SERVICE, 'ExternalProcessor');
 
-/** A grpc-js client of the ext_proc service at `target` (`host:port`); close it with `close()`. */
+/** TLS for {@link extProcClient}: the CA to trust, and a client certificate for mTLS. */
+export interface ClientTls {
+  ca: Uint8Array;
+  cert?: Uint8Array;
+  key?: Uint8Array;
+}
+
+/**
+ * A grpc-js client of the ext_proc service at `target` (`host:port`): plaintext, grpc-js
+ * credentials, or {@link ClientTls}. Close it with `close()`.
+ */
 export function extProcClient(
   target: string,
-  creds: ChannelCredentials = credentials.createInsecure(),
+  creds: ChannelCredentials | ClientTls = credentials.createInsecure(),
   options: Record<string, string | number> = {},
 ): Client {
-  return new ExtProcClient(target, creds, options);
+  const c = !(creds instanceof ChannelCredentials)
+    ? credentials.createSsl(
+        Buffer.from(creds.ca),
+        creds.key ? Buffer.from(creds.key) : null,
+        creds.cert ? Buffer.from(creds.cert) : null,
+      )
+    : creds;
+  return new ExtProcClient(target, c, options);
 }
 
 /** A HeaderMap as Envoy sends it: lower-case keys, values in raw_value. */

@@ -3,7 +3,7 @@
  * Envoy, the message codec). Not part of the public API and outside semver: it may change in
  * any release.
  */
-export { EnvoyStream, extProcClient, headerMap } from './client.js';
+export { type ClientTls, EnvoyStream, extProcClient, headerMap } from './client.js';
 export {
   decodeProcessingRequest,
   decodeProcessingResponse,
