@@ -9,6 +9,7 @@ import { BENCH_HELP, bench } from './bench.js';
 import { EXIT_FAILURE, EXIT_OK, EXIT_USAGE, UsageError } from './common.js';
 import { EXEC_HELP, execCommand } from './exec.js';
 import { PROBE_HELP, probe } from './probe.js';
+import { RECORDING_HELP, recordingCommand } from './recording.js';
 import { SEND_HELP, send } from './send.js';
 import { SERVE_HELP, serve } from './serve.js';
 
@@ -18,6 +19,7 @@ const COMMANDS: Record<string, { run: (args: string[]) => Promise<number>; help:
   send: { run: send, help: SEND_HELP },
   bench: { run: bench, help: BENCH_HELP },
   exec: { run: execCommand, help: EXEC_HELP },
+  recording: { run: recordingCommand, help: RECORDING_HELP },
 };
 
 const MAIN_HELP = `picket — Zentinel agent protocol tool
@@ -30,6 +32,7 @@ Commands:
   send <endpoint>         one request lifecycle through an agent; prints the decision
   bench <endpoint>        load an agent; prints req/s and latency percentiles
   exec --via <cmd> -- <program>  run a program through a picket-agent (agentproto)
+  recording show <file>   print an agentproto session recording
 
 Run 'picket <command> --help' for the options of a command.
 
