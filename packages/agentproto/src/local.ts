@@ -162,7 +162,7 @@ function openChannel(
     child.stdin?.on('error', () => {
       // EPIPE when the channel went away: the mux reports it as a failed write
     });
-    child.once('error', (err) => {
+    child.on('error', (err) => {
       if (child.pid === undefined) {
         reject(
           new AgentProtocolError(

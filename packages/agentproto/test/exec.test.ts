@@ -77,6 +77,16 @@ describe('exec through picket-agent', () => {
     expect(out.text()).toBe('sh\n/\n');
   });
 
+  it('a working directory that does not exist → 127, chdir named', async () => {
+    const errors: string[] = [];
+    const code = await exec(
+      { path: 'true', cwd: '/nonexistent/dir' },
+      { via: AGENT_VIA, onError: (m) => errors.push(m) },
+    );
+    expect(code).toBe(127);
+    expect(errors).toEqual(['chdir /nonexistent/dir: no such file or directory']);
+  });
+
   it('1 MiB through cat arrives completely before exec resolves', async () => {
     const data = Buffer.alloc(1024 * 1024);
     for (let i = 0; i < data.length; i++) data[i] = (i * 31) & 0xff;

@@ -150,6 +150,18 @@ function start(built: Built, argv0: string, agentPath: string | undefined): Prom
     }
     file = found;
   }
+  if (built.cwd !== undefined) {
+    // spawn would blame the program for a bad cwd; say what Go says
+    try {
+      if (!statSync(built.cwd).isDirectory()) {
+        return Promise.reject(new Error(`chdir ${built.cwd}: not a directory`));
+      }
+    } catch (err) {
+      return Promise.reject(
+        new Error(`chdir ${built.cwd}: ${errnoText(err as NodeJS.ErrnoException)}`),
+      );
+    }
+  }
   return new Promise<ChildProcess>((resolve, reject) => {
     let child: ChildProcess;
     try {
@@ -166,7 +178,7 @@ function start(built: Built, argv0: string, agentPath: string | undefined): Prom
       return;
     }
     child.once('spawn', () => resolve(child));
-    child.once('error', (err: NodeJS.ErrnoException) => {
+    child.on('error', (err: NodeJS.ErrnoException) => {
       if (child.pid === undefined) {
         const where = err.syscall === 'spawn' || err.path === undefined ? file : err.path;
         reject(new Error(`fork/exec ${where}: ${errnoText(err)}`));
