@@ -1,6 +1,7 @@
 // The file-op conformance table (in the spirit of the original's fileop_conformance_test.go),
 // against a real temp dir. It is run by several test files, each with its own way of reaching a
-// FileOpService: directly, through two Muxes over pipes, and through a picket-agent child.
+// FileOpService: directly, through two Muxes over a Unix socket pair, and through a picket-agent
+// child.
 import {
   chmodSync,
   mkdirSync,
@@ -12,12 +13,11 @@ import {
 } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { PassThrough } from 'node:stream';
-import { fileURLToPath } from 'node:url';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { FileOp, type FileOpReq, type FileOpResp } from '../src/frames.js';
 import { type FileOpService, GoFileMode, LinuxOpenFlag } from '../src/index.js';
 import { Mux } from '../src/mux.js';
+import { socketPair } from './mux-helpers.js';
 
 /** One way of reaching a file-op service. */
 export interface FileOpDriver {
@@ -27,34 +27,29 @@ export interface FileOpDriver {
   close(): Promise<void>;
 }
 
-/** An agent-side Mux serving `service` and a client-side Mux, wired over two pipes. */
-export function muxPair(service: FileOpService): { client: Mux; close(): Promise<void> } {
-  const toAgent = new PassThrough();
-  const toClient = new PassThrough();
-  const agent = new Mux(toAgent, toClient);
-  const client = new Mux(toClient, toAgent);
+/** An agent-side Mux serving `service` and a client-side Mux over a real Unix socket pair. */
+export async function muxPair(
+  service: FileOpService,
+): Promise<{ client: Mux; close(): Promise<void> }> {
+  const [agentEnd, clientEnd] = await socketPair();
+  const agent = new Mux(agentEnd, agentEnd);
+  const client = new Mux(clientEnd, clientEnd);
   agent.onFileOp((req) => service.handle(req));
   const loops = [agent.run().catch(() => -1), client.run().catch(() => -1)];
   return {
     client,
     async close() {
-      toAgent.end();
-      toClient.end();
+      clientEnd.end();
+      agentEnd.end();
       await Promise.all(loops);
       agent.close();
       client.close();
+      agentEnd.destroy();
+      clientEnd.destroy();
       await service.closeAll();
     },
   };
 }
-
-/** `picket-agent` from source, so the test needs no build. */
-export const agentVia: readonly string[] = [
-  process.execPath,
-  '--import',
-  'tsx',
-  fileURLToPath(new URL('../src/agent-main.ts', import.meta.url)),
-];
 
 const { O_RDONLY, O_WRONLY, O_RDWR, O_CREAT, O_EXCL, O_APPEND, O_TRUNC } = LinuxOpenFlag;
 const isRoot = process.getuid?.() === 0;

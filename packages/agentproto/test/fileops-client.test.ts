@@ -19,13 +19,15 @@ import { muxPair } from './fileops-cases.js';
 
 const isRoot = process.getuid?.() === 0;
 
-function defineClientSuite(connect: () => { rpc: FileOpRpc; close(): Promise<void> }): void {
+function defineClientSuite(
+  connect: () => Promise<{ rpc: FileOpRpc; close(): Promise<void> }>,
+): void {
   let root: string;
   let fc: FileClient;
   let close: () => Promise<void>;
-  beforeEach(() => {
+  beforeEach(async () => {
     root = mkdtempSync(join(tmpdir(), 'picket-fileclient-'));
-    const c = connect();
+    const c = await connect();
     fc = files(c.rpc);
     close = c.close;
   });
@@ -122,7 +124,7 @@ function defineClientSuite(connect: () => { rpc: FileOpRpc; close(): Promise<voi
 }
 
 describe('files client over the service directly', () => {
-  defineClientSuite(() => {
+  defineClientSuite(async () => {
     const service = new FileOpService();
     let id = 0;
     return {
@@ -133,14 +135,14 @@ describe('files client over the service directly', () => {
 });
 
 describe('files client over two muxes', () => {
-  defineClientSuite(() => {
-    const pair = muxPair(new FileOpService());
+  defineClientSuite(async () => {
+    const pair = await muxPair(new FileOpService());
     return { rpc: pair.client, close: () => pair.close() };
   });
 
   it('50 concurrent reads of 50 files: no cross-talk', async () => {
     const root = mkdtempSync(join(tmpdir(), 'picket-fileclient-'));
-    const pair = muxPair(new FileOpService());
+    const pair = await muxPair(new FileOpService());
     try {
       const fc = files(pair.client);
       const paths = Array.from({ length: 50 }, (_, i) => join(root, `f${i}`));
@@ -159,7 +161,7 @@ describe('files client over two muxes', () => {
   });
 
   it('an aborted signal rejects with CANCELLED', async () => {
-    const pair = muxPair(new FileOpService());
+    const pair = await muxPair(new FileOpService());
     try {
       const ac = new AbortController();
       ac.abort();

@@ -1,4 +1,4 @@
-// The file-op conformance table end to end: through two Muxes over in-process pipes, and
+// The file-op conformance table end to end: through two Muxes over a Unix socket pair, and
 // through a real picket-agent child process in file-op mode (the first frame is a FileOp).
 import { chmodSync, existsSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -7,11 +7,12 @@ import { afterEach, describe, expect, it } from 'vitest';
 import { FileOp, type FileOpReq } from '../src/frames.js';
 import { FileOpService, LinuxOpenFlag } from '../src/index.js';
 import { openFileSession } from '../src/local.js';
-import { agentVia, defineFileOpConformance, type FileOpDriver, muxPair } from './fileops-cases.js';
+import { defineFileOpConformance, type FileOpDriver, muxPair } from './fileops-cases.js';
+import { AGENT_VIA } from './mux-helpers.js';
 
-describe('file ops through two muxes over pipes', () => {
+describe('file ops through two muxes over a socket pair', () => {
   defineFileOpConformance(async (): Promise<FileOpDriver> => {
-    const pair = muxPair(new FileOpService());
+    const pair = await muxPair(new FileOpService());
     return {
       call: (req) => pair.client.fileOp(req),
       cwd: process.cwd(),
@@ -22,7 +23,7 @@ describe('file ops through two muxes over pipes', () => {
 
 describe('file ops through a picket-agent child in file-op mode', () => {
   defineFileOpConformance(async (): Promise<FileOpDriver> => {
-    const session = await openFileSession({ via: agentVia });
+    const session = await openFileSession({ via: AGENT_VIA });
     return {
       call: (req) => session.mux.fileOp(req),
       cwd: process.cwd(), // the child inherits it
@@ -50,7 +51,7 @@ describe.skipIf(!canDrop)('file ops through an unprivileged picket-agent child',
     writeFileSync(readOnly, 'r', { mode: 0o644 });
 
     const session = await openFileSession({
-      via: ['/usr/bin/setpriv', '--reuid=65534', '--regid=65534', '--clear-groups', ...agentVia],
+      via: ['/usr/bin/setpriv', '--reuid=65534', '--regid=65534', '--clear-groups', ...AGENT_VIA],
     });
     try {
       const call = (req: Omit<FileOpReq, 'id'>) => session.mux.fileOp(req);

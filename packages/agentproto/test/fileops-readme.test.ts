@@ -5,7 +5,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { upload } from '../examples/files.js';
-import { agentVia } from './fileops-cases.js';
+import { AGENT_VIA } from './mux-helpers.js';
 
 describe('README file-op example', () => {
   it('is examples/files.ts, byte for byte', () => {
@@ -19,11 +19,11 @@ describe('README file-op example', () => {
     try {
       const data = Buffer.alloc(200 * 1024, 'x');
       const dir = join(root, 'out', 'sub');
-      const listing = await upload(agentVia, dir, 'data.bin', data);
+      const listing = await upload(AGENT_VIA, dir, 'data.bin', data);
       expect(readFileSync(join(dir, 'data.bin'))).toEqual(data);
       expect(statSync(join(dir, 'data.bin')).mode & 0o777).toBe(0o640);
       expect(listing).toEqual([['data.bin', false]]);
-      await expect(upload(agentVia, join(dir, 'data.bin'), 'x', data)).rejects.toThrow(
+      await expect(upload(AGENT_VIA, join(dir, 'data.bin'), 'x', data)).rejects.toThrow(
         `upload to ${join(dir, 'data.bin')} failed: ENOTDIR`,
       );
     } finally {
