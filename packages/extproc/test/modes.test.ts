@@ -99,6 +99,17 @@ describe('headers only (the default processing mode)', () => {
     expect(b).toMatchObject({ client_ip: '', client_port: 0 });
   });
 
+  it('still answers what was sent when the peer half-closes right after sending', async () => {
+    const { stream } = await start();
+    const s = stream();
+    s.send(requestHeaders('/', { endOfStream: false }));
+    s.send(requestBody('secret', true));
+    s.call.end();
+    expect((await s.next()).response).toBe('request_headers');
+    expect((await s.next()).request_body?.response?.body_mutation?.body).toBeDefined();
+    expect(await s.done).toBeUndefined();
+  });
+
   it('gives every stream its own correlation id', async () => {
     const agent = new TestAgent();
     const { stream } = await start(agent);
