@@ -61,6 +61,8 @@ export class SpopConnection {
   private buffered = 0;
   private readonly inFlight = new Map<string, AbortController>();
   private helloTimer: NodeJS.Timeout | undefined;
+  /** a 'drain' listener is waiting to take reading up again */
+  private awaitingDrain = false;
   /** called once nothing is in flight (drain) */
   onIdle: (() => void) | undefined;
 
@@ -100,7 +102,32 @@ export class SpopConnection {
     if (this.state === 'closing' || this.state === 'closed') return;
     this.chunks.push(chunk);
     this.buffered += chunk.length;
+    this.pump();
+  }
+
+  /**
+   * Whether to stop taking frames: `maxInFlight` NOTIFYs are being handled, or
+   * the peer is not reading its ACKs (the socket's write buffer is full). Then
+   * the socket is paused and frames already received wait in the buffer.
+   */
+  private blocked(): boolean {
+    return this.inFlight.size >= this.host.maxInFlight || this.socket.writableNeedDrain;
+  }
+
+  /** Takes up reading and the buffered frames again once nothing blocks. */
+  private unblock(): void {
+    if (this.state !== 'ready' || this.blocked()) return;
+    this.socket.resume();
+    this.pump();
+  }
+
+  /** Handles the whole frames buffered, as long as nothing blocks. */
+  private pump(): void {
     while (this.state === 'hello' || this.state === 'ready') {
+      if (this.blocked()) {
+        this.socket.pause();
+        return;
+      }
       if (this.buffered < LENGTH_BYTES) return;
       const head = this.peek(LENGTH_BYTES);
       const length = head.readUInt32BE(0);
@@ -253,8 +280,6 @@ export class SpopConnection {
     const abort = new AbortController();
     this.inFlight.set(key, abort);
     this.host.counted('notify', this.inFlight.size);
-    // stop reading from a peer that pipelines further ahead than we handle
-    if (this.inFlight.size >= this.host.maxInFlight) this.socket.pause();
     void this.host.notify(this, messages, streamId, frameId, abort.signal).then(
       (ack) => this.answered(key, streamId, frameId, ack),
       (err: unknown) => {
@@ -281,14 +306,8 @@ export class SpopConnection {
         this.write(encodeFrame({ type: SpopFrameType.Ack, streamId, frameId, payload: ack }));
       }
     }
-    if (
-      this.state === 'ready' &&
-      this.socket.isPaused() &&
-      this.inFlight.size < this.host.maxInFlight
-    ) {
-      this.socket.resume();
-    }
     if (this.inFlight.size === 0) this.onIdle?.();
+    this.unblock();
   }
 
   private onHaproxyDisconnect(payload: Uint8Array): void {
@@ -361,7 +380,14 @@ export class SpopConnection {
   }
 
   private write(frame: Uint8Array): void {
-    if (!this.socket.destroyed && this.socket.writable) this.socket.write(frame);
+    if (this.socket.destroyed || !this.socket.writable) return;
+    if (!this.socket.write(frame) && !this.awaitingDrain) {
+      this.awaitingDrain = true;
+      this.socket.once('drain', () => {
+        this.awaitingDrain = false;
+        this.unblock();
+      });
+    }
   }
 
   private abortAll(reason: string): void {

@@ -114,6 +114,7 @@ export class SpoeAgentServer implements AgentServer {
   #endpoints: string[] = [];
   #closed = false;
   #nextId = 1;
+  #lastRefusalLog = 0;
   #stats = { hellos: 0, healthchecks: 0, notifies: 0, peakInFlight: 0 };
 
   constructor(handler: AgentHandler, options: SpoeAgentServerOptions = {}) {
@@ -218,7 +219,10 @@ export class SpoeAgentServer implements AgentServer {
 
   #accept(socket: net.Socket): void {
     if (this.#closed || this.#connections.size >= this.#maxConnections) {
-      if (!this.#closed) {
+      // a flood of refusals is one log line per 10 s, not one per socket
+      const now = Date.now();
+      if (!this.#closed && now - this.#lastRefusalLog >= 10_000) {
+        this.#lastRefusalLog = now;
         this.#log.warn('spoe connection refused: connection limit reached', {
           maxConnections: this.#maxConnections,
         });

@@ -24,6 +24,7 @@ import {
   type SpoeAgentServerOptions,
   SpopFrameFlag,
   SpopFrameType,
+  type SpopKv,
   SpopStatus,
 } from '../src/index.js';
 import { helloFrame, helloItems, notifyFrame, Peer, requestArgs, str, u32 } from './peer.js';
@@ -454,6 +455,73 @@ describe('hostile input closes only the offending connection', () => {
   });
 });
 
+describe('flow control', () => {
+  it('maxInFlight is a hard bound: frames past it wait unread until an answer goes out', async () => {
+    const release: (() => void)[] = [];
+    const { port, server } = await start(
+      {
+        onRequestHeaders: () =>
+          new Promise<AgentResponse>((resolve) => release.push(() => resolve(allow()))),
+      },
+      { maxInFlight: 2 },
+    );
+    const p = await peer(port);
+    await p.hello();
+    // five NOTIFYs in one write: they arrive in one chunk
+    p.send(Buffer.concat([1, 2, 3, 4, 5].map((n) => notifyFrame(n, 1, requestArgs('/')))));
+    await expect.poll(() => server.stats.notifies).toBe(2);
+    await new Promise((r) => setTimeout(r, 100));
+    expect(server.stats.notifies).toBe(2);
+    const ids: number[] = [];
+    while (ids.length < 5) {
+      await expect.poll(() => release.length).toBeGreaterThan(0);
+      release.shift()?.();
+      ids.push((await p.ack()).streamId);
+    }
+    expect(ids.sort()).toEqual([1, 2, 3, 4, 5]);
+    expect(server.stats.peakInFlight).toBe(2);
+  });
+
+  it('a peer that does not read its ACKs stops being read (no unbounded write buffer)', async () => {
+    const n = 2000;
+    const { port, server } = await start({
+      onRequestHeaders: () => block(403, { body: 'x'.repeat(12_000) }),
+    });
+    const p = await peer(port);
+    await p.hello();
+    p.socket.pause(); // reads nothing from now on
+    const pad: SpopKv = ['pad', str('p'.repeat(1000))];
+    p.send(
+      Buffer.concat(
+        Array.from({ length: n }, (_, i) => notifyFrame(i + 1, 1, requestArgs('/', [pad]))),
+      ),
+    );
+    // wait until the server stops taking NOTIFYs
+    let last = -1;
+    await expect
+      .poll(
+        async () => {
+          const now = server.stats.notifies;
+          const stable = now === last && now > 0;
+          last = now;
+          await new Promise((r) => setTimeout(r, 300));
+          return stable;
+        },
+        { timeout: 20_000 },
+      )
+      .toBe(true);
+    expect(server.stats.notifies).toBeLessThan(n);
+    // reading again lets every NOTIFY through
+    p.socket.resume();
+    let acks = 0;
+    while (acks < n) {
+      await p.ack();
+      acks++;
+    }
+    expect(server.stats.notifies).toBe(n);
+  });
+});
+
 describe('AgentServer role', () => {
   it('close() sends AGENT-DISCONNECT to connected peers and empties endpoints', async () => {
     const { port, server } = await start();
@@ -482,6 +550,21 @@ describe('AgentServer role', () => {
     expect(strVal((await p.ack()).vars.get('decision'))).toBe('allow');
     expect((await p.disconnect()).status).toBe(0);
     await drained;
+  });
+
+  it('maxConnections: a connection over the cap is closed at accept, logged once', async () => {
+    const warnings: string[] = [];
+    const logger = { ...silentLogger, warn: (m: string) => warnings.push(m) };
+    const { port } = await start({}, { maxConnections: 1, logger });
+    const first = await peer(port);
+    await first.hello();
+    for (let i = 0; i < 3; i++) {
+      const extra = await peer(port);
+      await extra.closedPromise;
+    }
+    expect(warnings.filter((w) => w.includes('connection limit'))).toHaveLength(1);
+    first.send(notifyFrame(1, 1, requestArgs('/')));
+    expect((await first.ack()).streamId).toBe(1);
   });
 
   it('refuses bad options naming them', () => {
