@@ -8,6 +8,7 @@ import { PROX_METADATA, type ProxTargetsPush } from '../src/index.js';
 import {
   closeAll,
   collectingLogger,
+  FIXTURE,
   nextEvent,
   requestHeaders,
   startFixture,
@@ -305,5 +306,14 @@ describe('ProxPluginTransport: configure and pushes', () => {
     expect(t.host.hooks.size).toBe(0);
     const r = await t.sendRequestHeaders(requestHeaders('/deny'));
     expect(r.decision).toBe('allow');
+  });
+});
+
+describe('the README host example', () => {
+  it('asks a plugin about a request and stops it', async () => {
+    const { askPlugin } = await import('../examples/host.js');
+    const endpoint = `prox+exec:'${FIXTURE}'`;
+    expect(await askPlugin(endpoint, '/v1/orders?id=7')).toBe('allow');
+    expect(await askPlugin(endpoint, '/deny')).toBe('block');
   });
 });
