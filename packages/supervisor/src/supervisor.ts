@@ -133,8 +133,15 @@ class Generation implements SupervisedChild {
     };
   }
 
-  line(line: string): void {
-    for (const l of [...this.listeners]) l(line);
+  /** Delivers a line; a throwing listener is reported and the others still get it. */
+  line(line: string, onThrow: (err: unknown) => void): void {
+    for (const l of [...this.listeners]) {
+      try {
+        l(line);
+      } catch (err) {
+        onThrow(err);
+      }
+    }
   }
 
   fail(err: Error): void {
@@ -307,8 +314,10 @@ export class Supervisor extends EventEmitter<SupervisorEvents> {
     // `void s.start()` must not become an unhandled rejection when it is stopped first
     this.#started.catch(() => {});
     this.#loop = this.#run().catch((err: unknown) => {
-      // a bug in the loop itself: say so loudly rather than leave a silent dead supervisor
-      this.#log.error(`[${escapeForLog(this.name)}] supervisor loop failed`, { error: err });
+      // a bug in the loop itself: say so loudly, and leave no orphan behind
+      this.#log.error(`${this.#tag()} supervisor loop failed: ${escapeForLog(String(err))}`);
+      this.#gen?.signalGroup('SIGKILL');
+      this.#gen = undefined;
       this.#setState('stopped');
       this.#rejectWaiters(this.#stoppedError('the supervisor loop failed'));
     });
@@ -393,7 +402,20 @@ export class Supervisor extends EventEmitter<SupervisorEvents> {
     const prev = this.#state;
     if (prev === next) return;
     this.#state = next;
-    this.emit('state', next, prev);
+    this.#notify('state', next, prev);
+  }
+
+  /** emit(), but a throwing listener is logged instead of breaking the supervision loop */
+  #notify<K extends keyof SupervisorEvents>(event: K, ...args: SupervisorEvents[K]): void {
+    try {
+      (this.emit as (e: K, ...a: SupervisorEvents[K]) => boolean)(event, ...args);
+    } catch (err) {
+      this.#listenerFailed(`'${event}' listener`, err);
+    }
+  }
+
+  #listenerFailed(what: string, err: unknown): void {
+    this.#log.error(`${this.#tag()} a ${what} threw (ignored): ${escapeForLog(String(err))}`);
   }
 
   #rejectWaiters(err: Error): void {
@@ -404,7 +426,7 @@ export class Supervisor extends EventEmitter<SupervisorEvents> {
 
   #error(err: Error): void {
     // emitting 'error' without a listener would throw: the logger already has it
-    if (this.listenerCount('error') > 0) this.emit('error', err);
+    if (this.listenerCount('error') > 0) this.#notify('error', err);
   }
 
   async #run(): Promise<void> {
@@ -435,7 +457,7 @@ export class Supervisor extends EventEmitter<SupervisorEvents> {
       this.#log.warn(
         `${this.#tag()} restarting in ${delay} ms (restart ${this.#restarts + 1}, generation ${this.#generation + 1})`,
       );
-      this.emit('backoff', delay, failures);
+      this.#notify('backoff', delay, failures);
       failures++;
       await sleep(delay, life);
     }
@@ -469,7 +491,7 @@ export class Supervisor extends EventEmitter<SupervisorEvents> {
     const gen = new Generation(proc as ChildProcess & { pid: number }, n);
     this.#wire(gen);
     this.#gen = gen;
-    this.emit('spawn', gen);
+    this.#notify('spawn', gen);
     this.#log.info(
       `${this.#tag()} spawned pid ${gen.pid} (generation ${n}): ${escapeForLog(this.#command.join(' '))}`,
     );
@@ -510,7 +532,7 @@ export class Supervisor extends EventEmitter<SupervisorEvents> {
     if (this.#readStdout) {
       const stdout = new LineSplitter(
         this.#lineLimit,
-        (line) => gen.line(line),
+        (line) => gen.line(line, (err) => this.#listenerFailed('stdout line listener', err)),
         (seen) => {
           const err = new AgentProtocolError(
             ErrorCode.MessageTooLarge,
@@ -530,7 +552,7 @@ export class Supervisor extends EventEmitter<SupervisorEvents> {
       this.#lastExit = { ...exit, at: Date.now() };
       // right away: anything the leader left behind in its group is orphaned now
       gen.signalGroup('SIGKILL');
-      this.emit('exit', gen, exit);
+      this.#notify('exit', gen, exit);
       gen.fail(new Error(describeExit(exit)));
     });
   }
@@ -577,7 +599,7 @@ export class Supervisor extends EventEmitter<SupervisorEvents> {
       this.#readySince = readyAt;
       this.#setState('ready');
       this.#log.info(`${this.#tag()} ready: pid ${gen.pid} (generation ${gen.generation})`);
-      this.emit('ready', gen);
+      this.#notify('ready', gen);
       const waiters = [...this.#waiters];
       this.#waiters.clear();
       for (const w of waiters) w.resolve(gen);

@@ -232,3 +232,39 @@ describe('stderr', () => {
     expect(info()).toContain('[talker] last no newline');
   });
 });
+
+describe('throwing listeners', () => {
+  it('an event listener or a stdout line listener that throws is logged, supervision goes on', async () => {
+    const logger = collectLogs();
+    const s = supervise({
+      name: 'clumsy',
+      command: child('--ready', '--live', '300'),
+      ready: (c, signal) => {
+        c.onStdoutLine(() => {
+          throw new Error('line listener bug');
+        });
+        return readyOnLine('ready')(c, signal);
+      },
+      logger,
+    });
+    s.on('state', () => {
+      throw new Error('state listener bug');
+    });
+    s.on('exit', () => {
+      throw new Error('exit listener bug');
+    });
+    await s.start();
+    // it dies after 300 ms and is restarted and ready again despite the listeners
+    await until(() => (s.child?.generation ?? 0) >= 2 && s.state === 'ready');
+    const errors = logger.text('error');
+    expect(errors).toContain(
+      "[clumsy] a 'state' listener threw (ignored): Error: state listener bug",
+    );
+    expect(errors).toContain(
+      "[clumsy] a 'exit' listener threw (ignored): Error: exit listener bug",
+    );
+    expect(errors).toContain(
+      '[clumsy] a stdout line listener threw (ignored): Error: line listener bug',
+    );
+  });
+});
