@@ -384,6 +384,24 @@ describe('the control plane', () => {
     }
   });
 
+  it('a hook the plugin did not declare gets no reply (never an allow); the connection stays usable', async () => {
+    const p = new PluginChild(['request-only']);
+    try {
+      const ready = await p.configure(encodeConfigureLine({ routeId: 'a:0' }));
+      expect(ready.hooks).toEqual(['on_request']);
+      const c = await HookConn.open(ready.socket);
+      c.write(goFrame(3, encodeConnInfo({ domain: 'a.example' })));
+      c.write(goFrame(2, encodeResponsePair({ resp: { status: 200 } })));
+      c.write(goFrame(4, encodeDisconnectInfo({ routeId: 'a:0' })));
+      const answer = decodeAuthorizeResult(await c.call(request({ path: '/x' })));
+      expect(answer.headers).toEqual({ 'X-Only': 'request' });
+      expect(c.frames).toHaveLength(1);
+      c.close();
+    } finally {
+      p.kill();
+    }
+  });
+
   it('a plugin without hooks opens no socket and never sends ready: ack, then its pushes', async () => {
     const p = new PluginChild(['targets']);
     try {

@@ -209,7 +209,14 @@ export function decodeDisconnectInfo(bytes: Uint8Array): DisconnectInfo {
 // ------------------------------------------------------------------ encoding
 
 function bad(what: string, expected: string, v: unknown): AgentProtocolError {
-  const got = v === null ? 'null' : Array.isArray(v) ? 'an array' : typeof v;
+  const got =
+    v === null
+      ? 'null'
+      : Array.isArray(v)
+        ? 'an array'
+        : typeof v === 'number'
+          ? String(v)
+          : typeof v;
   return new AgentProtocolError(
     ErrorCode.InvalidArgument,
     `${what} must be ${expected}, got ${got}`,
