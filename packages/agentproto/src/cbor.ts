@@ -7,8 +7,8 @@
  * header as a 16-bit map length (`b90003`), keep insertion order instead of sorting keys, and
  * encode integers from 2^32 up as float64 (`fb…`); its decoder turns every 64-bit integer into a
  * `bigint`, even 1. None of that is byte-exact with Go, and an incremental item-boundary scanner
- * that enforces a size cap before allocating has to exist anyway, so the whole codec is here:
- * about 400 lines that do only what the wire needs.
+ * that enforces a size cap before allocating has to exist anyway, so the whole codec is here,
+ * doing only what the wire needs.
  *
  * Encoding: shortest integer heads, definite lengths, map keys sorted length-first then bytewise
  * (RFC 7049 canonical; for the text keys used here the same as RFC 8949 bytewise order), byte

@@ -480,7 +480,9 @@ class Fields {
   }
 
   private range(key: string, v: Int64, min: bigint, max: bigint, wide = true): AgentProtocolError {
-    const limit = wide ? `${min}..${max}` : `a safe integer in ${min}..${max}`;
+    // a 64-bit value where only a JS-safe one makes sense (codes, levels, signals)
+    const limit =
+      wide || typeof v === 'number' ? `${min}..${max}` : `a safe integer in ${min}..${max}`;
     return bad(this.where, `field "${key}" = ${v} is out of range (${limit})`);
   }
 
