@@ -216,6 +216,7 @@ describe.skipIf(haproxy === undefined)('SpoeAgentServer behind a real HAProxy', 
     const before = seen.length;
     const r = await request(proxy.frontPort, '/block-me-not');
     expect(r.status).toBe(503);
+    expect(r.headers['x-picket-error']).toBeDefined(); // set-on-error, not only "no decision"
     expect(r.body).not.toContain('"url"'); // not the upstream's answer
     expect(seen.length).toBe(before);
   });
