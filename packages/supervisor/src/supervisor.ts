@@ -7,6 +7,7 @@
  */
 import { type ChildProcess, spawn } from 'node:child_process';
 import { EventEmitter } from 'node:events';
+import { existsSync } from 'node:fs';
 import type { Writable } from 'node:stream';
 import {
   AgentProtocolError,
@@ -15,7 +16,12 @@ import {
   escapeForLog,
   type Logger,
 } from '@picket/protocol';
-import { backoffDelay, describeNodeError, resolveBackoff } from '@picket/protocol/internal';
+import {
+  backoffDelay,
+  describeNodeError,
+  nodeErrorCode,
+  resolveBackoff,
+} from '@picket/protocol/internal';
 import { LineSplitter } from './lines.js';
 import type {
   ChildExit,
@@ -499,9 +505,15 @@ export class Supervisor extends EventEmitter<SupervisorEvents> {
   }
 
   #spawnFailed(n: number, err: unknown): void {
+    // Node reports a missing cwd as the program's ENOENT: say which one it is
+    const cwd = this.#cwd;
+    const where =
+      cwd !== undefined && nodeErrorCode(err) === 'ENOENT' && !existsSync(cwd)
+        ? ` (the cwd ${JSON.stringify(cwd)} does not exist)`
+        : '';
     const e = new AgentProtocolError(
       ErrorCode.Unavailable,
-      `supervisor ${JSON.stringify(this.name)}: cannot start ${JSON.stringify(this.#command[0])} (generation ${n}): ${describeNodeError(err)}`,
+      `supervisor ${JSON.stringify(this.name)}: cannot start ${JSON.stringify(this.#command[0])} (generation ${n}): ${describeNodeError(err)}${where}`,
       { cause: err },
     );
     this.#log.error(`${this.#tag()} ${escapeForLog(e.message)}`);

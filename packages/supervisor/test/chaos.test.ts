@@ -1,4 +1,7 @@
 /** Children that misbehave in every way the issue lists, over real processes. */
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { dirname, join } from 'node:path';
 import { AgentProtocolError } from '@picket/protocol';
 import { afterEach, describe, expect, it } from 'vitest';
 import { type SupervisedChild, Supervisor } from '../src/index.js';
@@ -79,6 +82,29 @@ describe('crash loop', () => {
     expect(states.has('ready')).toBe(false);
     expect(s.stats().pid).toBeUndefined();
     expect(s.stats().generation).toBeGreaterThanOrEqual(4);
+  });
+
+  it('a missing cwd and a file that is not executable are named as such', async () => {
+    const logger = collectLogs();
+    const badCwd = supervise({
+      name: 'nowhere',
+      command: [process.execPath],
+      cwd: '/nonexistent-dir',
+      logger,
+    });
+    const text = join(mkdtempSync(join(tmpdir(), 'sup-')), 'notes.txt');
+    writeFileSync(text, 'not a program\n', { mode: 0o644 });
+    const notExec = supervise({ name: 'text', command: [text], logger });
+    void badCwd.start().catch(() => {});
+    void notExec.start().catch(() => {});
+    await until(() => badCwd.restarts >= 1 && notExec.restarts >= 1);
+    expect(logger.text('error')).toContain(
+      `cannot start ${JSON.stringify(process.execPath)} (generation 1): no such file or directory (ENOENT) (the cwd "/nonexistent-dir" does not exist)`,
+    );
+    expect(logger.text('error')).toContain(
+      `cannot start ${JSON.stringify(text)} (generation 1): permission denied (EACCES)`,
+    );
+    rmSync(dirname(text), { recursive: true });
   });
 });
 
