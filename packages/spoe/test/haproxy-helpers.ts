@@ -11,15 +11,15 @@ import * as net from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 
-/** The haproxy binary and its version line, or why there is none. */
+/** The haproxy binary ($HAPROXY_BIN, else `haproxy` on PATH) and its version line, or why there is none. */
 export function findHaproxy(): { bin: string; version: string } | { missing: string } {
-  for (const bin of ['haproxy', '/usr/sbin/haproxy']) {
+  const given = process.env.HAPROXY_BIN;
+  for (const bin of given ? [given] : ['haproxy', '/usr/sbin/haproxy']) {
     const r = spawnSync(bin, ['-v'], { encoding: 'utf8' });
     if (r.status === 0) return { bin, version: r.stdout.split('\n')[0] ?? '' };
   }
   return {
-    missing:
-      'haproxy is not installed: the HAProxy end-to-end tests are SKIPPED (install it with `apt-get install -y haproxy`; .ci/run does so)',
+    missing: `${given ? `HAPROXY_BIN=${given} does not run` : 'haproxy is not installed'}: the HAProxy end-to-end tests are SKIPPED (install it with \`apt-get install -y haproxy\`; .ci/run does so)`,
   };
 }
 
