@@ -114,7 +114,9 @@ export function clientAddress(attrs: Record<string, Struct> | undefined): Client
       out.ip = address; // a bare IPv6 address
     }
   }
-  const port = attribute(attrs, 'source.port');
+  // a number since Envoy evaluates attributes with CEL types; a decimal string before that
+  const raw = attribute(attrs, 'source.port');
+  const port = typeof raw === 'string' && /^\d{1,5}$/.test(raw) ? Number(raw) : raw;
   if (typeof port === 'number' && Number.isInteger(port) && port >= 0 && port <= 65535) {
     out.port = port;
   }

@@ -128,10 +128,6 @@ export class ExtProcStream {
     call.on('close', gone);
   }
 
-  get closed(): boolean {
-    return this.#closed;
-  }
-
   /** Resolves once no message is being handled. */
   idle(): Promise<void> {
     if (this.#pending === 0 || this.#closed) return Promise.resolve();

@@ -35,6 +35,7 @@ describe('headers only (the default processing mode)', () => {
           'envoy.filters.http.ext_proc': {
             fields: {
               'source.address': { stringValue: '203.0.113.7:50123' },
+              'source.port': { stringValue: '50124' },
               'request.protocol': { stringValue: 'HTTP/2' },
             },
           },
@@ -52,7 +53,7 @@ describe('headers only (the default processing mode)', () => {
     expect(e.headers.accept).toEqual(['a', 'b']);
     expect(e.headers[':path']).toBeUndefined();
     expect(e.metadata.client_ip).toBe('203.0.113.7');
-    expect(e.metadata.client_port).toBe(50123);
+    expect(e.metadata.client_port).toBe(50124);
     expect(e.metadata.protocol).toBe('HTTP/2');
     expect(e.metadata.server_name).toBe('app.example');
     expect(e.metadata.request_id).toBe('req-1');
