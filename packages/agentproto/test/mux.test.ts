@@ -275,6 +275,50 @@ describe('Mux outbound priority and backpressure', () => {
     expect(Buffer.concat(received).equals(payload)).toBe(true);
   });
 
+  it('a slow stream consumer does not hold back signals or other streams', async () => {
+    const { local, agent } = await pair();
+    let release: () => void = () => undefined;
+    const stuck = new Promise<void>((r) => {
+      release = r;
+    });
+    let stdinWrites = 0;
+    agent.registerStream(0, {
+      write: () => {
+        stdinWrites++;
+        return stuck; // a child that does not read its stdin
+      },
+      eof: () => undefined,
+    });
+    const other = collector();
+    agent.registerStream(3, other.handler);
+    const signals: number[] = [];
+    agent.onSignal((sig) => signals.push(sig));
+    const loop = agent.run();
+    await local.sendData(0, Buffer.alloc(256 * 1024, 7));
+    await local.sendData(3, Buffer.from('other stream'));
+    await local.send({ t: FrameType.Signal, sig: 2 });
+    await expect.poll(() => signals).toEqual([2]);
+    expect(other.text()).toBe('other stream');
+    expect(stdinWrites).toBe(1); // the rest of fd 0 waits behind the first write, in order
+    release();
+    await expect.poll(() => stdinWrites).toBe(8);
+    await local.send({ t: FrameType.Exit, c: 0 });
+    expect(await loop).toBe(0);
+  });
+
+  it('sends fail with CONNECTION_CLOSED once the peer is gone', async () => {
+    const { local, b } = await pair();
+    b.destroy();
+    await expect
+      .poll(async () =>
+        local.send({ t: FrameType.Signal, sig: 1 }).then(
+          () => 'sent',
+          (e: { code?: string }) => e.code,
+        ),
+      )
+      .toBe(ErrorCode.ConnectionClosed);
+  });
+
   it('splits data into frames of at most 32 KiB', async () => {
     const { local, agent } = await pair();
     const sizes: number[] = [];
