@@ -42,6 +42,8 @@ export interface ConnectionHost {
     signal: AbortSignal,
   ): Promise<Uint8Array | undefined>;
   ended(conn: SpopConnection): void;
+  /** HAProxy aborted a NOTIFY being handled */
+  cancelled(conn: SpopConnection, streamId: number, frameId: number): void;
   /** counters */
   counted(what: 'hello' | 'healthcheck' | 'notify', inFlight?: number): void;
 }
@@ -60,6 +62,8 @@ export class SpopConnection {
   private chunks: Buffer[] = [];
   private buffered = 0;
   private readonly inFlight = new Map<string, AbortController>();
+  /** frames in flight that HAProxy aborted: their handlers run on, their ACKs are not sent */
+  private readonly cancelled = new Set<string>();
   private helloTimer: NodeJS.Timeout | undefined;
   /** a 'drain' listener is waiting to take reading up again */
   private awaitingDrain = false;
@@ -263,13 +267,26 @@ export class SpopConnection {
   }
 
   private onNotify(flags: number, streamId: number, frameId: number, payload: Uint8Array): void {
+    const key = `${streamId}:${frameId}`;
+    if ((flags & SpopFrameFlag.Abort) !== 0) {
+      // "the processing of the current frame must be cancelled" (SPOE.txt 3.2)
+      if ((flags & SpopFrameFlag.Fin) === 0) {
+        throw new SpopError(SpopStatus.Invalid, 'ABORT flag without FIN');
+      }
+      const running = this.inFlight.get(key);
+      if (running !== undefined && !this.cancelled.has(key)) {
+        this.cancelled.add(key);
+        running.abort(new Error(`HAProxy aborted stream-id ${streamId} frame-id ${frameId}`));
+        this.host.cancelled(this, streamId, frameId);
+      }
+      return;
+    }
     if ((flags & SpopFrameFlag.Fin) === 0) {
       throw new SpopError(
         SpopStatus.FragmentationNotSupported,
         `fragmented NOTIFY (stream-id ${streamId}, frame-id ${frameId}); this agent does not announce fragmentation`,
       );
     }
-    const key = `${streamId}:${frameId}`;
     if (this.inFlight.has(key)) {
       throw new SpopError(
         SpopStatus.Invalid,
@@ -299,12 +316,10 @@ export class SpopConnection {
     ack: Uint8Array | undefined,
   ): void {
     if (!this.inFlight.delete(key) || this.state === 'closed') return;
-    if (this.state === 'ready' || this.state === 'closing') {
-      if (ack === undefined) {
-        if (this.state === 'ready') this.drop('handler failed and errorPolicy is "close"');
-      } else if (this.state === 'ready') {
-        this.write(encodeFrame({ type: SpopFrameType.Ack, streamId, frameId, payload: ack }));
-      }
+    // an aborted frame gets no ACK
+    if (!this.cancelled.delete(key) && this.state === 'ready') {
+      if (ack === undefined) this.drop('handler failed and errorPolicy is "close"');
+      else this.write(encodeFrame({ type: SpopFrameType.Ack, streamId, frameId, payload: ack }));
     }
     if (this.inFlight.size === 0) this.onIdle?.();
     this.unblock();
@@ -400,6 +415,7 @@ export class SpopConnection {
     clearTimeout(this.helloTimer);
     this.abortAll('connection closed');
     this.inFlight.clear();
+    this.cancelled.clear();
     this.chunks = [];
     this.buffered = 0;
     this.host.ended(this);

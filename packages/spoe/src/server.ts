@@ -24,6 +24,7 @@ import {
   checkErrorPolicy,
   errorAnswer,
   LazyAbort,
+  notifyCancel,
   requestContext,
   runHook,
 } from '@picket/protocol/internal';
@@ -169,6 +170,8 @@ export class SpoeAgentServer implements AgentServer {
       notify: (conn, messages, streamId, frameId, signal) =>
         this.#notify(conn, messages, streamId, frameId, signal),
       ended: (conn) => this.#connections.delete(conn),
+      cancelled: (conn, streamId, frameId) =>
+        notifyCancel(handler, `${conn.id}-${streamId}-${frameId}`, 'manual', this.#log, conn.id),
       counted: (what, inFlight) => {
         if (what === 'hello') stats.hellos++;
         else if (what === 'healthcheck') stats.healthchecks++;
@@ -297,6 +300,7 @@ export class SpoeAgentServer implements AgentServer {
       });
       return new Uint8Array(0);
     }
+    // the same id as the cancel notice of an aborted frame (SpopConnection.onNotify)
     const correlationId = `${conn.id}-${streamId}-${frameId}`;
     const answer = await this.#answer(conn, msg, correlationId, signal);
     if (answer === undefined) return undefined;

@@ -304,6 +304,43 @@ describe('NOTIFY / ACK', () => {
     expect((await p.ack()).vars.size).toBe(0);
   });
 
+  it('a NOTIFY with FIN|ABORT cancels the one in flight: signal, onCancel, no ACK', async () => {
+    let signal: AbortSignal | undefined;
+    let finish: (() => void) | undefined;
+    const cancels: string[] = [];
+    const { port } = await start({
+      onRequestHeaders: (e, ctx) => {
+        if (e.uri !== '/hold') return allow();
+        signal = ctx.signal;
+        return new Promise<AgentResponse>((resolve) => {
+          finish = () => resolve(allow());
+        });
+      },
+      onCancel: (id, reason) => cancels.push(`${id} ${reason}`),
+    });
+    const p = await peer(port);
+    await p.hello();
+    p.send(notifyFrame(4, 2, requestArgs('/hold')));
+    await expect.poll(() => finish).toBeDefined();
+    const abort = SpopFrameFlag.Fin | SpopFrameFlag.Abort;
+    p.send(notifyFrame(4, 2, [], { flags: abort }));
+    p.send(notifyFrame(8, 8, [], { flags: abort })); // nothing in flight there: ignored
+    await expect.poll(() => signal?.aborted).toBe(true);
+    expect(cancels).toEqual([expect.stringMatching(/-4-2 manual$/)]);
+    finish?.();
+    p.send(notifyFrame(5, 1, requestArgs('/next')));
+    // the first frame back is the ACK of the next NOTIFY: the aborted one got none
+    expect((await p.ack()).streamId).toBe(5);
+  });
+
+  it('ABORT without FIN → status 4', async () => {
+    const { port } = await start();
+    const p = await peer(port);
+    await p.hello();
+    p.send(notifyFrame(1, 1, requestArgs('/'), { flags: SpopFrameFlag.Abort }));
+    expect((await p.disconnect()).status).toBe(SpopStatus.Invalid);
+  });
+
   it('ctx.signal aborts when the connection goes away', async () => {
     let signal: AbortSignal | undefined;
     const { port } = await start({
