@@ -77,6 +77,16 @@ describe('picket exec', () => {
     expect(code).toBe(143);
   });
 
+  it('is listed in picket --help and documents its options', async () => {
+    expect((await run(['--help'])).stdout).toContain('exec --via');
+    const r = await run(['exec', '--help']);
+    expect(r.code).toBe(0);
+    expect(r.stdout).toContain('Usage: picket exec');
+    for (const f of ['--via', '--cwd', '--env', '--env-keep', '--env-remove'])
+      expect(r.stdout).toContain(f);
+    expect((await run(['help', 'exec'])).stdout).toBe(r.stdout);
+  });
+
   it('usage errors exit 2', async () => {
     expect((await run(['exec', '--', 'true'])).code).toBe(2);
     expect((await run(['exec', '--via', VIA])).code).toBe(2);
