@@ -193,6 +193,33 @@ describe('stop() at every moment', () => {
     expect(alive(c.pid)).toBe(false);
   });
 
+  it('while a failed generation that ignores SIGTERM is being killed', async () => {
+    const s = supervise({
+      name: 'failing',
+      command: child('--ignore-eof', '--ignore-term', '--grandchild'),
+      ready: readyOnLine('never'),
+      readyTimeoutMs: 200,
+      stopGraceMs: 2000,
+    });
+    void s.start().catch(() => {});
+    const [c] = await next(s, 'spawn');
+    // the ready timeout failed it: SIGTERM is ignored, SIGKILL is 2 s away
+    await next(s, 'state', (st) => st === 'backoff');
+    expect(await timed(s.stop())).toBeLessThan(2 * 2000 + 1000 + SLACK);
+    expect(alive(c.pid)).toBe(false);
+    expect(s.state).toBe('stopped');
+  });
+
+  it('whenReady({ signal }) rejects with the signal’s reason, the supervisor runs on', async () => {
+    const s = supervise({ name: 'waited', command: child(), ready: readyOnLine('never') });
+    void s.start().catch(() => {});
+    const ac = new AbortController();
+    const waiting = s.whenReady({ signal: ac.signal });
+    ac.abort(new Error('gave up waiting'));
+    await expect(waiting).rejects.toThrow('gave up waiting');
+    expect(s.state).toBe('starting');
+  });
+
   it('is idempotent, and the states go ready → stopping → stopped', async () => {
     const s = supervise({ name: 'twice', command: child('--ready'), ready: readyOnLine('ready') });
     await s.start();
