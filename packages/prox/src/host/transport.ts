@@ -300,8 +300,8 @@ export class ProxPluginTransport extends AgentTransportBase implements AgentTran
   }
 
   cancel(correlationId: string, reason: CancelReason = 'client_disconnect'): Promise<void> {
+    // the request stays remembered: request-complete (and on_disconnect) still follows
     this.#engine.cancel(correlationId, reason);
-    this.#held.delete(correlationId);
     return Promise.resolve();
   }
 
