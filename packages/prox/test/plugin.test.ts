@@ -239,6 +239,22 @@ describe('a prox plugin child process (native hooks)', () => {
     c.close();
   });
 
+  it('a peer that pipelines 3000 calls before reading gets every answer, in order', async () => {
+    const c = await HookConn.open(socket);
+    c.socket.pause();
+    const frames = Array.from({ length: 3000 }, (_, i) =>
+      request({ path: `/p${i}`, query: 'x'.repeat(200) }),
+    );
+    c.write(Buffer.concat(frames));
+    await new Promise((r) => setTimeout(r, 300));
+    c.socket.resume();
+    await c.waitFor(() => c.frames.length === 3000, 60_000);
+    expect(c.frames.map((f) => decodeAuthorizeResult(f).headers['X-Path'])).toEqual(
+      frames.map((_, i) => `/p${i}`),
+    );
+    c.close();
+  });
+
   it('calls on several connections run concurrently', async () => {
     const conns = await Promise.all([1, 2, 3].map(() => HookConn.open(socket)));
     const answers = await Promise.all(

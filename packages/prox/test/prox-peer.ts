@@ -127,6 +127,11 @@ export class HookConn {
     return this.closed;
   }
 
+  /** Resolves once `check` holds; rejects after `ms`. */
+  waitFor(check: () => boolean, ms = 20_000): Promise<void> {
+    return this.wait(check, ms);
+  }
+
   private async wait(check: () => boolean, ms: number): Promise<void> {
     const deadline = Date.now() + ms;
     while (!check()) {

@@ -311,7 +311,18 @@ export class ProxPlugin {
           const outcome = await this.handle(payload, ctx);
           if (socket.destroyed) return;
           if (outcome === 'close') return drop('bad envelope');
-          if (outcome !== 'none') socket.write(encodeProxFrame(outcome));
+          if (outcome !== 'none' && !socket.write(encodeProxFrame(outcome))) {
+            // A peer that sends without reading: stop handling its frames until it reads.
+            await new Promise<void>((resolve) => {
+              const done = (): void => {
+                socket.off('drain', done);
+                socket.off('close', done);
+                resolve();
+              };
+              socket.on('drain', done);
+              socket.on('close', done);
+            });
+          }
         }
         if (socket.isPaused()) socket.resume();
       } catch (err) {
