@@ -198,8 +198,21 @@ function compareKeys(a: Uint8Array, b: Uint8Array): number {
   return 0;
 }
 
+/** Encoded short text keys: frames use a few dozen distinct ones, over and over. */
+const keyCache = new Map<string, Uint8Array>();
+
+function encodeKey(k: CborEncodable, depth: number): Uint8Array {
+  if (typeof k !== 'string' || k.length > 24) return encodeCborAt(k, depth);
+  let b = keyCache.get(k);
+  if (b === undefined) {
+    b = encodeCborAt(k, depth);
+    if (keyCache.size < 512) keyCache.set(k, b);
+  }
+  return b;
+}
+
 function encodeMap(w: Writer, entries: Array<[CborEncodable, CborEncodable]>, depth: number): void {
-  const encoded = entries.map(([k, v]) => ({ key: encodeCborAt(k, depth + 1), value: v }));
+  const encoded = entries.map(([k, v]) => ({ key: encodeKey(k, depth + 1), value: v }));
   encoded.sort((a, b) => compareKeys(a.key, b.key));
   for (let i = 1; i < encoded.length; i++) {
     if (compareKeys(encoded[i - 1]?.key as Uint8Array, encoded[i]?.key as Uint8Array) === 0) {
