@@ -411,6 +411,35 @@ describe('replay channel', () => {
     expect(again).toHaveLength(want.length);
   });
 
+  it('a Mux records frames read before its loop (readFrame) too, with their directions', async () => {
+    const info: Frame = {
+      t: FrameType.PathInfo,
+      i: { entries: [{ name: 'sh', path: '/bin/sh', mode: 0o755, size: 1 }] },
+    };
+    const ch = createReplayChannel([
+      {
+        type: RecordType.Frame,
+        frame: { seq: 0, ts: 0, dir: 1, frame: { t: FrameType.PathQuery, q: {} } },
+      },
+      { type: RecordType.Frame, frame: { seq: 0, ts: 1, dir: 2, frame: info } },
+    ]);
+    const { sink, data } = collector();
+    const recorder = new Recorder(sink, { now: clock() });
+    const mux = new Mux(ch.readable, ch.writable, { recorder, recordSeq: 0 });
+    await mux.send({ t: FrameType.PathQuery, q: {} });
+    expect(await mux.readFrame()).toEqual(info);
+    await ch.done;
+    mux.close();
+    await recorder.close();
+    const frames = (await readRecording(data())).records.flatMap((r) =>
+      r.type === RecordType.Frame ? [[r.frame.dir, r.frame.frame.t]] : [],
+    );
+    expect(frames).toEqual([
+      [1, FrameType.PathQuery],
+      [2, FrameType.PathInfo],
+    ]);
+  });
+
   it('replays a redacted recording: redacted sends match, placeholders are delivered', async () => {
     const { sink, data } = collector();
     const recorder = new Recorder(sink); // redacting
