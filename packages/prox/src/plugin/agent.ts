@@ -131,12 +131,13 @@ function applyOps(ops: HeaderOp[], h: Record<string, string>, removed: string[] 
   }
 }
 
-const AUTH_SCHEMES: Record<string, string> = {
-  basic: 'Basic',
-  bearer: 'Bearer',
-  digest: 'Digest',
-  negotiate: 'Negotiate',
-};
+/** HTTP auth schemes a challenge can name (a Map: a type like `constructor` is no scheme). */
+const AUTH_SCHEMES = new Map([
+  ['basic', 'Basic'],
+  ['bearer', 'Bearer'],
+  ['digest', 'Digest'],
+  ['negotiate', 'Negotiate'],
+]);
 
 const inRange = (s: number, lo: number, hi: number): boolean =>
   Number.isInteger(s) && s >= lo && s <= hi;
@@ -173,7 +174,7 @@ export function denyOf(r: AgentResponse): {
   }
   const c = d.challenge;
   const { status: statusParam, ...params } = c.params;
-  const scheme = AUTH_SCHEMES[c.challenge_type.toLowerCase()];
+  const scheme = AUTH_SCHEMES.get(c.challenge_type.toLowerCase());
   let status = scheme !== undefined ? 401 : 403;
   if (statusParam !== undefined && inRange(Number(statusParam), 400, 499))
     status = Number(statusParam);
