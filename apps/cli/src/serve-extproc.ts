@@ -1,35 +1,37 @@
 /**
  * `picket serve … --listen extproc://host:port`: the agent served to Envoy's ext_proc
  * filter (@picket/extproc); `extprocs://host:port` with `--tls-cert` / `--tls-key` (and
- * `--tls-ca` to require Envoy's client certificate). Kept out of the facade's endpoint
+ * `--tls-ca` to require Envoy's client certificate); `extproc+unix:/path`. Kept out of the facade's endpoint
  * grammar, which names agents a proxy connects to; an ext_proc listener only serves.
  */
 import { ExtProcServer } from '@picket/extproc';
 import type { AgentHandler, AgentServer, Logger, TlsOptions } from '@picket/protocol';
 import { UsageError } from './common.js';
 
-/** One `--listen extproc[s]://host:port`. */
+/** One `--listen extproc[s]://host:port` or `extproc+unix:/path`. */
 export interface ExtProcListen {
   given: string;
-  /** `extproc://host:port` or `extprocs://host:port`, as ExtProcServer takes it */
+  /** `extproc://host:port`, `extprocs://host:port` or `extproc+unix:/path`, as ExtProcServer takes it */
   address: string;
   tls: boolean;
 }
 
 /** Whether a `--listen` value is an ext_proc listener. */
 export function isExtProcListen(value: string): boolean {
-  return /^extprocs?:\/\//i.test(value.trim());
+  return /^(extprocs?:\/\/|extproc\+unix:)/i.test(value.trim());
 }
 
-/** `extproc[s]://host:port` (IPv6 in brackets); a usage error names what is wrong. */
+/** `extproc[s]://host:port` (IPv6 in brackets) or `extproc+unix:/path`; a usage error names what is wrong. */
 export function extProcListen(value: string): ExtProcListen {
+  const unix = /^extproc\+unix:(\/.+)$/i.exec(value.trim());
+  if (unix !== null) return { given: value, address: `extproc+unix:${unix[1]}`, tls: false };
   const m = /^(extprocs?):\/\/(\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9_.-]+):(\d{1,5})\/?$/i.exec(
     value.trim(),
   );
   const port = Number(m?.[3]);
   if (m === null || !(port <= 65_535)) {
     throw new UsageError(
-      `--listen ${value}: expected extproc://host:port or extprocs://host:port (e.g. extproc://127.0.0.1:50052)`,
+      `--listen ${value}: expected extproc://host:port, extprocs://host:port or extproc+unix:/path (e.g. extproc://127.0.0.1:50052)`,
       'serve',
     );
   }

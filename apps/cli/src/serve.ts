@@ -43,8 +43,8 @@ Where:
                            host:port, grpc://host:port, grpcs://host:port, grpc+unix:/path
                            (gRPC; port 0 picks a free port), v1+unix:/path (legacy v1),
                            spoe://host:port (HAProxy's SPOE filter, see @picket/spoe),
-                           extproc://host:port, extprocs://host:port (Envoy's ext_proc
-                           filter, see @picket/extproc)
+                           extproc://host:port, extprocs://host:port, extproc+unix:/path
+                           (Envoy's ext_proc filter, see @picket/extproc)
   --reverse <endpoint>     dial a proxy's reverse listener instead (or as well):
                            reverse+unix:/path, reverse+tcp://host:port, reverse+tls://host:port
   --connections <n>        reverse connections to keep open (default 1)

@@ -71,6 +71,32 @@ describe('picket serve --listen extproc://', () => {
     expect(line).toBeDefined();
   });
 
+  it('serves extproc+unix:/path', async () => {
+    const tmp = tempDir();
+    try {
+      const path = tmp.path('extproc.sock');
+      const cli = start([
+        'serve',
+        'denylist',
+        '--listen',
+        `extproc+unix:${path}`,
+        '--block-path',
+        '/x',
+      ]);
+      await waitForLine(cli, /listening on extproc\+unix:\S+ \(Envoy ext_proc\)/);
+      const client = extProcClient(`unix:${path}`);
+      try {
+        expect((await ask(client, '/x')).immediate_response?.status?.code).toBe(403);
+      } finally {
+        client.close();
+      }
+      cli.proc.kill('SIGTERM');
+      expect(await cli.exited).toBe(0);
+    } finally {
+      tmp.cleanup();
+    }
+  });
+
   it.skipIf(!hasOpenssl())('serves extprocs:// with --tls-cert / --tls-key', async () => {
     const tmp = tempDir();
     try {
@@ -108,7 +134,9 @@ describe('picket serve --listen extproc://', () => {
   it('refuses what it cannot serve with a usage error', async () => {
     const bad = await run(['serve', 'echo', '--listen', 'extproc://nowhere']);
     expect(bad.code).toBe(2);
-    expect(bad.stderr).toMatch(/expected extproc:\/\/host:port or extprocs:\/\/host:port/);
+    expect(bad.stderr).toMatch(
+      /expected extproc:\/\/host:port, extprocs:\/\/host:port or extproc\+unix:\/path/,
+    );
     const noCert = await run(['serve', 'echo', '--listen', 'extprocs://127.0.0.1:0']);
     expect(noCert.code).toBe(2);
     expect(noCert.stderr).toMatch(

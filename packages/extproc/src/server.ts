@@ -20,7 +20,13 @@ import {
   type Logger,
   type TlsOptions,
 } from '@picket/protocol';
-import { checkErrorPolicy, loadTlsMaterial, requiresClientCert } from '@picket/protocol/internal';
+import {
+  bindSocketFile,
+  checkErrorPolicy,
+  loadTlsMaterial,
+  requiresClientCert,
+  type SocketFile,
+} from '@picket/protocol/internal';
 import { type HeaderValueField, MutationWriter } from './convert.js';
 import { EXTPROC_SERVICE, type ProcessingRequest, type Undecodable } from './proto.js';
 import { ExtProcStream, type StreamHost } from './stream.js';
@@ -28,10 +34,13 @@ import { ExtProcStream, type StreamHost } from './stream.js';
 /** Options of {@link ExtProcServer}. */
 export interface ExtProcServerOptions {
   /**
-   * where {@link ExtProcServer.listen} binds: `host:port`, `extproc://host:port` or (with
-   * `tls`) `extprocs://host:port`; port 0 picks a free port
+   * where {@link ExtProcServer.listen} binds: `host:port`, `extproc://host:port`, (with
+   * `tls`) `extprocs://host:port` — port 0 picks a free port — or a Unix socket,
+   * `extproc+unix:/path` (Envoy's `pipe` address; plaintext only)
    */
   address?: string;
+  /** permission bits of a Unix socket file; default 0o660 (owner and group may connect) */
+  socketMode?: number;
   /** TLS, and mTLS when `ca` is set (Envoy's client certificate is then required); plaintext when absent */
   tls?: TlsOptions;
   /**
@@ -64,31 +73,33 @@ export interface ExtProcServerOptions {
 /** Default of {@link ExtProcServerOptions.maxStreams}. */
 export const DEFAULT_EXTPROC_MAX_STREAMS = 4096;
 
-/** Where listen() binds: host:port and whether the scheme asked for TLS. */
-function parseAddress(address: string, tls: boolean): string {
+/** Where listen() binds. */
+type Where = { kind: 'tcp'; target: string } | { kind: 'unix'; path: string };
+
+function parseAddress(address: string, tls: boolean): Where {
+  const fail = (why: string) =>
+    new AgentProtocolError(ErrorCode.InvalidArgument, `ExtProcServer: ${why}`);
+  const unix = /^(?:extproc\+unix|unix):(?:\/\/)?(\/.*)$/.exec(address);
+  if (unix !== null) {
+    if (tls) throw fail(`${address} is a Unix socket: TLS is for extprocs://host:port`);
+    return { kind: 'unix', path: unix[1] as string };
+  }
   const m = /^(extprocs?):\/\/(.+)$/.exec(address);
   if (m === null) {
-    if (address.includes('://')) {
-      throw new AgentProtocolError(
-        ErrorCode.InvalidArgument,
-        `ExtProcServer: cannot listen on ${address}: use host:port, extproc://host:port or extprocs://host:port`,
+    if (address.includes(':/')) {
+      throw fail(
+        `cannot listen on ${address}: use host:port, extproc://host:port, extprocs://host:port or extproc+unix:/path`,
       );
     }
-    return address;
+    return { kind: 'tcp', target: address };
   }
   if (m[1] === 'extprocs' && !tls) {
-    throw new AgentProtocolError(
-      ErrorCode.InvalidArgument,
-      `ExtProcServer: ${address} asks for TLS: give options.tls (cert and key)`,
-    );
+    throw fail(`${address} asks for TLS: give options.tls (cert and key)`);
   }
   if (m[1] === 'extproc' && tls) {
-    throw new AgentProtocolError(
-      ErrorCode.InvalidArgument,
-      `ExtProcServer: ${address} is plaintext but options.tls is set: listen on extprocs://${m[2]}`,
-    );
+    throw fail(`${address} is plaintext but options.tls is set: listen on extprocs://${m[2]}`);
   }
-  return m[2] as string;
+  return { kind: 'tcp', target: m[2] as string };
 }
 
 /**
@@ -104,6 +115,8 @@ export class ExtProcServer implements AgentServer {
   readonly #host: StreamHost;
   readonly #maxStreams: number;
   readonly #streams = new Set<ExtProcStream>();
+  /** Unix socket files listen() created, removed (if still ours) on close */
+  readonly #socketFiles: SocketFile[] = [];
   #endpoints: string[] = [];
   #draining = false;
   #closed = false;
@@ -174,26 +187,45 @@ export class ExtProcServer implements AgentServer {
       );
     }
     const tls = this.#options.tls;
-    const target = parseAddress(address, tls !== undefined);
+    const where = parseAddress(address, tls !== undefined);
     const creds = credentials(tls);
-    const port = await new Promise<number>((resolve, reject) => {
-      this.#server.bindAsync(target, creds, (err, p) => {
-        if (err) {
-          reject(
-            new AgentProtocolError(
-              ErrorCode.ConnectionFailed,
-              `cannot listen on ${target}: ${err.message}`,
-              { cause: err },
-            ),
-          );
-        } else {
-          resolve(p);
-        }
+    let endpoint: string;
+    if (where.kind === 'unix') {
+      const file = await bindSocketFile(where.path, (temp) => this.#bind(`unix:${temp}`, creds), {
+        mode: this.#options.socketMode ?? 0o660,
+        logger: this.#host.log,
+      }).catch((err: Error) => {
+        throw AgentProtocolError.from(
+          err,
+          ErrorCode.ConnectionFailed,
+          `cannot listen on ${address}`,
+        );
       });
-    });
-    const endpoint = `${tls ? 'extprocs' : 'extproc'}://${target.replace(/:\d+$/, `:${port}`)}`;
+      this.#socketFiles.push(file);
+      endpoint = `extproc+unix:${where.path}`;
+    } else {
+      const port = await new Promise<number>((resolve, reject) => {
+        this.#server.bindAsync(where.target, creds, (err, p) => (err ? reject(err) : resolve(p)));
+      }).catch((err: Error) => {
+        throw new AgentProtocolError(
+          ErrorCode.ConnectionFailed,
+          `cannot listen on ${where.target}: ${err.message}`,
+          { cause: err },
+        );
+      });
+      endpoint = `${tls ? 'extprocs' : 'extproc'}://${where.target.replace(/:\d+$/, `:${port}`)}`;
+    }
     this.#endpoints.push(endpoint);
     return this.endpoints;
+  }
+
+  /** Binds a grpc-js address; resolves with the function that unbinds it. */
+  #bind(address: string, creds: ServerCredentials): Promise<() => void> {
+    return new Promise((resolve, reject) => {
+      this.#server.bindAsync(address, creds, (err) =>
+        err ? reject(err) : resolve(() => this.#server.unbind(address)),
+      );
+    });
   }
 
   /**
@@ -218,6 +250,8 @@ export class ExtProcServer implements AgentServer {
     await Promise.race([idle, new Promise((r) => (timer = setTimeout(r, graceMs)))]);
     clearTimeout(timer);
     for (const s of [...this.#streams]) s.end('agent server closing');
+    // before shutting down: while the server holds the inodes, their numbers cannot be reused
+    await Promise.all(this.#socketFiles.splice(0).map((f) => f.remove()));
     await new Promise<void>((resolve) => {
       const force = setTimeout(() => {
         this.#server.forceShutdown();

@@ -192,7 +192,9 @@ export async function start(
   open.push(entry);
   const [endpoint] = await server.listen();
   if (endpoint === undefined) throw new Error('no endpoint');
-  const target = endpoint.replace(/^extprocs?:\/\//, '');
+  const target = endpoint.startsWith('extproc+unix:')
+    ? endpoint.replace(/^extproc\+/, '')
+    : endpoint.replace(/^extprocs?:\/\//, '');
   const client = extProcClient(target, creds, {
     // the test certificate names localhost; the client dials 127.0.0.1
     'grpc.ssl_target_name_override': 'localhost',

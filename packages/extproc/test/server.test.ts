@@ -2,6 +2,9 @@
  * The server as an AgentServer: listen (plaintext, TLS, mTLS) and its endpoints, bad
  * options, and drain / close letting open streams finish while refusing new ones.
  */
+import { existsSync, mkdtempSync, rmSync, statSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { credentials, status } from '@grpc/grpc-js';
 import { hasOpenssl, testCerts } from '@picket/compliance';
 import {
@@ -53,6 +56,38 @@ describe('listen', () => {
     expect(() => new ExtProcServer(new TestAgent(), { errorPolicy: 'allow' as never })).toThrow(
       /never becomes allow/,
     );
+  });
+});
+
+describe('Unix socket', () => {
+  it('listens on extproc+unix:/path with mode 0660 and removes the file on close', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'picket-extproc-'));
+    try {
+      const path = join(dir, 'extproc.sock');
+      const { server, endpoint, stream } = await start(new TestAgent(), {
+        address: `extproc+unix:${path}`,
+      });
+      expect(endpoint).toBe(`extproc+unix:${path}`);
+      expect(statSync(path).mode & 0o777).toBe(0o660);
+      const s = stream();
+      expect((await s.exchange(requestHeaders('/block'))).immediate_response?.status?.code).toBe(
+        403,
+      );
+      await s.finish();
+      await server.close();
+      expect(existsSync(path)).toBe(false);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
+  it('refuses TLS on a Unix socket', async () => {
+    const s = new ExtProcServer(new TestAgent(), {
+      address: 'extproc+unix:/tmp/never.sock',
+      tls: { cert: 'x', key: 'y' },
+      logger: silentLogger,
+    });
+    await expect(s.listen()).rejects.toThrow(/is a Unix socket: TLS is for extprocs/);
   });
 });
 
