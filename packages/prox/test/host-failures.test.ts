@@ -237,6 +237,20 @@ describe('plugin lifecycle', () => {
     expect(e.message).toContain('the plugin exited with code 7');
   });
 
+  it("the owner's signal stops the plugin: the transport emits close with the reason", async () => {
+    const owner = new AbortController();
+    const t = await startFixture([], { signal: owner.signal });
+    const closed = nextEvent<[AgentProtocolError | undefined]>(t as never, 'close');
+    owner.abort();
+    const [err] = await closed;
+    expect(err?.code).toBe(ErrorCode.ConnectionClosed);
+    expect(err?.message).toContain('prox plugin "fx" was stopped');
+    expect(t.isHealthy()).toBe(false);
+    expect((await rejection(t.sendRequestHeaders(requestHeaders('/ok')))).code).toBe(
+      ErrorCode.ConnectionClosed,
+    );
+  });
+
   it('close() stops the plugin; later calls fail CONNECTION_CLOSED', async () => {
     const t = await startFixture();
     const pid = t.host.readyInfo?.pid as number;

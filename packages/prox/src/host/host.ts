@@ -145,6 +145,8 @@ export interface ProxHostEventMap {
   targets: [push: ProxTargetsPush];
   speed: [push: ProxSpeedPush];
   log: [push: ProxLogPush];
+  /** the supervisor stopped for good (stop(), or the owner's signal): the host is finished */
+  stopped: [];
 }
 
 /** Numbers of a {@link ProxPluginHost}. */
@@ -209,6 +211,14 @@ export class ProxPluginHost extends EventEmitter<ProxHostEventMap> {
       ...(o.stdoutLineLimit !== undefined && { stdoutLineLimit: o.stdoutLineLimit }),
       logger: this.#log,
       ...(o.signal !== undefined && { signal: o.signal }),
+    });
+    this.supervisor.on('state', (state) => {
+      if (state !== 'stopped') return;
+      if (!this.#stopped) {
+        this.#stopped = true;
+        this.#unready('stopped');
+      }
+      this.emit('stopped');
     });
     this.supervisor.on('exit', (child, exit) => {
       const how = exit.signal ? `was killed by ${exit.signal}` : `exited with code ${exit.code}`;

@@ -200,7 +200,22 @@ export class ProxPluginTransport extends AgentTransportBase implements AgentTran
     host.on('targets', onTargets);
     host.on('speed', onSpeed);
     host.on('log', onLog);
+    // stopped by someone else (the owner's signal, a shared host's owner): this transport is over
+    const onStopped = (): void => {
+      if (this.#closing !== undefined) return;
+      const err = new AgentProtocolError(
+        ErrorCode.ConnectionClosed,
+        `prox plugin "${host.name}" was stopped`,
+      );
+      this.#closing = Promise.resolve();
+      this.#engine.close(err);
+      this.#held.clear();
+      this.#detach();
+      this.emit('close', err);
+    };
+    host.on('stopped', onStopped);
     this.#detach = () => {
+      host.off('stopped', onStopped);
       host.off('ready', onReady);
       host.off('unready', onUnready);
       host.off('targets', onTargets);
