@@ -76,7 +76,8 @@ function list(items: readonly string[] | null | undefined, nil = 'null'): string
 
 function bytes(d: Uint8Array, all: boolean): string {
   const shown = all ? d : d.subarray(0, PREVIEW);
-  const text = q(Buffer.from(shown).toString('latin1'));
+  // invalid UTF-8 shows as U+FFFD; controls and the rest are escaped by q()
+  const text = q(Buffer.from(shown).toString('utf8'));
   return `${d.length} byte${d.length === 1 ? '' : 's'} ${text}${shown.length < d.length ? '…' : ''}`;
 }
 

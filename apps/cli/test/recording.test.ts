@@ -34,6 +34,11 @@ async function record(path: string, redact: boolean): Promise<void> {
     d: Buffer.from('hi \x1b[31mred\n'),
   });
   r.writeFrame(seq, RecordDirection.Send, { t: FrameType.Signal, sig: 15 });
+  r.writeFrame(seq, RecordDirection.Recv, {
+    t: FrameType.Data,
+    s: 1,
+    d: Buffer.from('café ✓\u202e'),
+  });
   r.writeFrame(seq, RecordDirection.Recv, { t: FrameType.Exit, c: 143 });
   r.writeCommandEnd(seq, 143);
   await r.close();
@@ -52,9 +57,10 @@ describe('picket recording show', () => {
       '  +0.000001000s #0 send Exec "/bin/sh" argv=["sh", "-c", "cat"] cwd="/srv" env=["TOKEN=s3cret"]',
       '  +0.000002000s #0 send Data fd=0 12 bytes "hi \\x1b[31mred\\n"',
       '  +0.000003000s #0 send Signal 15 (SIGTERM)',
-      '  +0.000004000s #0 recv Exit code=143',
-      'command 0 end 2026-06-09T10:13:20.123462789Z exit=143',
-      'footer 2026-06-09T10:13:20.123463789Z commands=1',
+      '  +0.000004000s #0 recv Data fd=1 12 bytes "café ✓\\u202e"',
+      '  +0.000005000s #0 recv Exit code=143',
+      'command 0 end 2026-06-09T10:13:20.123463789Z exit=143',
+      'footer 2026-06-09T10:13:20.123464789Z commands=1',
       '',
     ]);
   });
@@ -97,9 +103,9 @@ describe('picket recording show', () => {
     writeFileSync(file, all.subarray(0, all.length - 3));
     const r = await run(['recording', 'show', file]);
     expect(r.code).toBe(1);
-    expect(r.stdout.trim().split('\n')).toHaveLength(7);
+    expect(r.stdout.trim().split('\n')).toHaveLength(8);
     expect(r.stderr).toMatch(
-      /cut\.rec: 7 records, then: record 7: invalid CBOR: stream ended in the middle of an item/,
+      /cut\.rec: 8 records, then: record 8: invalid CBOR: stream ended in the middle of an item/,
     );
   });
 

@@ -489,6 +489,14 @@ export function createReplayChannel(
       }
       callback();
     },
+    final(callback) {
+      const left = script.slice(at).filter((f) => f.dir === RecordDirection.Send).length;
+      if (failed || left === 0) {
+        callback(failed);
+        return;
+      }
+      callback(fail(`the Mux ended its output with ${left} recorded send frame(s) still due`));
+    },
   });
 
   advance();

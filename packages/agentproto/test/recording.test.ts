@@ -372,6 +372,19 @@ describe('replay channel', () => {
     await expect(ch.done).rejects.toThrow(/expects Exec frame/);
   });
 
+  it('ending the output while recorded sends are still due fails the channel', async () => {
+    const ch = createReplayChannel(script());
+    ch.readable.on('error', () => {});
+    ch.writable.on('error', () => {});
+    await new Promise<void>((res) =>
+      ch.writable.write(encodeFrame({ t: FrameType.Exec, x: exec }), () => res()),
+    );
+    ch.writable.end();
+    await expect(ch.done).rejects.toThrow(
+      /ended its output with 2 recorded send frame\(s\) still due/,
+    );
+  });
+
   it('drives a real Mux: exit code, stdout/stderr, and the same frames recorded again', async () => {
     const original = script();
     const ch = createReplayChannel(original);
