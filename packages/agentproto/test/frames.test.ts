@@ -238,6 +238,13 @@ describe('FrameDecoder', () => {
     expect(() => d.end()).toThrow(/field "t"/);
   });
 
+  it('empty input: no frame, and the end of the stream is clean (Go: io.EOF)', () => {
+    const d = new FrameDecoder();
+    d.push(new Uint8Array(0));
+    expect(d.next()).toBeUndefined();
+    expect(() => d.end()).not.toThrow();
+  });
+
   it('a structural fault after good frames in the same chunk', () => {
     const d = new FrameDecoder();
     d.push(Buffer.concat([encodeFrame({ t: 3, s: 1 }), bytes('1c')]));
@@ -432,6 +439,31 @@ describe('properties', () => {
         expect(hex(encodeFrame(dec))).toBe(hex(enc));
       }),
       { numRuns: 1000 },
+    );
+  });
+
+  it('mutated frames never raise anything but an AgentProtocolError', () => {
+    fc.assert(
+      fc.property(
+        fc.array(frame, { minLength: 1, maxLength: 4 }),
+        fc.array(fc.tuple(fc.nat(), fc.integer({ min: 0, max: 255 })), {
+          minLength: 1,
+          maxLength: 6,
+        }),
+        (frames, edits) => {
+          const seq = Buffer.concat(frames.map(encodeFrame));
+          for (const [at, byte] of edits) seq[at % seq.length] = byte;
+          const d = new FrameDecoder({ maxItemSize: 4096 });
+          try {
+            d.push(seq);
+            while (d.next() !== undefined) {}
+            d.end();
+          } catch (err) {
+            expect(err).toBeInstanceOf(AgentProtocolError);
+          }
+        },
+      ),
+      { numRuns: 2000 },
     );
   });
 
