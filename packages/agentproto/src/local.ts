@@ -317,6 +317,7 @@ export function startExec(command: ExecCommand, options: ExecOptions): ExecSessi
       ch.child.kill('SIGTERM');
     };
     options.signal?.addEventListener('abort', onAbort, { once: true });
+    if (options.signal?.aborted) onAbort(); // aborted while the channel was starting
 
     if (options.config)
       mux.send({ t: FrameType.Config, cfg: options.config }).catch(() => undefined);

@@ -264,6 +264,16 @@ describe('exec through picket-agent', () => {
     expect(errors.join()).toMatch(/ended without an exit frame \(invalid CBOR/);
   });
 
+  it('an abort while the channel is starting still cancels', async () => {
+    const ac = new AbortController();
+    const p = exec(
+      { path: 'sleep', argv: ['sleep', '120'] },
+      { via: AGENT_VIA, signal: ac.signal },
+    );
+    ac.abort();
+    await expect(p).rejects.toMatchObject({ code: ErrorCode.Cancelled });
+  });
+
   it('aborting the signal terminates the command and rejects with CANCELLED', async () => {
     const out = new PassThrough();
     const ac = new AbortController();
