@@ -112,6 +112,8 @@ export class ExtProcStream {
   #stopped = false;
   #closed = false;
   #idle: (() => void)[] = [];
+  /** the event type being answered (what an error answer is for) */
+  #lastType: EventType = 'request_headers';
 
   constructor(call: ServerDuplexStream<ProcessingRequest | Undecodable, Buffer>, host: StreamHost) {
     this.#call = call;
@@ -401,8 +403,6 @@ export class ExtProcStream {
     this.#send({ immediate_response: reply }, quiet);
     return true;
   }
-
-  #lastType: EventType = 'request_headers';
 
   /**
    * Runs the hook and checks its answer. Failures go through the error policy: its answer
