@@ -104,6 +104,17 @@ describe('messages Envoy would not send end the stream with INVALID_ARGUMENT', (
     });
   }
 
+  it('peer text in an error is quoted and escaped, never a raw line break', async () => {
+    const { stream } = await start();
+    const s = stream();
+    s.send(requestHeaders('/'));
+    s.send({ response_headers: { headers: headerMap([[':status', '20\n[FAKE] ok\u001b[31m']]) } });
+    const err = await s.done;
+    expect(err?.code).toBe(status.INVALID_ARGUMENT);
+    expect(err?.details).toContain('"20\\n[FAKE] ok\\u001b[31m"');
+    expect(err?.details).not.toMatch(/[\n\u001b]/);
+  });
+
   it('bytes that are no ProcessingRequest', async () => {
     const { server, stream } = await start();
     const s = stream();
