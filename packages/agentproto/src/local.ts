@@ -310,19 +310,26 @@ export function startExec(command: ExecCommand, options: ExecOptions): ExecSessi
     mux.onError((e) => logger.warn(`agent error: ${escapeForLog(e)}`, { source: 'agent' }));
 
     let aborted = false;
-    const onAbort = () => {
+    const stopChannel = () => {
       aborted = true;
-      mux.send({ t: FrameType.Signal, sig: osConstants.signals.SIGTERM }).catch(() => undefined);
       ch.endInput();
       ch.child.kill('SIGTERM');
     };
-    options.signal?.addEventListener('abort', onAbort, { once: true });
-    if (options.signal?.aborted) onAbort(); // aborted while the channel was starting
-
-    if (options.config)
-      mux.send({ t: FrameType.Config, cfg: options.config }).catch(() => undefined);
-    mux.send({ t: FrameType.Exec, x: msg }).catch(() => undefined);
-    for (const sig of early.splice(0)) sendSignal(sig);
+    // the Signal frame follows Exec in the control queue, so the agent applies it to the command
+    const onAbort = () => {
+      mux.send({ t: FrameType.Signal, sig: osConstants.signals.SIGTERM }).catch(() => undefined);
+      stopChannel();
+    };
+    if (options.signal?.aborted) {
+      stopChannel(); // aborted while the channel was starting: run nothing
+    } else {
+      if (options.config) {
+        mux.send({ t: FrameType.Config, cfg: options.config }).catch(() => undefined);
+      }
+      mux.send({ t: FrameType.Exec, x: msg }).catch(() => undefined);
+      for (const sig of early.splice(0)) sendSignal(sig);
+      options.signal?.addEventListener('abort', onAbort, { once: true });
+    }
 
     mux.registerStream(1, writeTo(options.stdio?.stdout));
     mux.registerStream(2, writeTo(options.stdio?.stderr));
