@@ -28,6 +28,14 @@ const ENDPOINT = `prox+exec:'${process.execPath}' --import tsx '${PLUGIN}'`;
 const PROX = { cwd: PACKAGE_DIR, stopGraceMs: 2_000 };
 
 let seq = 0;
+
+async function until(check: () => boolean, ms = 20_000): Promise<void> {
+  const end = Date.now() + ms;
+  while (!check()) {
+    if (Date.now() > end) throw new Error('condition not met in time');
+    await new Promise((r) => setTimeout(r, 20));
+  }
+}
 const goldenRequest = (uri: string) => goldenRequestHeaders(`prox-${++seq}`, uri);
 
 const cleanups: (() => Promise<unknown>)[] = [];
@@ -131,5 +139,28 @@ describe('createPool().addAgent with prox+exec:', () => {
       'allow',
       'block',
     ]);
+  });
+});
+
+describe('a pool over a prox plugin that dies', () => {
+  it("a call in flight gets the failure mode (block 503), never an allow; after the plugin's new ready calls work again", async () => {
+    const pool = createPool({
+      connectTimeoutMs: 20_000,
+      failureMode: 'closed',
+      prox: { ...PROX, backoff: { initialMs: 100, maxMs: 200 } },
+    });
+    cleanups.push(() => pool.close());
+    await pool.addAgent('deny', ENDPOINT);
+    const died = await pool.sendRequestHeaders('deny', goldenRequest('/die'));
+    expect(died.decision).toEqual({ block: { status: 503, body: null, headers: null } });
+    expect(died.audit.tags).toContain('fail_closed');
+    // the supervisor restarts the plugin; once it sent ready the agent is healthy and answers again
+    const healthy = () => pool.agentStats('deny')?.healthyConnections ?? 0;
+    await until(() => healthy() === 0);
+    await until(() => healthy() === 1);
+    expect((await pool.sendRequestHeaders('deny', goldenRequest('/ok'))).decision).toBe('allow');
+    expect(
+      (await pool.sendRequestHeaders('deny', goldenRequest('/admin'))).decision,
+    ).toHaveProperty('block');
   });
 });
