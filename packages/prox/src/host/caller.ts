@@ -269,8 +269,15 @@ export class PluginCaller {
     }
     this.#firesQueued++;
     let timer: NodeJS.Timeout | undefined;
+    let settled = false;
     const waiter: Waiter = {
       give: (c) => {
+        if (settled) {
+          // it timed out while its connection was being dialled: keep the connection
+          this.#release(c);
+          return;
+        }
+        settled = true;
         this.#firesQueued--;
         clearTimeout(timer);
         try {
@@ -294,6 +301,8 @@ export class PluginCaller {
         rest.unref?.();
       },
       fail: (err) => {
+        if (settled) return;
+        settled = true;
         this.#firesQueued--;
         clearTimeout(timer);
         this.#log.debug(`${this.#name}: ${hook} dropped: ${err.message}`);
