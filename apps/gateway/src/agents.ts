@@ -3,9 +3,11 @@
  * configured agent added to it by endpoint string.
  */
 import type { AgentPool } from '@picket/pool';
-import { jsonForLog } from '@picket/protocol';
+import { jsonForLog, type Logger } from '@picket/protocol';
 import { createPool, detectTransport, type TransportAgentOptions } from '@picket/transport';
+import { AgentProcesses } from './agent-processes.js';
 import type { AgentConfig, GatewayConfig } from './config.js';
+import { proxBindings } from './config-process.js';
 import type { GatewayLogger } from './gateway.js';
 
 /** The pool plus what the gateway shows about each agent. */
@@ -15,6 +17,9 @@ export interface AgentLayer {
   readonly transports: ReadonlyMap<string, string>;
   /** reverse listeners by address (`reverse+unix:/p` → bound address) */
   readonly reverseListeners: () => { endpoint: string; address: string; agents: string[] }[];
+  /** the agent processes the gateway runs (`command`, prox plugins) */
+  readonly processes: AgentProcesses;
+  /** closes the pool, then stops the agent processes */
   close(): Promise<void>;
 }
 
@@ -47,39 +52,80 @@ export async function createAgentLayer(
   log?: GatewayLogger,
 ): Promise<AgentLayer> {
   const line = (m: string, f?: Record<string, unknown>) => (f ? `${m} ${jsonForLog(f)}` : m);
+  const logger: Logger | undefined = log && {
+    debug: (m, f) => log.debug(line(m, f)),
+    info: (m, f) => log.info(line(m, f)),
+    warn: (m, f) => log.warn(line(m, f)),
+    error: (m, f) => log.error(line(m, f)),
+  };
   const pool = createPool({
     connectionsPerAgent: 2,
     // A gateway wants a restarted agent back within seconds, not the pool's 30 s default.
     circuitBreaker: { openTimeoutMs: 5000 },
-    ...(log && {
-      logger: {
-        debug: (m, f) => log.debug(line(m, f)),
-        info: (m, f) => log.info(line(m, f)),
-        warn: (m, f) => log.warn(line(m, f)),
-        error: (m, f) => log.error(line(m, f)),
-      },
-    }),
+    ...(logger && { logger }),
   });
+  const silent: Logger = { debug() {}, info() {}, warn() {}, error() {} };
+  const processes = new AgentProcesses(logger ?? silent);
   const transports = new Map<string, string>();
+  const close = async (drainTimeoutMs: number) => {
+    // the pool first: prox plugins stop with their transports, and nothing redials
+    await pool.close({ drainTimeoutMs });
+    await processes.stop();
+  };
   try {
     await Promise.all(
       [...config.agents.values()].map(async (a) => {
+        const given =
+          a.process && !/^prox\+exec:/i.test(a.endpoint.trim()) ? 'command' : 'endpoint';
         try {
+          if (a.prox) {
+            transports.set(a.name, 'prox');
+            await addProxAgent(pool, processes, config, a);
+            return;
+          }
           transports.set(a.name, detectTransport(a.endpoint).kind);
+          // a supervised agent is started first: the pool's first dial then finds it listening
+          if (a.process) await processes.startAgent(a);
           await pool.addAgent(a.name, a.endpoint, agentOptions(a));
         } catch (e) {
-          throw new Error(`agents.${a.name}.endpoint: ${(e as Error).message}`, { cause: e });
+          throw new Error(`agents.${a.name}.${given}: ${(e as Error).message}`, { cause: e });
         }
       }),
     );
   } catch (e) {
-    await pool.close({ drainTimeoutMs: 0 });
+    await close(0);
     throw e;
   }
   return {
     pool,
     transports,
+    processes,
     reverseListeners: () => pool.reverseListeners(),
-    close: () => pool.close({ drainTimeoutMs: 1_000 }),
+    close: () => close(1_000),
   };
+}
+
+/**
+ * A prox plugin agent: the pool's single connection is a `ProxPluginTransport` made by
+ * the processes' factory (the plugin runs once per agent). Rejects when the plugin did
+ * not send `ready` within its `ready_timeout_ms`.
+ */
+async function addProxAgent(
+  pool: ReturnType<typeof createPool>,
+  processes: AgentProcesses,
+  config: GatewayConfig,
+  a: AgentConfig,
+): Promise<void> {
+  const readyMs = a.process?.readyTimeoutMs ?? 10_000;
+  const factory = processes.proxFactory(a, proxBindings(a.name, config.routes, config.upstreams));
+  const o = agentOptions(a);
+  const open = await pool.addAgent(a.name, factory, {
+    ...o,
+    connectionsPerAgent: 1,
+    // the transport bounds its own wait for ready; the pool must not give up before it
+    connectTimeoutMs: readyMs + 1_000,
+  });
+  if (open === 0) {
+    throw new Error(processes.proxError(a.name) ?? `prox plugin not ready within ${readyMs} ms`);
+  }
 }

@@ -4,6 +4,7 @@
  */
 import { detectTransport, readTokenFile } from '@picket/transport';
 import { type Checker, HOST, isObj, type Obj } from './config-check.js';
+import { PROCESS_KEYS, PROX_ENDPOINT, parseAgentProcess } from './config-process.js';
 import {
   type AgentConfig,
   DEFAULT_AGENT_TIMEOUT_MS,
@@ -38,10 +39,16 @@ export function parseUpstream(
 ): UpstreamConfig | undefined {
   const raw: Obj = typeof v === 'string' ? { url: v } : isObj(v) ? v : {};
   if (typeof v !== 'string' && !isObj(v)) {
-    return c.fail(path, 'must be a URL string or an object with "url"');
+    return c.fail(path, 'must be a URL string or an object with "url" (or "targets_from")');
   }
-  c.unknownKeys(raw, path, ['url', 'timeout_ms', 'connect_timeout_ms', 'retries']);
-  const urlText = c.str(raw.url, `${path}.url`);
+  c.unknownKeys(raw, path, ['url', 'targets_from', 'timeout_ms', 'connect_timeout_ms', 'retries']);
+  // targets_from: the servers come from a prox plugin's set_targets (checked in config-process.ts)
+  let targetsFrom: string | undefined;
+  if (raw.targets_from !== undefined) {
+    targetsFrom = c.str(raw.targets_from, `${path}.targets_from`);
+    if (raw.url !== undefined) c.fail(path, 'give url or targets_from, not both');
+  }
+  const urlText = raw.targets_from === undefined ? c.str(raw.url, `${path}.url`) : undefined;
   let url: URL | undefined;
   if (urlText !== undefined) {
     try {
@@ -64,10 +71,15 @@ export function parseUpstream(
       ? DEFAULT_UPSTREAM_CONNECT_TIMEOUT_MS
       : c.int(raw.connect_timeout_ms, `${path}.connect_timeout_ms`, 1);
   const retries = raw.retries === undefined ? 0 : c.int(raw.retries, `${path}.retries`, 0, 10);
-  if (!url || timeoutMs === undefined || connectTimeoutMs === undefined || retries === undefined) {
+  if (
+    (!url && !targetsFrom) ||
+    timeoutMs === undefined ||
+    connectTimeoutMs === undefined ||
+    retries === undefined
+  ) {
     return undefined;
   }
-  return { name, url, timeoutMs, connectTimeoutMs, retries };
+  return { name, url, targetsFrom, timeoutMs, connectTimeoutMs, retries };
 }
 
 export function parseAgent(
@@ -89,9 +101,11 @@ export function parseAgent(
     'connections',
     'auth_token',
     'auth_token_file',
+    ...PROCESS_KEYS,
   ]);
   let endpoint = c.str(v.endpoint, `${path}.endpoint`);
-  if (endpoint !== undefined) {
+  // `endpoint: prox`: the command is a prox plugin (config-process.ts)
+  if (endpoint !== undefined && endpoint !== PROX_ENDPOINT) {
     // checked here so a bad endpoint is listed with every other problem, not after them
     try {
       detectTransport(endpoint);
@@ -140,7 +154,9 @@ export function parseAgent(
       c.fail(`${path}.auth_token_file`, (e as Error).message);
     }
   } else if (v.auth_token !== undefined) authToken = c.str(v.auth_token, `${path}.auth_token`);
+  const proc = parseAgentProcess(c, v, path, endpoint, dir);
   if (
+    !proc.ok ||
     endpoint === undefined ||
     !events ||
     !bodyMode ||
@@ -161,6 +177,8 @@ export function parseAgent(
     failureMode,
     connections,
     authToken,
+    process: proc.process,
+    prox: proc.prox,
   };
 }
 

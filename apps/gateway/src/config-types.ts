@@ -17,11 +17,13 @@ export type GatewayEvent = (typeof GATEWAY_EVENTS)[number];
 /** How body events are sent: the whole body at once, or chunk by chunk. */
 export type BodyMode = 'buffer' | 'stream';
 
-/** An upstream HTTP server. */
+/** An upstream HTTP server, or the servers a prox plugin names (`targets_from`). */
 export interface UpstreamConfig {
   name: string;
-  /** `http://host:port[/base/path]` (https works too) */
-  url: URL;
+  /** `http://host:port[/base/path]` (https works too); undefined with `targetsFrom` */
+  url: URL | undefined;
+  /** a prox plugin agent whose `set_targets` pushes are this upstream's servers */
+  targetsFrom: string | undefined;
   /** limit for the response headers and for the gap between body chunks */
   timeoutMs: number;
   connectTimeoutMs: number;
@@ -44,6 +46,24 @@ export interface AgentConfig {
   connections: number | undefined;
   /** reverse endpoints: token the agent must present (`auth_token`, or read from `auth_token_file`) */
   authToken: string | undefined;
+  /** the agent's process, when the gateway starts and supervises it (`command`, or `prox+exec:`) */
+  process?: AgentProcessConfig | undefined;
+  /** a prox plugin (`endpoint: prox` with `command`, or `prox+exec:`): picket's prox host talks to it */
+  prox?: { targetsOnly: boolean } | undefined;
+}
+
+/** An agent process the gateway runs under a supervisor. */
+export interface AgentProcessConfig {
+  /** argv; `command[0]` is looked up in PATH unless it holds a `/` (then relative to `cwd`) */
+  command: readonly string[];
+  /** added to the gateway's environment */
+  env: Readonly<Record<string, string>>;
+  /** absolute; default the config file's directory */
+  cwd: string;
+  /** a generation not ready by then is killed and restarted; the first one also bounds startup */
+  readyTimeoutMs: number;
+  /** stop: stdin closed, this long, SIGTERM, this long, SIGKILL (to its process group) */
+  stopGraceMs: number;
 }
 
 /** A route: host + path-prefix match, an upstream and the agent chain. */
@@ -120,3 +140,7 @@ export const DEFAULT_HEADERS_TIMEOUT_MS = 30_000;
 export const DEFAULT_REQUEST_TIMEOUT_MS = 300_000;
 export const DEFAULT_KEEP_ALIVE_TIMEOUT_MS = 5_000;
 export const DEFAULT_MAX_CONNECTIONS = 10_000;
+export const DEFAULT_AGENT_READY_TIMEOUT_MS = 10_000;
+export const DEFAULT_AGENT_STOP_GRACE_MS = 2_000;
+/** the longest `stop_grace_ms` (a stop takes up to twice this plus a second) */
+export const MAX_AGENT_STOP_GRACE_MS = 30_000;

@@ -7,6 +7,7 @@ import { readFileSync } from 'node:fs';
 import { dirname, extname, resolve } from 'node:path';
 import { parse as parseYaml } from 'yaml';
 import { Checker, HEADER_NAME, isObj, NAME } from './config-check.js';
+import { checkTargetsFrom } from './config-process.js';
 import { parseAgent, parseRoute, parseServer, parseUpstream } from './config-sections.js';
 import {
   type AdminConfig,
@@ -96,7 +97,7 @@ export function parseConfig(raw: unknown, source?: string): GatewayConfig {
 
   const agents = new Map<string, AgentConfig>();
   const knownAgents = new Set<string>();
-  // files named in the config (auth_token_file) are relative to the config file
+  // files named in the config (auth_token_file, an agent's cwd) are relative to the config file
   const dir = source === undefined ? process.cwd() : dirname(resolve(source));
   if (raw.agents !== undefined) {
     if (!isObj(raw.agents)) c.fail('agents', 'must map agent names to their settings');
@@ -124,6 +125,7 @@ export function parseConfig(raw: unknown, source?: string): GatewayConfig {
       routes.push(r);
     }
   }
+  checkTargetsFrom(c, upstreams, agents, knownAgents);
   if (typeof admin.minHealthyAgents === 'number' && admin.minHealthyAgents > knownAgents.size) {
     c.fail(
       'admin.min_healthy_agents',

@@ -181,7 +181,12 @@ export abstract class ExchangeState {
   }
 
   protected upstreamFailed(e: UpstreamFailure): void {
-    this.outcome = e.kind === 'timeout' ? 'upstream_timeout' : 'upstream_error';
+    this.outcome =
+      e.kind === 'timeout'
+        ? 'upstream_timeout'
+        : e.kind === 'unavailable'
+          ? 'no_upstream_target'
+          : 'upstream_error';
     this.error = e.message;
     this.core.log.warn(`request ${this.correlationId}: ${e.message}`);
     if (this.clientGone) return;
@@ -190,7 +195,9 @@ export abstract class ExchangeState {
       this.sendGenerated(
         e.kind === 'timeout'
           ? errorResponse(504, 'Gateway Timeout')
-          : errorResponse(502, 'Bad Gateway'),
+          : e.kind === 'unavailable'
+            ? errorResponse(503, `Service Unavailable: ${e.message}`)
+            : errorResponse(502, 'Bad Gateway'),
       );
     }
   }

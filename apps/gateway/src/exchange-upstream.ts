@@ -9,10 +9,10 @@ import type { Upstream } from './gateway.js';
 import { toOutgoing } from './http-util.js';
 import type { GatewayMetrics } from './metrics.js';
 
-/** An upstream that failed or timed out. */
+/** An upstream that failed or timed out, or has no server to send to (`unavailable`). */
 export class UpstreamFailure extends Error {
   constructor(
-    readonly kind: 'error' | 'timeout',
+    readonly kind: 'error' | 'timeout' | 'unavailable',
     message: string,
   ) {
     super(message);
@@ -62,14 +62,15 @@ export async function requestUpstream(
   attempted: () => void,
   abandon: (e: unknown) => void,
 ): Promise<Dispatcher.ResponseData> {
-  const base = up.config.url.pathname.replace(/\/$/, '');
-  const path = base + r.uri;
   for (let attempt = 0; ; attempt++) {
+    // each attempt (a retry too) goes to the next of the upstream's servers
+    const target = up.pick();
+    if (!target) throw new UpstreamFailure('unavailable', up.noTargetsReason);
     attempted();
     const t0 = performance.now();
     try {
-      const res = await up.dispatcher.request({
-        path,
+      const res = await target.dispatcher.request({
+        path: target.basePath + r.uri,
         method: r.method,
         headers: toOutgoing(r.headers),
         body: r.body ?? null,

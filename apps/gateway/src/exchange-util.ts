@@ -33,7 +33,7 @@ export interface ExchangeSummary {
   upstream: string | null;
   /** status sent to the client (499 when the client went away first) */
   status: number;
-  /** allow, block, redirect, challenge, bad_request, no_route, upstream_error, upstream_timeout, client_disconnect, error */
+  /** allow, block, redirect, challenge, bad_request, no_route, upstream_error, upstream_timeout, no_upstream_target, client_disconnect, error */
   outcome: string;
   /** the agent whose decision ended the exchange, if any */
   decidedBy: string | null;

@@ -13,11 +13,15 @@ import {
 import type { AddressInfo } from 'node:net';
 import type { AgentPool } from '@picket/pool';
 import { escapeForLog } from '@picket/protocol';
-import { Pool } from 'undici';
-import type { GatewayConfig, ServerConfig, UpstreamConfig } from './config.js';
+import type { ProxTargetsPush } from '@picket/prox';
+import type { AgentProcesses } from './agent-processes.js';
+import type { GatewayConfig, ServerConfig } from './config.js';
 import { parseListen } from './config.js';
 import { Exchange, type ExchangeSummary } from './exchange.js';
 import { GatewayMetrics } from './metrics.js';
+import { pushIsFor, Upstream } from './upstream-targets.js';
+
+export { Upstream } from './upstream-targets.js';
 
 /** Where log lines go. */
 export interface GatewayLogger {
@@ -35,12 +39,6 @@ export const stderrLogger: GatewayLogger = {
   error: (m) => console.error(`error: ${escapeForLog(m)}`),
 };
 
-/** An upstream and its connection pool. */
-export interface Upstream {
-  config: UpstreamConfig;
-  dispatcher: Pool;
-}
-
 /** What an exchange needs from the gateway. */
 export interface GatewayCore {
   readonly config: GatewayConfig;
@@ -56,6 +54,8 @@ export interface GatewayOptions {
   pool: AgentPool;
   /** describes where each agent is (for `/healthz`), by agent name */
   agentTransports?: ReadonlyMap<string, string>;
+  /** the agent processes (`command`, prox plugins): metrics, health and `targets_from` pushes */
+  processes?: AgentProcesses;
   logger?: GatewayLogger;
 }
 
@@ -73,6 +73,8 @@ export interface HealthReport {
       connections: number;
       healthy_connections: number;
       circuit_state: string;
+      /** the agent's process, when the gateway runs it */
+      process?: { kind: 'agent' | 'prox'; state: string; pid: number | null; restarts: number };
     }
   >;
 }
@@ -100,6 +102,8 @@ export class Gateway extends EventEmitter<GatewayEventMap> implements GatewayCor
   private readonly server: Server;
   private adminServer: Server | undefined;
   private readonly transports: ReadonlyMap<string, string>;
+  private readonly processes: AgentProcesses | undefined;
+  private readonly stopFollowingTargets: () => void = () => {};
   private listening = false;
 
   constructor(
@@ -110,15 +114,17 @@ export class Gateway extends EventEmitter<GatewayEventMap> implements GatewayCor
     this.pool = options.pool;
     this.log = options.logger ?? stderrLogger;
     this.transports = options.agentTransports ?? new Map();
-    for (const u of config.upstreams.values()) {
-      this.upstreams.set(u.name, {
-        config: u,
-        dispatcher: new Pool(u.url.origin, {
-          connect: { timeout: u.connectTimeoutMs },
-          headersTimeout: u.timeoutMs,
-          bodyTimeout: u.timeoutMs,
-        }),
-      });
+    this.processes = options.processes;
+    for (const u of config.upstreams.values()) this.upstreams.set(u.name, new Upstream(u));
+    const processes = this.processes;
+    if (processes && [...this.upstreams.values()].some((u) => u.config.targetsFrom)) {
+      const onTargets = (agent: string, push: ProxTargetsPush) => this.applyTargets(agent, push);
+      // pushes made while the agents started, then every new one
+      for (const agent of config.agents.keys()) {
+        for (const push of processes.pushes(agent)) this.applyTargets(agent, push);
+      }
+      processes.on('targets', onTargets);
+      this.stopFollowingTargets = () => processes.off('targets', onTargets);
     }
     this.server = createServer(serverOptions(config.server), (req, res) =>
       this.handle(req, res, false),
@@ -170,8 +176,37 @@ export class Gateway extends EventEmitter<GatewayEventMap> implements GatewayCor
         s.closeIdleConnections();
         setTimeout(() => s.closeAllConnections(), 1_000).unref();
       });
+    this.stopFollowingTargets();
     await Promise.all([stop(this.server), stop(this.adminServer)]);
-    await Promise.allSettled([...this.upstreams.values()].map((u) => u.dispatcher.close()));
+    await Promise.allSettled([...this.upstreams.values()].map((u) => u.close()));
+  }
+
+  /** A prox plugin's `set_targets`: replaces the servers of each upstream it is for. */
+  private applyTargets(agent: string, push: ProxTargetsPush): void {
+    let used = false;
+    for (const u of this.upstreams.values()) {
+      if (u.config.targetsFrom !== agent || !pushIsFor(push, u.config.name, this.config.routes)) {
+        continue;
+      }
+      used = true;
+      const what = `set_targets from agent "${agent}" for upstream "${u.config.name}"`;
+      if (push.targets.length === 0 && Object.keys(push.groups).length > 0) {
+        this.log.warn(
+          `${what}: grouped targets need a keyed balancer, which the gateway has not; ignored`,
+        );
+        continue;
+      }
+      try {
+        u.setTargets(push.targets);
+        this.log.info(`${what}: ${u.targets.join(', ') || '(none)'}`);
+      } catch (e) {
+        this.log.warn(`${what} refused, the servers stay as they were: ${(e as Error).message}`);
+      }
+    }
+    if (!used) {
+      const to = push.action !== '' ? `action "${push.action}"` : `route_id "${push.routeId}"`;
+      this.log.debug(`set_targets from agent "${agent}" for ${to}: no upstream takes it`);
+    }
   }
 
   /** Agent health, as `/healthz` reports it. */
@@ -191,6 +226,12 @@ export class Gateway extends EventEmitter<GatewayEventMap> implements GatewayCor
         circuit_state: s?.circuitState ?? 'unknown',
       };
     }
+    for (const p of this.processes?.stats() ?? []) {
+      const a = agents[p.agent];
+      if (a) {
+        a.process = { kind: p.kind, state: p.state, pid: p.pid ?? null, restarts: p.restarts };
+      }
+    }
     const min =
       this.config.admin.minHealthyAgents === 'all'
         ? this.config.agents.size
@@ -206,7 +247,13 @@ export class Gateway extends EventEmitter<GatewayEventMap> implements GatewayCor
 
   /** `/metrics`: the gateway's families, then the pool's. */
   renderMetrics(): string {
-    return this.metrics.render() + this.pool.metrics();
+    const targets: [string, number][] = [];
+    for (const u of this.upstreams.values()) {
+      if (u.config.targetsFrom !== undefined) targets.push([u.config.name, u.targets.length]);
+    }
+    return (
+      this.metrics.render(targets) + (this.processes?.renderMetrics() ?? '') + this.pool.metrics()
+    );
   }
 
   /** @internal called by each exchange when it is over */

@@ -162,6 +162,8 @@ async function main(): Promise<number> {
   // Ctrl-C / SIGTERM stop the gateway cleanly at any point. Under `pnpm start` one Ctrl-C
   // arrives twice (from the terminal, and forwarded by pnpm): repeats are ignored, not fatal.
   let interrupted = false;
+  /** the longest stop of an agent process (2 × stop_grace_ms + 1 s), once a config is loaded */
+  let stopBoundMs = 0;
   let onInterrupt = () => {};
   const interruption = new Promise<void>((r) => {
     onInterrupt = r;
@@ -170,11 +172,14 @@ async function main(): Promise<number> {
     if (interrupted) return;
     interrupted = true;
     console.log('picket gateway stopping…');
-    // a hang guard: the embedded setup's exit hook still removes its temp dir
+    // a hang guard: the embedded setup's exit hook still removes its temp dir. Agent
+    // processes get their whole stop bound first (they are in their own process groups:
+    // exiting before they are stopped would orphan them)
+    const guardMs = Math.max(10_000, stopBoundMs + 3_000);
     setTimeout(() => {
-      console.error('picket gateway: still stopping after 10 s; exiting');
+      console.error(`picket gateway: still stopping after ${guardMs / 1000} s; exiting`);
       process.exit(1);
-    }, 10_000).unref();
+    }, guardMs).unref();
     onInterrupt();
   };
   process.on('SIGINT', onSignal);
@@ -190,6 +195,9 @@ async function main(): Promise<number> {
       const file = resolve(process.env.INIT_CWD ?? process.cwd(), o.config);
       config = loadConfigFile(file);
       if (o.listen !== undefined) config = { ...config, listen: o.listen };
+      for (const a of config.agents.values()) {
+        if (a.process) stopBoundMs = Math.max(stopBoundMs, 2 * a.process.stopGraceMs + 1_000);
+      }
       const listens: [string, string][] = [
         [
           config.listen,
@@ -230,6 +238,7 @@ async function main(): Promise<number> {
   const gateway = new Gateway(config, {
     pool: agents.pool,
     agentTransports: agents.transports,
+    processes: agents.processes,
     logger: log,
   });
   let bound: BoundAddress;

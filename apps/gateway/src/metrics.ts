@@ -47,7 +47,7 @@ export class GatewayMetrics {
   /** client connections closed at accept because `server.max_connections` were open */
   refusedConnections = 0;
 
-  /** A finished request. `decision`: allow, block, redirect, challenge, no_route, upstream_error, upstream_timeout, client_disconnect. */
+  /** A finished request. `decision`: allow, block, redirect, challenge, no_route, upstream_error, upstream_timeout, no_upstream_target, client_disconnect. */
   request(route: string, status: number, decision: string, seconds: number): void {
     this.requests.inc([route, String(status), decision]);
     let h = this.requestDuration.get(route);
@@ -78,8 +78,8 @@ export class GatewayMetrics {
     this.upstreamErrors.inc([upstream, kind]);
   }
 
-  /** Prometheus text of the gateway families. */
-  render(): string {
+  /** Prometheus text of the gateway families; `targets`: servers of each `targets_from` upstream. */
+  render(targets: readonly (readonly [string, number])[] = []): string {
     const w = new PromWriter();
     w.family(
       'picket_gateway_requests_total',
@@ -133,6 +133,15 @@ export class GatewayMetrics {
       'Client connections closed at accept: server.max_connections were open.',
     );
     w.sample('picket_gateway_refused_connections_total', [], this.refusedConnections);
+    if (targets.length > 0) {
+      w.family(
+        'picket_gateway_upstream_targets',
+        'gauge',
+        'Servers of each targets_from upstream (the latest set_targets push).',
+      );
+      for (const [u, n] of targets)
+        w.sample('picket_gateway_upstream_targets', [['upstream', u]], n);
+    }
     return w.toString();
   }
 }

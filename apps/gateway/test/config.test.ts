@@ -55,7 +55,7 @@ describe('parseConfig', () => {
     const c = parseConfig(base());
     expect(c.listen).toBe('127.0.0.1:8080');
     expect(c.admin).toEqual({ prefix: '/_picket', listen: undefined, minHealthyAgents: 'all' });
-    expect(c.upstreams.get('app')?.url.href).toBe('http://127.0.0.1:9000/');
+    expect(c.upstreams.get('app')?.url?.href).toBe('http://127.0.0.1:9000/');
     expect(c.upstreams.get('api')).toMatchObject({
       retries: 1,
       timeoutMs: 30_000,
