@@ -4,7 +4,6 @@
  * `--tls-ca` to require Envoy's client certificate); `extproc+unix:/path`. Kept out of the facade's endpoint
  * grammar, which names agents a proxy connects to; an ext_proc listener only serves.
  */
-import { ExtProcServer } from '@picket/extproc';
 import type { AgentHandler, AgentServer, Logger, TlsOptions } from '@picket/protocol';
 import { UsageError } from './common.js';
 
@@ -58,6 +57,10 @@ export async function startExtProc(
   logger?: Logger,
 ): Promise<AgentServer[]> {
   const servers: AgentServer[] = [];
+  if (listens.length === 0) return servers;
+  // Loaded on first use: @picket/extproc loads grpc-js, which must come after main() has set
+  // GRPC_VERBOSITY (and costs every other command nothing).
+  const { ExtProcServer } = await import('@picket/extproc');
   try {
     for (const l of listens) {
       const s = new ExtProcServer(handler, {
