@@ -31,8 +31,8 @@ import type {
 
 /**
  * Which wire carried an event; `spoe` is agent-side only (HAProxy's SPOP, @picket/spoe),
- * as is `extproc` (Envoy's ext_proc, @picket/extproc); `prox` is proxy-side only (a prox
- * plugin run by @picket/prox).
+ * as is `extproc` (Envoy's ext_proc, @picket/extproc); `prox` is both sides of prox's plugin
+ * protocol (a handler served as a prox plugin, or a prox plugin run by @picket/prox).
  */
 export type TransportKind = 'uds' | 'grpc' | 'reverse' | 'v1' | 'spoe' | 'prox' | 'extproc';
 

@@ -201,7 +201,7 @@ async function call<K extends EventType>(
   const onAbort = (): void => abort.abort(ctx.signal.reason);
   if (ctx.signal.aborted) onAbort();
   else ctx.signal.addEventListener('abort', onAbort, { once: true });
-  const rctx = requestContext(abort, correlationId, 'uds', ctx.connectionId, undefined);
+  const rctx = requestContext(abort, correlationId, 'prox', ctx.connectionId, undefined);
   try {
     let answer: unknown;
     try {
