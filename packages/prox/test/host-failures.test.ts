@@ -93,6 +93,24 @@ describe('connection pool', () => {
     expect(e.message).toContain('still waiting for a free connection');
   });
 
+  it('a new ready while a call waits for a connection: the call moves to the new pool', async () => {
+    const t = await startFixture([], { maxConnections: 1 });
+    const first = t.host.readyInfo as ProxReadyInfo;
+    const running = t.sendRequestHeaders(requestHeaders('/hold?ms=400'));
+    const waiting = t.sendRequestHeaders(requestHeaders('/queued'));
+    await until(() => t.host.stats().connections?.waiting === 1);
+    // a reconfigure makes the plugin send ready again: the pool is replaced
+    const readies = t.host.stats().readies;
+    t.host.configure([{ routeId: 'gw:0' }]);
+    await until(() => t.host.stats().readies > readies);
+    expect(t.host.readyInfo?.pid).toBe(first.pid);
+    const [r1, r2] = await Promise.all([running, waiting]);
+    expect(r1.decision).toBe('allow');
+    expect(header(r2, 'X-Path')).toBe('/queued');
+    // the running call finished on the old pool, whose connection then closed
+    expect(t.host.stats().connections).toMatchObject({ open: 1, busy: 0 });
+  });
+
   it('an aborted call fails CANCELLED and discards its connection', async () => {
     const t = await startFixture();
     const ac = new AbortController();

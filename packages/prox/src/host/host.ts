@@ -373,7 +373,24 @@ export class ProxPluginHost extends EventEmitter<ProxHostEventMap> {
         ),
       );
     }
-    return caller.call(hook, encodeEnvelope(HOOK_TYPES[hook], payload), decode, o);
+    const frame = encodeEnvelope(HOOK_TYPES[hook], payload);
+    const started = performance.now();
+    return caller.call(hook, frame, decode, o).catch((err: unknown) => {
+      // A newer ready replaced the pool while the call waited for a connection: it was never
+      // sent, so it moves to the new pool once, with what is left of its deadline.
+      const next = this.#caller;
+      const e = err as AgentProtocolError;
+      if (
+        next === undefined ||
+        next === caller ||
+        e.code !== ErrorCode.Unavailable ||
+        e.sent !== false
+      ) {
+        throw err;
+      }
+      const left = (o?.timeoutMs ?? caller.timeoutMs) - (performance.now() - started);
+      return next.call(hook, frame, decode, { ...o, timeoutMs: Math.max(1, left) });
+    });
   }
 
   /** The supervisor's ready check: configure, then wait for `ready`; the lines keep flowing after it. */
