@@ -7,7 +7,7 @@
 import { EventEmitter } from 'node:events';
 import type { ConnectFactory } from '@picket/pool';
 import { PromWriter } from '@picket/pool/internal';
-import { AgentProtocolError, ErrorCode, type Logger } from '@picket/protocol';
+import { AgentProtocolError, ErrorCode, escapeForLog, type Logger } from '@picket/protocol';
 import { ProxPluginTransport, type ProxRouteBinding, type ProxTargetsPush } from '@picket/prox';
 import { readyWhenConnectable, Supervisor, type SupervisorState } from '@picket/supervisor';
 import type { AgentConfig, AgentProcessConfig } from './config.js';
@@ -87,7 +87,7 @@ export class AgentProcesses extends EventEmitter<AgentProcessEvents> {
     this.#agents.set(a.name, s);
     // stdout is the agent's own ("listening on …"): into the log, tagged like stderr
     s.on('spawn', (child) => {
-      child.onStdoutLine((line) => this.#log.info(`[${a.name}] ${line}`));
+      child.onStdoutLine((line) => this.#log.info(`[${a.name}] ${escapeForLog(line)}`));
     });
     s.on('state', (state, prev) => {
       if (state === 'ready' || prev === 'ready') {

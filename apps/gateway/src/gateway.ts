@@ -12,7 +12,7 @@ import {
 } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import type { AgentPool } from '@picket/pool';
-import { escapeForLog } from '@picket/protocol';
+import { escapeForLog, jsonForLog } from '@picket/protocol';
 import type { ProxTargetsPush } from '@picket/prox';
 import type { AgentProcesses } from './agent-processes.js';
 import type { GatewayConfig, ServerConfig } from './config.js';
@@ -204,7 +204,10 @@ export class Gateway extends EventEmitter<GatewayEventMap> implements GatewayCor
       }
     }
     if (!used) {
-      const to = push.action !== '' ? `action "${push.action}"` : `route_id "${push.routeId}"`;
+      const to =
+        push.action !== ''
+          ? `action ${jsonForLog(push.action)}`
+          : `route_id ${jsonForLog(push.routeId)}`;
       this.log.debug(`set_targets from agent "${agent}" for ${to}: no upstream takes it`);
     }
   }

@@ -2,6 +2,7 @@
  * An upstream's servers: its configured `url`, or the targets a prox plugin pushed
  * (`targets_from`), balanced round robin, each with its own undici connection pool.
  */
+import { jsonForLog } from '@picket/protocol';
 import type { ProxTargetsPush } from '@picket/prox';
 import { Pool } from 'undici';
 import type { RouteConfig, UpstreamConfig } from './config.js';
@@ -29,14 +30,14 @@ export function targetOrigin(target: string): string {
   try {
     u = new URL(hasScheme ? target : `http://${target}`);
   } catch {
-    throw new Error(`target ${JSON.stringify(target)} is not host:port or an http(s):// URL`);
+    throw new Error(`target ${jsonForLog(target)} is not host:port or an http(s):// URL`);
   }
   if (u.protocol !== 'http:' && u.protocol !== 'https:') {
-    throw new Error(`target ${JSON.stringify(target)}: only http:// and https:// are supported`);
+    throw new Error(`target ${jsonForLog(target)}: only http:// and https:// are supported`);
   }
   if (u.pathname !== '/' || u.search || u.hash || u.username || u.password || u.host === '') {
     throw new Error(
-      `target ${JSON.stringify(target)} must be host:port (no path, query or credentials)`,
+      `target ${jsonForLog(target)} must be host:port (no path, query or credentials)`,
     );
   }
   return u.origin;

@@ -5,7 +5,7 @@
  * down, restarted (visible in /metrics) and stopped with the gateway; an upstream whose
  * servers come from a prox plugin's `set_targets` pushes.
  */
-import { rmSync, writeFileSync } from 'node:fs';
+import { readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { request } from 'undici';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
@@ -108,7 +108,9 @@ async function stopAndCheck(gw: GatewayProcess, pids: number[], boundMs: number)
   expect(Date.now() - t0).toBeLessThan(boundMs);
   for (const pid of pids) {
     expect(alive(pid)).toBe(false);
-    expect(alive(-pid)).toBe(false); // nothing left in its process group either
+    // nothing left in its process group either (helpers such as tsx's esbuild got SIGKILL
+    // when the leader exited; give the kernel a moment to finish them)
+    await until(() => !alive(-pid), 2_000);
   }
   expect(gw.stdout()).toContain('picket gateway stopped');
 }
@@ -286,4 +288,83 @@ describe('upstreams.<name>.targets_from', () => {
     const pid = (await processOf(admin, 'disco')).pid as number;
     await stopAndCheck(gw, [pid], 2 * 2_000 + 1_000 + 4_000);
   }, 90_000);
+
+  it('a targets-only plugin (no hooks, no ready) feeds an upstream too', async () => {
+    upstreams.push(await startEchoUpstream('a'));
+    const a = upstreams[1] as EchoUpstream;
+    const file = join(dir, 'targets.json');
+    writeFileSync(file, JSON.stringify({ to: '*', targets: [new URL(a.url).host] }));
+    const { gw, admin } = await startWithAdmin({
+      listen: '127.0.0.1:0',
+      admin: { listen: '127.0.0.1:0' },
+      upstreams: { dyn: { targets_from: 'disco' } },
+      agents: {
+        disco: {
+          endpoint: 'prox',
+          command: [process.execPath, '--import', 'tsx', 'test/fixtures/targets-plugin.ts', file],
+          cwd: APP_DIR,
+          env: { TARGETS_ONLY: '1' },
+          targets_only: true,
+        },
+      },
+      routes: [{ name: 'dyn', path_prefix: '/', upstream: 'dyn' }],
+    });
+    await until(async () => (await get(gw.base, '/x')).status === 200, 20_000);
+    expect(JSON.parse((await get(gw.base, '/x')).text).upstream).toBe('a');
+    const p = await processOf(admin, 'disco');
+    expect(p).toMatchObject({ kind: 'prox', state: 'ready', restarts: 0 });
+    await stopAndCheck(gw, [p.pid as number], 2 * 2_000 + 1_000 + 4_000);
+  }, 60_000);
+});
+
+describe('an agent process that never becomes ready', () => {
+  it('the gateway does not start: exit 1 naming the agent and what was wrong, no process left', async () => {
+    const pidFile = join(dir, 'pid');
+    const never = [
+      process.execPath,
+      '-e',
+      `require('fs').writeFileSync(${JSON.stringify(pidFile)}, String(process.pid)); setInterval(() => {}, 1000)`,
+    ];
+    const zentinel = startGateway([
+      '--config',
+      writeYaml(dir, {
+        listen: '127.0.0.1:0',
+        upstreams: { echo: upstreams[0]?.url },
+        agents: {
+          mute: {
+            command: never,
+            endpoint: `unix:${join(dir, 'never.sock')}`,
+            ready_timeout_ms: 1_500,
+            stop_grace_ms: 300,
+          },
+        },
+        routes: [{ upstream: 'echo', agents: ['mute'] }],
+      }),
+    ]);
+    await expect(zentinel).rejects.toThrow(
+      /process exited \(1\)[^]*cannot start: agents\.mute\.command: agent process ".*" was not accepting connections on unix:.*never\.sock within 1500 ms/,
+    );
+    const pid = Number(readFileSync(pidFile, 'utf8'));
+    expect(alive(pid)).toBe(false);
+
+    const prox = startGateway([
+      '--config',
+      writeYaml(dir, {
+        listen: '127.0.0.1:0',
+        upstreams: { echo: upstreams[0]?.url },
+        agents: {
+          mute: { endpoint: 'prox', command: never, ready_timeout_ms: 1_500, stop_grace_ms: 300 },
+        },
+        routes: [{ upstream: 'echo', agents: ['mute'] }],
+      }),
+    ]);
+    const err = await prox.then(
+      () => '',
+      (e: Error) => e.message,
+    );
+    expect(err).toMatch(
+      /cannot start: agents\.mute\.command: .*prox plugin "mute" .*did not send ready within 1500 ms/,
+    );
+    expect(alive(Number(readFileSync(pidFile, 'utf8')))).toBe(false);
+  }, 60_000);
 });
