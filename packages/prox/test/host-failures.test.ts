@@ -173,6 +173,7 @@ describe('hostile answers: the connection is discarded, the error names the prob
     const r = await t.sendRequestHeaders(requestHeaders('/garbage'));
     expect(r.decision).toEqual({ block: { status: 500, body: null, headers: null } });
     expect(r.audit.tags).toEqual(['fail_closed', 'prox:error']);
+    expect(r.audit.custom.error).toContain('answered on_request with an invalid payload');
     const e = requestHeaders('/resp-garbage');
     await t.sendRequestHeaders(e);
     const resp = await t.sendResponseHeaders({

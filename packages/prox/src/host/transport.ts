@@ -443,7 +443,11 @@ export class ProxPluginTransport extends AgentTransportBase implements AgentTran
       this.#log.warn(
         `prox plugin "${this.host.name}": on_request failed, answering 500: ${escapeForLog(e.message)}`,
       );
-      return block(500, { tags: ['fail_closed', 'prox:error'], reasonCodes: [e.code] });
+      return block(500, {
+        tags: ['fail_closed', 'prox:error'],
+        reasonCodes: [e.code],
+        custom: { error: e.message },
+      });
     }
   }
 
@@ -465,7 +469,11 @@ export class ProxPluginTransport extends AgentTransportBase implements AgentTran
       this.#log.warn(
         `prox plugin "${this.host.name}": on_response failed, response passes: ${escapeForLog(x.message)}`,
       );
-      return allow({ tags: ['fail_open', 'prox:error'], reasonCodes: [x.code] });
+      return allow({
+        tags: ['fail_open', 'prox:error'],
+        reasonCodes: [x.code],
+        custom: { error: x.message },
+      });
     }
   }
 
