@@ -2,12 +2,12 @@
  * Config of supervised agents (`command`, `env`, `cwd`, `ready_timeout_ms`, `stop_grace_ms`),
  * prox plugins (`endpoint: prox` + command, `prox+exec:`) and `targets_from` upstreams.
  */
-import { mkdirSync, rmSync } from 'node:fs';
+import { mkdirSync, readFileSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
-import { ConfigError, parseConfig } from '../src/config.js';
+import { ConfigError, loadConfigFile, parseConfig } from '../src/config.js';
 import { proxBindings } from '../src/config-process.js';
-import { tempDir } from './helpers.js';
+import { APP_DIR, tempDir } from './helpers.js';
 
 const dir = tempDir();
 mkdirSync(join(dir, 'agents'));
@@ -226,5 +226,18 @@ describe('upstreams.<name>.targets_from', () => {
       'upstreams.a.targets_from: unknown agent "nobody"',
       'upstreams.b.targets_from: agent "zen" is not a prox plugin: only a prox plugin ("endpoint: prox" with command, or prox+exec:) pushes targets',
     ]);
+  });
+});
+
+describe('examples/supervised.yaml', () => {
+  it('is valid and is the example the README shows', () => {
+    const file = join(APP_DIR, 'examples', 'supervised.yaml');
+    const c = loadConfigFile(file);
+    expect(c.agents.get('denylist')?.process?.cwd).toBe(join(APP_DIR, 'examples'));
+    expect(c.agents.get('auth')?.prox).toEqual({ targetsOnly: false });
+    expect(c.agents.get('discovery')?.process?.command).toEqual(['./plugins/discovery']);
+    expect(c.upstreams.get('api')?.targetsFrom).toBe('discovery');
+    const readme = readFileSync(join(APP_DIR, 'README.md'), 'utf8');
+    expect(readme).toContain(readFileSync(file, 'utf8').trim());
   });
 });

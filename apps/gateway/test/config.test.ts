@@ -137,7 +137,7 @@ describe('parseConfig', () => {
         'agents.w.events[1]: must be one of "request_headers", "request_body", "response_headers", "response_body", "request_complete"',
         'agents.w.body_mode: must be one of "buffer", "stream"',
         'agents.w.failure_mode: must be one of "open", "closed"',
-        'agents.v.colour: unknown field (expected one of endpoint, events, body_mode, max_body_bytes, timeout_ms, failure_mode, connections, auth_token, auth_token_file)',
+        'agents.v.colour: unknown field (expected one of endpoint, events, body_mode, max_body_bytes, timeout_ms, failure_mode, connections, auth_token, auth_token_file, command, env, cwd, ready_timeout_ms, stop_grace_ms, targets_only)',
         'agents.v.max_body_bytes: must be an integer between 0 and 9007199254740991',
         'agents.v.connections: must be an integer between 1 and 64',
         'routes[0].host: "exa mple" is not a host name or "*.domain" pattern (no port)',
