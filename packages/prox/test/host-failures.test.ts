@@ -205,6 +205,17 @@ describe('plugin lifecycle', () => {
     expect(r.decision).toBe('allow');
   });
 
+  it("a stdout line over the supervisor's limit: the plugin is killed and restarted, loudly", async () => {
+    const logger = collectingLogger();
+    const t = await startFixture([], { stdoutLineLimit: 64 * 1024, logger });
+    const first = t.host.readyInfo as ProxReadyInfo;
+    const ready = nextEvent<[ProxReadyInfo]>(t as never, 'ready');
+    await t.sendRequestHeaders(requestHeaders('/flood')).catch(() => {});
+    expect((await ready)[0].pid).not.toBe(first.pid);
+    expect(logger.text()).toContain('stdout line longer than stdoutLineLimit (65536 bytes');
+    expect((await t.sendRequestHeaders(requestHeaders('/ok'))).decision).toBe('allow');
+  });
+
   it('while the plugin is gone, calls fail UNAVAILABLE naming why (never allow)', async () => {
     const t = await startFixture([], { backoff: { initialMs: 3_000, maxMs: 3_000 } });
     await rejection(t.sendRequestHeaders(requestHeaders('/die')));
