@@ -9,6 +9,7 @@ import { ProxPluginTransport, type ProxReadyInfo } from '../src/index.js';
 import {
   closeAll,
   collectingLogger,
+  FIXTURE,
   fixtureCommand,
   nextEvent,
   requestHeaders,
@@ -253,6 +254,28 @@ describe('plugin lifecycle', () => {
     );
     expect(e.code).toBe(ErrorCode.Timeout);
     expect(e.message).toContain('ready socket "p.sock" is not an absolute path');
+  });
+
+  it('a ready naming something that is not a socket is refused, named in the error', async () => {
+    const e = await rejection(
+      ProxPluginTransport.connect('file', fixtureCommand('--announce', FIXTURE), {
+        readyTimeoutMs: 1_500,
+        stopGraceMs: 1_000,
+        backoff: { initialMs: 50, maxMs: 100 },
+        logger: collectingLogger(),
+      }),
+    );
+    expect(e.code).toBe(ErrorCode.Timeout);
+    expect(e.message).toContain(`ready socket ${JSON.stringify(FIXTURE)} is not a Unix socket`);
+    const gone = await rejection(
+      ProxPluginTransport.connect('gone', fixtureCommand('--announce', '/nonexistent/p.sock'), {
+        readyTimeoutMs: 1_500,
+        stopGraceMs: 1_000,
+        backoff: { initialMs: 50, maxMs: 100 },
+        logger: collectingLogger(),
+      }),
+    );
+    expect(gone.message).toContain('ready socket "/nonexistent/p.sock" cannot be used');
   });
 
   it('a plugin that exits at once: the timeout error says how it exited', async () => {

@@ -6,6 +6,7 @@
  * (`set_targets`, `set_speed`, `log`) become typed events.
  */
 import { EventEmitter } from 'node:events';
+import { lstatSync, type Stats } from 'node:fs';
 import { isAbsolute } from 'node:path';
 import {
   AgentProtocolError,
@@ -15,7 +16,7 @@ import {
   jsonForLog,
   type Logger,
 } from '@picket/protocol';
-import { checkSocketPathLength } from '@picket/protocol/internal';
+import { checkSocketPathLength, describeNodeError } from '@picket/protocol/internal';
 import {
   type ReadyCheck,
   type SupervisedChild,
@@ -574,6 +575,19 @@ function readyProblem(socket: string): string | undefined {
     checkSocketPathLength(socket);
   } catch (err) {
     return (err as Error).message;
+  }
+  // The plugin runs as this user and has bound its socket before it says ready. Anything else
+  // there (a file, another user's socket squatting a predictable /tmp path) is not its socket.
+  let st: Stats;
+  try {
+    st = lstatSync(socket);
+  } catch (err) {
+    return `ready socket ${JSON.stringify(socket)} cannot be used: ${describeNodeError(err)}`;
+  }
+  if (!st.isSocket()) return `ready socket ${JSON.stringify(socket)} is not a Unix socket`;
+  const uid = process.getuid?.();
+  if (uid !== undefined && st.uid !== uid) {
+    return `ready socket ${JSON.stringify(socket)} belongs to uid ${st.uid}, not to this process's uid ${uid}`;
   }
   return undefined;
 }
