@@ -1,5 +1,10 @@
 export { readmeExamplesMatchFiles } from './readme-examples.js';
 export { type RecordedEvent, RecordingAgent } from './recording-agent.js';
+export {
+  type SdkLikeV1Agent,
+  type SdkLikeV1AgentOptions,
+  startSdkLikeV1Agent,
+} from './sdk-agent.js';
 export { type UnixAgentServer, unixSocketFixture } from './socket-fixture.js';
 export {
   type ComplianceFixture,

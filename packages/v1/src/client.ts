@@ -5,16 +5,25 @@ import {
   type AgentEvent,
   AgentProtocolError,
   type AgentResponse,
+  allow,
   type CallOptions,
   ErrorCode,
   type EventMap,
   type EventType,
+  escapeForLog,
   MAX_V1_MESSAGE_SIZE,
   PROTOCOL_VERSION_V1,
 } from '@picket/protocol';
 import { type Call, CallEngine, describeNodeError, socketError } from '@picket/protocol/internal';
 import { type Logger, silentLogger } from './logger.js';
-import { decodeV1Response, requestFrame, toProtocolError } from './wire.js';
+import {
+  ACK_EVENTS,
+  decodeV1Ack,
+  decodeV1Response,
+  requestFrame,
+  toProtocolError,
+  type V1Ack,
+} from './wire.js';
 
 /** Default per-call limit: the Zentinel proxy's default agent `timeout_ms`. */
 export const DEFAULT_V1_TIMEOUT_MS = 1000;
@@ -484,6 +493,13 @@ export class AgentClient extends EventEmitter<AgentClientEvents> {
       try {
         response = decodeV1Response(frame);
       } catch (err) {
+        // After completion (and for configure) there is no decision to make: the Python
+        // and Go SDKs answer `{"success": true}`, a complete frame, so the stream is intact.
+        const ack = ACK_EVENTS.has(call.type) ? decodeV1Ack(frame) : undefined;
+        if (ack !== undefined) {
+          this.#calls.settle(call, this.#fromAck(call.type, ack));
+          return;
+        }
         const e =
           err instanceof AgentProtocolError
             ? new AgentProtocolError(
@@ -507,6 +523,21 @@ export class AgentClient extends EventEmitter<AgentClientEvents> {
     } catch (err) {
       this.#calls.settle(call, toProtocolError(err, this.#where));
     }
+  }
+
+  /** `success: true` counts as allow; `success: false` is the agent's own failure, reported. */
+  #fromAck(type: EventType, ack: V1Ack): AgentResponse | AgentProtocolError {
+    if (ack.success) {
+      this.#log.debug('v1 agent acknowledged instead of answering; taken as allow', {
+        agentId: this.agentId,
+        eventType: type,
+      });
+      return allow();
+    }
+    return new AgentProtocolError(
+      ErrorCode.HandlerError,
+      `${this.#where}: the agent failed ${type}: ${escapeForLog(ack.error ?? 'no error text')}`,
+    );
   }
 }
 

@@ -20,7 +20,9 @@ export {
 } from './server.js';
 export {
   connectV1,
+  DEFAULT_V1_AFFINITY_TTL_MS,
   DEFAULT_V1_CONNECTIONS,
+  DEFAULT_V1_MAX_AFFINITIES,
   DEFAULT_V1_MAX_QUEUE,
   DEFAULT_V1_RECONNECT_INTERVAL_MS,
   V1Transport,

@@ -35,6 +35,22 @@ export const DEFAULT_V1_CONNECTIONS = 4;
 export const DEFAULT_V1_MAX_QUEUE = 1024;
 /** Default pause before retrying a connection that could not be re-established. */
 export const DEFAULT_V1_RECONNECT_INTERVAL_MS = 1000;
+/** Default bound of the requests pinned to a connection at once. */
+export const DEFAULT_V1_MAX_AFFINITIES = 10_000;
+/** Default time a request stays pinned to its connection without a new event. */
+export const DEFAULT_V1_AFFINITY_TTL_MS = 300_000;
+
+/** Key prefix of calls without a correlation id (v1 does not need one). */
+const ANONYMOUS = '(no correlation id #';
+
+/** Events that go to the connection that carried their request's headers. */
+const FOLLOW_HEADERS: ReadonlySet<EventType> = new Set<EventType>([
+  'request_body_chunk',
+  'response_headers',
+  'response_body_chunk',
+  'request_complete',
+  'web_socket_frame',
+]);
 
 /** Options of {@link connectV1}. */
 export interface V1TransportOptions
@@ -49,6 +65,13 @@ export interface V1TransportOptions
   maxQueue?: number;
   /** Pause before retrying a connection slot whose reconnect failed. Default 1000 ms. */
   reconnectIntervalMs?: number;
+  /**
+   * Requests pinned to their connection at once (see {@link V1Transport}); beyond it the
+   * oldest pin is forgotten. Default 10 000.
+   */
+  maxAffinities?: number;
+  /** A pin without a new event of its request for this long is forgotten. Default 300 000 ms. */
+  affinityTtlMs?: number;
   /**
    * What `capabilities` reports. v1 has no handshake, so by default they are
    * synthesised from the agent id (all events, `max_concurrency` = connections).
@@ -65,6 +88,12 @@ interface Slot {
   readonly client: AgentClient;
   state: SlotState;
   retry: NodeJS.Timeout | undefined;
+}
+
+/** A request pinned to the slot that carried its headers, and when it was last used. */
+interface Pin {
+  readonly slot: Slot;
+  at: number;
 }
 
 /**
@@ -109,6 +138,14 @@ export async function connectV1(
  * - A lost connection is re-established at once; a slot whose reconnect fails
  *   is retried every `reconnectIntervalMs` while other slots work. When every
  *   slot is down the transport closes itself and emits `close` with the error.
+ * - Every event of a request goes to the connection that carried its request
+ *   headers (by correlation id; the SDK agents keep per-request state per
+ *   connection), waiting for it if it is busy. The pin is released when
+ *   request-complete settles, when a call of the request fails (error, timeout,
+ *   cancel) or its connection is lost, and after `affinityTtlMs` without an
+ *   event; at most `maxAffinities` pins are kept (the oldest goes first).
+ * - An acknowledgement (`{"success": true}`) answering request-complete or
+ *   configure counts as allow (see {@link AgentClient}).
  */
 export class V1Transport extends AgentTransportBase implements AgentTransport {
   /** Always `'v1'`. */
@@ -127,7 +164,11 @@ export class V1Transport extends AgentTransportBase implements AgentTransport {
   readonly #connectTimeoutMs: number;
   readonly #maxQueue: number;
   readonly #reconnectIntervalMs: number;
+  readonly #maxAffinities: number;
+  readonly #affinityTtlMs: number;
   readonly #log: Logger;
+  /** correlation id → the slot that carried its request headers; ordered by last use */
+  readonly #pins = new Map<string, Pin>();
   #queue: V1Call[] = [];
   /** pending calls (queued or on a connection), their shared deadline timer, signals, cancel */
   readonly #calls: CallEngine<AbortController | AgentEvent>;
@@ -153,6 +194,16 @@ export class V1Transport extends AgentTransportBase implements AgentTransport {
     this.#connectTimeoutMs = options.connectTimeoutMs ?? DEFAULT_V1_CONNECT_TIMEOUT_MS;
     this.#maxQueue = options.maxQueue ?? DEFAULT_V1_MAX_QUEUE;
     this.#reconnectIntervalMs = options.reconnectIntervalMs ?? DEFAULT_V1_RECONNECT_INTERVAL_MS;
+    this.#maxAffinities = positiveOption(
+      options.maxAffinities,
+      DEFAULT_V1_MAX_AFFINITIES,
+      'maxAffinities',
+    );
+    this.#affinityTtlMs = positiveOption(
+      options.affinityTtlMs,
+      DEFAULT_V1_AFFINITY_TTL_MS,
+      'affinityTtlMs',
+    );
     this.#log = options.logger ?? silentLogger;
     this.#calls = new CallEngine({
       name: this.#where(),
@@ -178,6 +229,7 @@ export class V1Transport extends AgentTransportBase implements AgentTransport {
       timeoutMs: this.#timeoutMs,
       connectTimeoutMs: this.#connectTimeoutMs,
       reconnect: true,
+      logger: this.#log,
       ...(options.maxMessageSize !== undefined && { maxMessageSize: options.maxMessageSize }),
       ...(options.requestVersion !== undefined && { requestVersion: options.requestVersion }),
       ...(options.acceptedVersions !== undefined && { acceptedVersions: options.acceptedVersions }),
@@ -190,6 +242,8 @@ export class V1Transport extends AgentTransportBase implements AgentTransport {
         retry: undefined,
       };
       slot.client.on('disconnect', (err) => {
+        // The agent's per-connection request state is gone with the connection.
+        this.#unpinSlot(slot);
         // A busy slot is handled when its call settles; only idle losses matter here.
         if (slot.state === 'ready' && !this.#closed) this.#reconnect(slot, err);
       });
@@ -261,12 +315,19 @@ export class V1Transport extends AgentTransportBase implements AgentTransport {
    * to stop the agent) and re-established. Unknown ids are ignored.
    */
   async cancel(correlationId: string, reason: CancelReason = 'manual'): Promise<void> {
+    this.#pins.delete(correlationId);
     this.#calls.cancel(correlationId, reason);
   }
 
   /** Cancels every pending call; resolves to how many there were. */
   async cancelAll(reason: CancelReason = 'manual'): Promise<number> {
+    this.#pins.clear();
     return this.#calls.cancelAll(reason);
+  }
+
+  /** Requests currently pinned to a connection. */
+  get affinities(): number {
+    return this.#pins.size;
   }
 
   /**
@@ -381,22 +442,65 @@ export class V1Transport extends AgentTransportBase implements AgentTransport {
     const key =
       typeof correlationId === 'string' && correlationId !== ''
         ? correlationId
-        : `(no correlation id #${++this.#anonymous})`;
+        : `${ANONYMOUS}${++this.#anonymous})`;
     return this.#calls.call(type, event, key, o);
   }
 
-  /** The engine registered a call: send it on a free connection, or queue it. */
+  /** The engine registered a call: send it on its connection if free, or queue it. */
   #enqueue(call: V1Call, event: AgentEvent): void {
-    const free = this.#freeSlot(true);
-    if (free !== undefined) this.#dispatch(call, event, free);
+    const slot = this.#slotFor(call);
+    if (slot !== undefined) this.#dispatch(call, event, slot);
     else {
       call.data = event;
       this.#queue.push(call);
     }
   }
 
+  /** The slot a call may go to now: its request's pinned one, else any free one. */
+  #slotFor(call: V1Call): Slot | undefined {
+    const pin = this.#pinOf(call);
+    if (pin === undefined) return this.#freeSlot(true);
+    return pin.slot.state === 'ready' && pin.slot.client.connected ? pin.slot : undefined;
+  }
+
+  /** The live pin of the call's request (any event type: request headers follow a pin too). */
+  #pinOf(call: V1Call): Pin | undefined {
+    const pin = this.#pins.get(call.correlationId);
+    if (pin === undefined) return undefined;
+    if (performance.now() - pin.at >= this.#affinityTtlMs) {
+      this.#pins.delete(call.correlationId);
+      return undefined;
+    }
+    return pin;
+  }
+
+  /** Pins (or refreshes) the request of `call` to `slot`, keeping the map bounded. */
+  #pin(call: V1Call, slot: Slot): void {
+    if (call.type === 'request_headers') {
+      // keys of calls without a correlation id are local and never repeat
+      if (call.correlationId.startsWith(ANONYMOUS)) return;
+    } else if (!FOLLOW_HEADERS.has(call.type) || !this.#pins.has(call.correlationId)) return;
+    const now = performance.now();
+    this.#pins.delete(call.correlationId); // re-insert at the end: the map stays ordered by use
+    for (const [cid, pin] of this.#pins) {
+      if (now - pin.at < this.#affinityTtlMs && this.#pins.size < this.#maxAffinities) break;
+      this.#pins.delete(cid);
+    }
+    this.#pins.set(call.correlationId, { slot, at: now });
+  }
+
+  /** Forgets the pin of `cid` if it still points at `slot`. */
+  #unpin(cid: string, slot: Slot): void {
+    if (this.#pins.get(cid)?.slot === slot) this.#pins.delete(cid);
+  }
+
+  #unpinSlot(slot: Slot): void {
+    for (const [cid, pin] of this.#pins) if (pin.slot === slot) this.#pins.delete(cid);
+  }
+
   /** The call was settled (timeout, signal, cancel): stop it where it is. */
   #drop(call: V1Call): void {
+    this.#pins.delete(call.correlationId);
     const data = call.data;
     if (data instanceof AbortController) {
       // Aborting the client call closes the connection: v1 has no cancel frame.
@@ -424,6 +528,7 @@ export class V1Transport extends AgentTransportBase implements AgentTransport {
     const controller = new AbortController();
     call.data = controller;
     slot.state = 'busy';
+    this.#pin(call, slot);
     // no client timeout: the engine's deadline aborts the client call, closing its connection
     slot.client
       .sendEvent(call.type, event as EventMap[EventType], {
@@ -431,8 +536,14 @@ export class V1Transport extends AgentTransportBase implements AgentTransport {
         signal: controller.signal,
       })
       .then(
-        (response) => this.#calls.settle(call, response),
-        (err: AgentProtocolError) => this.#calls.settle(call, err),
+        (response) => {
+          if (call.type === 'request_complete') this.#unpin(call.correlationId, slot);
+          this.#calls.settle(call, response);
+        },
+        (err: AgentProtocolError) => {
+          this.#unpin(call.correlationId, slot);
+          this.#calls.settle(call, err);
+        },
       )
       .finally(() => this.#release(slot));
   }
@@ -498,17 +609,24 @@ export class V1Transport extends AgentTransportBase implements AgentTransport {
     slot.retry.unref();
   }
 
+  /** Sends queued calls in order, each on its pinned connection or any free one. */
   #pump(): void {
-    while (this.#queue.length > 0) {
-      const slot = this.#freeSlot(true);
-      if (slot === undefined) return;
-      const call = this.#queue.shift() as V1Call;
+    for (let i = 0; i < this.#queue.length; ) {
+      if (this.#freeSlot(false) === undefined) return;
+      const call = this.#queue[i] as V1Call;
+      const slot = this.#slotFor(call);
+      if (slot === undefined) {
+        i++; // its connection is busy: later calls may still go elsewhere
+        continue;
+      }
+      this.#queue.splice(i, 1);
       this.#dispatch(call, call.data as AgentEvent, slot);
     }
   }
 
   async #shutdown(error?: AgentProtocolError): Promise<void> {
     this.#closed = true;
+    this.#pins.clear();
     const sent: AbortController[] = [];
     for (const call of this.#calls.calls()) {
       if (call.data instanceof AbortController) sent.push(call.data);
@@ -531,6 +649,17 @@ export class V1Transport extends AgentTransportBase implements AgentTransport {
     for (const slot of this.#slots) clearTimeout(slot.retry);
     await Promise.all(this.#slots.map((s) => s.client.close()));
   }
+}
+
+function positiveOption(value: number | undefined, fallback: number, name: string): number {
+  if (value === undefined) return fallback;
+  if (!Number.isFinite(value) || value <= 0) {
+    throw new AgentProtocolError(
+      ErrorCode.InvalidArgument,
+      `${name} must be a positive number, got ${value}`,
+    );
+  }
+  return value;
 }
 
 function errorText(err: unknown): string {

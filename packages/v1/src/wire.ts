@@ -75,6 +75,37 @@ export function decodeV1Request(payload: Uint8Array): DecodedV1Request {
   return { version: req.version, eventType: req.event_type, event: req.payload };
 }
 
+/** Event types whose answer may be a bare acknowledgement instead of an AgentResponse. */
+export const ACK_EVENTS: ReadonlySet<EventType> = new Set<EventType>([
+  'request_complete',
+  'configure',
+]);
+
+/** A `{"success": …, "error"?: …}` acknowledgement (what the Python and Go v1 SDKs send). */
+export interface V1Ack {
+  success: boolean;
+  error: string | undefined;
+}
+
+/**
+ * The acknowledgement in `payload`, or undefined when it is not one: a JSON
+ * object with a boolean `success`, no `decision`, and `error` (if any) a string
+ * or null. Only called after the payload failed to decode as an AgentResponse.
+ */
+export function decodeV1Ack(payload: Uint8Array): V1Ack | undefined {
+  let v: unknown;
+  try {
+    v = JSON.parse(Buffer.from(payload).toString('utf8'));
+  } catch {
+    return undefined;
+  }
+  if (v === null || typeof v !== 'object' || Array.isArray(v)) return undefined;
+  const o = v as Record<string, unknown>;
+  if (typeof o.success !== 'boolean' || 'decision' in o) return undefined;
+  if (o.error !== undefined && o.error !== null && typeof o.error !== 'string') return undefined;
+  return { success: o.success, error: typeof o.error === 'string' ? o.error : undefined };
+}
+
 /** A complete v1 response frame (AgentResponse JSON in declaration order). */
 export function responseFrame(response: AgentResponse, maxMessageSize: number): Uint8Array {
   return encodeV1Frame(encodeV1Response(response), { maxMessageSize });
