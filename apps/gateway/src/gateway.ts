@@ -208,7 +208,7 @@ export class Gateway extends EventEmitter<GatewayEventMap> implements GatewayCor
         push.action !== ''
           ? `action ${jsonForLog(push.action)}`
           : `route_id ${jsonForLog(push.routeId)}`;
-      this.log.debug(`set_targets from agent "${agent}" for ${to}: no upstream takes it`);
+      this.log.info(`set_targets from agent "${agent}" for ${to} ignored: no upstream takes it`);
     }
   }
 
