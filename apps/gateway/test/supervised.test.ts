@@ -321,6 +321,31 @@ describe('upstreams.<name>.targets_from', () => {
   }, 60_000);
 });
 
+describe('a prox plugin that does not answer for a while', () => {
+  it('is used again once it answers: unanswered calls do not shut it out for good', async () => {
+    const { gw } = await startWithAdmin({
+      listen: '127.0.0.1:0',
+      admin: { listen: '127.0.0.1:0' },
+      upstreams: { echo: upstreams[0]?.url },
+      agents: {
+        slow: {
+          endpoint: 'prox',
+          command: [process.execPath, '--import', 'tsx', 'test/fixtures/hang-plugin.ts'],
+          cwd: APP_DIR,
+          timeout_ms: 300,
+          failure_mode: 'closed',
+        },
+      },
+      routes: [{ path_prefix: '/', upstream: 'echo', agents: ['slow'] }],
+    });
+    expect((await get(gw.base, '/x')).status).toBe(200);
+    // more unanswered calls in a row than the pool's error threshold (3)
+    for (let i = 0; i < 4; i++) expect((await get(gw.base, `/hang/${i}`)).status).toBe(503);
+    // the plugin answers again: so does the gateway (after the circuit breaker's pause)
+    await until(async () => (await get(gw.base, '/x')).status === 200, 20_000);
+  }, 60_000);
+});
+
 describe('an agent process that never becomes ready', () => {
   it('the gateway does not start: exit 1 naming the agent and what was wrong, no process left', async () => {
     const pidFile = join(dir, 'pid');
