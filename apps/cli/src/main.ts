@@ -9,7 +9,9 @@ import { BENCH_HELP, bench } from './bench.js';
 import { EXIT_FAILURE, EXIT_OK, EXIT_USAGE, UsageError } from './common.js';
 import { EXEC_HELP, execCommand } from './exec.js';
 import { PROBE_HELP, probe } from './probe.js';
+import { RECORD_HELP, recordCommand } from './record/index.js';
 import { RECORDING_HELP, recordingCommand } from './recording.js';
+import { REPLAY_HELP, replay } from './replay.js';
 import { SEND_HELP, send } from './send.js';
 import { SERVE_HELP, serve } from './serve.js';
 
@@ -20,6 +22,8 @@ const COMMANDS: Record<string, { run: (args: string[]) => Promise<number>; help:
   bench: { run: bench, help: BENCH_HELP },
   exec: { run: execCommand, help: EXEC_HELP },
   recording: { run: recordingCommand, help: RECORDING_HELP },
+  record: { run: recordCommand, help: RECORD_HELP },
+  replay: { run: replay, help: REPLAY_HELP },
 };
 
 const MAIN_HELP = `picket — Zentinel agent protocol tool
@@ -33,6 +37,8 @@ Commands:
   bench <endpoint>        load an agent; prints req/s and latency percentiles
   exec --via <cmd> -- <program>  run a program through a picket-agent (agentproto)
   recording show <file>   print an agentproto session recording
+  record --listen <ep> --to <ep> --out <file>  tap and record a proxy's traffic to an agent
+  replay <file> --to <ep> replay recorded events to an agent, diff the answers
 
 Run 'picket <command> --help' for the options of a command.
 
