@@ -7,6 +7,7 @@ import { readFileSync } from 'node:fs';
 import { endpointGrammar } from '@picket/transport';
 import { BENCH_HELP, bench } from './bench.js';
 import { EXIT_FAILURE, EXIT_OK, EXIT_USAGE, UsageError } from './common.js';
+import { CONFORM_HELP, conform } from './conform.js';
 import { EXEC_HELP, execCommand } from './exec.js';
 import { PROBE_HELP, probe } from './probe.js';
 import { RECORD_HELP, recordCommand } from './record/index.js';
@@ -20,6 +21,7 @@ const COMMANDS: Record<string, { run: (args: string[]) => Promise<number>; help:
   probe: { run: probe, help: PROBE_HELP },
   send: { run: send, help: SEND_HELP },
   bench: { run: bench, help: BENCH_HELP },
+  conform: { run: conform, help: CONFORM_HELP },
   exec: { run: execCommand, help: EXEC_HELP },
   recording: { run: recordingCommand, help: RECORDING_HELP },
   record: { run: recordCommand, help: RECORD_HELP },
@@ -35,6 +37,7 @@ Commands:
   probe <endpoint>        handshake, capabilities and ping of an agent
   send <endpoint>         one request lifecycle through an agent; prints the decision
   bench <endpoint>        load an agent; prints req/s and latency percentiles
+  conform <endpoint>      run the behaviour suite against an agent; prints a pass/fail table
   exec --via <cmd> -- <program>  run a program through a picket-agent (agentproto)
   recording show <file>   print an agentproto session recording
   record --listen <ep> --to <ep> --out <file>  tap and record a proxy's traffic to an agent
