@@ -1,35 +1,32 @@
-import type { RequestHeadersEvent } from '@picket/protocol';
+/**
+ * The reference agents driven through @picket/testing: every event goes through the
+ * same dispatch and codec as on a real connection, so these answers are what a proxy gets.
+ */
+import { createHarness, expectAllow, expectBlock, type RequestHeadersInit } from '@picket/testing';
 import { describe, expect, it } from 'vitest';
 import { DenylistAgent, EchoAgent } from '../src/index.js';
 
-function headers(uri: string, clientIp = '127.0.0.1'): RequestHeadersEvent {
+function headers(uri: string, clientIp = '127.0.0.1'): RequestHeadersInit {
   return {
-    metadata: {
-      correlation_id: 'req-1',
-      request_id: 'req-1',
-      client_ip: clientIp,
-      client_port: 54321,
-      protocol: 'HTTP/1.1',
-      timestamp: '2026-01-01T00:00:00Z',
-    },
     method: 'GET',
     uri,
-    headers: { host: ['example.com'], 'user-agent': ['curl/8'] },
+    headers: { host: 'example.com', 'user-agent': 'curl/8' },
+    metadata: { client_ip: clientIp, client_port: 54321 },
   };
 }
 
 describe('EchoAgent', () => {
-  it('v1 mode adds exactly one request header, X-Echo-Agent = correlation id', () => {
-    const r = new EchoAgent({ mode: 'v1' }).onRequestHeaders(headers('/'));
+  it('v1 mode adds exactly one request header, X-Echo-Agent = correlation id', async () => {
+    const r = await createHarness(new EchoAgent({ mode: 'v1' })).requestHeaders(headers('/'));
     expect(r.decision).toBe('allow');
     expect(r.request_headers).toEqual([{ set: { name: 'X-Echo-Agent', value: 'req-1' } }]);
     expect(r.audit.tags).toEqual(['echo']);
   });
 
-  it('v2 mode echoes agent, correlation id, request number, method and path', () => {
-    const agent = new EchoAgent();
-    agent.onRequestHeaders(headers('/a'));
-    const r = agent.onRequestHeaders(headers('/b?q=1'));
+  it('v2 mode echoes agent, correlation id, request number, method and path', async () => {
+    const h = createHarness(new EchoAgent());
+    await h.request('req-0').requestHeaders(headers('/a'));
+    const r = await h.request('req-1').requestHeaders(headers('/b?q=1'));
     expect(r.request_headers).toEqual([
       { set: { name: 'X-Echo-Agent', value: 'echo-agent/1.0' } },
       { set: { name: 'X-Echo-Correlation-Id', value: 'req-1' } },
@@ -41,78 +38,83 @@ describe('EchoAgent', () => {
     expect(r.audit.custom).toEqual({ request_num: 2, method: 'GET', uri: '/b?q=1' });
   });
 
-  it('verbose mode adds client ip, timestamp, user agent and header count', () => {
-    const r = new EchoAgent({ verbose: true, prefix: 'X-E-' }).onRequestHeaders(headers('/'));
+  it('verbose mode adds client ip, timestamp, user agent and header count', async () => {
+    const h = createHarness(new EchoAgent({ verbose: true, prefix: 'X-E-' }));
+    const r = await h.requestHeaders(headers('/'));
     const names = r.request_headers.map((op) => ('set' in op ? op.set.name : ''));
     expect(names).toContain('X-E-Client-Ip');
     expect(names).toContain('X-E-User-Agent');
     expect(names).toContain('X-E-Header-Count');
   });
 
-  it('echoes body chunks and response events', () => {
-    const agent = new EchoAgent();
-    const chunk = agent.onRequestBodyChunk({
-      correlation_id: 'req-1',
-      data: new Uint8Array(5),
-      is_last: true,
-      total_size: 5,
-      chunk_index: 0,
-      bytes_received: 5,
-    });
+  it('echoes body chunks and response events', async () => {
+    const h = createHarness(new EchoAgent());
+    const req = h.request('req-1');
+    const chunk = await req.requestBodyChunk(new Uint8Array(5), { last: true, totalSize: 5 });
     expect(chunk.request_headers).toContainEqual({
       set: { name: 'X-Echo-Body-Total-Size', value: '5' },
     });
-    const resp = agent.onResponseHeaders({ correlation_id: 'req-1', status: 201, headers: {} });
+    const resp = await req.responseHeaders({ status: 201 });
     expect(resp.response_headers[0]).toEqual({
       set: { name: 'X-Echo-Response-Status', value: '201' },
     });
-    const ws = agent.onWebSocketFrame({
-      correlation_id: 'req-1',
-      opcode: 'text',
-      data: new Uint8Array(2),
-      client_to_server: true,
-      frame_index: 0,
-      fin: true,
-      client_ip: '127.0.0.1',
-    });
+    const ws = await req.webSocketFrame({ opcode: 'text', data: new Uint8Array(2) });
     expect(ws.websocket_decision).toBe('allow');
-    expect(agent.capabilities().agent_id).toBe('echo-agent');
+    expect((await h.handshake()).agent_id).toBe('echo-agent');
+  });
+
+  it('answers every event of a whole request with allow', async () => {
+    const f = await createHarness(new EchoAgent()).flow({
+      ...headers('/'),
+      requestBody: ['ab', 'c'],
+      response: { status: 204 },
+      responseBody: 'x',
+    });
+    expect(f.decision).toBe('allow');
+    expect(f.answers).toHaveLength(6);
+    for (const { response } of f.answers) expectAllow(response);
   });
 });
 
 describe('DenylistAgent', () => {
-  const agent = new DenylistAgent({
-    blockedPaths: ['/admin'],
-    blockedIps: ['10.0.0.5', '192.168.0.0/16', '2001:db8::/32'],
-  });
+  const h = createHarness(
+    new DenylistAgent({
+      blockedPaths: ['/admin'],
+      blockedIps: ['10.0.0.5', '192.168.0.0/16', '2001:db8::/32'],
+    }),
+  );
 
-  it('blocks /admin/secret with 403 "Forbidden path" (spec 1.5)', () => {
-    const r = agent.onRequestHeaders(headers('/admin/secret'));
+  it('blocks /admin/secret with 403 "Forbidden path" (spec 1.5)', async () => {
+    const r = await h.requestHeaders(headers('/admin/secret'));
     expect(r.decision).toEqual({ block: { status: 403, body: 'Forbidden path', headers: null } });
     expect(r.audit.tags).toEqual(['denylist', 'blocked_path']);
     expect(r.audit.reason_codes).toEqual(['PATH_BLOCKED']);
   });
 
-  it('checks the path before the client IP', () => {
-    const r = agent.onRequestHeaders(headers('/admin', '10.0.0.5'));
+  it('checks the path before the client IP', async () => {
+    const r = await h.requestHeaders(headers('/admin', '10.0.0.5'));
     expect(r.audit.reason_codes).toEqual(['PATH_BLOCKED']);
   });
 
-  it('blocks exact IPs and CIDR ranges (v4, v6, v4-mapped v6)', () => {
+  it('blocks exact IPs and CIDR ranges (v4, v6, v4-mapped v6)', async () => {
     for (const ip of ['10.0.0.5', '192.168.3.4', '2001:db8::1', '::ffff:192.168.9.9']) {
-      const r = agent.onRequestHeaders(headers('/', ip));
-      expect(r.decision, ip).toEqual({
-        block: { status: 403, body: 'Forbidden IP', headers: null },
-      });
+      const r = await h.requestHeaders(headers('/', ip));
+      expect(expectBlock(r, 403), ip).toEqual({ status: 403, body: 'Forbidden IP', headers: null });
       expect(r.audit.tags).toEqual(['denylist', 'blocked_ip']);
       expect(r.audit.reason_codes).toEqual(['IP_BLOCKED']);
     }
   });
 
-  it('allows everything else', () => {
+  it('allows everything else', async () => {
     for (const ip of ['10.0.0.6', '192.169.0.1', '2001:db9::1', 'not-an-ip']) {
-      expect(agent.onRequestHeaders(headers('/public', ip)).decision).toBe('allow');
+      expect((await h.requestHeaders(headers('/public', ip))).decision).toBe('allow');
     }
+  });
+
+  it('a blocked request never reaches the upstream, and completes with 403', async () => {
+    const f = await h.flow({ ...headers('/admin'), requestBody: 'x', responseBody: 'y' });
+    expect(f.decidedAt).toBe('request_headers');
+    expect(f.answers.map((a) => a.type)).toEqual(['request_headers', 'request_complete']);
   });
 
   it('rejects malformed list entries clearly', () => {
