@@ -14,6 +14,7 @@ import {
   type EventType,
   eventCorrelationId,
 } from '@picket/protocol';
+import type { OtelSpan } from '@picket/protocol/internal';
 import {
   type AgentState,
   affinityKey,
@@ -35,6 +36,7 @@ import {
 } from './failure.js';
 import type { FailureMode, PoolCallOptions } from './options.js';
 import { FailOpenGate, type FlowState, type Selector } from './selection.js';
+import type { PoolTracing } from './tracing.js';
 
 /** Extra time past the deadline before the pool stops waiting for a transport that ignores its timeout. */
 const GUARD_GRACE_MS = 50;
@@ -63,6 +65,8 @@ class PoolCall implements Deadline, FlowState {
   readonly dueAt: number;
   prevDeadline: Deadline | undefined = undefined;
   nextDeadline: Deadline | undefined = undefined;
+  /** the call's span when the pool traces */
+  span: OtelSpan | undefined = undefined;
 
   constructor(
     readonly dispatcher: Dispatcher,
@@ -100,6 +104,7 @@ export class Dispatcher {
   constructor(
     private readonly ctx: PoolContext,
     private readonly selector: Selector,
+    private readonly tracing: PoolTracing | undefined = undefined,
   ) {}
 
   /** Sends one event to an agent; resolves to the agent's answer or the failure mode's. */
@@ -141,7 +146,14 @@ export class Dispatcher {
     m.requests++;
     agent.totalRequests++;
     agent.inFlight++;
-    const c = new PoolCall(this, agent, type, event, cid, options, started, deadline, m);
+    let span: OtelSpan | undefined;
+    let sent: unknown = event;
+    if (this.tracing !== undefined) {
+      span = this.tracing.start(agentId, type, event, cid, options.parentContext);
+      sent = this.tracing.stamp(span, type, event);
+    }
+    const c = new PoolCall(this, agent, type, sent, cid, options, started, deadline, m);
+    c.span = span;
     return new Promise<AgentResponse>((resolve, reject) => {
       c.resolve = resolve;
       c.reject = reject;
@@ -214,6 +226,7 @@ export class Dispatcher {
     if (c.type === 'request_headers') this.pin(agent, conn, c.cid, c.options.sessionId);
     c.conn = conn;
     conn.requests++;
+    if (c.span !== undefined) this.tracing?.sending(c.span, t.kind);
     const callOptions: CallOptions = {
       timeoutMs: Math.max(1, Math.ceil(c.deadline - performance.now())),
     };
@@ -313,6 +326,7 @@ export class Dispatcher {
   private finish(c: PoolCall, response: AgentResponse): void {
     if (this.settle(c)) {
       c.permit?.success();
+      if (c.span !== undefined) this.tracing?.answered(c.span, response);
       c.resolve(response);
     }
   }
@@ -323,21 +337,29 @@ export class Dispatcher {
     const { agent } = c;
     if (e instanceof FailOpenGate) {
       c.permit?.release();
-      c.resolve(this.failed(agent, c.type, classify(e.error), 'open'));
+      const answer = this.failed(agent, c.type, classify(e.error), 'open');
+      if (c.span !== undefined) this.tracing?.failed(c.span, e.error, 'open', answer);
+      c.resolve(answer);
       return;
     }
     const err = AgentProtocolError.from(e, ErrorCode.Internal, `agent "${agent.id}"`);
     if (err.code === ErrorCode.InvalidArgument) {
       c.permit?.release();
+      if (c.span !== undefined) this.tracing?.failed(c.span, err, undefined, undefined);
       c.reject(err); // the caller's mistake (e.g. a correlation id already in flight), never an answer
       return;
     }
     const failure = classify(err);
     if (failure.counts) c.permit?.failure();
     else c.permit?.release();
+    const mode = agent.options.failureMode;
     try {
-      c.resolve(this.failed(agent, c.type, failure, agent.options.failureMode));
+      const answer = this.failed(agent, c.type, failure, mode);
+      if (c.span !== undefined)
+        this.tracing?.failed(c.span, err, mode === 'throw' ? undefined : mode, answer);
+      c.resolve(answer);
     } catch (thrown) {
+      if (c.span !== undefined) this.tracing?.failed(c.span, thrown, undefined, undefined);
       c.reject(thrown);
     }
   }

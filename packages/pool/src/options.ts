@@ -1,3 +1,4 @@
+import type { Context, Tracer } from '@opentelemetry/api';
 import {
   AgentProtocolError,
   type AgentTransport,
@@ -81,12 +82,18 @@ export interface PoolOptions extends AgentOptions {
   drainTimeoutMs?: number;
   /** random source for jitter and random strategies (tests) */
   random?: () => number;
+  /** a CLIENT span per agent call (README: Tracing); default none */
+  tracer?: Tracer;
+  /** `true`: trace with the global provider's tracer `@picket/pool` (when no `tracer`) */
+  tracing?: boolean;
 }
 
 /** Options of one pool call. */
 export interface PoolCallOptions extends CallOptions {
   /** sticky session: request headers with the same id go to the same connection */
   sessionId?: string;
+  /** the parent of the call's span when the pool traces; default the active context */
+  parentContext?: Context;
 }
 
 /** Options of `close()` / `removeAgent()`. */
@@ -150,6 +157,8 @@ export function resolvePoolOptions(options: PoolOptions): {
     latencySamples: _f,
     drainTimeoutMs: _g,
     random: _h,
+    tracer: _i,
+    tracing: _j,
     ...agentDefaults
   } = options;
   const defaults = resolveAgentOptions(DEFAULT_AGENT_OPTIONS, agentDefaults);

@@ -36,6 +36,7 @@ import {
 } from './options.js';
 import { Selector } from './selection.js';
 import { type PoolEventMap, type PoolStatus, StatusStream } from './status.js';
+import { poolTracing } from './tracing.js';
 
 export type { AgentStats, ConnectionStats } from './exporter.js';
 
@@ -88,7 +89,7 @@ export class AgentPool extends EventEmitter<PoolEventMap> {
       emitStatus: (s) => this.emitStatus(s),
     };
     this.selector = new Selector(this.ctx);
-    this.dispatcher = new Dispatcher(this.ctx, this.selector);
+    this.dispatcher = new Dispatcher(this.ctx, this.selector, poolTracing(options));
     this.conns = new Connections(this.ctx, this.selector);
     const sweepEvery = Math.max(1_000, Math.min(30_000, limits.affinityTtlMs));
     this.sweepTimer = setInterval(() => this.sweep(), sweepEvery);

@@ -8,5 +8,6 @@ export * from './logger.js';
 export * from './message-type.js';
 export * from './roles.js';
 export * from './tls.js';
+export * from './tracing.js';
 export * from './types.js';
 export * from './validate.js';

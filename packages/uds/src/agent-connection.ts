@@ -28,6 +28,7 @@ import {
 } from '@picket/protocol';
 import {
   type AbortState,
+  type AgentTracing,
   abortEvent,
   checkErrorPolicy,
   errorAnswer,
@@ -73,6 +74,8 @@ export interface AgentConnectionOptions {
   maxFrameLength?: number;
   /** used only when a raw socket (not a FrameChannel) is passed */
   maxWriteQueueBytes?: number;
+  /** a span per event (the server's `tracer` option, shared by its connections) */
+  tracing?: AgentTracing;
 }
 
 /** One event: its abort state (ctx.signal, created on first read) and its place in the queue. */
@@ -119,6 +122,7 @@ export class AgentConnection extends EventEmitter<AgentConnectionEventMap> {
   private readonly maxQueued: number;
   private readonly errorPolicy: ErrorPolicy;
   private readonly logger: Logger;
+  private readonly tracing: AgentTracing | undefined;
 
   private running = 0;
   private readonly queue: Job[] = [];
@@ -144,6 +148,7 @@ export class AgentConnection extends EventEmitter<AgentConnectionEventMap> {
     this.maxQueued = Math.max(1, options.maxQueued ?? 1000);
     this.errorPolicy = checkErrorPolicy(options.errorPolicy, `AgentConnection ${this.id}`);
     this.logger = options.logger ?? defaultLogger;
+    this.tracing = options.tracing;
     this.codec = createMessageCodec(this.encoding, { binaryBodies: true });
     this.channel =
       source instanceof FrameChannel
@@ -351,7 +356,7 @@ export class AgentConnection extends EventEmitter<AgentConnectionEventMap> {
     job.started = true;
     this.running++;
     const ctx = requestContext(job, job.cid, this.transport, this.id, this.proxyId);
-    const result = Promise.resolve(runHook(this.handler, job.type, job.event, ctx));
+    const result = Promise.resolve(runHook(this.handler, job.type, job.event, ctx, this.tracing));
     // One reaction for both outcomes (a `.finally` would cost another promise and tick).
     result.then(
       (value) => {

@@ -5,6 +5,7 @@ import {
   AgentProtocolError,
   type AgentPush,
   type AgentServer,
+  type AgentTracingOptions,
   type ConfigUpdateInput,
   type Encoding,
   ErrorCode,
@@ -12,15 +13,21 @@ import {
   type HealthState,
   type MetricsReport,
 } from '@picket/protocol';
-import { checkErrorPolicy, listenUnix, type SocketFile } from '@picket/protocol/internal';
+import {
+  type AgentTracing,
+  agentTracing,
+  checkErrorPolicy,
+  listenUnix,
+  type SocketFile,
+} from '@picket/protocol/internal';
 import { AgentConnection } from './agent-connection.js';
 import { FrameChannel } from './channel.js';
 import { agentHandshake, DEFAULT_AGENT_ENCODINGS } from './handshake.js';
 import { defaultLogger, type Logger } from './logger.js';
 import { ConnectionPush } from './push.js';
 
-/** Options of {@link UdsAgentServerV2}. */
-export interface UdsAgentServerOptions {
+/** Options of {@link UdsAgentServerV2}; `tracer`: a span per event (see the README's Tracing). */
+export interface UdsAgentServerOptions extends AgentTracingOptions {
   /** permission bits of the socket file; default 0o660 (owner and group may connect) */
   mode?: number;
   /** close a client that has not completed the handshake after this; default 10 000 ms */
@@ -84,6 +91,7 @@ export class UdsAgentServerV2
   private readonly handler: AgentHandler;
   private readonly options: UdsAgentServerOptions;
   private readonly logger: Logger;
+  private readonly tracing: AgentTracing | undefined;
   private server: net.Server | undefined;
   private readonly pendingSockets = new Set<FrameChannel>();
   private readonly active = new Set<AgentConnection>();
@@ -99,6 +107,7 @@ export class UdsAgentServerV2
     this.options = options;
     this.logger = options.logger ?? defaultLogger;
     checkErrorPolicy(options.errorPolicy, `UdsAgentServerV2 ${this.path}`);
+    this.tracing = agentTracing(options.tracer, `UdsAgentServerV2 ${this.path}`);
   }
 
   /** `['unix:<path>']` while listening, else empty. */
@@ -222,6 +231,7 @@ export class UdsAgentServerV2
           maxQueued: this.options.maxQueuedPerConnection,
           errorPolicy: this.options.errorPolicy,
           logger: this.logger,
+          tracing: this.tracing,
         });
         this.active.add(connection);
         connection.once('close', (error) => {

@@ -11,6 +11,7 @@ import { type ErrorPolicy, type HandlerErrorInfo, handlerErrorResponse } from '.
 import type { Logger } from '../logger.js';
 import type { AgentHandler, ConfigUpdateInput, RequestContext, TransportKind } from '../roles.js';
 import type { AgentResponse, CancelReason, ConfigUpdateRequest, EventType } from '../types.js';
+import type { AgentTracing } from './tracing.js';
 
 /** The handler hook answering each event. */
 export const EVENT_HOOK = {
@@ -44,9 +45,22 @@ export function isThenable(v: unknown): v is PromiseLike<unknown> {
  * Runs `handler`'s hook for `type`: returns what it returned (an answer or a
  * promise of one) unchecked, the default answer when there is no hook, and a
  * rejected promise when it threw, so a caller has one error path. A caller that
- * wants no promise for a synchronous answer checks {@link isThenable}.
+ * wants no promise for a synchronous answer checks {@link isThenable}. With
+ * `tracing` (a server's `tracer` option) the hook runs inside a span.
  */
 export function runHook(
+  handler: AgentHandler,
+  type: EventType,
+  event: unknown,
+  ctx: RequestContext,
+  tracing?: AgentTracing,
+): unknown {
+  if (tracing !== undefined) return tracing.run(handler, type, event, ctx);
+  return callHook(handler, type, event, ctx);
+}
+
+/** {@link runHook} without tracing. */
+export function callHook(
   handler: AgentHandler,
   type: EventType,
   event: unknown,

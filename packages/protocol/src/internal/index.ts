@@ -10,3 +10,4 @@ export * from './node-errors.js';
 export * from './sent.js';
 export * from './socket-file.js';
 export * from './tls.js';
+export * from './tracing.js';
