@@ -69,8 +69,9 @@ async function startWithAdmin(config: unknown): Promise<{ gw: GatewayProcess; ad
 }
 
 /**
- * Kills the agent process with SIGKILL and polls until `/` passes again. Every answer meanwhile
- * must be the fail-closed 503 or the agent's own (`/admin`: 403): never an allow without it.
+ * Kills the agent process with SIGKILL under load (4 clients requesting `/x` and `/admin` in a
+ * loop) and waits until `/x` passes again. Every answer meanwhile must be the fail-closed 503 or
+ * the agent's own (`/admin`: 403): never an allow without the agent.
  */
 async function killAndWatch(
   gw: GatewayProcess,
@@ -80,23 +81,37 @@ async function killAndWatch(
   const before = await processOf(admin, agent);
   expect(before.state).toBe('ready');
   const pid = before.pid as number;
-  process.kill(pid, 'SIGKILL');
-  await until(() => !alive(pid));
   const seen = new Map<string, Set<number>>([
     ['/x', new Set()],
     ['/admin', new Set()],
   ]);
-  await until(async () => {
-    const x = await get(gw.base, '/x');
-    const a = await get(gw.base, '/admin');
-    seen.get('/x')?.add(x.status);
-    seen.get('/admin')?.add(a.status);
-    return x.status === 200 && a.status === 403;
-  }, 30_000);
+  let killed = false;
+  let recovered = false;
+  const client = async () => {
+    while (!recovered) {
+      for (const path of ['/x', '/admin']) {
+        const afterKill = killed; // an answer to a request sent before the kill proves nothing
+        const r = await get(gw.base, path);
+        if (afterKill || path === '/admin') seen.get(path)?.add(r.status);
+        if (afterKill && path === '/x' && r.status === 200) recovered = true;
+      }
+    }
+  };
+  const clients = [client(), client(), client(), client()];
+  await new Promise((r) => setTimeout(r, 200)); // calls in flight when it dies
+  process.kill(pid, 'SIGKILL');
+  await until(() => !alive(pid));
+  killed = true; // from here on `/x` is recorded: while it is down, and back
+  await Promise.race([
+    Promise.all(clients),
+    until(() => recovered, 30_000).then(() => Promise.all(clients)),
+  ]);
   const after = await until(async () => {
     const p = await processOf(admin, agent);
     return p.state === 'ready' && p;
   });
+  // and it decides again
+  expect((await get(gw.base, '/admin')).status).toBe(403);
   return { before, after, seen };
 }
 
