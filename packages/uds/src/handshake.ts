@@ -12,6 +12,7 @@ import {
   describeMessageType,
   type Encoding,
   ErrorCode,
+  escapeForLog,
   type HandshakeRequest,
   type HandshakeResponse,
   MessageType,
@@ -105,16 +106,18 @@ export async function proxyHandshake(
   try {
     response = decodeHandshakeResponse(frame.payload);
   } catch (err) {
+    const foreign = foreignDialect(frame.payload);
+    if (foreign !== undefined) throw handshakeFailed(where, foreign, err);
     // A refusal from a non-Rust agent may lack complete capabilities: still report its text.
     const refusal = refusalText(frame.payload);
     if (refusal !== undefined)
-      throw handshakeFailed(where, `agent refused the handshake: ${refusal}`, err);
+      throw handshakeFailed(where, `agent refused the handshake: ${escapeForLog(refusal)}`, err);
     throw handshakeFailed(where, `invalid handshake response: ${(err as Error).message}`, err);
   }
   if (!response.success) {
     throw handshakeFailed(
       where,
-      `agent refused the handshake: ${response.error ?? 'Unknown handshake error'}`,
+      `agent refused the handshake: ${escapeForLog(response.error ?? 'Unknown handshake error')}`,
     );
   }
   if (response.encoding !== 'json' && !offered.includes(response.encoding)) {
@@ -130,16 +133,47 @@ export async function proxyHandshake(
   };
 }
 
-function refusalText(payload: Uint8Array): string | undefined {
+/** Keys only the Go SDK's private v2 dialect puts in a handshake response. */
+const GO_DIALECT_KEYS = ['accepted', 'agent_name'] as const;
+
+/**
+ * Explains a handshake response in the Zentinel Go SDK's private "v2" dialect
+ * (`{protocol_version, agent_name, capabilities, error?, accepted}`, no
+ * `success`), with the agent's own error; undefined for anything else.
+ */
+function foreignDialect(payload: Uint8Array): string | undefined {
+  const v = parseObject(payload);
+  if (v === undefined || 'success' in v) return undefined;
+  if (!GO_DIALECT_KEYS.some((k) => k in v)) return undefined;
+  const keys = [...GO_DIALECT_KEYS, 'protocol_version'].filter((k) => k in v);
+  const said =
+    typeof v.error === 'string' && v.error !== ''
+      ? `; the agent's error: "${escapeForLog(v.error)}"`
+      : v.accepted === false
+        ? '; the agent refused the handshake'
+        : '';
+  return (
+    `the agent answered in a foreign protocol dialect (the Zentinel Go SDK's private v2: a handshake response with ${keys.map((k) => `"${k}"`).join(', ')} and no "success")${said}. ` +
+    'Zentinel v2 over unix: cannot talk to it; run the agent with its v1 server and use a v1+unix: endpoint (v1+unix:/path/to/agent.sock)'
+  );
+}
+
+function parseObject(payload: Uint8Array): Record<string, unknown> | undefined {
   try {
-    const v = JSON.parse(Buffer.from(payload).toString('utf8')) as Record<string, unknown> | null;
-    if (v !== null && typeof v === 'object' && v.success === false) {
-      return typeof v.error === 'string' ? v.error : 'Unknown handshake error';
+    const v = JSON.parse(Buffer.from(payload).toString('utf8')) as unknown;
+    if (v !== null && typeof v === 'object' && !Array.isArray(v)) {
+      return v as Record<string, unknown>;
     }
   } catch {
     // not JSON at all
   }
   return undefined;
+}
+
+function refusalText(payload: Uint8Array): string | undefined {
+  const v = parseObject(payload);
+  if (v?.success !== false) return undefined;
+  return typeof v.error === 'string' ? v.error : 'Unknown handshake error';
 }
 
 /** Agent-side handshake settings. */
