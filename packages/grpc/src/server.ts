@@ -38,6 +38,12 @@ import {
   type SocketFile,
 } from '@picket/protocol/internal';
 import { configUpdateToProto, healthToProto, logToProto, metricsToProto } from './convert.js';
+import {
+  HEALTH_SERVICE_NAME,
+  HealthService,
+  healthServiceDefinition,
+  type ServingStatus,
+} from './health.js';
 import { defaultLogger, type Logger } from './logger.js';
 import {
   type AgentControlMsg,
@@ -45,7 +51,13 @@ import {
   type IAgentToProxy,
   type IProxyControl,
   type ProxyToAgentMsg,
+  SERVICE_NAME,
 } from './proto.js';
+import {
+  REFLECTION_SERVICE_NAMES,
+  ReflectionService,
+  reflectionServiceDefinitions,
+} from './reflection.js';
 import { ServerAnswers } from './server-answers.js';
 import { SERVICE } from './server-events.js';
 import { ProcessStream, type StreamHost } from './server-stream.js';
@@ -93,6 +105,18 @@ export interface GrpcAgentServerV2Options {
    * are capped separately at the same number. `Infinity` turns the cap off. Default 1024
    */
   maxConnections?: number;
+  /**
+   * serve `grpc.health.v1.Health` (Check, Watch) for `""` (the server) and
+   * `zentinel.agent.v2.AgentServiceV2`: SERVING, NOT_SERVING while draining or closing and
+   * while the last {@link GrpcAgentServerV2.reportHealth} said `unhealthy` or `draining`
+   * (`degraded` still serves). Default true; `false` leaves the service out (UNIMPLEMENTED)
+   */
+  health?: boolean;
+  /**
+   * serve gRPC server reflection (`grpc.reflection.v1` and `v1alpha`) over the descriptors of
+   * the services served, for grpcurl and the like. Default true; `false` leaves it out
+   */
+  reflection?: boolean;
 }
 
 /** Default of {@link GrpcAgentServerV2Options.handshakeTimeoutMs}. */
@@ -130,6 +154,8 @@ export class GrpcAgentServerV2 extends EventEmitter implements AgentServer, Agen
   readonly #sessions = new Set<ProcessStream>();
   readonly #controls = new Set<ServerDuplexStream<AgentControlMsg, Buffer>>();
   readonly #configUpdates = new Map<string, PendingConfigUpdate>();
+  readonly #healthService: HealthService | undefined;
+  readonly #reflection: ReflectionService | undefined;
   #health: { state: HealthState; message?: string } | undefined;
   #paused = false;
   #draining = false;
@@ -200,6 +226,33 @@ export class GrpcAgentServerV2 extends EventEmitter implements AgentServer, Agen
       ) => void processEvent(this.#answers, this.#draining, call, callback),
     };
     this.#server.addService(SERVICE, impl);
+    const served: string[] = [SERVICE_NAME];
+    if (options.health !== false) {
+      this.#healthService = new HealthService(['', SERVICE_NAME], 'SERVING');
+      this.#server.addService(healthServiceDefinition, this.#healthService.implementation());
+      served.push(HEALTH_SERVICE_NAME);
+    }
+    if (options.reflection !== false) {
+      this.#reflection = new ReflectionService([...served, ...REFLECTION_SERVICE_NAMES]);
+      const reflectionImpl = this.#reflection.implementation();
+      for (const d of reflectionServiceDefinitions) this.#server.addService(d, reflectionImpl);
+    }
+  }
+
+  /** What the health service answers for the known services now. */
+  #servingStatus(): ServingStatus {
+    const state = this.#health?.state;
+    return this.#draining ||
+      this.#closing ||
+      this.#closed ||
+      state === 'unhealthy' ||
+      state === 'draining'
+      ? 'NOT_SERVING'
+      : 'SERVING';
+  }
+
+  #updateServing(): void {
+    this.#healthService?.set(this.#servingStatus());
   }
 
   /** What listen() bound, in @picket/transport's grammar; empty before listen() and after close(). */
@@ -312,6 +365,7 @@ export class GrpcAgentServerV2 extends EventEmitter implements AgentServer, Agen
   /** Reports health to every connected proxy (and to proxies that connect later); returns how many were told. */
   reportHealth(state: HealthState, message?: string): number {
     this.#health = message === undefined ? { state } : { state, message };
+    this.#updateServing();
     return this.#broadcast((s) => this.#sendHealth(s));
   }
 
@@ -453,6 +507,7 @@ export class GrpcAgentServerV2 extends EventEmitter implements AgentServer, Agen
     if (this.#closed || this.#closing) return;
     this.#closing = true;
     this.#draining = true;
+    this.#updateServing();
     const drainMs = o.drainTimeoutMs ?? 5000;
     this.#broadcastControl({
       shutdown: { reason: 1, grace_period_ms: drainMs || undefined, timestamp_ms: Date.now() },
@@ -463,6 +518,9 @@ export class GrpcAgentServerV2 extends EventEmitter implements AgentServer, Agen
     clearTimeout(timer);
     for (const s of this.#sessions) s.end('agent server closing');
     for (const c of this.#controls) c.end();
+    // open Watch and reflection streams would otherwise hold tryShutdown until the force timer
+    this.#healthService?.endWatches();
+    this.#reflection?.endStreams();
     this.#rejectConfigUpdates('agent server closed');
     // Before shutting down: while the server holds the inodes, their numbers cannot be reused.
     await Promise.all(this.#socketFiles.splice(0).map((f) => f.remove()));
@@ -485,6 +543,7 @@ export class GrpcAgentServerV2 extends EventEmitter implements AgentServer, Agen
   /** Drops every connection at once (what a crash looks like to the proxy). */
   forceShutdown(): void {
     this.#closed = true;
+    this.#updateServing();
     for (const s of this.#sessions) {
       clearTimeout(s.handshakeTimer);
       s.closed = true;

@@ -23,7 +23,7 @@ test('src/generated is what scripts/generate.mjs produces from the .proto', asyn
       '--out',
       out,
     ]);
-    for (const f of ['agent_v2.js', 'agent_v2.d.ts']) {
+    for (const f of ['agent_v2.js', 'agent_v2.d.ts', 'descriptors.js', 'descriptors.d.ts']) {
       const fresh = readFileSync(join(out, f), 'utf8');
       const committed = readFileSync(join(pkg, 'src', 'generated', f), 'utf8');
       expect(
