@@ -22,7 +22,7 @@ import {
   skip,
 } from './context.js';
 import * as ev from './events.js';
-import { rawCorrelation } from './wire-checks.js';
+import { rawCorrelation, rawHandshakeProblems } from './wire-checks.js';
 
 const ENCODINGS = ['json', 'msgpack', 'cbor', 'protobuf'];
 
@@ -56,7 +56,10 @@ const handshake: Check = {
     const events = c.supported_events ?? [];
     const odd = events.filter((n) => !Number.isInteger(n) || n < 0 || n > 8);
     if (odd.length > 0) problems.push(`unknown event numbers ${odd.join(', ')}`);
+    if (ctx.ep.kind === 'uds') problems.push(...(await rawHandshakeProblems(ctx)));
     if (problems.length > 0) return fail(problems.join('; '));
+    if (t.kind === 'v1')
+      return pass('v1 has no handshake: connected; capabilities are picket’s defaults');
     const names = [...new Set(events.map((n) => EVENT_NAMES.get(n === 0 ? 8 : n)))];
     return pass(
       `${c.agent_id} "${c.name}" ${c.version}, ${t.kind}, encoding ${t.encoding}, events: ${names.join(', ') || 'none'}`,

@@ -18,7 +18,13 @@ import {
 import { type Check, type CheckResult, type ConformContext, fail, pass, skip } from './context.js';
 import * as ev from './events.js';
 import type { RawTarget } from './targets.js';
-import { handshakeRequestBytes, type Next, type RawConnection, v1RequestBytes } from './wire.js';
+import {
+  handshakeRequestBytes,
+  type Next,
+  type RawConnection,
+  rawHandshake,
+  v1RequestBytes,
+} from './wire.js';
 
 const EVENT_FRAME: Record<EventType, number> = {
   request_headers: MessageType.RequestHeaders,
@@ -285,6 +291,33 @@ function judgeVersion(n: Next, ctx: ConformContext): CheckResult {
   }
   // what Rust agents do (spec 2.3): they ignore the offer and state their own version
   return pass('offered only version 99: answered protocol_version 2 (the proxy refuses it)');
+}
+
+/**
+ * The UDS handshake answer itself (spec 2.3): protocol version 2, success, and an encoding
+ * out of those offered (the transport hides these).
+ */
+export async function rawHandshakeProblems(ctx: ConformContext): Promise<string[]> {
+  const raw = await ctx.rawTarget();
+  if (typeof raw === 'string') return [];
+  const offered: Encoding[] = ['msgpack', 'json'];
+  const r = await raw.open(undefined);
+  if (typeof r === 'string') return [r];
+  try {
+    const h = await rawHandshake(r.conn, ctx.timeoutMs, offered);
+    if (!h.ok) return [h.reason];
+    const problems: string[] = [];
+    if (!h.response.success) problems.push(`refused the handshake: ${h.response.error}`);
+    if (h.response.protocol_version !== 2) {
+      problems.push(`handshake answer: protocol_version ${h.response.protocol_version}`);
+    }
+    if (!offered.includes(h.response.encoding)) {
+      problems.push(`handshake answer: encoding "${h.response.encoding}" was not offered`);
+    }
+    return problems;
+  } finally {
+    r.conn.close();
+  }
 }
 
 /**
