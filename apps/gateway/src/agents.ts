@@ -44,12 +44,15 @@ export function agentOptions(a: AgentConfig): TransportAgentOptions {
 /**
  * Opens the pool and adds every agent. An unreachable agent stays registered
  * and is redialled (its calls get its failure mode meanwhile); a reverse agent
- * is waited for on its listener. Rejects for an endpoint the transports do not
- * understand, naming the agent.
+ * is waited for on its listener; an agent with a command is started and waited
+ * for (see agent-processes.ts). Rejects for an endpoint the transports do not
+ * understand or an agent process not ready in time, naming the agent, and when
+ * `signal` aborts first (every process started is stopped then).
  */
 export async function createAgentLayer(
   config: GatewayConfig,
   log?: GatewayLogger,
+  signal?: AbortSignal,
 ): Promise<AgentLayer> {
   const line = (m: string, f?: Record<string, unknown>) => (f ? `${m} ${jsonForLog(f)}` : m);
   const logger: Logger | undefined = log && {
@@ -72,7 +75,11 @@ export async function createAgentLayer(
     await pool.close({ drainTimeoutMs });
     await processes.stop();
   };
+  // aborted while agents start (the gateway is interrupted): stop them, and fail the start
+  const onAbort = () => void processes.stop();
+  signal?.addEventListener('abort', onAbort, { once: true });
   try {
+    signal?.throwIfAborted();
     await Promise.all(
       [...config.agents.values()].map(async (a) => {
         const given =
@@ -95,6 +102,8 @@ export async function createAgentLayer(
   } catch (e) {
     await close(0);
     throw e;
+  } finally {
+    signal?.removeEventListener('abort', onAbort);
   }
   return {
     pool,

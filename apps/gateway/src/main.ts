@@ -162,6 +162,8 @@ async function main(): Promise<number> {
   // Ctrl-C / SIGTERM stop the gateway cleanly at any point. Under `pnpm start` one Ctrl-C
   // arrives twice (from the terminal, and forwarded by pnpm): repeats are ignored, not fatal.
   let interrupted = false;
+  // a signal while supervised agents start stops them (the wait for ready can be long)
+  const starting = new AbortController();
   /** the longest stop of an agent process (2 × stop_grace_ms + 1 s), once a config is loaded */
   let stopBoundMs = 0;
   let onInterrupt = () => {};
@@ -171,6 +173,7 @@ async function main(): Promise<number> {
   const onSignal = () => {
     if (interrupted) return;
     interrupted = true;
+    starting.abort();
     console.log('picket gateway stopping…');
     // a hang guard: the embedded setup's exit hook still removes its temp dir. Agent
     // processes get their whole stop bound first (they are in their own process groups:
@@ -213,7 +216,7 @@ async function main(): Promise<number> {
           return 1;
         }
       }
-      agents = await createAgentLayer(config, log);
+      agents = await createAgentLayer(config, log, starting.signal);
     } else {
       const listen = o.demo ? '127.0.0.1:0' : (o.listen ?? '127.0.0.1:8080');
       const e = await tryListen(listen);
@@ -226,6 +229,10 @@ async function main(): Promise<number> {
       agents = setup.agents;
     }
   } catch (e) {
+    if (interrupted && !(e instanceof ConfigError)) {
+      console.log('picket gateway stopped');
+      return 0;
+    }
     console.error(e instanceof ConfigError ? e.message : `cannot start: ${(e as Error).message}`);
     return 1;
   }

@@ -15,6 +15,7 @@ import {
   type GatewayProcess,
   killAll,
   PICKET_BIN,
+  spawnTs,
   startGateway,
   tempDir,
   until,
@@ -410,5 +411,42 @@ describe('an agent process that never becomes ready', () => {
       /cannot start: agents\.mute\.command: .*prox plugin "mute" .*did not send ready within 1500 ms/,
     );
     expect(alive(Number(readFileSync(pidFile, 'utf8')))).toBe(false);
+  }, 60_000);
+
+  it('SIGTERM while the gateway waits for an agent: it stops it and exits 0 at once', async () => {
+    const pidFile = join(dir, 'pid');
+    const gw = spawnTs('src/main.ts', [
+      '--config',
+      writeYaml(dir, {
+        listen: '127.0.0.1:0',
+        upstreams: { echo: upstreams[0]?.url },
+        agents: {
+          mute: {
+            command: [
+              process.execPath,
+              '-e',
+              `require('fs').writeFileSync(${JSON.stringify(pidFile)}, String(process.pid)); setInterval(() => {}, 1000)`,
+            ],
+            endpoint: `unix:${join(dir, 'never.sock')}`,
+            ready_timeout_ms: 60_000,
+            stop_grace_ms: 300,
+          },
+        },
+        routes: [{ upstream: 'echo', agents: ['mute'] }],
+      }),
+    ]);
+    const pid = await until(() => {
+      try {
+        return Number(readFileSync(pidFile, 'utf8')) || undefined;
+      } catch {
+        return undefined;
+      }
+    }, 20_000);
+    const t0 = Date.now();
+    gw.proc.kill('SIGTERM');
+    expect(await gw.exited).toBe(0);
+    expect(Date.now() - t0).toBeLessThan(2 * 300 + 1_000 + 6_000); // not the 60 s ready wait
+    expect(gw.stdout()).toContain('picket gateway stopped');
+    expect(alive(pid)).toBe(false);
   }, 60_000);
 });
