@@ -191,6 +191,7 @@ export class Acceptor {
           expectedType: MessageType.HandshakeRequest,
           timeoutMs: cfg.handshakeTimeout,
           what: 'RegistrationRequest (0x01)',
+          hint: foreignRegistration,
         }),
       get gone() {
         return socket.destroyed;
@@ -327,4 +328,15 @@ export class Acceptor {
     });
     this.host.registered(connection, info);
   }
+}
+
+/** The Zentinel Go SDK's private v2 dialect registers with a 0x03 frame (RegistrationAck 0x04). */
+const GO_SDK_REGISTRATION = 0x03;
+
+function foreignRegistration(type: number): string | undefined {
+  if (type !== GO_SDK_REGISTRATION) return undefined;
+  return (
+    "a registration in the Zentinel Go SDK's private v2 dialect (0x03), which Zentinel reverse " +
+    'connections do not speak; run the agent with its v1 server on a Unix socket and use a v1+unix: endpoint'
+  );
 }

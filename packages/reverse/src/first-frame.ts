@@ -19,6 +19,8 @@ export interface FirstFrameOptions {
   timeoutMs: number;
   /** name for messages, e.g. `RegistrationRequest (0x01)` */
   what: string;
+  /** what to add to the refusal of a wrong frame type (e.g. a known foreign dialect), if anything */
+  hint?: (type: number) => string | undefined;
 }
 
 /**
@@ -76,9 +78,11 @@ export function readFirstFrame(socket: Duplex, options: FirstFrameOptions): Prom
         if (chunks.length > 1) chunks = [Buffer.concat(chunks, have)];
         const type = (chunks[0] as Buffer)[4] as number;
         if (type !== options.expectedType) {
+          const hint = options.hint?.(type);
           fail(
             ErrorCode.InvalidMessage,
-            `expected ${options.what} as the first frame, got ${describeMessageType(type)}`,
+            `expected ${options.what} as the first frame, got ${describeMessageType(type)}` +
+              (hint === undefined ? '' : `: ${hint}`),
           );
           return;
         }
