@@ -13,6 +13,7 @@ import {
   type AgentHandler,
   AgentProtocolError,
   type AgentServer,
+  type AgentTracingOptions,
   createConsoleLogger,
   DEFAULT_GRPC_MAX_MESSAGE_SIZE,
   ErrorCode,
@@ -21,6 +22,7 @@ import {
   type TlsOptions,
 } from '@picket/protocol';
 import {
+  agentTracing,
   bindSocketFile,
   checkErrorPolicy,
   loadTlsMaterial,
@@ -31,8 +33,8 @@ import { type HeaderValueField, MutationWriter } from './convert.js';
 import { EXTPROC_SERVICE, type ProcessingRequest, type Undecodable } from './proto.js';
 import { ExtProcStream, type StreamHost } from './stream.js';
 
-/** Options of {@link ExtProcServer}. */
-export interface ExtProcServerOptions {
+/** Options of {@link ExtProcServer}; `tracer`: a span per event. */
+export interface ExtProcServerOptions extends AgentTracingOptions {
   /**
    * where {@link ExtProcServer.listen} binds: `host:port`, `extproc://host:port`, (with
    * `tls`) `extprocs://host:port` — port 0 picks a free port — or a Unix socket,
@@ -149,6 +151,7 @@ export class ExtProcServer implements AgentServer {
       handler,
       log: options.logger ?? createConsoleLogger('picket/extproc'),
       errorPolicy: checkErrorPolicy(options.errorPolicy, 'ExtProcServer'),
+      tracing: agentTracing(options.tracer, 'ExtProcServer'),
       writer: new MutationWriter(field),
       maxMessageSize,
       ended: (s) => this.#streams.delete(s),

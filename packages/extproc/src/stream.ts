@@ -23,6 +23,7 @@ import {
   type RequestHeadersEvent,
 } from '@picket/protocol';
 import {
+  type AgentTracing,
   EVENT_HOOK,
   errorAnswer,
   LazyAbort,
@@ -56,6 +57,8 @@ export interface StreamHost {
   handler: AgentHandler;
   log: Logger;
   errorPolicy: ErrorPolicy;
+  /** a span per event (the server's `tracer` option) */
+  tracing: AgentTracing | undefined;
   writer: MutationWriter;
   maxMessageSize: number;
   ended(s: ExtProcStream): void;
@@ -416,7 +419,7 @@ export class ExtProcStream {
     const ctx = requestContext(this.#abort, this.cid, 'extproc', this.id, undefined);
     let raw: unknown;
     try {
-      raw = await runHook(this.#host.handler, type, event, ctx);
+      raw = await runHook(this.#host.handler, type, event, ctx, this.#host.tracing);
     } catch (err) {
       const e = AgentProtocolError.from(err, ErrorCode.HandlerError, `${EVENT_HOOK[type]} failed`);
       this.#host.log.warn('handler failed', {

@@ -16,7 +16,7 @@ import {
   PROTOCOL_VERSION,
   type RequestContext,
 } from '@picket/protocol';
-import { EVENT_HOOK, errorAnswer, runHook } from '@picket/protocol/internal';
+import { type AgentTracing, EVENT_HOOK, errorAnswer, runHook } from '@picket/protocol/internal';
 import { agentResponseToProto, capabilitiesToProto } from './convert.js';
 import { encodeAgentResponseFast } from './fast-paths.js';
 import type { Logger } from './logger.js';
@@ -28,6 +28,8 @@ export interface AnswerOptions {
   errorPolicy: ErrorPolicy;
   maxMessageSize: number;
   log: Logger;
+  /** a span per event (the server's `tracer` option) */
+  tracing?: AgentTracing | undefined;
 }
 
 /**
@@ -39,7 +41,12 @@ export class ServerAnswers {
   constructor(
     readonly handler: AgentHandler,
     private readonly o: AnswerOptions,
-  ) {}
+  ) {
+    this.tracing = o.tracing;
+  }
+
+  /** a span per event, when the server has a tracer */
+  readonly tracing: AgentTracing | undefined;
 
   /** The handler's result when it is an AgentResponse; else the error policy's answer. */
   checked(r: unknown, ev: DecodedEvent, connectionId: string): AgentResponse | undefined {
@@ -71,7 +78,7 @@ export class ServerAnswers {
     connectionId: string,
   ): Promise<AgentResponse | undefined> {
     try {
-      const r = await runHook(this.handler, ev.type, ev.event, ctx);
+      const r = await runHook(this.handler, ev.type, ev.event, ctx, this.tracing);
       return this.checked(r, ev, connectionId);
     } catch (err) {
       return this.failed(err, ev, connectionId);

@@ -310,7 +310,13 @@ export class ProcessStream {
     const abort = new LazyAbort();
     const ctx = requestContext(abort, ev.cid, 'grpc', this.id, this.proxyId);
     const started = performance.now();
-    const result = runHook(this.#host.answers.handler, ev.type, ev.event, ctx);
+    const result = runHook(
+      this.#host.answers.handler,
+      ev.type,
+      ev.event,
+      ctx,
+      this.#host.answers.tracing,
+    );
     if (isThenable(result)) return this.#await(ev, abort, result, started);
     this.#reply(ev, this.#host.answers.checked(result, ev, this.id), started);
     return undefined;

@@ -19,6 +19,7 @@ import {
   AgentProtocolError,
   type AgentPush,
   type AgentServer,
+  type AgentTracingOptions,
   type ConfigUpdateInput,
   type ConfigUpdateResponse,
   DEFAULT_GRPC_MAX_MESSAGE_SIZE,
@@ -32,6 +33,7 @@ import {
   type TlsOptions,
 } from '@picket/protocol';
 import {
+  agentTracing,
   bindSocketFile,
   checkErrorPolicy,
   configUpdateRequest,
@@ -71,7 +73,7 @@ export type ErrorCause = HandlerErrorCause;
 export type ErrorInfo = HandlerErrorInfo;
 
 /** Options of {@link GrpcAgentServerV2}. */
-export interface GrpcAgentServerV2Options {
+export interface GrpcAgentServerV2Options extends AgentTracingOptions {
   /** where {@link GrpcAgentServerV2.listen} binds when called without an address */
   address?: string;
   /** TLS (and mTLS with `ca`); plaintext when absent */
@@ -191,6 +193,7 @@ export class GrpcAgentServerV2 extends EventEmitter implements AgentServer, Agen
       errorPolicy: checkErrorPolicy(options.errorPolicy, 'GrpcAgentServerV2'),
       maxMessageSize,
       log: this.#log,
+      tracing: agentTracing(options.tracer, 'GrpcAgentServerV2'),
     });
     this.#host = {
       answers: this.#answers,

@@ -1,5 +1,11 @@
 /** Options, status and event types of the reverse-connecting agent ({@link ReverseAgent}). */
-import type { AgentHandler, AgentProtocolError, ErrorPolicy, TlsOptions } from '@picket/protocol';
+import type {
+  AgentHandler,
+  AgentProtocolError,
+  AgentTracingOptions,
+  ErrorPolicy,
+  TlsOptions,
+} from '@picket/protocol';
 import type { Logger } from '@picket/uds';
 import type { AgentConnection } from '@picket/uds/internal';
 import type { ReconnectOptions } from './backoff.js';
@@ -7,8 +13,8 @@ import type { ReconnectOptions } from './backoff.js';
 /** @deprecated use `TlsOptions` from `@picket/protocol` (the same type). */
 export type ReverseTlsClientOptions = TlsOptions;
 
-/** Options of `connectReverse` / `new ReverseAgent`. */
-export interface ConnectReverseOptions {
+/** Options of `connectReverse` / `new ReverseAgent`; `tracer`: a span per event. */
+export interface ConnectReverseOptions extends AgentTracingOptions {
   /**
    * The proxy's reverse listener: `unix:/path` or `/path` (Unix socket),
    * `tcp://host:port` or `host:port` (TCP), `tls://host:port` (TLS; also

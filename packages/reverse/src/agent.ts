@@ -10,7 +10,13 @@ import {
   type MetricsReport,
   type RegistrationResponse,
 } from '@picket/protocol';
-import { checkErrorPolicy, loadTlsMaterial, resolveBackoff } from '@picket/protocol/internal';
+import {
+  type AgentTracing,
+  agentTracing,
+  checkErrorPolicy,
+  loadTlsMaterial,
+  resolveBackoff,
+} from '@picket/protocol/internal';
 import type { Logger } from '@picket/uds';
 import { AgentConnection, ConnectionPush, FrameChannel } from '@picket/uds/internal';
 import { describeTarget, dialProxy, RegistrationRejected, register } from './agent-dial.js';
@@ -64,6 +70,7 @@ export class ReverseAgent
   readonly endpoint: string;
   private readonly target: ReverseEndpoint;
   private readonly options: ConnectReverseOptions;
+  private readonly tracing: AgentTracing | undefined;
   private readonly logger: Logger;
   private readonly slots: Slot[] = [];
   private isStopped = false;
@@ -106,6 +113,7 @@ export class ReverseAgent
     }
     resolveBackoff(options.reconnect, DEFAULT_RECONNECT, 'connectReverse: reconnect');
     checkErrorPolicy(options.errorPolicy, 'connectReverse');
+    this.tracing = agentTracing(options.tracer, 'connectReverse');
     // bad TLS material fails here, not on every reconnect
     if (typeof options.tls === 'object')
       loadTlsMaterial(options.tls, 'dial', 'connectReverse: tls');
@@ -352,6 +360,7 @@ export class ReverseAgent
       maxQueued: this.options.maxQueuedPerConnection,
       errorPolicy: this.options.errorPolicy,
       logger: this.logger,
+      tracing: this.tracing,
     });
     slot.socket = undefined;
     slot.channel = undefined;

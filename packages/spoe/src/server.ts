@@ -10,6 +10,7 @@ import {
   AgentProtocolError,
   type AgentResponse,
   type AgentServer,
+  type AgentTracingOptions,
   createConsoleLogger,
   ErrorCode,
   type ErrorPolicy,
@@ -21,6 +22,8 @@ import {
   parseAgentResponse,
 } from '@picket/protocol';
 import {
+  type AgentTracing,
+  agentTracing,
   checkErrorPolicy,
   errorAnswer,
   LazyAbort,
@@ -32,8 +35,8 @@ import { encodeActions, SPOP_MIN_FRAME_SIZE, type SpopMessage } from './codec.js
 import { type ConnectionHost, SpopConnection } from './connection.js';
 import { mergeAnswers, requestFromArgs, responseActions, type SpoeVarScope } from './mapping.js';
 
-/** Options of {@link SpoeAgentServer}. */
-export interface SpoeAgentServerOptions {
+/** Options of {@link SpoeAgentServer}; `tracer`: a span per event. */
+export interface SpoeAgentServerOptions extends AgentTracingOptions {
   /** Address to bind. Default `127.0.0.1`. */
   host?: string;
   /** Port to bind; 0 picks a free one (see `endpoints`). Default 12345. */
@@ -101,6 +104,7 @@ function checkInt(where: string, name: string, v: number, min: number, max: numb
  */
 export class SpoeAgentServer implements AgentServer {
   readonly #handler: AgentHandler;
+  readonly #tracing: AgentTracing | undefined;
   readonly #host: string;
   readonly #port: number;
   readonly #message: string;
@@ -160,6 +164,7 @@ export class SpoeAgentServer implements AgentServer {
       3_600_000,
     );
     this.#errorPolicy = checkErrorPolicy(options.errorPolicy, where);
+    this.#tracing = agentTracing(options.tracer, where);
     this.#log = options.logger ?? createConsoleLogger('picket-spoe');
     const stats = this.#stats;
     this.#connHost = {
@@ -346,7 +351,7 @@ export class SpoeAgentServer implements AgentServer {
     const ctx = requestContext(abort, correlationId, 'spoe', conn.id, conn.engineId);
     let cause: HandlerErrorCause = 'HANDLER_ERROR';
     try {
-      const result: unknown = await runHook(this.#handler, type, event, ctx);
+      const result: unknown = await runHook(this.#handler, type, event, ctx, this.#tracing);
       cause = 'INVALID_RESPONSE';
       if (result === null || typeof result !== 'object') {
         throw new TypeError(`handler returned ${result === null ? 'null' : typeof result}`);

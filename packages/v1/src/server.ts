@@ -5,6 +5,7 @@ import {
   AgentProtocolError,
   type AgentResponse,
   type AgentServer as AgentServerRole,
+  type AgentTracingOptions,
   ErrorCode,
   type ErrorPolicy,
   eventCorrelationId,
@@ -15,6 +16,8 @@ import {
   parseAgentResponse,
 } from '@picket/protocol';
 import {
+  type AgentTracing,
+  agentTracing,
   checkErrorPolicy,
   errorAnswer,
   LazyAbort,
@@ -30,8 +33,8 @@ import { type DecodedV1Request, decodeV1Request, responseFrame, toProtocolError 
 /** Reason code of the handler-error answer (the one of @picket/protocol, re-exported). */
 export { AGENT_HANDLER_ERROR } from '@picket/protocol';
 
-/** Options of {@link AgentServer}. */
-export interface AgentServerOptions {
+/** Options of {@link AgentServer}; `tracer`: a span per event. */
+export interface AgentServerOptions extends AgentTracingOptions {
   /** Where connection problems and handler errors go. Default: warn/error to the console. */
   logger?: Logger;
   /**
@@ -227,6 +230,7 @@ export class AgentServer implements AgentServerRole {
   readonly #socketMode: number;
   readonly #maxConnections: number;
   readonly #errorPolicy: ErrorPolicy;
+  readonly #tracing: AgentTracing | undefined;
   #server: net.Server | undefined;
   #socketFile: SocketFile | undefined;
   #starting: Promise<void> | undefined;
@@ -263,6 +267,7 @@ export class AgentServer implements AgentServerRole {
       );
     }
     this.#errorPolicy = checkErrorPolicy(options.errorPolicy, `v1 server ${agentId}`);
+    this.#tracing = agentTracing(options.tracer, `v1 server ${agentId}`);
     this.#refusalLogIntervalMs = options.refusalLogIntervalMs ?? DEFAULT_V1_REFUSAL_LOG_INTERVAL_MS;
     if (!Number.isInteger(this.#refusalLogIntervalMs) || this.#refusalLogIntervalMs < 1) {
       throw new AgentProtocolError(
@@ -448,7 +453,13 @@ export class AgentServer implements AgentServerRole {
     const ctx = requestContext(abort, correlationId, 'v1', conn.id, undefined);
     let cause: HandlerErrorCause = 'HANDLER_ERROR';
     try {
-      const result: unknown = await runHook(this.#handler, request.eventType, request.event, ctx);
+      const result: unknown = await runHook(
+        this.#handler,
+        request.eventType,
+        request.event,
+        ctx,
+        this.#tracing,
+      );
       cause = 'INVALID_RESPONSE';
       if (result === null || typeof result !== 'object') {
         throw new TypeError(`handler returned ${result === null ? 'null' : typeof result}`);

@@ -16,6 +16,7 @@
 import {
   type AgentHandler,
   type AgentResponse,
+  type AgentTracingOptions,
   type ConfigureEvent,
   EVENT_TYPE_NUMBERS,
   type EventMap,
@@ -28,7 +29,13 @@ import {
   type RequestCompleteEvent,
   type RequestHeadersEvent,
 } from '@picket/protocol';
-import { LazyAbort, requestContext, runHook } from '@picket/protocol/internal';
+import {
+  type AgentTracing,
+  agentTracing,
+  LazyAbort,
+  requestContext,
+  runHook,
+} from '@picket/protocol/internal';
 import type { ConfigureParams } from '../wire/control.js';
 import type {
   AuthorizeResultInput,
@@ -57,8 +64,8 @@ const META = {
   responseStatus: 'prox.response_status',
 } as const;
 
-/** Options of {@link agentHooks}. */
-export interface AgentHooksOptions {
+/** Options of {@link agentHooks}; `tracer`: a span per event. */
+export interface AgentHooksOptions extends AgentTracingOptions {
   /**
    * The prox hooks to serve. Default: `on_request`; `on_response` when the handler declares
    * response_headers in its capabilities and has `onResponseHeaders`; `on_connect` likewise for
@@ -196,6 +203,7 @@ async function call<K extends EventType>(
   event: EventMap[K],
   correlationId: string,
   ctx: ProxHookContext,
+  tracing: AgentTracing | undefined,
 ): Promise<AgentResponse> {
   const abort = new LazyAbort();
   const onAbort = (): void => abort.abort(ctx.signal.reason);
@@ -205,7 +213,7 @@ async function call<K extends EventType>(
   try {
     let answer: unknown;
     try {
-      answer = await runHook(handler, type, event, rctx);
+      answer = await runHook(handler, type, event, rctx, tracing);
     } catch (err) {
       ctx.logger.warn('agent handler failed; answering its handler-error response', {
         event: type,
@@ -279,6 +287,7 @@ export function agentHooks(handler: AgentHandler, options: AgentHooksOptions = {
   const prefix = options.correlationPrefix ?? `prox-${process.pid}`;
   const nextId = (): string => `${prefix}-${(++sequence).toString(36)}`;
   const wanted = new Set<HookName>(options.hooks ?? defaultHooks(handler));
+  const tracing = agentTracing(options.tracer, 'agentHooks');
 
   const requestEvent = (
     id: string,
@@ -315,7 +324,7 @@ export function agentHooks(handler: AgentHandler, options: AgentHooksOptions = {
       if (req.host !== '' && !Object.hasOwn(headers, 'host')) headers.host = [req.host];
       const uri = req.query === '' ? req.path : `${req.path}?${req.query}`;
       const event = requestEvent(id, req, req.method, uri, headers);
-      const first = await call(handler, 'request_headers', event, id, ctx);
+      const first = await call(handler, 'request_headers', event, id, ctx, tracing);
       if (first.decision !== 'allow' || req.body === undefined || !handler.onRequestBodyChunk) {
         return authorizeOf(first, first.request_headers);
       }
@@ -332,6 +341,7 @@ export function agentHooks(handler: AgentHandler, options: AgentHooksOptions = {
         },
         id,
         ctx,
+        tracing,
       );
       if (second.decision !== 'allow') return authorizeOf(second, []);
       // Both allowed: header ops of both, routing metadata merged (the body's answer wins).
@@ -356,6 +366,7 @@ export function agentHooks(handler: AgentHandler, options: AgentHooksOptions = {
         { correlation_id: id, status: resp.status, headers: toHeaders(resp.headers) },
         id,
         ctx,
+        tracing,
       );
       const headers: Record<string, string> = {};
       const remove: string[] = [];
@@ -382,7 +393,7 @@ export function agentHooks(handler: AgentHandler, options: AgentHooksOptions = {
         conn.domain,
         headers,
       );
-      const answer = await call(handler, 'request_headers', event, id, ctx);
+      const answer = await call(handler, 'request_headers', event, id, ctx, tracing);
       return { allow: answer.decision === 'allow' };
     };
   }
@@ -399,7 +410,7 @@ export function agentHooks(handler: AgentHandler, options: AgentHooksOptions = {
         upstream_attempts: 1,
         error: null,
       };
-      await call(handler, 'request_complete', event, id, ctx);
+      await call(handler, 'request_complete', event, id, ctx, tracing);
     };
   }
 
@@ -411,7 +422,7 @@ export function agentHooks(handler: AgentHandler, options: AgentHooksOptions = {
         config: { route_id: params.routeId, match: params.match ?? null },
         config_version: null,
       };
-      const answer = await call(handler, 'configure', event, id, ctx);
+      const answer = await call(handler, 'configure', event, id, ctx, tracing);
       if (answer.decision !== 'allow') {
         ctx.logger.warn('agent refused the prox configure; prox has no way to hear it', {
           routeId: params.routeId,
