@@ -6,8 +6,8 @@
  * v1alpha decoded with protobufjs's descriptor module, both options turned off, TLS, and
  * the descriptors compared with protoc's when protoc is installed.
  */
-import { execFileSync } from 'node:child_process';
-import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { execFile, execFileSync } from 'node:child_process';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -60,10 +60,8 @@ afterEach(async () => {
   for (const c of cleanups.splice(0).reverse()) await c();
 });
 
-async function serve(
-  options: GrpcAgentServerV2Options = {},
-  clientCreds: ChannelCredentials = credentials.createInsecure(),
-) {
+/** A listening server with no client of this process. */
+async function servePort(options: GrpcAgentServerV2Options) {
   const handler = {
     capabilities: () => createCapabilities({ agentId: 'health-test' }),
     onRequestHeaders: () => allow(),
@@ -71,6 +69,14 @@ async function serve(
   const server = new GrpcAgentServerV2(handler, { logger: silentLogger, ...options });
   cleanups.push(() => server.forceShutdown());
   const { port } = await server.listen('127.0.0.1:0');
+  return { server, port };
+}
+
+async function serve(
+  options: GrpcAgentServerV2Options = {},
+  clientCreds: ChannelCredentials = credentials.createInsecure(),
+) {
+  const { server, port } = await servePort(options);
   const client = new Client(`localhost:${port}`, clientCreds);
   cleanups.push(() => client.close());
   return { server, client };
@@ -464,6 +470,79 @@ describe.skipIf(!hasOpenssl())('over TLS', () => {
     w.cancel();
   });
 });
+
+// Another gRPC and protobuf implementation (Python grpcio on gRPC C-core) as a reflection
+// client that knows no .proto, as grpcurl works: see test/interop/reflection_client.py.
+// grpcurl and grpc_health_probe are Go programs with no Debian package; python3-grpcio is one.
+const python = ['python3', '/usr/bin/python3'].find((exe) => {
+  try {
+    execFileSync(exe, ['-c', 'import grpc, google.protobuf'], { stdio: 'pipe' });
+    return true;
+  } catch {
+    return false;
+  }
+});
+if (!python) {
+  console.warn(
+    'health-reflection.test: no python3 with grpcio and protobuf (Debian: apt-get install python3-grpcio), interop test skipped',
+  );
+}
+const clientScript = fileURLToPath(new URL('./interop/reflection_client.py', import.meta.url));
+
+function pythonClient(port: number, ca?: string): Promise<Record<string, unknown>> {
+  const args = [clientScript, `localhost:${port}`];
+  const dir = ca === undefined ? undefined : mkdtempSync(join(tmpdir(), 'picket-ca-'));
+  if (dir) {
+    writeFileSync(join(dir, 'ca.pem'), ca as string);
+    args.push(join(dir, 'ca.pem'));
+  }
+  return new Promise((resolve, reject) => {
+    execFile(python as string, args, { timeout: 60_000 }, (err, stdout, stderr) => {
+      if (dir) rmSync(dir, { recursive: true, force: true });
+      if (err) reject(new Error(`reflection_client.py failed: ${err.message}\n${stderr}`));
+      else resolve(JSON.parse(stdout) as Record<string, unknown>);
+    });
+  });
+}
+
+describe.skipIf(!python)(
+  'interop: Python grpcio reflection client (python3-grpcio installed)',
+  () => {
+    const expected = (health: string) => ({
+      services: ALL_SERVICES,
+      files: [
+        'grpc/health/v1/health.proto',
+        'grpc/reflection/v1/reflection.proto',
+        'grpc/reflection/v1alpha/reflection.proto',
+        'zentinel/agent/v2/agent_v2.proto',
+      ],
+      missing: status.NOT_FOUND,
+      describe: {
+        ProcessStream: ['zentinel.agent.v2.ProxyToAgent', true, true],
+        ControlStream: ['zentinel.agent.v2.AgentControl', true, true],
+        ProcessEvent: ['zentinel.agent.v2.ProxyToAgent', false, false],
+      },
+      health: { '': health, [AGENT]: health },
+      unknown: 'NOT_FOUND',
+      watch: health,
+      reply: 'pong',
+      pongSequence: 7,
+    });
+
+    test('plaintext: list, describe, Check, Watch and a ping built from reflection alone', async () => {
+      const port = await servePort({});
+      expect(await pythonClient(port.port)).toEqual(expected('SERVING'));
+      port.server.reportHealth('unhealthy');
+      expect(await pythonClient(port.port)).toEqual(expected('NOT_SERVING'));
+    });
+
+    test.skipIf(!hasOpenssl())('TLS: the same over grpcs', async () => {
+      const c = testCerts();
+      const port = await servePort({ tls: { cert: c.serverCert, key: c.serverKey } });
+      expect(await pythonClient(port.port, c.caCert)).toEqual(expected('SERVING'));
+    });
+  },
+);
 
 // The generated descriptors are what protoc itself produces from the same .proto files,
 // byte for byte. protoc (Debian: protobuf-compiler) is optional: without it this is skipped.
