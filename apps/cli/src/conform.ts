@@ -137,6 +137,9 @@ export async function conform(args: string[]): Promise<number> {
   const human = !v.json;
   const where = formatEndpoint(ep);
   if (human) process.stdout.write(`picket conform ${escapeForLog(where)} (${ep.kind})\n`);
+  // a safety net only: every wait inside a check is bounded; the raw checks wait up to three
+  // times per probe (reaction, then a new connection's handshake and answer)
+  const limitMs = 12 * timeoutMs + 4 * connectTimeoutMs;
   // without a handshake the transport checks have nothing to talk to; the wire checks still run
   const wire = new Set(WIRE_CHECKS);
   let handshakeFailed = false;
@@ -145,7 +148,7 @@ export async function conform(args: string[]): Promise<number> {
     const result =
       handshakeFailed && !wire.has(check)
         ? skip('the handshake failed')
-        : await runOne(check, ctx, 4 * timeoutMs + connectTimeoutMs + 2_000);
+        : await runOne(check, ctx, limitMs);
     if (check.name === 'handshake' && result.status === 'fail') handshakeFailed = true;
     const row: Row = { name: check.name, ...result, ms: performance.now() - started };
     rows.push(row);

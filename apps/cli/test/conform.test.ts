@@ -190,6 +190,17 @@ describe('picket conform against the reference agents', () => {
     expectAllPass({ code, out: run.out(), err: run.err() }, ['version']);
   }, 90_000);
 
+  it('echo as a prox plugin (prox+exec:) passes what it declares', async () => {
+    const r = await conform([`prox+exec:${process.execPath} ${BIN} serve echo --prox`]);
+    const table = rows(r.out);
+    expect(table.get('handshake'), r.out).toBe('PASS');
+    expect(table.get('event:request_headers')).toBe('PASS');
+    expect(table.get('cancel')).toBe('PASS');
+    expect(table.get('flow')).toBe('PASS');
+    expect([...table.values()].includes('FAIL')).toBe(false);
+    expect(r.code).toBe(0);
+  }, 60_000);
+
   it('--json prints one machine-readable result', async () => {
     const d = tmp();
     const sock = d.path('echo.sock');
@@ -228,13 +239,17 @@ describe('picket conform against broken agents', () => {
       '--timeout',
       '1000',
       '--only',
-      'handshake,event:request_headers,correlation,concurrent',
+      'handshake,event:request_headers,event:request_body_chunk,correlation,concurrent',
     ]);
     const table = rows(r.out);
     expect(table.get('handshake')).toBe('PASS');
     expect(table.get('event:request_headers')).toBe('FAIL');
     expect(table.get('correlation')).toBe('FAIL');
     expect(table.get('concurrent')).toBe('FAIL');
+    // a later event's row names the earlier step that failed
+    expect(r.out).toMatch(
+      /event:request_body_chunk +request_headers before it: no answer within 1000 ms/,
+    );
     expect(r.out).toMatch(
       /correlation +request_headers "conform-[^"]+" answered under correlation id "conform-[^"]+-x"/,
     );

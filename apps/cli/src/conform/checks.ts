@@ -67,6 +67,16 @@ const handshake: Check = {
   },
 };
 
+/** A failure of a step before the event under test, so the row names the step. */
+class EarlierStep extends Error {
+  constructor(
+    readonly step: string,
+    readonly error: unknown,
+  ) {
+    super(step);
+  }
+}
+
 /** Sends what a proxy sends before `type` for the same request, then `type` itself. */
 async function sendEvent(
   t: AgentTransport,
@@ -75,9 +85,15 @@ async function sendEvent(
   timeoutMs: number,
 ): Promise<AgentResponse> {
   const o = { timeoutMs };
+  const before = async (step: string, call: () => Promise<AgentResponse>) => {
+    await call().catch((err: unknown) => {
+      throw new EarlierStep(step, err);
+    });
+  };
   const needsRequest = type !== 'guardrail_inspect' && type !== 'configure';
-  if (needsRequest && type !== 'request_headers')
-    await t.sendRequestHeaders(ev.requestHeaders(cid), o);
+  if (needsRequest && type !== 'request_headers') {
+    await before('request_headers', () => t.sendRequestHeaders(ev.requestHeaders(cid), o));
+  }
   switch (type) {
     case 'request_headers':
       return t.sendRequestHeaders(ev.requestHeaders(cid), o);
@@ -86,7 +102,7 @@ async function sendEvent(
     case 'response_headers':
       return t.sendResponseHeaders(ev.responseHeaders(cid), o);
     case 'response_body_chunk':
-      await t.sendResponseHeaders(ev.responseHeaders(cid), o);
+      await before('response_headers', () => t.sendResponseHeaders(ev.responseHeaders(cid), o));
       return t.sendResponseBodyChunk(ev.responseBodyChunk(cid), o);
     case 'request_complete':
       return t.sendRequestComplete(ev.requestComplete(cid), o);
@@ -111,6 +127,9 @@ function eventCheck(row: string, type: EventType): Check {
         const ms = (performance.now() - started).toFixed(1);
         return pass(`${decisionKind(r.decision)} in ${ms} ms`);
       } catch (err) {
+        if (err instanceof EarlierStep) {
+          return fail(`${err.step} before it: ${failureText(err.error, ctx.timeoutMs)}`);
+        }
         if (codeOf(err) === ErrorCode.Unsupported) return skip(failureText(err, ctx.timeoutMs));
         return fail(failureText(err, ctx.timeoutMs));
       }
