@@ -298,6 +298,25 @@ describe('picket conform against broken agents', () => {
     expect(r.code).toBe(1);
   }, 60_000);
 
+  it('an agent without a frame size limit fails oversize', async () => {
+    const ep = await broken('no-size-limit');
+    const r = await conform([ep, '--timeout', '1000', '--only', 'oversize,version']);
+    expect(rows(r.out).get('oversize')).toBe('FAIL');
+    expect(r.out).toMatch(/oversize +a frame announcing 16777217 bytes: connection still open/);
+    expect(rows(r.out).get('version')).toBe('PASS');
+    expect(r.code).toBe(1);
+  });
+
+  it('an agent claiming a version it was merely offered fails version', async () => {
+    const ep = await broken('echo-version');
+    const r = await conform([ep, '--timeout', '1000', '--only', 'version']);
+    expect(rows(r.out).get('version')).toBe('FAIL');
+    expect(r.out).toMatch(
+      /version +offered only version 99: accepted, claiming protocol_version 99/,
+    );
+    expect(r.code).toBe(1);
+  });
+
   it('an endpoint nobody listens on fails the handshake and skips the transport checks', async () => {
     const r = await conform([`unix:${tmp().path('nobody.sock')}`, '--only', 'handshake,ping']);
     expect(rows(r.out).get('handshake')).toBe('FAIL');
