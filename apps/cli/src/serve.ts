@@ -41,7 +41,9 @@ Agents:
 Where:
   --listen <endpoint>      serve here (repeatable): a socket path or unix:/path (UDS),
                            host:port, grpc://host:port, grpcs://host:port, grpc+unix:/path
-                           (gRPC; port 0 picks a free port), v1+unix:/path (legacy v1),
+                           (gRPC; port 0 picks a free port; also serves grpc.health.v1
+                           and server reflection, for Kubernetes gRPC probes and grpcurl),
+                           v1+unix:/path (legacy v1),
                            spoe://host:port (HAProxy's SPOE filter, see @picket/spoe),
                            extproc://host:port, extprocs://host:port, extproc+unix:/path
                            (Envoy's ext_proc filter, see @picket/extproc)
