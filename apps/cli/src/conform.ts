@@ -6,6 +6,7 @@ import {
   CLIENT_OPTIONS_HELP,
   clientCommand,
   connectFailure,
+  describeFailure,
   EXIT_FAILURE,
   EXIT_OK,
   intOption,
@@ -85,6 +86,9 @@ function selected(only: string | undefined): readonly Check[] {
   return CHECKS.filter((c) => names.some((n) => c.name === n || c.name.startsWith(`${n}:`)));
 }
 
+/** The agent could not be reached: the message says why in plain words. */
+class Unreachable extends Error {}
+
 interface Row extends CheckResult {
   name: string;
   ms: number;
@@ -98,7 +102,11 @@ async function runOne(check: Check, ctx: ConformContext, limitMs: number): Promi
   });
   try {
     return await Promise.race([
-      check.run(ctx).catch((err: unknown) => fail(connectFailure(err, ctx.ep))),
+      check
+        .run(ctx)
+        .catch((err: unknown) =>
+          fail(err instanceof Unreachable ? err.message : describeFailure(err, ctx.ep.endpoint)),
+        ),
       expired,
     ]);
   } finally {
@@ -129,7 +137,10 @@ export async function conform(args: string[]): Promise<number> {
     timeoutMs,
     connectTimeoutMs,
     nextId: idSource(),
-    transport: () => shared.get(),
+    transport: () =>
+      shared.get().catch((err: unknown) => {
+        throw new Unreachable(connectFailure(err, ep));
+      }),
     rawTarget: rawTargetOnce,
   };
 
