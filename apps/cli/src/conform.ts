@@ -50,9 +50,10 @@ Checks:
   malformed:truncated     a frame cut short by the end of the stream
   version                 a handshake offering only an unknown protocol version
 The oversize, malformed and version checks write raw bytes on fresh
-connections: UDS (unix:) and v1 (v1+unix:) endpoints only. After each, the
-agent must answer a request on a new connection, and it must never answer
-allow to malformed input.
+connections: unix: and v1+unix: (picket dials), reverse+unix: and
+reverse+tcp:// (picket listens and answers the agent's registration itself;
+the agent must reconnect after each). After each, the agent must answer a
+request on a new connection, and it must never answer allow to malformed input.
 
 Options:
   --only <names>           run only these checks (comma separated; "event" and
