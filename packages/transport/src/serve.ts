@@ -8,6 +8,7 @@ import {
   type AgentHandler,
   AgentProtocolError,
   type AgentServer,
+  type AgentTracingOptions,
   ErrorCode,
   type ErrorPolicy,
   type TlsOptions,
@@ -36,7 +37,7 @@ export interface ServeReverseOptions
 }
 
 /** Options of {@link serve}: common settings plus one object per transport. */
-export interface ServeOptions {
+export interface ServeOptions extends AgentTracingOptions {
   /**
    * The agent's id: what a reverse dialer registers as (required there) and what v1 logs.
    * Default: the handler's own `agentId` property when it has one.
@@ -223,9 +224,12 @@ async function listen(server: AgentServer, ep: ParsedEndpoint, o: ServeOptions):
 }
 
 /** The options every server takes, from the common settings. */
-function common(o: ServeOptions): { logger?: Logger; errorPolicy?: ErrorPolicy } {
+function common(
+  o: ServeOptions,
+): { logger?: Logger; errorPolicy?: ErrorPolicy } & AgentTracingOptions {
   return {
     ...(o.logger !== undefined && { logger: o.logger }),
+    ...(o.tracer !== undefined && { tracer: o.tracer }),
     ...(o.errorPolicy !== undefined && { errorPolicy: o.errorPolicy }),
   };
 }
