@@ -317,3 +317,13 @@ describe('cost when tracing is off', () => {
     expect(offenders).toEqual([]);
   });
 });
+
+describe('docs/observability.md', () => {
+  it('embeds examples/tracing.ts byte for byte', () => {
+    const doc = readFileSync(join(here, '../../../docs/observability.md'), 'utf8');
+    const m = /<!-- file: packages\/pool\/examples\/tracing\.ts -->\n```ts\n([\s\S]*?)```\n/.exec(
+      doc,
+    );
+    expect(m?.[1]).toBe(readFileSync(join(here, '../examples/tracing.ts'), 'utf8'));
+  });
+});
