@@ -1,0 +1,2 @@
+// @picket/http: being built (see README.md).
+export {};
