@@ -79,6 +79,8 @@ export class HealthService {
   readonly #services: ReadonlySet<string>;
   readonly #watches = new Map<ServerWritableStream<Buffer, Buffer>, string>();
   #status: ServingStatus;
+  /** after endWatches(): a Watch gets the status and is ended at once */
+  #ended = false;
 
   constructor(services: readonly string[], initial: ServingStatus) {
     this.#services = new Set(services);
@@ -101,6 +103,7 @@ export class HealthService {
 
   /** Ends every open Watch stream with OK (the server is going away). */
   endWatches(): void {
+    this.#ended = true;
     for (const call of [...this.#watches.keys()]) call.end();
     this.#watches.clear();
   }
@@ -136,11 +139,15 @@ export class HealthService {
           });
           return;
         }
+        call.write(encodeResponse(this.#wire(service)));
+        if (this.#ended) {
+          call.end();
+          return;
+        }
         this.#watches.set(call, service);
         const done = () => this.#watches.delete(call);
         call.on('cancelled', done);
         call.on('error', done);
-        call.write(encodeResponse(this.#wire(service)));
       },
     };
   }

@@ -137,6 +137,8 @@ export class ReflectionService {
   readonly #bySymbol = new Map<string, Buffer>();
   readonly #messages = new Set<string>();
   readonly #streams = new Set<ServerDuplexStream<Buffer, Buffer>>();
+  /** after endStreams(): new streams are refused (they would hold the shutdown) */
+  #ended = false;
 
   constructor(services: readonly string[]) {
     this.#services = [...services].sort();
@@ -151,6 +153,7 @@ export class ReflectionService {
 
   /** Ends every open ServerReflectionInfo stream with OK (the server is going away). */
   endStreams(): void {
+    this.#ended = true;
     for (const call of [...this.#streams]) call.end();
     this.#streams.clear();
   }
@@ -190,6 +193,10 @@ export class ReflectionService {
   implementation(): UntypedServiceImplementation {
     return {
       ServerReflectionInfo: (call: ServerDuplexStream<Buffer, Buffer>) => {
+        if (this.#ended) {
+          call.emit('error', { code: status.UNAVAILABLE, details: 'server is closing' });
+          return;
+        }
         this.#streams.add(call);
         const done = () => this.#streams.delete(call);
         call.on('data', (raw: Buffer) => {
