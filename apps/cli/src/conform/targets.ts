@@ -72,7 +72,10 @@ class ReverseTarget implements RawTarget {
     private readonly agentId: string,
     private readonly limits: Limits,
   ) {
+    // a queued socket that breaks is dropped when its turn comes (it is destroyed by then)
+    server.on('error', () => {});
     server.on('connection', (socket: Socket) => {
+      socket.on('error', () => socket.destroy());
       this.waiting.push(socket);
       this.wake?.();
     });
