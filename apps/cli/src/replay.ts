@@ -262,6 +262,24 @@ function describeExchange(x: Exchange): string {
   return `connection ${x.conn} #${x.index} ${x.type}${what} (correlation id ${x.cid})`;
 }
 
+// ------------------------------------------------------------------------------------ output
+
+/**
+ * main() exits the process right after a command returns, and stdout to a pipe is written
+ * asynchronously: a long --show would lose its tail. Lines are kept here and flushed, with a wait
+ * for the write to finish, before returning.
+ */
+const pending: string[] = [];
+
+function print(line: string): void {
+  pending.push(`${line}\n`);
+}
+
+function flush(): Promise<void> {
+  const text = pending.splice(0).join('');
+  return new Promise((resolve) => process.stdout.write(text, () => resolve()));
+}
+
 // ------------------------------------------------------------------------------------ --show
 
 /** Bytes as base64 so a decoded payload prints as JSON. */
@@ -290,7 +308,7 @@ function decodedPayload(f: TapFrame): unknown {
 }
 
 function show(records: TapRecord[], json: boolean): void {
-  const out = (line: string) => process.stdout.write(`${line}\n`);
+  const out = print;
   for (const r of records) {
     if (json) {
       const body =
@@ -384,6 +402,7 @@ export async function replay(args: string[]): Promise<number> {
   }
   if (v.show) {
     show(records, v.json === true);
+    await flush();
     return EXIT_OK;
   }
   const header = (records[0] as Extract<TapRecord, { type: 1 }>).header;
@@ -405,7 +424,7 @@ export async function replay(args: string[]): Promise<number> {
     return EXIT_USAGE;
   }
 
-  const say = (line: string) => process.stdout.write(`${escapeForLog(line)}\n`);
+  const say = (line: string) => print(escapeForLog(line));
   const results: Record<string, unknown>[] = [];
   let same = 0;
   let differ = 0;
@@ -418,6 +437,7 @@ export async function replay(args: string[]): Promise<number> {
     try {
       t = await V2Transport.connect(agentId, ep, options);
     } catch (err) {
+      await flush();
       process.stderr.write(`picket replay: ${connectFailure(err, ep)}\n`);
       return EXIT_USAGE;
     }
@@ -476,9 +496,17 @@ export async function replay(args: string[]): Promise<number> {
   }
   const summary = `replayed ${same + differ} answer(s) from ${m.conns.length} connection(s) to ${formatEndpoint(ep)}: ${same} identical, ${differ} different, ${skipped} event(s) without a recorded answer skipped, ${m.unreadable} undecodable frame(s) ignored`;
   if (v.json) {
-    process.stdout.write(
-      `${jsonForLog({ identical: differ === 0, same, differ, skipped, undecodable: m.unreadable, results })}\n`,
+    print(
+      jsonForLog({
+        identical: differ === 0,
+        same,
+        differ,
+        skipped,
+        undecodable: m.unreadable,
+        results,
+      }),
     );
   } else say(summary);
+  await flush();
   return differ === 0 ? EXIT_OK : EXIT_FAILURE;
 }

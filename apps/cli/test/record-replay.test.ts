@@ -77,6 +77,8 @@ interface Shown {
 async function show(file: string): Promise<Shown[]> {
   const r = await run(['replay', file, '--show', '--json']);
   expect(r.code, r.err).toBe(0);
+  // a recording cut short would be reported here
+  expect(r.err).toBe('');
   return r.out
     .trim()
     .split('\n')
@@ -308,6 +310,59 @@ describe('picket record + replay', () => {
     );
   });
 
+  it('another agent id is a difference unless --ignore-agent-id', async () => {
+    const renamedSock = dir.path('renamed.sock');
+    const renamed = picket([
+      'serve',
+      'denylist',
+      '--agent-id',
+      'renamed-agent',
+      '--listen',
+      `unix:${renamedSock}`,
+      '--block-path',
+      '/admin',
+      '--block-ip',
+      '10.0.0.0/8',
+    ]);
+    await ready(renamed, /listening on unix:/);
+    const strict = await run(['replay', rec, '--to', `unix:${renamedSock}`]);
+    expect(strict.code).toBe(1);
+    expect(strict.out).toContain(
+      'connection 1: agent id differs: recorded denylist-agent, replayed renamed-agent (--ignore-agent-id to accept)',
+    );
+    const lenient = await run(['replay', rec, '--to', `unix:${renamedSock}`, '--ignore-agent-id']);
+    expect(lenient.code, lenient.out).toBe(0);
+  });
+
+  it('many concurrent connections through the tap: same decisions, each recorded apart', async () => {
+    const tap = dir.path('tap-many.sock');
+    const out = dir.path('many.rec');
+    const recorder = picket([
+      'record',
+      '--listen',
+      tap,
+      '--to',
+      `unix:${agentSock}`,
+      '--out',
+      out,
+      '--no-redact',
+    ]);
+    await ready(recorder, /^recording /m);
+    const n = 12;
+    const all = ['msgpack', 'json', 'cbor'] as const;
+    const tapped = await Promise.all(
+      Array.from({ length: n }, (_, i) => traffic(tap, [all[i % 3] as Encoding])),
+    );
+    const expected = await Promise.all(all.map((e) => traffic(agentSock, [e])));
+    for (const [i, t] of tapped.entries()) expect(t).toEqual(expected[i % 3]);
+    expect(await stop(recorder)).toBe(0);
+    const records = await show(out);
+    expect(records.filter((r) => r.record === 'conn_start')).toHaveLength(n);
+    expect(records.filter((r) => r.record === 'frame' && r.error !== undefined)).toHaveLength(0);
+    const r = await run(['replay', out, '--to', `unix:${agentSock}`]);
+    expect(r.code, r.out + r.err).toBe(0);
+  });
+
   it('bad usage and unreadable files exit 2', async () => {
     expect((await run(['replay', rec])).code).toBe(2);
     const missing = await run(['replay', dir.path('nope.rec'), '--to', `unix:${agentSock}`]);
@@ -431,5 +486,95 @@ describe('tap robustness', () => {
     const frames = (await show(out)).filter((r) => r.record === 'frame');
     expect(frames[0]?.error).toBe('frame length 16777218 exceeds the 16777216-byte limit');
     expect(frames[0]?.dir).toBe('proxy->agent');
+  });
+
+  it('keeps backpressure: a slow agent holds the proxy back instead of the tap buffering', async () => {
+    const fakeSock = dir.path('slow.sock');
+    let agentSide: net.Socket | undefined;
+    let got = 0;
+    const fake = net.createServer((socket) => {
+      agentSide = socket;
+      socket.pause(); // an agent that does not read yet
+      socket.on('data', (d) => {
+        got += d.length;
+      });
+    });
+    await new Promise<void>((r) => fake.listen(fakeSock, () => r()));
+    const tap = dir.path('tap-slow.sock');
+    const recorder = picket([
+      'record',
+      '--listen',
+      tap,
+      '--to',
+      `unix:${fakeSock}`,
+      '--out',
+      dir.path('slow.rec'),
+    ]);
+    await ready(recorder, /^recording /m);
+    const proxy = net.connect(tap);
+    await new Promise<void>((r) => proxy.once('connect', () => r()));
+    await until('the agent connection', () => agentSide !== undefined);
+    const total = 32 * 1024 * 1024;
+    proxy.write(Buffer.alloc(total, 0xff));
+    // wait until the proxy's queue stops shrinking: the tap has read all it is going to
+    let last = -1;
+    await until('a stable queue', () => {
+      const now = proxy.writableLength;
+      const stable = now === last;
+      last = now;
+      return stable;
+    });
+    // kernel socket buffers and the tap's stream buffers hold a little; the rest waits at the proxy
+    expect(proxy.writableLength).toBeGreaterThan(total - 8 * 1024 * 1024);
+    agentSide?.resume();
+    await until('every byte at the agent', () => got === total, 60_000);
+    proxy.destroy();
+    expect(await stop(recorder)).toBe(0);
+    await new Promise<void>((r) => fake.close(() => r()));
+  });
+});
+
+describe('legacy v1 through the tap', () => {
+  it('records v1+unix: traffic and replays it to a v1 agent and to a v2 agent', async () => {
+    const v1Sock = dir.path('agent-v1.sock');
+    const agent = picket([
+      'serve',
+      'denylist',
+      '--listen',
+      `v1+unix:${v1Sock}`,
+      '--block-path',
+      '/admin',
+    ]);
+    await ready(agent, /listening on v1\+unix:/);
+    const tap = dir.path('tap-v1.sock');
+    const out = dir.path('v1.rec');
+    const recorder = picket([
+      'record',
+      '--listen',
+      `v1+unix:${tap}`,
+      '--to',
+      `v1+unix:${v1Sock}`,
+      '--out',
+      out,
+      '--no-redact',
+    ]);
+    await ready(recorder, /^recording /m);
+    const viaTap = await traffic(`v1+unix:${tap}`, ['json']);
+    const direct = await traffic(`v1+unix:${v1Sock}`, ['json']);
+    expect(viaTap).toEqual(direct);
+    expect(await stop(recorder)).toBe(0);
+    const records = await show(out);
+    expect(records[0]).toMatchObject({ record: 'header', protocol: 'v1' });
+    const frames = records.filter((r) => r.record === 'frame');
+    expect(frames.length).toBeGreaterThan(0);
+    for (const f of frames) expect(f.error).toBeUndefined();
+    const same = await run(['replay', out, '--to', `v1+unix:${v1Sock}`]);
+    expect(same.code, same.out + same.err).toBe(0);
+    const v2 = await run(['replay', out, '--to', `unix:${agentSock}`]);
+    // the v2 agent also blocks 10.0.0.0/8: the one request from there differs
+    expect(v2.code).toBe(1);
+    expect(v2.out).toMatch(
+      /POST \/api\/items\?id=3 .*differs:\n {2}decision: recorded allow, replayed block 403 "Forbidden IP"/,
+    );
   });
 });

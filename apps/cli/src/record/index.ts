@@ -20,7 +20,7 @@ Where:
   --listen <endpoint>   the tap's socket: unix:/path (or a path); v1+unix:/path for v1
   --to <endpoint>       the agent: unix:/path (v2 binary protocol) or v1+unix:/path (v1)
   --out <file>          the recording (created with mode 0600); read it back with
-                        'picket replay --show <file>', replay it with 'picket replay'
+                        'picket replay <file> --show', replay it with 'picket replay'
 
 Options:
   --no-redact           record header values and bodies as they are (needed by
