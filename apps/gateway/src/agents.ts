@@ -133,10 +133,6 @@ async function addProxAgent(
     connectionsPerAgent: 1,
     // the transport bounds its own wait for ready; the pool must not give up before it
     connectTimeoutMs: readyMs + 1_000,
-    // The pool sets a connection aside after a few failed calls in a row until a ping
-    // succeeds, but prox has no ping: the plugin's only connection would stay aside for
-    // good. Its calls already get the failure mode, and the circuit breaker still applies.
-    maxConsecutiveErrors: Number.MAX_SAFE_INTEGER,
   });
   if (open === 0) {
     throw new Error(processes.proxError(a.name) ?? `prox plugin not ready within ${readyMs} ms`);

@@ -329,7 +329,8 @@ describe('upstreams.<name>.targets_from', () => {
       },
       routes: [{ name: 'dyn', path_prefix: '/', upstream: 'dyn' }],
     });
-    await until(async () => (await get(gw.base, '/x')).status === 200, 20_000);
+    // (the pool's next health probe, at most 5 s away, lets the plugin's connection back in)
+    await until(async () => (await get(gw.base, '/x')).status === 200, 30_000);
     expect(JSON.parse((await get(gw.base, '/x')).text).upstream).toBe('a');
     const p = await processOf(admin, 'disco');
     expect(p).toMatchObject({ kind: 'prox', state: 'ready', restarts: 0 });
@@ -358,7 +359,8 @@ describe('a prox plugin that does not answer for a while', () => {
     // more unanswered calls in a row than the pool's error threshold (3)
     for (let i = 0; i < 4; i++) expect((await get(gw.base, `/hang/${i}`)).status).toBe(503);
     // the plugin answers again: so does the gateway (after the circuit breaker's pause)
-    await until(async () => (await get(gw.base, '/x')).status === 200, 20_000);
+    // (the pool's next health probe, at most 5 s away, lets the plugin's connection back in)
+    await until(async () => (await get(gw.base, '/x')).status === 200, 30_000);
   }, 60_000);
 });
 

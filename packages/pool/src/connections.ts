@@ -153,7 +153,20 @@ export class Connections {
   probe(agent: AgentState): void {
     if (agent.removed || this.ctx.closing) return;
     for (const conn of agent.connections.values()) {
-      if (conn.probing || conn.pingUnsupported) continue;
+      if (conn.probing) continue;
+      if (conn.pingUnsupported) {
+        // No ping on this wire (prox): a connection set aside after errors in a row would stay
+        // aside for good. If its transport still reports healthy, it gets another chance one
+        // probe interval later (new errors set it aside again; the circuit breaker still applies).
+        if (
+          conn.consecutiveErrors >= agent.options.maxConsecutiveErrors &&
+          conn.transport.isHealthy()
+        ) {
+          conn.consecutiveErrors = 0;
+          this.selector.changed(agent);
+        }
+        continue;
+      }
       conn.probing = true;
       const timeoutMs = Math.min(agent.options.pingTimeoutMs, agent.options.healthCheckIntervalMs);
       Promise.resolve()

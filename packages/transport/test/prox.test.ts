@@ -164,3 +164,28 @@ describe('a pool over a prox plugin that dies', () => {
     ).toHaveProperty('block');
   });
 });
+
+describe('a pool over a prox plugin that stops answering for a while', () => {
+  it('unanswered calls in a row do not shut the plugin out for good (prox has no ping)', async () => {
+    const pool = createPool({ connectTimeoutMs: 20_000, failureMode: 'closed', prox: PROX });
+    cleanups.push(() => pool.close());
+    await pool.addAgent('deny', ENDPOINT, {
+      requestTimeoutMs: 300,
+      healthCheckIntervalMs: 200,
+      circuitBreaker: false,
+    });
+    // more unanswered calls in a row than the pool's error threshold (3): each gets the failure mode
+    for (let i = 0; i < 4; i++) {
+      const r = await pool.sendRequestHeaders('deny', goldenRequest(`/hang/${i}`));
+      expect(r.decision).toHaveProperty('block');
+    }
+    // the plugin answers again, and the pool uses it again (before the fix: set aside for good)
+    const allowed = async (): Promise<boolean> =>
+      (await pool.sendRequestHeaders('deny', goldenRequest('/ok'))).decision === 'allow';
+    const end = Date.now() + 20_000;
+    while (!(await allowed())) {
+      if (Date.now() > end) throw new Error('the pool never used the plugin again');
+      await new Promise((r) => setTimeout(r, 50));
+    }
+  }, 60_000);
+});
