@@ -329,7 +329,6 @@ describe('upstreams.<name>.targets_from', () => {
       },
       routes: [{ name: 'dyn', path_prefix: '/', upstream: 'dyn' }],
     });
-    // (the pool's next health probe, at most 5 s away, lets the plugin's connection back in)
     await until(async () => (await get(gw.base, '/x')).status === 200, 30_000);
     expect(JSON.parse((await get(gw.base, '/x')).text).upstream).toBe('a');
     const p = await processOf(admin, 'disco');
