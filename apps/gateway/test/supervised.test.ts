@@ -388,7 +388,7 @@ describe('an agent process that never becomes ready', () => {
       }),
     ]);
     await expect(zentinel).rejects.toThrow(
-      /process exited \(1\)[^]*cannot start: agents\.mute\.command: agent process ".*" was not accepting connections on unix:.*never\.sock within 1500 ms/,
+      /process exited \(1\)[\s\S]*cannot start: agents\.mute\.command: agent process ".*" was not accepting connections on unix:.*never\.sock within 1500 ms/,
     );
     const pid = Number(readFileSync(pidFile, 'utf8'));
     expect(alive(pid)).toBe(false);

@@ -29,7 +29,9 @@ function agent() {
     for (let f = decoder.next(); f !== undefined; f = decoder.next()) frames.push(f);
     for (const w of waiters.splice(0)) w();
   });
-  const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)));
+  const exited = new Promise<number | null>((resolve) =>
+    child.once('exit', (code) => resolve(code)),
+  );
   return {
     child,
     frames,
