@@ -3,7 +3,7 @@
  * replayer, `picket serve denylist` as the agent, the @picket/transport facade as the proxy.
  */
 import { type ChildProcess, spawn } from 'node:child_process';
-import { readFileSync } from 'node:fs';
+import { readFileSync, statSync } from 'node:fs';
 import * as net from 'node:net';
 import { fileURLToPath } from 'node:url';
 import type { AgentResponse, Encoding } from '@picket/protocol';
@@ -293,7 +293,31 @@ describe('picket record + replay', () => {
     ]);
     await ready(recorder, /^recording .*\(redacted\)/m);
     await traffic(tap2, ['json']);
+    // the tap's socket is born 0660 (owner and group), like picket serve's
+    expect(statSync(tap2).mode & 0o777).toBe(0o660);
+    // a hostile uri: shown escaped, never as a raw escape sequence
+    const t = await V2Transport.connect('x', tap2, { encodings: ['json'] });
+    await t.sendRequestHeaders({
+      metadata: {
+        correlation_id: 'evil',
+        request_id: 'evil',
+        client_ip: '192.0.2.66',
+        client_port: 1,
+        protocol: 'HTTP/1.1',
+        timestamp: '2026-01-01T00:00:00+00:00',
+      },
+      method: 'GET',
+      uri: '/\x1b[2J\nforged line',
+      headers: {},
+    });
+    await t.close();
     expect(await stop(recorder)).toBe(0);
+    expect(statSync(redacted).mode & 0o777).toBe(0o600);
+    const text = await run(['replay', redacted, '--show']);
+    expect(text.code).toBe(0);
+    expect(text.out).not.toContain('\x1b');
+    expect(text.out).not.toMatch(/^forged line/m);
+    expect(text.out).toContain('\\u001b[2J\\nforged line');
     const bytes = readFileSync(redacted);
     expect(bytes.includes('top-secret-token')).toBe(false);
     expect(bytes.includes('hello')).toBe(false);

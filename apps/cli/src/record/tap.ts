@@ -258,7 +258,7 @@ class Tapped {
   destroy(): void {
     this.because('recorder stopped');
     this.proxy.destroy();
-    this.agent?.destroy();
+    this.agent.destroy();
   }
 
   private frame(f: Omit<TapFrame, 'conn' | 'ts'>): void {
@@ -266,6 +266,15 @@ class Tapped {
   }
 
   private observe(dir: Dir, chunk: Uint8Array): void {
+    // recording is a side job: whatever goes wrong in it must not stop the relay
+    try {
+      this.record(dir, chunk);
+    } catch (err) {
+      this.o.log(`connection ${this.id}: recording failed: ${escapeForLog(String(err))}`);
+    }
+  }
+
+  private record(dir: Dir, chunk: Uint8Array): void {
     for (const piece of this.split[dir].push(chunk)) {
       if ('broken' in piece) {
         const n = piece.broken.length;
