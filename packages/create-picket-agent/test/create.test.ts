@@ -137,6 +137,27 @@ describe('the generated project', () => {
     expect(run(['--help']).out).toContain('--picket-from');
   });
 
+  it('once packed (as published), asks for the ranges its own manifest was published with', async () => {
+    const dir = tempDir();
+    const packed = await exec('pnpm', ['pack', '--pack-destination', dir], { cwd: pkgDir });
+    expect(packed.status, packed.stdout + packed.stderr).toBe(0);
+    const tgz = join(dir, `create-picket-agent-${json(join(pkgDir, 'package.json')).version}.tgz`);
+    expect((await exec('tar', ['-xzf', tgz, '-C', dir])).status).toBe(0);
+    const published = json(join(dir, 'package', 'package.json')).devDependencies;
+    const project = join(dir, 'out');
+    const r = await exec(process.execPath, [
+      join(dir, 'package', 'bin', 'create-picket-agent.js'),
+      project,
+    ]);
+    expect(r.status, r.stderr).toBe(0);
+    const manifest = json(join(project, 'package.json'));
+    expect(manifest.dependencies['@picket/uds']).toBe(published['@picket/uds']);
+    expect(manifest.dependencies['@picket/uds']).toMatch(/^\^\d+\.\d+\.\d+$/);
+    expect(manifest.devDependencies.vitest).toBe(published.vitest);
+    expect(manifest.devDependencies.vitest).not.toMatch(/catalog|workspace/);
+    expect(existsSync(join(project, '.gitignore'))).toBe(true);
+  });
+
   it('--picket-from points every @picket package, direct or not, at its tarball', async () => {
     const tarballs = tempDir();
     const names = ['protocol', 'codec', 'framing', 'uds', 'pool', 'transport', 'testing'];
