@@ -387,6 +387,26 @@ describe('picket record + replay', () => {
     expect(r.code, r.out + r.err).toBe(0);
   });
 
+  it('record and replay document their options', async () => {
+    const rec = await run(['record', '--help']);
+    expect(rec.code).toBe(0);
+    for (const f of ['--listen', '--to', '--out', '--no-redact', '--verbose'])
+      expect(rec.out).toContain(f);
+    const rep = await run(['replay', '--help']);
+    expect(rep.code).toBe(0);
+    for (const f of [
+      '--to',
+      '--ignore',
+      '--ignore-agent-id',
+      '--show',
+      '--encoding',
+      'Exit codes',
+    ]) {
+      expect(rep.out).toContain(f);
+    }
+    expect((await run(['help', 'replay'])).out).toBe(rep.out);
+  });
+
   it('bad usage and unreadable files exit 2', async () => {
     expect((await run(['replay', rec])).code).toBe(2);
     const missing = await run(['replay', dir.path('nope.rec'), '--to', `unix:${agentSock}`]);
