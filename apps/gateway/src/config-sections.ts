@@ -2,6 +2,8 @@
  * Validation of the config's sections: upstreams, agents, routes (with their
  * path policy) and server limits. Each collects its problems in the Checker.
  */
+
+import { DEFAULT_PATH_POLICY, ESCAPED_SLASHES, normalizePath, type PathPolicy } from '@picket/http';
 import { detectTransport, readTokenFile } from '@picket/transport';
 import { type Checker, HOST, isObj, type Obj } from './config-check.js';
 import { PROCESS_KEYS, PROX_ENDPOINT, parseAgentProcess } from './config-process.js';
@@ -21,12 +23,6 @@ import {
   type ServerConfig,
   type UpstreamConfig,
 } from './config-types.js';
-import {
-  DEFAULT_PATH_POLICY,
-  ESCAPED_SLASHES,
-  normalizePath,
-  type PathPolicy,
-} from './path-policy.js';
 
 /** the longest any of the client timeouts may be set to (one day) */
 const MAX_CLIENT_TIMEOUT_MS = 86_400_000;

@@ -2,20 +2,12 @@
  * The gateway configuration's resolved shape (what the rest of the gateway works
  * with), its error type and its defaults. Parsing is in config.ts.
  */
-import type { PathPolicy } from './path-policy.js';
+import type { AgentEvent, BodyMode, PathPolicy } from '@picket/http';
 
-/** Events the gateway can send to an agent, as named in the config. */
-export const GATEWAY_EVENTS = [
-  'request_headers',
-  'request_body',
-  'response_headers',
-  'response_body',
-  'request_complete',
-] as const;
-export type GatewayEvent = (typeof GATEWAY_EVENTS)[number];
-
-/** How body events are sent: the whole body at once, or chunk by chunk. */
-export type BodyMode = 'buffer' | 'stream';
+/** Events the gateway can send to an agent, as named in the config (the engine's events). */
+export { AGENT_EVENTS as GATEWAY_EVENTS } from '@picket/http';
+export type GatewayEvent = AgentEvent;
+export type { BodyMode };
 
 /** An upstream HTTP server, or the servers a prox plugin names (`targets_from`). */
 export interface UpstreamConfig {
@@ -75,7 +67,7 @@ export interface RouteConfig {
   upstream: string;
   /** agent names, consulted in this order */
   agents: readonly string[];
-  /** how the request path is normalised or refused (see path-policy.ts) */
+  /** how the request path is normalised or refused (see @picket/http's path policy) */
   path: PathPolicy;
 }
 

@@ -2,8 +2,9 @@
  * `--demo`: sends scripted requests through a running gateway, prints what
  * each agent decided, and says whether every outcome was the expected one.
  */
+
+import type { ExchangeSummary } from '@picket/http';
 import { request } from 'undici';
-import type { ExchangeSummary } from './exchange.js';
 import type { Gateway } from './gateway.js';
 
 /** One scripted request and what must come of it. */

@@ -11,14 +11,16 @@ import {
   type ServerResponse,
 } from 'node:http';
 import type { AddressInfo } from 'node:net';
+import { type EngineRoute, type ExchangeSummary, HttpEngine } from '@picket/http';
 import type { AgentPool } from '@picket/pool';
 import { escapeForLog, jsonForLog } from '@picket/protocol';
 import type { ProxTargetsPush } from '@picket/prox';
 import type { AgentProcesses } from './agent-processes.js';
-import type { GatewayConfig, ServerConfig } from './config.js';
+import type { AgentConfig, GatewayConfig, RouteConfig, ServerConfig } from './config.js';
 import { parseListen } from './config.js';
-import { Exchange, type ExchangeSummary } from './exchange.js';
+import { upstreamHop } from './exchange-upstream.js';
 import { GatewayMetrics } from './metrics.js';
+import { routeRequest } from './routes.js';
 import { pushIsFor, Upstream } from './upstream-targets.js';
 
 export { Upstream } from './upstream-targets.js';
@@ -38,16 +40,6 @@ export const stderrLogger: GatewayLogger = {
   warn: (m) => console.error(`warn: ${escapeForLog(m)}`),
   error: (m) => console.error(`error: ${escapeForLog(m)}`),
 };
-
-/** What an exchange needs from the gateway. */
-export interface GatewayCore {
-  readonly config: GatewayConfig;
-  readonly pool: AgentPool;
-  readonly upstreams: ReadonlyMap<string, Upstream>;
-  readonly metrics: GatewayMetrics;
-  readonly log: GatewayLogger;
-  finished(summary: ExchangeSummary): void;
-}
 
 export interface GatewayOptions {
   /** the agent pool with every configured agent added */
@@ -94,11 +86,13 @@ export interface BoundAddress {
  * The reverse proxy. `await new Gateway(config, { pool }).listen()`, then
  * `close()`. Emits `exchange` with a summary of every finished request.
  */
-export class Gateway extends EventEmitter<GatewayEventMap> implements GatewayCore {
+export class Gateway extends EventEmitter<GatewayEventMap> {
   readonly metrics = new GatewayMetrics();
   readonly upstreams = new Map<string, Upstream>();
   readonly pool: AgentPool;
   readonly log: GatewayLogger;
+  /** runs each proxied request (@picket/http) */
+  private readonly engine: HttpEngine;
   private readonly server: Server;
   private adminServer: Server | undefined;
   private readonly transports: ReadonlyMap<string, string>;
@@ -116,6 +110,7 @@ export class Gateway extends EventEmitter<GatewayEventMap> implements GatewayCor
     this.transports = options.agentTransports ?? new Map();
     this.processes = options.processes;
     for (const u of config.upstreams.values()) this.upstreams.set(u.name, new Upstream(u));
+    this.engine = this.createEngine();
     const processes = this.processes;
     if (processes && [...this.upstreams.values()].some((u) => u.config.targetsFrom)) {
       const onTargets = (agent: string, push: ProxTargetsPush) => this.applyTargets(agent, push);
@@ -259,9 +254,36 @@ export class Gateway extends EventEmitter<GatewayEventMap> implements GatewayCor
     );
   }
 
-  /** @internal called by each exchange when it is over */
-  finished(summary: ExchangeSummary): void {
-    this.emit('exchange', summary);
+  /**
+   * The engine with the gateway's routes (each config route with its agent chain and
+   * its upstream as the next hop, resolved once) and metrics.
+   */
+  private createEngine(): HttpEngine {
+    const routes = this.config.routes.map((r): RouteConfig & EngineRoute => ({
+      ...r,
+      upstreamId: r.upstream,
+      chain: r.agents.map((n) => this.config.agents.get(n) as AgentConfig),
+      nextHop: upstreamHop(this.upstreams.get(r.upstream) as Upstream, this.metrics),
+    }));
+    const m = this.metrics;
+    return new HttpEngine({
+      pool: this.pool,
+      router: (host, target) => routeRequest(routes, host, target),
+      clientIpHeader: this.config.clientIpHeader,
+      log: this.log,
+      hooks: {
+        exchangeStarted: () => {
+          m.inFlight++;
+        },
+        agentDecision: (agent, event, decision) => m.agentDecision(agent, event, decision),
+        nextHopError: (upstream, kind) => m.upstreamError(upstream, kind),
+        exchangeFinished: (s) => {
+          m.inFlight--;
+          m.request(s.route ?? '', s.status, s.outcome, s.durationMs / 1000);
+          this.emit('exchange', s);
+        },
+      },
+    });
   }
 
   private handle(req: IncomingMessage, res: ServerResponse, adminOnly: boolean): void {
@@ -282,7 +304,7 @@ export class Gateway extends EventEmitter<GatewayEventMap> implements GatewayCor
         return;
       }
     }
-    void new Exchange(this, req, res).run();
+    void this.engine.handle(req, res);
   }
 
   private serveMetrics(req: IncomingMessage, res: ServerResponse): void {

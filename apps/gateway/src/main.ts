@@ -16,6 +16,7 @@
 import { createServer } from 'node:net';
 import { resolve } from 'node:path';
 import { parseArgs } from 'node:util';
+import type { ExchangeSummary } from '@picket/http';
 import { escapeForLog } from '@picket/protocol';
 import { type AgentLayer, createAgentLayer } from './agents.js';
 import { ConfigError, type GatewayConfig, loadConfigFile, parseListen } from './config.js';
@@ -26,7 +27,6 @@ import {
   type EmbeddedSetup,
   startEmbedded,
 } from './embedded.js';
-import type { ExchangeSummary } from './exchange.js';
 import { type BoundAddress, Gateway, type GatewayLogger, stderrLogger } from './gateway.js';
 
 const USAGE = `usage: picket-gateway [--listen HOST:PORT] [--config FILE] [--demo] [--quiet]

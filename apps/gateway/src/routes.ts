@@ -1,8 +1,9 @@
 /**
  * Route matching: the first route whose host and path prefix both match wins.
  */
+import { normalizePath } from '@picket/http';
+import { lenientPath } from '@picket/http/internal';
 import type { RouteConfig } from './config.js';
-import { lenientPath, normalizePath } from './path-policy.js';
 
 /** The host part of a Host header, lower-cased, without port or trailing dot. */
 export function hostWithoutPort(hostHeader: string | undefined): string {
@@ -53,7 +54,10 @@ export function matchRoute(
 }
 
 /** The route and the path it sees, or why the path is refused (400). */
-export type Routing = { route: RouteConfig; uri: string } | { error: string } | undefined;
+export type Routing<R = RouteConfig> = { route: R; uri: string } | { error: string } | undefined;
+
+/** What routing reads of a route. */
+type Routable = Pick<RouteConfig, 'host' | 'pathPrefix' | 'path'>;
 
 /**
  * Finds the route for an origin-form target (`/path?query`): each route puts
@@ -63,11 +67,11 @@ export type Routing = { route: RouteConfig; uri: string } | { error: string } | 
  * ({@link lenientPath}), so a laxer route listed later cannot pick up what an
  * earlier one refused. A refused path no route takes is a 400, not a 404.
  */
-export function routeRequest(
-  routes: readonly RouteConfig[],
+export function routeRequest<R extends Routable>(
+  routes: readonly R[],
   hostHeader: string | undefined,
   target: string,
-): Routing {
+): Routing<R> {
   const host = hostWithoutPort(hostHeader);
   let refused: string | undefined;
   let lenient: string | null | undefined;

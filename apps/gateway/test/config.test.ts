@@ -1,6 +1,7 @@
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { DEFAULT_PATH_POLICY } from '@picket/http';
 import { afterEach, describe, expect, it } from 'vitest';
 import {
   ConfigError,
@@ -9,7 +10,6 @@ import {
   parseConfigText,
   parseListen,
 } from '../src/config.js';
-import { DEFAULT_PATH_POLICY } from '../src/path-policy.js';
 import { hostMatches, hostWithoutPort, matchRoute, pathMatches } from '../src/routes.js';
 import { APP_DIR } from './helpers.js';
 

@@ -1,15 +1,9 @@
 /** Unit tests: the path normaliser, the Host / request-target checks, policy-aware routing. */
+import { DEFAULT_PATH_POLICY, normalizePath, type PathPolicy } from '@picket/http';
+import { hostProblem, lenientPath, readTarget, removeDotSegments } from '@picket/http/internal';
 import { describe, expect, it } from 'vitest';
 import { ConfigError, parseConfig, type RouteConfig } from '../src/config.js';
-import {
-  DEFAULT_PATH_POLICY,
-  lenientPath,
-  normalizePath,
-  type PathPolicy,
-  removeDotSegments,
-} from '../src/path-policy.js';
 import { routeRequest } from '../src/routes.js';
-import { hostProblem, readTarget } from '../src/target.js';
 
 const strict = DEFAULT_PATH_POLICY;
 const ok = (target: string, policy: PathPolicy = strict) => {

@@ -1,3 +1,20 @@
+import { renderChallenge, renderDecision } from '@picket/http';
+import {
+  applyHeaderOps,
+  bodyPipeline,
+  type ChunkInfo,
+  cloneHeaders,
+  collect,
+  DecisionSignal,
+  firstForwardedAddress,
+  newTraceparent,
+  parseTraceparent,
+  rfc3339,
+  type StageHooks,
+  stripHopByHop,
+  toHeaderMap,
+  toOutgoing,
+} from '@picket/http/internal';
 import {
   type AgentResponse,
   allow,
@@ -8,26 +25,7 @@ import {
   replaceBody,
 } from '@picket/protocol';
 import { describe, expect, it } from 'vitest';
-import {
-  bodyPipeline,
-  type ChunkInfo,
-  collect,
-  DecisionSignal,
-  type StageHooks,
-} from '../src/body.js';
 import type { AgentConfig } from '../src/config.js';
-import { renderChallenge, renderDecision } from '../src/decisions.js';
-import {
-  applyHeaderOps,
-  cloneHeaders,
-  firstForwardedAddress,
-  newTraceparent,
-  parseTraceparent,
-  rfc3339,
-  stripHopByHop,
-  toHeaderMap,
-  toOutgoing,
-} from '../src/http-util.js';
 
 function agent(
   name: string,

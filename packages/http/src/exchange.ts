@@ -1,7 +1,7 @@
 /**
- * One proxied request, start to finish: route, request headers through the
- * agent chain, request body, upstream, response headers, response body,
- * request-complete — with every decision applied to the HTTP exchange.
+ * One request, start to finish: Host and target checks, route, request headers
+ * through the agent chain, request body, next hop, response headers, response
+ * body, request-complete — with every decision applied to the HTTP exchange.
  * The exchange's state and its answers to the client are in exchange-state.ts.
  */
 import { Readable } from 'node:stream';
@@ -13,12 +13,10 @@ import {
   type Headers,
   type RequestMetadata,
 } from '@picket/protocol';
-import type { Dispatcher } from 'undici';
 import { bodyPipeline, type ChunkInfo, collect, DecisionSignal, type StageHooks } from './body.js';
-import type { AgentConfig, GatewayEvent } from './config.js';
 import { errorResponse } from './decisions.js';
+import type { AgentEvent, AgentSpec, NextHopRequest, NextHopResponse } from './engine.js';
 import { ExchangeState } from './exchange-state.js';
-import { errorCode, requestUpstream, TIMEOUT_CODES, UpstreamFailure } from './exchange-upstream.js';
 import {
   counting,
   declaredLength,
@@ -30,7 +28,7 @@ import {
   resume,
   sendBodyChunk,
 } from './exchange-util.js';
-import type { Upstream } from './gateway.js';
+import { errorCode, TIMEOUT_CODES, UpstreamFailure } from './failure.js';
 import {
   applyHeaderOps,
   cloneHeaders,
@@ -41,20 +39,21 @@ import {
   stripHopByHop,
   toHeaderMap,
 } from './http-util.js';
-import { routeRequest } from './routes.js';
 import { readTarget } from './target.js';
 
-export type { AgentVerdict, ExchangeSummary } from './exchange-util.js';
-
-/** Runs one request; create with `new Exchange(core, req, res).run()`. */
+/** One request; {@link HttpEngine.handle} runs it. A next hop gets it as its second argument. */
 export class Exchange extends ExchangeState {
+  /** Handles the request; never rejects. */
   async run(): Promise<void> {
     try {
       await this.proxy();
-    } catch (e) {
+    } catch (thrown) {
+      // a decision reached while the body streamed on ends the exchange, whatever failed after it
+      const e = this.bodyDecision ?? thrown;
       if (e instanceof DecisionSignal) this.decide(e.agent, e.response);
+      else if (this.clientGone) return;
       else if (e instanceof UpstreamFailure) this.upstreamFailed(e);
-      else if (!this.clientGone) {
+      else {
         this.error = e instanceof Error ? e.message : String(e);
         this.outcome = 'error';
         this.core.log.error(`request ${this.correlationId} failed: ${this.error}`);
@@ -73,7 +72,7 @@ export class Exchange extends ExchangeState {
     if (!target.ok) return this.badRequest(target.reason);
     this.host = target.host;
     this.uri = target.pathAndQuery;
-    const routing = routeRequest(core.config.routes, target.host, target.pathAndQuery);
+    const routing = core.router(target.host, target.pathAndQuery);
     if (routing && 'error' in routing) return this.badRequest(routing.error);
     if (!routing) {
       this.outcome = 'no_route';
@@ -83,8 +82,7 @@ export class Exchange extends ExchangeState {
     const route = routing.route;
     this.uri = routing.uri;
     this.route = route;
-    this.upstream = core.upstreams.get(route.upstream);
-    this.chain = route.agents.map((n) => core.config.agents.get(n) as AgentConfig);
+    this.chain = route.chain;
 
     // --- request headers
     // the client's hop-by-hop headers go first: its Connection header can only name its own
@@ -151,18 +149,18 @@ export class Exchange extends ExchangeState {
     }
     if (this.clientGone) return;
 
-    // --- upstream
+    // --- next hop
     // agents' ops are applied by now: drop connection-level fields they may have set, but
-    // read no Connection tokens (they would name what the gateway and agents added)
+    // read no Connection tokens (they would name what the engine and agents added)
     const upstreamHeaders = dropHopByHopFields(fwd);
     setContentLength(upstreamHeaders, length);
     delete upstreamHeaders.expect;
     this.forwardHeaders = null;
-    const up = await this.sendUpstream(upstreamHeaders, body, replayable);
+    const up = await this.sendOn(upstreamHeaders, body, replayable);
 
     // --- response headers
     const status = up.statusCode;
-    // the upstream's Connection header names only its own headers, not the agents' or ours
+    // the next hop's Connection header names only its own headers, not the agents' or ours
     const respHeaders = stripHopByHop(toHeaderMap(up.headers));
     // (repeated identical Content-Length lines arrive as a list)
     const cl = up.headers['content-length'];
@@ -236,39 +234,45 @@ export class Exchange extends ExchangeState {
     if (e instanceof DecisionSignal || this.clientGone) throw e;
     const code = errorCode(e);
     const kind = code !== undefined && TIMEOUT_CODES.has(code) ? 'timeout' : 'error';
-    const name = this.upstream?.config.name ?? '';
-    this.core.metrics.upstreamError(name, kind);
+    const name = this.route?.upstreamId ?? '';
+    this.core.hooks.nextHopError?.(name, kind);
     throw new UpstreamFailure(kind, `upstream "${name}" response body: ${(e as Error).message}`);
   }
 
-  /** Sends the request upstream (see requestUpstream) for this exchange. */
-  private sendUpstream(
+  /** Sends the request to the next hop (the one given to `handle`, else the route's). */
+  private sendOn(
     headers: Headers,
     body: Buffer | Readable | undefined,
     replayable: boolean,
-  ): Promise<Dispatcher.ResponseData> {
-    const request = {
+  ): Promise<NextHopResponse> {
+    const nextHop = this.nextHop ?? this.route?.nextHop;
+    if (!nextHop) throw new Error(`no next hop for route ${JSON.stringify(this.route?.name)}`);
+    const request: NextHopRequest = {
       uri: this.uri,
-      method: (this.req.method ?? 'GET') as Dispatcher.HttpMethod,
+      method: this.req.method ?? 'GET',
       headers,
       body,
       replayable,
       signal: this.upstreamAbort.signal,
     };
-    return requestUpstream(
-      this.upstream as Upstream,
-      this.core.metrics,
-      request,
-      () => {
-        this.upstreamAttempts++;
-      },
-      (e) => {
-        // a decision or a gone client ends the exchange; it is no upstream failure
-        if (this.bodyDecision) throw this.bodyDecision;
-        if (e instanceof DecisionSignal) throw e;
-        if (this.clientGone) throw e;
-      },
-    );
+    // its failures reach run(), which tells a decision or a gone client from a next-hop failure
+    return nextHop(request, this);
+  }
+
+  /** A next hop counts each attempt (a retry too) for the summary and request-complete. */
+  countAttempt(): void {
+    this.upstreamAttempts++;
+  }
+
+  /**
+   * For a next hop whose attempt failed: throws when the exchange itself ended
+   * meanwhile (an agent decided, the client went away), which is no next-hop
+   * failure and must not be retried.
+   */
+  rethrowIfEnded(e: unknown): void {
+    if (this.bodyDecision) throw this.bodyDecision;
+    if (e instanceof DecisionSignal) throw e;
+    if (this.clientGone) throw e;
   }
 
   // ---------------------------------------------------------------- agents
@@ -285,7 +289,7 @@ export class Exchange extends ExchangeState {
       tls_version: null,
       tls_cipher: null,
       route_id: this.route?.name ?? null,
-      upstream_id: this.route?.upstream ?? null,
+      upstream_id: this.route?.upstreamId ?? null,
       timestamp: rfc3339(),
       traceparent: this.traceparent,
     };
@@ -297,8 +301,8 @@ export class Exchange extends ExchangeState {
    * mode, never a silent allow.
    */
   private async call(
-    agent: AgentConfig,
-    event: GatewayEvent,
+    agent: AgentSpec,
+    event: AgentEvent,
     send: (o: CallOptions) => Promise<AgentResponse>,
   ): Promise<AgentResponse> {
     let r: AgentResponse;
@@ -308,7 +312,7 @@ export class Exchange extends ExchangeState {
       r = failureResponse(agent, e);
     }
     this.verdicts.push({ agent: agent.name, event, decision: describeVerdict(r) });
-    this.core.metrics.agentDecision(agent.name, event, metricDecision(r));
+    this.core.hooks.agentDecision?.(agent.name, event, metricDecision(r));
     return r;
   }
 
@@ -328,9 +332,9 @@ export class Exchange extends ExchangeState {
   }
 
   private hooks(direction: 'request' | 'response'): StageHooks {
-    const event: GatewayEvent = direction === 'request' ? 'request_body' : 'response_body';
+    const event: AgentEvent = direction === 'request' ? 'request_body' : 'response_body';
     return {
-      send: async (agent: AgentConfig, c: ChunkInfo) => {
+      send: async (agent: AgentSpec, c: ChunkInfo) => {
         const r = await this.call(agent, event, (o) =>
           sendBodyChunk(this.core.pool, agent.name, direction, this.correlationId, c, o),
         );

@@ -1,11 +1,10 @@
 /**
- * The state of one exchange and how it ends: the answers the gateway writes to
- * the client (upstream response heads, generated responses, applied decisions,
+ * The state of one exchange and how it ends: the answers the engine writes to
+ * the client (next-hop response heads, generated responses, applied decisions,
  * cut connections) and the summary and request-complete once the client is done.
  * The phases that fill it in are in exchange.ts.
  */
 import { randomUUID } from 'node:crypto';
-import type { IncomingMessage, ServerResponse } from 'node:http';
 import { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import {
@@ -16,11 +15,18 @@ import {
   putOwn,
 } from '@picket/protocol';
 import { DecisionSignal } from './body.js';
-import type { AgentConfig, GatewayEvent, RouteConfig } from './config.js';
 import { errorResponse, type GeneratedResponse, renderDecision } from './decisions.js';
-import { errorCode, TIMEOUT_CODES, type UpstreamFailure } from './exchange-upstream.js';
+import type {
+  AgentEvent,
+  AgentSpec,
+  ClientRequest,
+  ClientResponse,
+  EngineRoute,
+  HttpEngine,
+  NextHop,
+} from './engine.js';
 import { type AgentVerdict, type ExchangeSummary, metricDecision } from './exchange-util.js';
-import type { GatewayCore, Upstream } from './gateway.js';
+import { errorCode, TIMEOUT_CODES, type UpstreamFailure } from './failure.js';
 import {
   applyHeaderOps,
   dropHopByHopFields,
@@ -40,9 +46,8 @@ export abstract class ExchangeState {
   protected readonly traceparent: string;
   protected readonly clientAbort = new AbortController();
   protected readonly upstreamAbort = new AbortController();
-  protected route: RouteConfig | undefined;
-  protected upstream: Upstream | undefined;
-  protected chain: AgentConfig[] = [];
+  protected route: EngineRoute | undefined;
+  protected chain: readonly AgentSpec[] = [];
   protected readonly verdicts: AgentVerdict[] = [];
   /** response header ops collected before the response headers exist */
   protected readonly pendingResponseOps: HeaderOp[] = [];
@@ -74,9 +79,11 @@ export abstract class ExchangeState {
   protected host: string | undefined;
 
   constructor(
-    protected readonly core: GatewayCore,
-    protected readonly req: IncomingMessage,
-    protected readonly res: ServerResponse,
+    protected readonly core: HttpEngine,
+    protected readonly req: ClientRequest,
+    protected readonly res: ClientResponse,
+    /** overrides the route's next hop */
+    protected readonly nextHop: NextHop | undefined,
   ) {
     const rid = req.headers['x-request-id'];
     this.requestId =
@@ -89,12 +96,12 @@ export abstract class ExchangeState {
     const incoming = req.headers.traceparent;
     this.traceparent =
       parseTraceparent(typeof incoming === 'string' ? incoming : undefined) ?? newTraceparent();
-    const trusted = core.config.clientIpHeader;
+    const trusted = core.clientIpHeader;
     this.clientIp =
       (trusted && firstForwardedAddress(req.headers[trusted])) ||
       normaliseIp(req.socket.remoteAddress);
     this.uri = req.url ?? '/';
-    core.metrics.inFlight++;
+    core.hooks.exchangeStarted?.();
     res.once('close', () => {
       if (!res.writableFinished && !this.cutByGateway && !this.decisionRaised) {
         this.clientDisconnected();
@@ -103,9 +110,7 @@ export abstract class ExchangeState {
     });
   }
 
-  /** Handles the request; never rejects. */
-
-  protected agentsFor(event: GatewayEvent): AgentConfig[] {
+  protected agentsFor(event: AgentEvent): AgentSpec[] {
     return this.chain.filter((a) => a.events.has(event));
   }
 
@@ -148,10 +153,10 @@ export abstract class ExchangeState {
       this.error = `response body: ${(e as Error).message}`;
       if (code !== undefined && TIMEOUT_CODES.has(code)) {
         this.outcome = 'upstream_timeout';
-        this.core.metrics.upstreamError(this.upstream?.config.name ?? '', 'timeout');
+        this.core.hooks.nextHopError?.(this.route?.upstreamId ?? '', 'timeout');
       } else {
         this.outcome = 'upstream_error';
-        this.core.metrics.upstreamError(this.upstream?.config.name ?? '', 'error');
+        this.core.hooks.nextHopError?.(this.route?.upstreamId ?? '', 'error');
       }
       this.cut();
     }
@@ -235,11 +240,10 @@ export abstract class ExchangeState {
     }
   }
 
-  /** Once per request, when the client's response is over: metrics, summary, request_complete. */
+  /** Once per request, when the client's response is over: request_complete, then the summary. */
   protected complete(): void {
     if (this.completed) return;
     this.completed = true;
-    this.core.metrics.inFlight--;
     const durationMs = performance.now() - this.started;
     const status = this.clientGone ? 499 : this.status;
     const summary: ExchangeSummary = {
@@ -249,7 +253,7 @@ export abstract class ExchangeState {
       uri: this.uri,
       clientIp: this.clientIp,
       route: this.route?.name ?? null,
-      upstream: this.route?.upstream ?? null,
+      upstream: this.route?.upstreamId ?? null,
       status,
       outcome: this.outcome,
       decidedBy: this.decidedBy,
@@ -260,7 +264,6 @@ export abstract class ExchangeState {
       durationMs,
       error: this.error,
     };
-    this.core.metrics.request(this.route?.name ?? '', status, this.outcome, durationMs / 1000);
     for (const agent of this.agentsFor('request_complete')) {
       const sent = this.core.pool
         .sendRequestComplete(
@@ -277,7 +280,7 @@ export abstract class ExchangeState {
           { timeoutMs: agent.timeoutMs },
         )
         .then((r) =>
-          this.core.metrics.agentDecision(agent.name, 'request_complete', metricDecision(r)),
+          this.core.hooks.agentDecision?.(agent.name, 'request_complete', metricDecision(r)),
         )
         .catch(() => {});
       this.agentCallsAtEnd.push(sent);
@@ -287,6 +290,6 @@ export abstract class ExchangeState {
     // Cleared once the cancels and request-completes above have gone out on that connection.
     const cid = this.correlationId;
     void Promise.allSettled(this.agentCallsAtEnd).then(() => this.core.pool.clearAffinity(cid));
-    this.core.finished(summary);
+    this.core.hooks.exchangeFinished?.(summary);
   }
 }

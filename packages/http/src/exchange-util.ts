@@ -3,7 +3,6 @@
  * descriptions, body framing checks, stream helpers, and the agent messages and
  * answers the gateway makes itself (body chunks, failure modes, over-limit blocks).
  */
-import type { IncomingMessage } from 'node:http';
 import type { AgentPool } from '@picket/pool';
 import {
   type AgentResponse,
@@ -12,17 +11,17 @@ import {
   decisionKind,
 } from '@picket/protocol';
 import type { ChunkInfo } from './body.js';
-import type { AgentConfig, GatewayEvent } from './config.js';
+import type { AgentEvent, AgentSpec, ClientRequest } from './engine.js';
 
 /** One agent answer as recorded for the exchange summary. */
 export interface AgentVerdict {
   agent: string;
-  event: GatewayEvent;
+  event: AgentEvent;
   /** `allow`, `allow (fail-open)`, `needs_more`, `block 403`, `redirect 302`, `challenge captcha`, `skipped (…)` */
   decision: string;
 }
 
-/** What happened to one request; emitted as the gateway's `exchange` event. */
+/** What happened to one request (`EngineHooks.exchangeFinished`; the gateway's `exchange` event). */
 export interface ExchangeSummary {
   correlationId: string;
   requestId: string;
@@ -68,7 +67,7 @@ export function metricDecision(r: AgentResponse): string {
 }
 
 /** A request carries a body when it says so (RFC 9112 §6.3). */
-export function requestHasBody(req: IncomingMessage): boolean {
+export function requestHasBody(req: ClientRequest): boolean {
   if (req.headers['transfer-encoding'] !== undefined) return true;
   const cl = req.headers['content-length'];
   return cl !== undefined && cl !== '0';
@@ -102,7 +101,7 @@ export async function* resume(
 }
 
 /** An agent call that threw (pool closed, caller error): the agent's failure mode decides. */
-export function failureResponse(agent: AgentConfig, e: unknown): AgentResponse {
+export function failureResponse(agent: AgentSpec, e: unknown): AgentResponse {
   const custom = { agent_id: agent.name, error: (e as Error).message };
   return agent.failureMode === 'open'
     ? agentResponse('allow', { tags: ['fail_open'], reasonCodes: ['AGENT_ERROR'], custom })
@@ -114,7 +113,7 @@ export function failureResponse(agent: AgentConfig, e: unknown): AgentResponse {
 
 /** A fail-closed agent's answer to a body over its `max_body_bytes` (`what` says which). */
 export function overLimitResponse(
-  agent: AgentConfig,
+  agent: AgentSpec,
   direction: 'request' | 'response',
   what: string,
   size: number,

@@ -5,7 +5,7 @@
  * has not cleared reaches the upstream (request) or the client (response).
  */
 import type { AgentResponse, BodyMutation } from '@picket/protocol';
-import type { AgentConfig } from './config.js';
+import type { AgentSpec } from './engine.js';
 
 /** A non-allow decision (or a refusal the gateway makes for an agent) that ends the exchange. */
 export class DecisionSignal extends Error {
@@ -35,7 +35,7 @@ export interface StageHooks {
    * Sends one chunk to the agent and resolves with its answer; throws
    * {@link DecisionSignal} when the answer is not allow.
    */
-  send(agent: AgentConfig, chunk: ChunkInfo): Promise<AgentResponse>;
+  send(agent: AgentSpec, chunk: ChunkInfo): Promise<AgentResponse>;
   /** the mutation field of this direction (`request_body_mutation` / `response_body_mutation`) */
   mutation(r: AgentResponse): BodyMutation | null;
   /**
@@ -43,7 +43,7 @@ export interface StageHooks {
    * response that stands in for the agent (fail-closed: a block), or undefined
    * to let the body through uninspected (fail-open).
    */
-  overLimit(agent: AgentConfig, size: number): AgentResponse | undefined;
+  overLimit(agent: AgentSpec, size: number): AgentResponse | undefined;
 }
 
 const EMPTY = Buffer.alloc(0);
@@ -58,7 +58,7 @@ const EMPTY = Buffer.alloc(0);
  */
 export async function* streamStage(
   input: AsyncIterable<Buffer>,
-  agent: AgentConfig,
+  agent: AgentSpec,
   hooks: StageHooks,
   totalSize: number | null,
 ): AsyncGenerator<Buffer> {
@@ -99,7 +99,7 @@ export async function* streamStage(
  */
 export async function* bufferStage(
   input: AsyncIterable<Buffer>,
-  agent: AgentConfig,
+  agent: AgentSpec,
   hooks: StageHooks,
 ): AsyncGenerator<Buffer> {
   const it = input[Symbol.asyncIterator]();
@@ -140,7 +140,7 @@ export async function* bufferStage(
 /** Chains one stage per agent over `source`. */
 export function bodyPipeline(
   source: AsyncIterable<Buffer>,
-  agents: readonly AgentConfig[],
+  agents: readonly AgentSpec[],
   hooks: StageHooks,
   totalSize: number | null,
 ): AsyncIterable<Buffer> {
