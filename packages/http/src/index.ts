@@ -37,3 +37,4 @@ export {
   type PathPolicy,
   type PathResult,
 } from './path-policy.js';
+export * from './adapters/index.js';
