@@ -52,7 +52,9 @@ Checks:
 The oversize, malformed and version checks write raw bytes on fresh
 connections: unix: and v1+unix: (picket dials), reverse+unix: and
 reverse+tcp:// (picket listens and answers the agent's registration itself;
-the agent must reconnect after each). After each, the agent must answer a
+the agent must reconnect after each), plaintext gRPC (one raw HTTP/2
+ProcessEvent call each; the size limit is grpc-js' 4 MiB default). After
+each, the agent must answer a
 request on a new connection, and it must never answer allow to malformed input.
 
 Options:

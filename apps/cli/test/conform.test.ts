@@ -10,6 +10,7 @@ import { tempDir } from './helpers.js';
 
 const BIN = fileURLToPath(new URL('../bin/picket.js', import.meta.url));
 const BROKEN = fileURLToPath(new URL('./fixtures/broken-agent.mjs', import.meta.url));
+const GRPC_ALLOW = fileURLToPath(new URL('./fixtures/grpc-allow-agent.mjs', import.meta.url));
 
 interface Proc {
   proc: ChildProcess;
@@ -107,7 +108,6 @@ const ALL = [
   'malformed:truncated',
   'version',
 ];
-const WIRE = ALL.slice(ALL.indexOf('oversize'));
 
 function expectAllPass(r: { code: number | null; out: string; err: string }, skipped: string[]) {
   const table = rows(r.out);
@@ -136,8 +136,8 @@ describe('picket conform against the reference agents', () => {
     await waitFor(serve, /listening on v1\+unix:/);
 
     expectAllPass(await conform([`unix:${d.path('echo.sock')}`]), []);
-    // gRPC has no raw byte stream to tamper with: the wire checks say so
-    expectAllPass(await conform([grpc]), WIRE);
+    // gRPC: the wire checks go as raw HTTP/2 ProcessEvent calls
+    expectAllPass(await conform([grpc]), []);
     // v1: no correlation ids and no handshake on the wire
     expectAllPass(await conform([`v1+unix:${d.path('v1.sock')}`]), ['correlation', 'version']);
   }, 90_000);
@@ -313,6 +313,28 @@ describe('picket conform against broken agents', () => {
     expect(rows(r.out).get('version')).toBe('FAIL');
     expect(r.out).toMatch(
       /version +offered only version 99: accepted, claiming protocol_version 99/,
+    );
+    expect(r.code).toBe(1);
+  });
+
+  it('a gRPC agent that answers allow to anything fails oversize and every malformed row', async () => {
+    const agent = spawnNode([GRPC_ALLOW]);
+    const port = (await waitFor(agent, /ready (\d+)/))[1] as string;
+    const r = await conform([
+      `grpc://127.0.0.1:${port}`,
+      '--timeout',
+      '2000',
+      '--only',
+      'oversize,malformed',
+    ]);
+    const table = rows(r.out);
+    expect([...table.keys()]).toEqual(ALL.slice(ALL.indexOf('oversize'), ALL.indexOf('version')));
+    expect(
+      [...table.values()].every((s) => s === 'FAIL'),
+      r.out,
+    ).toBe(true);
+    expect(r.out).toMatch(
+      /malformed:bad-payload +bytes that are no protobuf: the agent answered allow/,
     );
     expect(r.code).toBe(1);
   });

@@ -15,8 +15,17 @@ import {
   MAX_V1_MESSAGE_SIZE,
   MessageType,
 } from '@picket/protocol';
+import type { GrpcEndpoint } from '@picket/transport';
 import { type Check, type CheckResult, type ConformContext, fail, pass, skip } from './context.js';
 import * as ev from './events.js';
+import {
+  GRPC_DEFAULT_MAX_MESSAGE,
+  type GrpcOutcome,
+  grpcFrame,
+  grpcMessages,
+  grpcWireSupported,
+  rawGrpcCall,
+} from './grpc-wire.js';
 import type { RawTarget } from './targets.js';
 import {
   handshakeRequestBytes,
@@ -149,6 +158,7 @@ async function malformed(
 }
 
 /** A check on raw connections: skipped where the endpoint gives none. */
+/** A check on raw connections (UDS, v1, reverse): skipped where the endpoint gives none. */
 function wireCheck(
   name: string,
   run: (ctx: ConformContext, raw: RawTarget) => Promise<CheckResult>,
@@ -162,6 +172,65 @@ function wireCheck(
   };
 }
 
+/** `check`, with `grpc` run instead on plaintext gRPC endpoints. */
+function withGrpc(
+  check: Check,
+  grpc: (ctx: ConformContext, ep: GrpcEndpoint) => Promise<CheckResult>,
+): Check {
+  return {
+    name: check.name,
+    run(ctx) {
+      if (ctx.ep.kind !== 'grpc') return check.run(ctx);
+      const unsupported = grpcWireSupported(ctx.ep);
+      return unsupported === undefined ? grpc(ctx, ctx.ep) : Promise.resolve(skip(unsupported));
+    },
+  };
+}
+
+/** What a gRPC agent did with a raw call; only an OK answer that allows fails. */
+function grpcReaction(o: GrpcOutcome): Reaction {
+  if (o.status === 0 && o.decision === 'allow') return { allowed: true, text: 'answered allow' };
+  if (o.status !== undefined && o.status !== 0) {
+    return { allowed: false, text: `gRPC status ${o.status}${o.details ? ` (${o.details})` : ''}` };
+  }
+  if (o.error !== undefined) return { allowed: false, text: `call ended: ${o.error}` };
+  return { allowed: false, text: o.decision ? `answered ${o.decision}` : 'no answer' };
+}
+
+/** Undefined while a gRPC agent still answers a request on a new connection, else why not. */
+async function grpcStillServing(
+  ctx: ConformContext,
+  ep: GrpcEndpoint,
+): Promise<string | undefined> {
+  const o = await rawGrpcCall(
+    ep,
+    grpcFrame(grpcMessages.requestHeaders(ctx.nextId())),
+    ctx.timeoutMs,
+  );
+  if (o.status === 0 && o.decision !== undefined) return undefined;
+  return `afterwards a new connection gets no answer (${grpcReaction(o).text})`;
+}
+
+/** Each gRPC probe on a fresh connection; after each the agent must still serve. */
+function grpcProbes(
+  probes: (ctx: ConformContext) => [label: string, body: Buffer][],
+): (ctx: ConformContext, ep: GrpcEndpoint) => Promise<CheckResult> {
+  return async (ctx, ep) => {
+    const seen: string[] = [];
+    for (const [label, body] of probes(ctx)) {
+      const what = grpcReaction(await rawGrpcCall(ep, body, ctx.timeoutMs));
+      if (what.allowed) return fail(`${label}: the agent answered allow`);
+      seen.push(`${label}: ${what.text}`);
+      const dead = await grpcStillServing(ctx, ep);
+      if (dead !== undefined) return fail(`${label}: ${dead}`);
+    }
+    return pass(`${seen.join('; ')}; still serving`);
+  };
+}
+
+/** An HTTP request and noise: no frame of any protocol here. */
+const GARBAGE = Buffer.concat([utf8('GET / HTTP/1.1\r\nHost: agent\r\n\r\n'), randomBytes(64)]);
+
 const garbage = wireCheck('malformed:garbage', (ctx, raw) =>
   malformed(ctx, raw, [
     [
@@ -169,8 +238,7 @@ const garbage = wireCheck('malformed:garbage', (ctx, raw) =>
         ? 'bytes instead of a registration answer'
         : 'an HTTP request instead of a handshake',
       undefined,
-      (c) =>
-        c.write(Buffer.concat([utf8('GET / HTTP/1.1\r\nHost: agent\r\n\r\n'), randomBytes(64)])),
+      (c) => c.write(GARBAGE),
     ],
   ]),
 );
@@ -363,12 +431,57 @@ export async function rawCorrelation(ctx: ConformContext, raw: RawTarget): Promi
   }
 }
 
+const grpcGarbage = grpcProbes(() => [['bytes that are no gRPC message', GARBAGE]]);
+const grpcBadPayload = grpcProbes(() => [
+  ['bytes that are no protobuf', grpcFrame(Uint8Array.of(0xff, 0xff, 0xff, 0xff, 0x0f))],
+  // field 2 (request_headers, a message) sent as a varint: protobuf of the wrong shape
+  ['a known field of the wrong wire type', grpcFrame(Uint8Array.of(0x10, 0x01))],
+]);
+// field 99 (varint 1): a ProxyToAgent message none of whose known fields is set
+const grpcUnknownType = grpcProbes(() => [
+  ['an unknown message', grpcFrame(Uint8Array.of(0x98, 0x06, 0x01))],
+]);
+const grpcTruncated = grpcProbes((ctx) => {
+  const message = grpcMessages.requestHeaders(ctx.nextId());
+  return [['a message cut short, then end of stream', grpcFrame(message, message.length + 100)]];
+});
+const grpcOversize = grpcProbes((ctx) => {
+  const message = grpcMessages.requestHeaders(ctx.nextId());
+  const padded = Buffer.concat([
+    message,
+    Buffer.alloc(GRPC_DEFAULT_MAX_MESSAGE + 1 - message.length),
+  ]);
+  return [[`a message of ${padded.length} bytes`, grpcFrame(padded)]];
+});
+
+async function grpcVersion(ctx: ConformContext, ep: GrpcEndpoint): Promise<CheckResult> {
+  const o = await rawGrpcCall(ep, grpcFrame(grpcMessages.handshake([99])), ctx.timeoutMs);
+  let outcome: CheckResult;
+  if (o.handshake === undefined) {
+    const what = grpcReaction(o);
+    outcome = what.text.startsWith('gRPC status')
+      ? pass(`offered only version 99: ${what.text}`)
+      : fail(`offered only version 99: ${what.text}`);
+  } else if (!o.handshake.success) {
+    outcome = pass(`offered only version 99: refused (${o.handshake.error})`);
+  } else if (o.handshake.protocolVersion !== 2) {
+    outcome = fail(
+      `offered only version 99: accepted, claiming protocol_version ${o.handshake.protocolVersion}`,
+    );
+  } else {
+    outcome = pass('offered only version 99: answered protocol_version 2 (the proxy refuses it)');
+  }
+  if (outcome.status === 'fail') return outcome;
+  const dead = await grpcStillServing(ctx, ep);
+  return dead === undefined ? pass(`${outcome.reason}; still serving`) : fail(dead);
+}
+
 /** The wire-level checks, in the order they run. */
 export const WIRE_CHECKS: readonly Check[] = [
-  oversize,
-  garbage,
-  badPayload,
-  unknownType,
-  truncated,
-  version,
+  withGrpc(oversize, grpcOversize),
+  withGrpc(garbage, grpcGarbage),
+  withGrpc(badPayload, grpcBadPayload),
+  withGrpc(unknownType, grpcUnknownType),
+  withGrpc(truncated, grpcTruncated),
+  withGrpc(version, grpcVersion),
 ];
