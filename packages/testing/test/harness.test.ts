@@ -170,6 +170,16 @@ describe('error policy', () => {
     onRequestHeaders(e) {
       if (e.uri === '/throw') throw new Error('secret detail');
       if (e.uri === '/reject') return Promise.reject(new Error('nope'));
+      if (e.uri === '/ok') {
+        return allow({
+          requestHeaders: [setHeader('x-a', '1')],
+          routingMetadata: { pool: 'b' },
+          tags: ['t'],
+          confidence: 0.7,
+          custom: { n: 1 },
+          requestBodyMutation: { data: 'x', chunk_index: 0 },
+        });
+      }
       return { decision: 'maybe' } as unknown as AgentResponse;
     },
     onWebSocketFrame() {
@@ -188,21 +198,27 @@ describe('error policy', () => {
     expectWebSocketDecision(ws, { close: { code: 1011, reason: 'agent error' } });
   });
 
-  it('is the same answer a real UDS server sends', async () => {
+  it('is the same answer a real UDS server sends, in every encoding', async () => {
     const dir = mkdtempSync(join(tmpdir(), 'picket-testing-'));
     const path = join(dir, 'a.sock');
     const server = new UdsAgentServerV2(path, failing, { logger: silent });
     await server.listen();
-    const client = await AgentClientV2Uds.connect('a', path);
     try {
-      const h = createHarness(failing);
-      for (const uri of ['/throw', '/garbage']) {
-        const wire = await client.sendRequestHeaders(requestHeadersEvent(`w${uri}`, { uri }));
-        delete wire.audit.custom.correlation_id;
-        expect(await h.requestHeaders({ uri })).toEqual(wire);
+      for (const encoding of ['json', 'msgpack', 'cbor'] as const) {
+        const client = await AgentClientV2Uds.connect('a', path, { encodings: [encoding] });
+        expect(client.encoding).toBe(encoding);
+        const h = createHarness(failing, { encoding });
+        try {
+          for (const uri of ['/throw', '/garbage', '/ok']) {
+            const wire = await client.sendRequestHeaders(requestHeadersEvent(`w${uri}`, { uri }));
+            delete wire.audit.custom.correlation_id;
+            expect(await h.requestHeaders({ uri }), `${encoding} ${uri}`).toEqual(wire);
+          }
+        } finally {
+          await client.close();
+        }
       }
     } finally {
-      await client.close();
       await server.close();
       rmSync(dir, { recursive: true, force: true });
     }
