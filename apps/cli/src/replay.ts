@@ -403,7 +403,8 @@ export async function replay(args: string[]): Promise<number> {
   if (v.show) {
     show(records, v.json === true);
     await flush();
-    return EXIT_OK;
+    // like 'picket recording show': a damaged recording is printed up to the damage, exit 1
+    return truncated === undefined ? EXIT_OK : EXIT_FAILURE;
   }
   const header = (records[0] as Extract<TapRecord, { type: 1 }>).header;
   if (header.redacted) {

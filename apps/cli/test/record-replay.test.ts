@@ -3,7 +3,7 @@
  * replayer, `picket serve denylist` as the agent, the @picket/transport facade as the proxy.
  */
 import { type ChildProcess, spawn } from 'node:child_process';
-import { readFileSync, statSync } from 'node:fs';
+import { readFileSync, statSync, writeFileSync } from 'node:fs';
 import * as net from 'node:net';
 import { fileURLToPath } from 'node:url';
 import type { AgentResponse, Encoding } from '@picket/protocol';
@@ -412,6 +412,19 @@ describe('picket record + replay', () => {
     const missing = await run(['replay', dir.path('nope.rec'), '--to', `unix:${agentSock}`]);
     expect(missing.code).toBe(2);
     expect(missing.err).toMatch(/cannot read .*nope\.rec/);
+    // a file of another kind is named as such
+    const foreign = dir.path('foreign.rec');
+    writeFileSync(foreign, 'not a recording');
+    const f = await run(['replay', foreign, '--show']);
+    expect(f.code).toBe(2);
+    expect(f.err).toContain('not a picket-zentinel-tap recording');
+    // a recording cut short: what is before the damage, the problem on stderr, exit 1
+    const cut = dir.path('cut.rec');
+    writeFileSync(cut, readFileSync(rec).subarray(0, 400));
+    const c = await run(['replay', cut, '--show']);
+    expect(c.code).toBe(1);
+    expect(c.out).toMatch(/^header picket-zentinel-tap v1 /);
+    expect(c.err).toMatch(/cut\.rec ends early \(invalid CBOR: .*truncated/);
     expect((await run(['record', '--listen', `unix:${tapSock}`])).code).toBe(2);
     expect(
       (await run(['record', '--listen', tapSock, '--to', 'grpc://127.0.0.1:1', '--out', rec])).code,

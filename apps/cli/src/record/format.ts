@@ -237,20 +237,25 @@ export function readTapRecording(bytes: Uint8Array): {
   const decoder = new CborSequenceDecoder({ maxItemSize: MAX_RECORD });
   const records: TapRecord[] = [];
   // good items before a fault come back first; the fault is thrown by end()
-  const items = decoder.push(bytes);
+  let items: CborValue[] = [];
   let truncated: string | undefined;
   try {
+    items = decoder.push(bytes);
     decoder.end();
   } catch (err) {
     truncated = (err as Error).message;
   }
-  for (const [i, item] of items.entries()) records.push(toRecord(item, i));
-  const first = records[0];
-  if (first?.type !== 1 || first.header.format !== TAP_FORMAT) {
-    throw new Error(
-      `not a ${TAP_FORMAT} recording (no tap header first; an agentproto session recording is read with 'picket recording show')`,
-    );
+  const notOurs = new Error(
+    `not a ${TAP_FORMAT} recording (no tap header first; an agentproto session recording is read with 'picket recording show')`,
+  );
+  let first: TapRecord;
+  try {
+    first = toRecord(items[0], 0);
+  } catch {
+    throw notOurs;
   }
+  if (first.type !== 1 || first.header.format !== TAP_FORMAT) throw notOurs;
+  for (const [i, item] of items.entries()) records.push(i === 0 ? first : toRecord(item, i));
   if (first.header.version !== TAP_FORMAT_VERSION) {
     throw new Error(`unsupported ${TAP_FORMAT} version ${first.header.version}`);
   }
