@@ -517,6 +517,38 @@ describe('tap robustness', () => {
     expect(Buffer.concat(bad.map((f) => Buffer.from(f.payload ?? '', 'base64')))).toEqual(garbage);
   });
 
+  it('passes a half-close through: the agent still answers after the proxy stopped sending', async () => {
+    const fakeSock = dir.path('half.sock');
+    // an agent that answers once the proxy has finished sending
+    const fake = net.createServer({ allowHalfOpen: true }, (socket) => {
+      const got: Buffer[] = [];
+      socket.on('data', (d) => got.push(d));
+      socket.on('end', () => socket.end(Buffer.concat([Buffer.from('got:'), ...got])));
+    });
+    await new Promise<void>((r) => fake.listen(fakeSock, () => r()));
+    const tap = dir.path('tap-half.sock');
+    const recorder = picket([
+      'record',
+      '--listen',
+      tap,
+      '--to',
+      `unix:${fakeSock}`,
+      '--out',
+      dir.path('half.rec'),
+    ]);
+    await ready(recorder, /^recording /m);
+    const proxy = net.connect({ path: tap, allowHalfOpen: true });
+    const answer: Buffer[] = [];
+    proxy.on('data', (d) => answer.push(d));
+    const ended = new Promise<void>((r) => proxy.once('end', () => r()));
+    proxy.end('ping');
+    await ended;
+    expect(Buffer.concat(answer).toString()).toBe('got:ping');
+    proxy.destroy();
+    expect(await stop(recorder)).toBe(0);
+    await new Promise<void>((r) => fake.close(() => r()));
+  });
+
   it('an oversize frame reaches the real agent, which hangs up, and the proxy is closed', async () => {
     const tap = dir.path('tap-big.sock');
     const out = dir.path('big.rec');
