@@ -37,4 +37,3 @@ export {
   type PathPolicy,
   type PathResult,
 } from './path-policy.js';
-export * from './adapters/index.js';
