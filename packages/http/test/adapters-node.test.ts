@@ -1,7 +1,10 @@
-import { createServer, type IncomingMessage } from 'node:http';
+import { createServer, request as httpRequest, type IncomingMessage } from 'node:http';
 import type { AddressInfo } from 'node:net';
-import { wrapListener } from '../src/index.js';
-import { adapterScenarios, type Served } from './adapters-scenarios.js';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { agentSpec, wrapListener } from '../src/index.js';
+import { type AgentFixture, startAgent } from './adapters-agent.js';
+import { adapterScenarios, type Served, send } from './adapters-scenarios.js';
+import { listen } from './adapters-serve.js';
 
 async function readBody(req: IncomingMessage): Promise<string> {
   const chunks: Buffer[] = [];
@@ -35,4 +38,103 @@ adapterScenarios('node:http', async (options) => {
       }),
   };
   return served;
+});
+
+describe('node:http adapter: streaming and failures', () => {
+  let fx: AgentFixture;
+  beforeAll(async () => {
+    fx = await startAgent();
+  });
+  afterAll(async () => {
+    await fx?.close();
+  });
+
+  it('streams the response when no agent asks for its body (the client sees data before the end)', async () => {
+    let release!: () => void;
+    const released = new Promise<void>((r) => {
+      release = r;
+    });
+    const listener = wrapListener(
+      async (_req, res) => {
+        res.writeHead(200, { 'content-type': 'text/plain' });
+        res.write('first;');
+        await released; // only once the client has the first part
+        res.end('second');
+      },
+      {
+        pool: fx.pool,
+        agents: [agentSpec('test', { events: ['request_headers', 'response_headers'] })],
+      },
+    );
+    const served = await listen(createServer(listener));
+    try {
+      const text = await new Promise<string>((resolve, reject) => {
+        httpRequest(`${served.url}/stream`, (res) => {
+          let got = '';
+          res.on('data', (c: Buffer) => {
+            got += c.toString('utf8');
+            if (got === 'first;') release();
+          });
+          res.on('end', () => resolve(got));
+          res.on('error', reject);
+        })
+          .on('error', reject)
+          .end();
+      });
+      expect(text).toBe('first;second');
+    } finally {
+      await served.close();
+    }
+  });
+
+  it('a stream-mode body rewrite reaches the application as a chunked body', async () => {
+    let seen: { body: string; headers: IncomingMessage['headers'] } | undefined;
+    const listener = wrapListener(
+      async (req, res) => {
+        seen = { body: await readBody(req), headers: req.headers };
+        res.end('ok');
+      },
+      {
+        pool: fx.pool,
+        agents: [
+          agentSpec('test', { events: ['request_headers', 'request_body'], bodyMode: 'stream' }),
+        ],
+      },
+    );
+    const served = await listen(createServer(listener));
+    try {
+      const r = await send(served.url, '/stream-body', { body: 'please replace-me' });
+      expect(r.status).toBe(200);
+      expect(seen?.body).toBe('the agent rewrote this body ✓');
+      expect(seen?.headers['content-length']).toBeUndefined();
+      expect(seen?.headers['transfer-encoding']).toBe('chunked');
+    } finally {
+      await served.close();
+    }
+  });
+
+  it('an application that throws before answering is a 500, never an allow', async () => {
+    const listener = wrapListener(
+      () => {
+        throw new Error('boom');
+      },
+      { pool: fx.pool, agents: ['test'] },
+    );
+    const served = await listen(createServer(listener));
+    try {
+      const r = await send(served.url, '/throws');
+      expect(r.status).toBe(500);
+    } finally {
+      await served.close();
+    }
+  });
+
+  it('refuses bad options with an error naming what is wrong', () => {
+    expect(() => wrapListener(() => {}, { pool: fx.pool, agents: 'test' as never })).toThrow(
+      /options\.agents must be an array/,
+    );
+    expect(() => wrapListener(() => {}, { pool: {} as never, agents: [] })).toThrow(
+      /options\.pool must be an AgentPool/,
+    );
+  });
 });

@@ -38,11 +38,15 @@ export function divertBody(req: IncomingMessage): DivertedBody {
   const ownPush = Readable.prototype.push as Push;
   const ownRead = Object.getPrototypeOf(req)._read as (n: number) => void;
   const raw = new PassThrough();
+  // The whole body may have arrived before we got here. Reading it out of an ended stream
+  // would emit 'end' and make `req` unreadable for good: it is taken as not ended yet.
+  const arrived = state.ended;
+  state.ended = false;
   // bytes the parser pushed before we got here
   for (let c = req.read() as Buffer | null; c !== null; c = req.read() as Buffer | null) {
     raw.write(c);
   }
-  if (state.ended) raw.end();
+  if (arrived) raw.end();
   else {
     (req as unknown as { push: Push }).push = (chunk, encoding) => {
       if (chunk === null) {
@@ -66,8 +70,6 @@ export function divertBody(req: IncomingMessage): DivertedBody {
   return {
     source: raw,
     async refill(body) {
-      // the client's end was seen on `req` already when it arrived before us
-      state.ended = false;
       if (Buffer.isBuffer(body)) {
         if (body.length > 0) ownPush.call(req, body);
       } else if (body) {
