@@ -5,6 +5,7 @@
  * behind the adapter with the given agent chain.
  */
 import { request as httpRequest } from 'node:http';
+import { connect } from 'node:net';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { type AgentSpec, agentSpec, type PicketOptions } from '../src/index.js';
 import { type AgentFixture, startAgent, until } from './adapters-agent.js';
@@ -58,6 +59,24 @@ export function send(
     );
     req.on('error', reject);
     req.end(o.body);
+  });
+}
+
+/** Sends `head` as written (no client normalises it) and resolves with the status code. */
+export function rawStatus(base: string, head: string): Promise<number> {
+  const { hostname, port } = new URL(base);
+  return new Promise((resolve, reject) => {
+    const socket = connect(Number(port), hostname, () => socket.write(head));
+    let text = '';
+    socket.on('data', (c: Buffer) => {
+      text += c.toString('latin1');
+    });
+    socket.on('error', reject);
+    socket.on('close', () => {
+      const m = /^HTTP\/1\.1 (\d{3})/.exec(text);
+      if (m) resolve(Number(m[1]));
+      else reject(new Error(`no HTTP response: ${JSON.stringify(text.slice(0, 80))}`));
+    });
   });
 }
 
@@ -173,6 +192,28 @@ export function adapterScenarios(framework: string, serve: Serve): void {
       expect(seen?.headers['x-secret']).toBeUndefined();
       expect(seen?.headers.connection).toBeUndefined();
       expect((JSON.parse(r.body) as Echo).headers['x-secret']).toBeUndefined();
+    });
+
+    it('one path: dot segments and escapes cannot sidestep the agent (raw socket)', async () => {
+      for (const path of ['/public/../blocked/x', '//blocked/x', '/%62locked/x', '/./blocked/x']) {
+        const status = await rawStatus(
+          main.url,
+          `GET ${path} HTTP/1.1\r\nHost: example.test\r\nConnection: close\r\n\r\n`,
+        );
+        expect(status, path).toBe(403);
+      }
+      expect(main.calls.filter((c) => c.includes('blocked'))).toEqual([]);
+    });
+
+    it('one Host: two Host lines are refused before any agent or the application sees them', async () => {
+      const seen = fx.agent.seen.length;
+      const status = await rawStatus(
+        main.url,
+        'GET /two-hosts HTTP/1.1\r\nHost: a.test\r\nHost: b.test\r\nConnection: close\r\n\r\n',
+      );
+      expect(status).toBe(400);
+      expect(fx.agent.seen.length).toBe(seen);
+      expect(main.calls).not.toContain('/two-hosts');
     });
 
     it('an agent down on a fail-open route lets the request through', async () => {
