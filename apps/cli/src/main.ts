@@ -112,5 +112,11 @@ for (const stream of [process.stdout, process.stderr]) {
 
 const code = await main(process.argv.slice(2));
 process.exitCode = code;
+// A pipe's writes can still be queued (a long `recording show` into `less`): exit only once they
+// reached the reader, or after a bound if it stopped reading.
+const flushed = (s: NodeJS.WriteStream): Promise<void> =>
+  new Promise((resolve) => (s.writableLength === 0 ? resolve() : s.write('', () => resolve())));
+const bound = new Promise((resolve) => setTimeout(resolve, 10_000).unref());
+await Promise.race([Promise.all([flushed(process.stdout), flushed(process.stderr)]), bound]);
 // everything was closed by now; don't let a stray keep-alive timer hold a finished command
 setImmediate(() => process.exit(code));

@@ -1,11 +1,12 @@
 // `picket recording show FILE` on recordings made by @picket/agentproto's Recorder and on the
 // spec's byte vector (what mproxy writes), through the built CLI.
+import { spawn } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { FrameType, RecordDirection, Recorder } from '@picket/agentproto';
 import { afterAll, describe, expect, it } from 'vitest';
-import { run } from './helpers.js';
+import { MAIN, run } from './helpers.js';
 
 const dir = mkdtempSync(join(tmpdir(), 'picket-rec-cli-'));
 afterAll(() => rmSync(dir, { recursive: true, force: true }));
@@ -117,4 +118,36 @@ describe('picket recording show', () => {
     expect(missing.stderr).toMatch(/ENOENT/);
     expect((await run(['recording', '--help'])).stdout).toMatch(/Usage: picket recording show/);
   });
+});
+
+describe('picket recording show into a slow pipe', () => {
+  it('every line reaches a reader that starts reading late (output flushed before exit)', async () => {
+    const file = join(dir, 'big.rec');
+    const r = await Recorder.open(file, { redact: false });
+    const seq = r.writeCommandStart({ path: '/bin/cat', argv: ['cat'], env: [], cwd: '/' });
+    const frames = 20_000;
+    for (let i = 0; i < frames; i++) {
+      r.writeFrame(seq, RecordDirection.Recv, {
+        t: FrameType.Data,
+        s: 1,
+        d: Buffer.from(`line ${i}`),
+      });
+    }
+    r.writeCommandEnd(seq, 0);
+    await r.close();
+    const child = spawn(process.execPath, [MAIN, 'recording', 'show', file], {
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
+    // let the pipe fill up and the command finish its work before anything is read
+    child.stdout.pause();
+    await new Promise((resolve) => setTimeout(resolve, 1_500));
+    const chunks: Buffer[] = [];
+    child.stdout.on('data', (c: Buffer) => chunks.push(c));
+    child.stdout.resume();
+    const code = await new Promise<number | null>((resolve) => child.on('close', resolve));
+    expect(code).toBe(0);
+    const out = Buffer.concat(chunks).toString('utf8');
+    expect(out).toContain(`"line ${frames - 1}"`);
+    expect(out.trimEnd().split('\n').length).toBeGreaterThanOrEqual(frames + 2);
+  }, 60_000);
 });
