@@ -87,6 +87,42 @@ describe('node:http adapter: streaming and failures', () => {
     }
   });
 
+  it('a large response respects backpressure both ways and arrives whole', async () => {
+    const chunk = Buffer.alloc(64 * 1024, 'x');
+    const count = 64; // 4 MiB
+    const listener = wrapListener(
+      async (_req, res) => {
+        res.writeHead(200, { 'content-type': 'application/octet-stream' });
+        for (let i = 0; i < count; i++) {
+          if (!res.write(chunk)) await new Promise((r) => res.once('drain', r));
+        }
+        res.end();
+      },
+      { pool: fx.pool, agents: ['test'] },
+    );
+    const served = await listen(createServer(listener));
+    try {
+      const size = await new Promise<number>((resolve, reject) => {
+        httpRequest(`${served.url}/large`, (res) => {
+          let n = 0;
+          res.on('data', (c: Buffer) => {
+            n += c.length;
+            // a slow reader: the socket fills up and the writes have to wait
+            res.pause();
+            setTimeout(() => res.resume(), 1);
+          });
+          res.on('end', () => resolve(n));
+          res.on('error', reject);
+        })
+          .on('error', reject)
+          .end();
+      });
+      expect(size).toBe(count * chunk.length);
+    } finally {
+      await served.close();
+    }
+  });
+
   it('a stream-mode body rewrite reaches the application as a chunked body', async () => {
     let seen: { body: string; headers: IncomingMessage['headers'] } | undefined;
     const listener = wrapListener(

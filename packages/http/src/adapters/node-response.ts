@@ -101,8 +101,10 @@ export function captureResponse(res: ServerResponse): CapturedResponse {
 
   const client = new Writable({
     write(chunk: Buffer, _enc, cb) {
-      if (own.write.call(res, chunk)) cb();
-      else res.once('drain', () => cb());
+      if (own.write.call(res, chunk)) return cb();
+      // 'drain' on res also passes the application's on: wait for the socket's own
+      const wait = () => (res.writableNeedDrain ? res.once('drain', wait) : cb());
+      res.once('drain', wait);
     },
     final(cb) {
       own.end.call(res, undefined, undefined, () => cb());
