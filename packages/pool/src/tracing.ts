@@ -41,7 +41,8 @@ export class PoolTracing {
    * Starts a call's span. Parent: `explicit`, else the active context; when
    * neither holds a span, a request headers event's `metadata.traceparent` (the
    * gateway's trace). Later events of the request (no traceparent of their own)
-   * reuse the parent its request headers call had, or that call's span.
+   * without a span of their own reuse the parent its request headers call had,
+   * or that call's span when it had none.
    */
   start(
     agentId: string,
@@ -51,18 +52,19 @@ export class PoolTracing {
     explicit: Context | undefined,
   ): Span {
     const { context, trace, SpanKind } = this.#api;
+    const parents = this.#parents;
     let parent = explicit ?? context.active();
-    const key = trace.getSpanContext(parent) === undefined ? affinityKey(agentId, cid) : undefined;
-    let remember = false;
-    if (key !== undefined) {
-      if (type === 'request_headers') {
+    const hasSpan = trace.getSpanContext(parent) !== undefined;
+    const key = affinityKey(agentId, cid);
+    if (type === 'request_headers') {
+      if (!hasSpan) {
         const sc = parseTraceparent((event as Partial<RequestHeadersEvent>).metadata?.traceparent);
         if (sc !== undefined) parent = trace.setSpanContext(parent, sc);
-        remember = true;
-      } else {
-        parent = this.#parents.get(key) ?? parent;
-        if (type === 'request_complete') this.#parents.delete(key);
       }
+    } else {
+      const remembered = parents.get(key);
+      if (!hasSpan && remembered !== undefined) parent = remembered;
+      if (type === 'request_complete') parents.delete(key);
     }
     const span = this.tracer.startSpan(
       `picket.agent ${type}`,
@@ -72,8 +74,7 @@ export class PoolTracing {
       },
       parent,
     );
-    if (remember && key !== undefined) {
-      const parents = this.#parents;
+    if (type === 'request_headers') {
       if (parents.size >= MAX_REMEMBERED && !parents.has(key)) {
         parents.delete(parents.keys().next().value as string);
       }

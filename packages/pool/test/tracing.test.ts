@@ -189,7 +189,11 @@ describe('tracing through a real UDS agent', () => {
     await pool.sendRequestHeaders('waf', gatewayHeaders('c3'), {
       parentContext: trace.setSpan(ROOT_CONTEXT, parent),
     });
+    // the request's next call, with no parent given, stays in that trace
+    await pool.sendRequestBodyChunk('waf', bodyChunk('c3'));
     parent.end();
+    const chunk = only(proxySide.exporter.getFinishedSpans(), 'picket.agent request_body_chunk');
+    expect(chunk.parentSpanContext?.spanId).toBe(parent.spanContext().spanId);
     const call = only(proxySide.exporter.getFinishedSpans(), 'picket.agent request_headers');
     expect(call.spanContext().traceId).toBe(parent.spanContext().traceId);
     expect(call.parentSpanContext?.spanId).toBe(parent.spanContext().spanId);
