@@ -61,6 +61,23 @@ describe('Express: picket after an asynchronous middleware', () => {
     }
   });
 
+  it('mounted below a path: agents see the whole path, the routes below still match', async () => {
+    const app = express();
+    app.use('/api', picket({ pool: fx.pool, agents: ['test'] }));
+    app.get('/api/items', (req, res) => {
+      res.json({ url: req.url, agentHeader: req.get('x-agent-req') ?? null });
+    });
+    const served = await listen(createServer(app));
+    try {
+      const r = await send(served.url, '/api/items?x=1');
+      expect(r.status).toBe(200);
+      expect(JSON.parse(r.body)).toEqual({ url: '/api/items?x=1', agentHeader: 'yes' });
+      expect(fx.agent.seen.some((e) => e.uri === '/api/items?x=1')).toBe(true);
+    } finally {
+      await served.close();
+    }
+  });
+
   it('picket after a body parser refuses clearly instead of passing an unread body', async () => {
     const app = express();
     app.use(express.text({ type: '*/*' }));

@@ -1,8 +1,10 @@
 import { createServer } from 'node:http';
-import { getRequestListener } from '@hono/node-server';
+import { getRequestListener, type HttpBindings } from '@hono/node-server';
 import { Hono } from 'hono';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { withAgents } from '../src/index.js';
-import { adapterScenarios } from './adapters-scenarios.js';
+import { type AgentFixture, startAgent } from './adapters-agent.js';
+import { adapterScenarios, send } from './adapters-scenarios.js';
 import { listen } from './adapters-serve.js';
 
 adapterScenarios('fetch (Hono)', async (options) => {
@@ -23,4 +25,36 @@ adapterScenarios('fetch (Hono)', async (options) => {
   });
   const handler = withAgents(app.fetch, options);
   return { calls, ...(await listen(createServer(getRequestListener(handler)))) };
+});
+
+describe('fetch adapter: the client address', () => {
+  let fx: AgentFixture;
+  beforeAll(async () => {
+    fx = await startAgent();
+  });
+  afterAll(async () => {
+    await fx?.close();
+  });
+
+  it('reaches the agents as client_ip when clientAddress supplies it', async () => {
+    const app = new Hono<{ Bindings: HttpBindings }>();
+    app.get('*', (c) => c.text('ok'));
+    const handler = withAgents(
+      app.fetch,
+      { pool: fx.pool, agents: ['test'] },
+      {
+        clientAddress: (_request, env) =>
+          env && 'incoming' in env ? env.incoming.socket.remoteAddress : undefined,
+      },
+    );
+    const served = await listen(createServer(getRequestListener(handler)));
+    try {
+      const r = await send(served.url, '/who-am-i');
+      expect(r.status).toBe(200);
+      const seen = fx.agent.seen.find((e) => e.uri === '/who-am-i');
+      expect(seen?.metadata.client_ip).toBe('127.0.0.1');
+    } finally {
+      await served.close();
+    }
+  });
 });

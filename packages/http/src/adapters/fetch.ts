@@ -15,9 +15,12 @@ export type FetchHandler<A extends unknown[] = []> = (
   ...rest: A
 ) => Response | Promise<Response>;
 
-export interface FetchAdapterOptions {
-  /** the client's address for the agents (`client_ip`), when the server knows it */
-  clientAddress?: (request: Request) => string | undefined;
+export interface FetchAdapterOptions<A extends unknown[] = []> {
+  /**
+   * the client's address for the agents (`client_ip`), when the server knows it; with
+   * `@hono/node-server` (Hono's `env`): `(_request, env) => env.incoming.socket.remoteAddress`
+   */
+  clientAddress?: (request: Request, ...rest: A) => string | undefined;
 }
 
 const NO_BODY_STATUS = new Set([101, 204, 205, 304]);
@@ -59,7 +62,7 @@ function nextHopResponse(response: Response): NextHopResponse {
 export function withAgents<A extends unknown[] = []>(
   handler: FetchHandler<A>,
   config: PicketConfig,
-  options: FetchAdapterOptions = {},
+  options: FetchAdapterOptions<A> = {},
 ): (request: Request, ...rest: A) => Promise<Response> {
   if (typeof handler !== 'function') throw new TypeError('withAgents: handler must be a function');
   const engine = toEngine(config, 'withAgents');
@@ -74,7 +77,7 @@ export function withAgents<A extends unknown[] = []>(
       httpVersion: '1.1',
       headers,
       headersDistinct: distinct,
-      socket: { remoteAddress: options.clientAddress?.(request) },
+      socket: { remoteAddress: options.clientAddress?.(request, ...rest) },
       resume: () => {
         if (body && !bodyRead) body.cancel().catch(() => {});
       },
