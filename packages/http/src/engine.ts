@@ -145,6 +145,10 @@ export interface ClientRequest extends AsyncIterable<Buffer> {
   readonly socket: {
     readonly remoteAddress?: string | undefined;
     readonly remotePort?: number | undefined;
+    /** a TLS connection (node:https): `x-forwarded-proto: https`, TLS version and cipher for agents */
+    readonly encrypted?: boolean | undefined;
+    getProtocol?(): string | null;
+    getCipher?(): { name: string };
   };
   /** discards a body nobody reads */
   resume(): unknown;

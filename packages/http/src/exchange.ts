@@ -92,7 +92,7 @@ export class Exchange extends ExchangeState {
     fwd['x-request-id'] = [this.requestId];
     const peer = normaliseIp(req.socket.remoteAddress);
     fwd['x-forwarded-for'] = [...(fwd['x-forwarded-for'] ?? []), peer].filter((v) => v !== '');
-    fwd['x-forwarded-proto'] ??= ['http'];
+    fwd['x-forwarded-proto'] ??= [req.socket.encrypted === true ? 'https' : 'http'];
     if (this.host) fwd['x-forwarded-host'] ??= [this.host];
     this.forwardHeaders = fwd;
     const metadata = this.metadata();
@@ -279,6 +279,8 @@ export class Exchange extends ExchangeState {
 
   private metadata(): RequestMetadata {
     const host = this.host;
+    // a node:https connection: agents learn its TLS version and cipher
+    const tls = this.req.socket.encrypted === true ? this.req.socket : undefined;
     return {
       correlation_id: this.correlationId,
       request_id: this.requestId,
@@ -286,8 +288,8 @@ export class Exchange extends ExchangeState {
       client_port: this.req.socket.remotePort ?? 0,
       server_name: host ? host.replace(/:\d+$/, '') : null,
       protocol: `HTTP/${this.req.httpVersion === '1.0' ? '1.0' : '1.1'}`,
-      tls_version: null,
-      tls_cipher: null,
+      tls_version: tls?.getProtocol?.() ?? null,
+      tls_cipher: tls?.getCipher?.().name ?? null,
       route_id: this.route?.name ?? null,
       upstream_id: this.route?.upstreamId ?? null,
       timestamp: rfc3339(),

@@ -3,8 +3,10 @@
  * next hop that is a plain function (no upstream, no gateway), with a real agent over a
  * Unix socket. The request hygiene the gateway guarantees holds here too.
  */
-import { mkdtempSync, rmSync } from 'node:fs';
+import { execFileSync } from 'node:child_process';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { createServer, type Server } from 'node:http';
+import { createServer as createTlsServer, request as tlsRequest } from 'node:https';
 import { type AddressInfo, connect } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -224,6 +226,7 @@ describe('HttpEngine with a function as the next hop', () => {
     expect(seen.metadata.traceparent).toBe(TRACEPARENT);
     expect(seen.metadata.route_id).toBe('r');
     expect(seen.metadata.upstream_id).toBe('fn');
+    expect(seen.metadata.tls_version).toBeNull();
 
     const { request, body } = hopRequests.at(-1) as { request: NextHopRequest; body: string };
     expect(request.uri).toBe('/api/items?q=1');
@@ -236,6 +239,7 @@ describe('HttpEngine with a function as the next hop', () => {
     expect(request.headers['x-secret']).toBeUndefined();
     expect(request.headers.traceparent).toEqual([TRACEPARENT]);
     expect(request.headers['x-forwarded-for']).toEqual(['127.0.0.1']);
+    expect(request.headers['x-forwarded-proto']).toEqual(['http']);
 
     const s = summaries.at(-1) as ExchangeSummary;
     expect(s).toMatchObject({ outcome: 'allow', status: 200, route: 'r', upstream: 'fn' });
@@ -313,6 +317,87 @@ describe('HttpEngine with a function as the next hop', () => {
       await new Promise((r) => setTimeout(r, 25));
     }
     expect(agent.cancels).toContainEqual({ cid, reason: 'client_disconnect' });
+  });
+});
+
+describe('HttpEngine on node:https', () => {
+  it('tells agents the TLS version and cipher, and the next hop x-forwarded-proto https', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'picket-engine-tls-'));
+    const socket = join(dir, 'agent.sock');
+    const agent = new Agent();
+    const agentServer = new UdsAgentServerV2(socket, agent);
+    await agentServer.listen();
+    const pool = createPool({ requestTimeoutMs: 10_000, connectTimeoutMs: 2_000 });
+    await pool.addAgent('a', socket);
+    // a throwaway self-signed certificate
+    const key = join(dir, 'key.pem');
+    const cert = join(dir, 'cert.pem');
+    execFileSync(
+      'openssl',
+      [
+        'req',
+        '-x509',
+        '-newkey',
+        'ec',
+        '-pkeyopt',
+        'ec_paramgen_curve:prime256v1',
+        '-nodes',
+        '-subj',
+        '/CN=localhost',
+        '-days',
+        '1',
+        '-keyout',
+        key,
+        '-out',
+        cert,
+      ],
+      { stdio: 'ignore' },
+    );
+    const seen: string[] = [];
+    const engine = new HttpEngine({
+      pool,
+      router: singleRoute({
+        chain: [agentSpec('a')],
+        nextHop: async (request) => {
+          seen.push(...(request.headers['x-forwarded-proto'] ?? []));
+          return { statusCode: 204, headers: {}, body: Readable.from([]) };
+        },
+      }),
+    });
+    const server = createTlsServer(
+      { key: readFileSync(key), cert: readFileSync(cert) },
+      (rq, rs) => void engine.handle(rq, rs),
+    );
+    try {
+      await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+      const status = await new Promise<number | undefined>((resolve, reject) => {
+        const r = tlsRequest(
+          {
+            host: '127.0.0.1',
+            port: (server.address() as AddressInfo).port,
+            path: '/tls',
+            rejectUnauthorized: false,
+          },
+          (res) => {
+            res.resume();
+            res.on('end', () => resolve(res.statusCode));
+          },
+        );
+        r.on('error', reject);
+        r.end();
+      });
+      expect(status).toBe(204);
+      expect(seen).toEqual(['https']);
+      const m = (agent.seen.at(-1) as RequestHeadersEvent).metadata;
+      expect(m.tls_version).toMatch(/^TLSv1\.[23]$/);
+      expect(m.tls_cipher).toMatch(/^[A-Z0-9_-]+$/);
+    } finally {
+      server.closeAllConnections();
+      await new Promise((r) => server.close(r));
+      await pool.close({ drainTimeoutMs: 0 });
+      await agentServer.close({ drainTimeoutMs: 0 });
+      rmSync(dir, { recursive: true, force: true });
+    }
   });
 });
 
