@@ -29,7 +29,7 @@ import { UdsAgentServerV2 } from '@picket/uds';
  * Decides by path: `/blocked` → 403, `/redirect` → 307, `/hang` waits until cancelled;
  * every other request gets `x-agent-req` set and `x-remove-me` removed, and its response
  * `x-agent-resp`. A request body containing `replace-me` is rewritten; the response body of
- * `/rewrite-response` is replaced. Remembers what it saw.
+ * `/rewrite-response` is replaced; the response of `/response-blocked` is refused (451). Remembers what it saw.
  */
 export class TestAgent implements AgentHandler {
   readonly seen: RequestHeadersEvent[] = [];
@@ -78,6 +78,9 @@ export class TestAgent implements AgentHandler {
 
   onResponseHeaders(e: ResponseHeadersEvent): AgentResponse {
     this.responses.push(e);
+    if (this.uris.get(e.correlation_id) === '/response-blocked') {
+      return block(451, { body: 'the agent refused this response\n' });
+    }
     return allow({ responseHeaders: [setHeader('x-agent-resp-phase', String(e.status))] });
   }
 

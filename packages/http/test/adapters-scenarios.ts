@@ -167,6 +167,14 @@ export function adapterScenarios(framework: string, serve: Serve): void {
       expect(r.headers['content-length']).toBe(String(Buffer.byteLength(r.body)));
     });
 
+    it('a response-phase block replaces what the application answered', async () => {
+      const r = await send(main.url, '/response-blocked');
+      expect(r.status).toBe(451);
+      expect(r.body).toBe('the agent refused this response\n');
+      expect(r.headers['x-app']).toBeUndefined();
+      expect(main.calls).toContain('/response-blocked');
+    });
+
     it('a client disconnect reaches the agent as a cancel', async () => {
       const before = fx.agent.hanging.length;
       const req = httpRequest(`${main.url}/hang`);
@@ -202,7 +210,7 @@ export function adapterScenarios(framework: string, serve: Serve): void {
         );
         expect(status, path).toBe(403);
       }
-      expect(main.calls.filter((c) => c.includes('blocked'))).toEqual([]);
+      expect(main.calls.filter((c) => c.includes('/blocked'))).toEqual([]);
     });
 
     it('one Host: two Host lines are refused before any agent or the application sees them', async () => {
