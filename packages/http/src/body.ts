@@ -2,12 +2,12 @@
  * Body inspection as a chain of pull-based stages, one per agent, each an
  * async generator of Buffers: agent k sees the body as agent k-1 left it.
  * Data only moves on once the agent has answered for it, so nothing an agent
- * has not cleared reaches the upstream (request) or the client (response).
+ * has not cleared reaches the next hop (request) or the client (response).
  */
 import type { AgentResponse, BodyMutation } from '@picket/protocol';
 import type { AgentSpec } from './engine.js';
 
-/** A non-allow decision (or a refusal the gateway makes for an agent) that ends the exchange. */
+/** A non-allow decision (or a refusal the engine makes for an agent) that ends the exchange. */
 export class DecisionSignal extends Error {
   constructor(
     readonly agent: string,

@@ -1,12 +1,12 @@
 /**
  * What a non-allow decision does to the HTTP exchange: the status, headers and
- * body the gateway sends to the client instead of proxying.
+ * body the engine sends to the client instead of calling the next hop.
  */
 import { STATUS_CODES } from 'node:http';
 import { type AgentResponse, type ChallengeDecision, type Headers, putOwn } from '@picket/protocol';
 import { validHeader } from './http-util.js';
 
-/** A response the gateway generates itself. */
+/** A response the engine generates itself. */
 export interface GeneratedResponse {
   status: number;
   headers: Headers;
@@ -102,7 +102,7 @@ export function renderDecision(r: AgentResponse): GeneratedResponse | undefined 
   return renderChallenge(d.challenge);
 }
 
-/** A plain-text response for the gateway's own errors (404 no route, 502, 504, …). */
+/** A plain-text response for the engine's own errors (404 no route, 502, 504, …). */
 export function errorResponse(status: number, message: string): GeneratedResponse {
   return text(status, `${message}\n`);
 }

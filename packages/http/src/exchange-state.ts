@@ -63,8 +63,8 @@ export abstract class ExchangeState {
   protected decidedBy: string | null = null;
   protected error: string | null = null;
   protected clientGone = false;
-  /** the gateway itself ended the client connection (a response it could not finish) */
-  protected cutByGateway = false;
+  /** the engine itself ended the client connection (a response it could not finish) */
+  protected cutByEngine = false;
   /** a body stage raised a decision (its stream teardown is not a client disconnect) */
   protected decisionRaised = false;
   protected completed = false;
@@ -103,7 +103,7 @@ export abstract class ExchangeState {
     this.uri = req.url ?? '/';
     core.hooks.exchangeStarted?.();
     res.once('close', () => {
-      if (!res.writableFinished && !this.cutByGateway && !this.decisionRaised) {
+      if (!res.writableFinished && !this.cutByEngine && !this.decisionRaised) {
         this.clientDisconnected();
       }
       this.complete();
@@ -124,7 +124,7 @@ export abstract class ExchangeState {
 
   /** Ends a response whose headers already left: the client sees a truncated message. */
   protected cut(): void {
-    this.cutByGateway = true;
+    this.cutByEngine = true;
     this.res.destroy();
   }
 
@@ -207,7 +207,7 @@ export abstract class ExchangeState {
     }
   }
 
-  /** Sends a response the gateway made itself, after the agents' response header ops. */
+  /** Sends a response the engine made itself, after the agents' response header ops. */
   protected sendGenerated(g: GeneratedResponse): void {
     const h: Headers = {};
     applyHeaderOps(h, this.pendingResponseOps.splice(0), (op) => this.badOp(op));

@@ -1,7 +1,7 @@
 /**
  * The exchange's record types and the pure pieces it is built from: verdict
  * descriptions, body framing checks, stream helpers, and the agent messages and
- * answers the gateway makes itself (body chunks, failure modes, over-limit blocks).
+ * answers the engine makes itself (body chunks, failure modes, over-limit blocks).
  */
 import type { AgentPool } from '@picket/pool';
 import {
@@ -28,11 +28,13 @@ export interface ExchangeSummary {
   method: string;
   uri: string;
   clientIp: string;
+  /** the route's `name` */
   route: string | null;
+  /** the route's `upstreamId` */
   upstream: string | null;
   /** status sent to the client (499 when the client went away first) */
   status: number;
-  /** allow, block, redirect, challenge, bad_request, no_route, upstream_error, upstream_timeout, no_upstream_target, client_disconnect, error */
+  /** allow, block, redirect, challenge, bad_request, no_route, upstream_error, upstream_timeout, no_upstream_target (the next hop's UpstreamFailure kinds), client_disconnect, error */
   outcome: string;
   /** the agent whose decision ended the exchange, if any */
   decidedBy: string | null;

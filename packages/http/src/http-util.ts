@@ -46,7 +46,7 @@ export function toHeaderMap(h: Record<string, string | string[] | undefined>): H
 
 /**
  * Names a peer's `Connection` header may not declare hop-by-hop: the message
- * framing (the gateway frames each hop itself), Host, and what the gateway adds.
+ * framing (the engine frames each hop itself), Host, and what the engine adds.
  */
 function protectedName(name: string): boolean {
   return (
@@ -61,7 +61,7 @@ function protectedName(name: string): boolean {
 
 /**
  * Removes hop-by-hop headers and those the `Connection` header names (except
- * protected ones). Apply it to what a peer sent, before the gateway or an
+ * protected ones). Apply it to what a peer sent, before the engine or an
  * agent adds anything, so a peer can only remove its own headers.
  */
 export function stripHopByHop(h: Headers): Headers {
@@ -86,7 +86,7 @@ export function dropHopByHopFields(h: Headers): Headers {
   return out;
 }
 
-/** Sets or removes `content-length`: the gateway, not a header op, decides the framing. */
+/** Sets or removes `content-length`: the engine, not a header op, decides the framing. */
 export function setContentLength(h: Headers, length: string | undefined): void {
   if (length === undefined) delete h['content-length'];
   else h['content-length'] = [length];
