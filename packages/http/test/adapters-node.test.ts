@@ -1,4 +1,4 @@
-import { createServer, request as httpRequest, type IncomingMessage } from 'node:http';
+import { Agent, createServer, request as httpRequest, type IncomingMessage } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { agentSpec, wrapListener } from '../src/index.js';
@@ -119,6 +119,40 @@ describe('node:http adapter: streaming and failures', () => {
       });
       expect(size).toBe(count * chunk.length);
     } finally {
+      await served.close();
+    }
+  });
+
+  it('a blocked request with a large body leaves a keep-alive connection usable', async () => {
+    const listener = wrapListener(
+      async (req, res) => {
+        await readBody(req);
+        res.end('app');
+      },
+      { pool: fx.pool, agents: ['test'] },
+    );
+    const served = await listen(createServer(listener));
+    const agent = new Agent({ keepAlive: true, maxSockets: 1 });
+    const post = (path: string, body: Buffer) =>
+      new Promise<{ status: number; text: string; socket: unknown }>((resolve, reject) => {
+        const req = httpRequest(`${served.url}${path}`, { method: 'POST', agent }, (res) => {
+          let text = '';
+          res.on('data', (c: Buffer) => {
+            text += c.toString('utf8');
+          });
+          res.on('end', () => resolve({ status: res.statusCode ?? 0, text, socket: req.socket }));
+        });
+        req.on('error', reject);
+        req.end(body);
+      });
+    try {
+      const first = await post('/blocked/upload', Buffer.alloc(1024 * 1024, 'a'));
+      expect(first.status).toBe(403);
+      const second = await post('/after', Buffer.from('small'));
+      expect(second.status).toBe(200);
+      expect(second.text).toBe('app');
+    } finally {
+      agent.destroy();
       await served.close();
     }
   });

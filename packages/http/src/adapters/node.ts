@@ -100,6 +100,12 @@ export async function runExchange(
     return Promise.race([head, failed, ended]);
   };
   await engine.handle(clientRequest, client, nextHop);
+  if (!ran && body) {
+    // Answered without the application: discard the rest of the body (or a paused socket
+    // would hold the connection) and end `req` for anyone still listening.
+    (body.source as NodeJS.ReadableStream).resume();
+    void body.refill(undefined).catch(() => {});
+  }
   return ran;
 }
 
