@@ -7,9 +7,12 @@ import { type AgentFixture, startAgent } from './adapters-agent.js';
 import { adapterScenarios, send } from './adapters-scenarios.js';
 import { listen } from './adapters-serve.js';
 
+const clientAddress = (_request: Request, env?: HttpBindings | object) =>
+  env && 'incoming' in env ? env.incoming.socket.remoteAddress : undefined;
+
 adapterScenarios('fetch (Hono)', async (options) => {
   const calls: string[] = [];
-  const app = new Hono();
+  const app = new Hono<{ Bindings: HttpBindings }>();
   app.get('/rewrite-response', (c) => {
     calls.push(new URL(c.req.url).pathname);
     c.header('x-app', '1');
@@ -23,7 +26,7 @@ adapterScenarios('fetch (Hono)', async (options) => {
     c.header('x-app', '1');
     return c.json({ method: c.req.method, url: url.pathname + url.search, headers, body });
   });
-  const handler = withAgents(app.fetch, options);
+  const handler = withAgents(app.fetch, options, { clientAddress });
   return { calls, ...(await listen(createServer(getRequestListener(handler)))) };
 });
 
@@ -36,25 +39,23 @@ describe('fetch adapter: the client address', () => {
     await fx?.close();
   });
 
-  it('reaches the agents as client_ip when clientAddress supplies it', async () => {
+  it('is unknown to the agents without clientAddress, and reaches them with it', async () => {
     const app = new Hono<{ Bindings: HttpBindings }>();
     app.get('*', (c) => c.text('ok'));
-    const handler = withAgents(
-      app.fetch,
-      { pool: fx.pool, agents: ['test'] },
-      {
-        clientAddress: (_request, env) =>
-          env && 'incoming' in env ? env.incoming.socket.remoteAddress : undefined,
-      },
-    );
+    const handler = withAgents(app.fetch, { pool: fx.pool, agents: ['test'] }, { clientAddress });
+    const bare = withAgents(app.fetch, { pool: fx.pool, agents: ['test'] });
     const served = await listen(createServer(getRequestListener(handler)));
+    const unknown = await listen(createServer(getRequestListener(bare)));
     try {
+      await send(unknown.url, '/who-knows');
+      expect(fx.agent.seen.find((e) => e.uri === '/who-knows')?.metadata.client_ip).toBe('');
       const r = await send(served.url, '/who-am-i');
       expect(r.status).toBe(200);
       const seen = fx.agent.seen.find((e) => e.uri === '/who-am-i');
       expect(seen?.metadata.client_ip).toBe('127.0.0.1');
     } finally {
       await served.close();
+      await unknown.close();
     }
   });
 });

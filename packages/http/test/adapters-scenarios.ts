@@ -140,6 +140,18 @@ export function adapterScenarios(framework: string, serve: Serve): void {
       expect(seen?.headers['x-app']).toEqual(['1']);
     });
 
+    it('x-forwarded-* reach the application as the client sent them; agents see the peer', async () => {
+      const r = await send(main.url, '/forwarded', { headers: { 'x-forwarded-proto': 'https' } });
+      const echo = JSON.parse(r.body) as Echo;
+      expect(echo.headers['x-forwarded-proto']).toBe('https');
+      expect(echo.headers['x-forwarded-for']).toBeUndefined();
+      expect(echo.headers['x-forwarded-host']).toBeUndefined();
+      // what the engine adds for the agents, as a proxy would
+      const seen = fx.agent.seen.find((e) => e.uri === '/forwarded');
+      expect(seen?.headers['x-forwarded-for']).toEqual(['127.0.0.1']);
+      expect(echo.headers['x-request-id']).toBe(seen?.metadata.request_id);
+    });
+
     it('a request body rewrite reaches the application with a correct content-length', async () => {
       const r = await send(main.url, '/body', {
         headers: { 'content-type': 'text/plain' },

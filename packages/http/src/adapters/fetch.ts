@@ -7,6 +7,7 @@ import type { IncomingHttpHeaders } from 'node:http';
 import { PassThrough, Readable } from 'node:stream';
 import type { ReadableStream as WebReadableStream } from 'node:stream/web';
 import type { ClientRequest, ClientResponse, NextHop, NextHopResponse } from '../engine.js';
+import { clientForwarded } from './forwarded.js';
 import { type PicketConfig, toEngine } from './options.js';
 
 /** A fetch-style handler; extra arguments (Hono's `env`, a context) are passed through. */
@@ -111,7 +112,8 @@ export function withAgents<A extends unknown[] = []>(
 
     const nextHop: NextHop = async (r) => {
       const h = new Headers();
-      for (const [k, vs] of Object.entries(r.headers)) for (const v of vs) h.append(k, v);
+      const forwarded = clientForwarded(r.headers, (name) => distinct[name]);
+      for (const [k, vs] of Object.entries(forwarded)) for (const v of vs) h.append(k, v);
       const init: RequestInit & { duplex?: 'half' } = {
         method: r.method,
         headers: h,

@@ -7,6 +7,7 @@
 import type { IncomingHttpHeaders, IncomingMessage, ServerResponse } from 'node:http';
 import type { Headers } from '@picket/protocol';
 import type { ClientRequest, HttpEngine, NextHop, NextHopRequest } from '../engine.js';
+import { clientForwarded } from './forwarded.js';
 import { divertBody, hasBody } from './node-request.js';
 import { captureResponse } from './node-response.js';
 import { type PicketConfig, toEngine } from './options.js';
@@ -32,8 +33,13 @@ function toIncoming(h: Headers): { headers: IncomingHttpHeaders; raw: string[] }
 }
 
 /** Hands the agents' request to the application: headers, path, then the body. */
-function applyRequest(req: IncomingMessage & { baseUrl?: string }, r: NextHopRequest): void {
-  const { headers, raw } = toIncoming(r.headers);
+function applyRequest(
+  req: IncomingMessage & { baseUrl?: string },
+  r: NextHopRequest,
+  sent: NodeJS.Dict<string[]>,
+): void {
+  const forwarded = clientForwarded(r.headers, (name) => sent[name]);
+  const { headers, raw } = toIncoming(forwarded);
   // a body of unknown length still has to look like one to body parsers
   if (r.body !== undefined && headers['content-length'] === undefined) {
     headers['transfer-encoding'] = 'chunked';
@@ -63,6 +69,7 @@ export async function runExchange(
   const body = hasBody(req.headers) ? divertBody(req) : undefined;
   const source: AsyncIterable<Buffer> = body?.source ?? (async function* () {})();
   const { head, client } = captureResponse(res);
+  const sent = req.headersDistinct;
   const clientRequest: ClientRequest = {
     method: req.method,
     // an Express app mounted below a path: the agents see the whole path
@@ -77,7 +84,7 @@ export async function runExchange(
   let ran = false;
   const nextHop: NextHop = (r) => {
     ran = true;
-    applyRequest(req, r);
+    applyRequest(req, r, sent);
     if (body) {
       void body.refill(r.body).catch((e: unknown) => req.destroy(e as Error));
     }
