@@ -199,6 +199,38 @@ describe('node:http adapter: streaming and failures', () => {
     }
   });
 
+  it('a listener whose body was read before picket is refused (500), and the error is logged escaped', async () => {
+    const lines: string[] = [];
+    const log = { debug() {}, info() {}, warn() {}, error: (m: string) => lines.push(m) };
+    const wrapped = wrapListener(() => {}, { pool: fx.pool, agents: ['test'], log });
+    const thrower = wrapListener(
+      () => {
+        throw new Error('bad\nline from a client');
+      },
+      { pool: fx.pool, agents: ['test'], log },
+    );
+    const served = await listen(
+      createServer(async (req, res) => {
+        if (req.url === '/read-first') {
+          await readBody(req);
+          wrapped(req, res);
+        } else thrower(req, res);
+      }),
+    );
+    try {
+      const r = await send(served.url, '/read-first', { body: 'already read' });
+      expect(r.status).toBe(500);
+      expect(lines.some((l) => l.includes('install picket before any body parser'))).toBe(true);
+      const t = await send(served.url, '/throws');
+      expect(t.status).toBe(500);
+      const logged = lines.find((l) => l.includes('application failed'));
+      expect(logged).toContain('bad\\nline');
+      expect(logged).not.toContain('\n');
+    } finally {
+      await served.close();
+    }
+  });
+
   it('refuses bad options with an error naming what is wrong', () => {
     expect(() => wrapListener(() => {}, { pool: fx.pool, agents: 'test' as never })).toThrow(
       /options\.agents must be an array/,

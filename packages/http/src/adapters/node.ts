@@ -5,7 +5,7 @@
  * agents' headers, path and body.
  */
 import type { IncomingHttpHeaders, IncomingMessage, ServerResponse } from 'node:http';
-import type { Headers } from '@picket/protocol';
+import { escapeForLog, type Headers } from '@picket/protocol';
 import type { ClientRequest, HttpEngine, NextHop, NextHopRequest } from '../engine.js';
 import { clientForwarded } from './forwarded.js';
 import { divertBody, hasBody } from './node-request.js';
@@ -95,13 +95,15 @@ export async function runExchange(
     });
     // an application that throws (or rejects) before its response head is a 500, never an allow
     const failed = new Promise<never>((_, reject) => {
+      // the engine logs the failure: its message comes from the application, escaped here
+      const fail = (e: unknown) =>
+        reject(
+          new Error(`application failed: ${escapeForLog(String((e as Error)?.message ?? e))}`),
+        );
       try {
-        Promise.resolve(app()).then(undefined, (e: unknown) => {
-          engine.log.error(`application failed: ${(e as Error)?.message ?? String(e)}`);
-          reject(e);
-        });
+        Promise.resolve(app()).then(undefined, fail);
       } catch (e) {
-        reject(e);
+        fail(e);
       }
     });
     return Promise.race([head, failed, ended]);
@@ -126,6 +128,16 @@ export function wrapListener(listener: RequestListener, config: PicketConfig): R
     throw new TypeError('wrapListener: listener must be a function');
   const engine = toEngine(config, 'wrapListener');
   return (req, res) => {
-    void runExchange(engine, req, res, () => listener(req, res));
+    runExchange(engine, req, res, () => listener(req, res)).catch((e: unknown) => {
+      // only a fault before the engine ran gets here (the body was read already): never an allow
+      engine.log.error(
+        `picket: request not handled: ${escapeForLog(String((e as Error)?.message ?? e))}`,
+      );
+      if (res.headersSent) res.destroy();
+      else {
+        res.statusCode = 500;
+        res.end();
+      }
+    });
   };
 }
