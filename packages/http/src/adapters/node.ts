@@ -39,21 +39,24 @@ function applyRequest(
   sent: NodeJS.Dict<string[]>,
 ): void {
   const forwarded = clientForwarded(r.headers, (name) => sent[name]);
-  const { headers, raw } = toIncoming(forwarded);
   // a body of unknown length still has to look like one to body parsers
-  if (r.body !== undefined && headers['content-length'] === undefined) {
-    headers['transfer-encoding'] = 'chunked';
-    raw.push('transfer-encoding', 'chunked');
+  if (r.body !== undefined && forwarded['content-length'] === undefined) {
+    forwarded['transfer-encoding'] = ['chunked'];
   }
+  const { headers, raw } = toIncoming(forwarded);
   req.headers = headers;
   req.rawHeaders = raw;
   const distinct: NodeJS.Dict<string[]> = {};
-  for (const [k, v] of Object.entries(r.headers))
+  for (const [k, v] of Object.entries(forwarded)) {
     Object.defineProperty(distinct, k, { value: [...v], enumerable: true });
+  }
   Object.defineProperty(req, 'headersDistinct', { value: distinct, configurable: true });
   // the application routes the path the agents saw (below an Express mount point: its rest)
   const base = req.baseUrl ?? '';
-  if (r.uri.startsWith(base)) req.url = r.uri.slice(base.length) || '/';
+  const rest = r.uri.slice(base.length);
+  if (r.uri.startsWith(base) && (rest === '' || rest[0] === '/' || rest[0] === '?')) {
+    req.url = rest[0] === '/' ? rest : `/${rest}`;
+  }
 }
 
 /**
