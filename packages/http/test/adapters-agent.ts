@@ -29,7 +29,8 @@ import { UdsAgentServerV2 } from '@picket/uds';
  * Decides by path: `/blocked` → 403, `/redirect` → 307, `/hang` waits until cancelled;
  * every other request gets `x-agent-req` set and `x-remove-me` removed, and its response
  * `x-agent-resp`. A request body containing `replace-me` is rewritten; the response body of
- * `/rewrite-response` is replaced; the response of `/response-blocked` is refused (451). Remembers what it saw.
+ * `/rewrite-response` is replaced; the response of `/response-blocked` is refused (451); a body
+ * chunk containing `evil` is blocked (403). Remembers what it saw.
  */
 export class TestAgent implements AgentHandler {
   readonly seen: RequestHeadersEvent[] = [];
@@ -70,6 +71,7 @@ export class TestAgent implements AgentHandler {
   onRequestBodyChunk(e: RequestBodyChunkEvent): AgentResponse {
     const text = Buffer.from(e.data).toString('utf8');
     this.requestBodies.push(text);
+    if (text.includes('evil')) return block(403, { body: 'evil chunk\n' });
     if (text.includes('replace-me')) {
       return allow({ requestBodyMutation: replaceBody('the agent rewrote this body ✓', 0) });
     }

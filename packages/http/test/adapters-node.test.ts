@@ -2,7 +2,7 @@ import { Agent, createServer, request as httpRequest, type IncomingMessage } fro
 import type { AddressInfo } from 'node:net';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { agentSpec, wrapListener } from '../src/index.js';
-import { type AgentFixture, startAgent } from './adapters-agent.js';
+import { type AgentFixture, startAgent, until } from './adapters-agent.js';
 import { adapterScenarios, type Served, send } from './adapters-scenarios.js';
 import { listen } from './adapters-serve.js';
 
@@ -178,6 +178,54 @@ describe('node:http adapter: streaming and failures', () => {
       expect(seen?.body).toBe('the agent rewrote this body ✓');
       expect(seen?.headers['content-length']).toBeUndefined();
       expect(seen?.headers['transfer-encoding']).toBe('chunked');
+    } finally {
+      await served.close();
+    }
+  });
+
+  it('a stream-mode block in the middle of the body: the app sees the body fail, the client the block', async () => {
+    let appSaw: string | undefined;
+    let started!: () => void;
+    const appStarted = new Promise<void>((r) => {
+      started = r;
+    });
+    const listener = wrapListener(
+      async (req, res) => {
+        started();
+        try {
+          appSaw = `complete: ${await readBody(req)}`;
+        } catch (e) {
+          appSaw = `failed: ${(e as Error).message}`;
+        }
+        if (!res.headersSent) res.end('app answered');
+      },
+      {
+        pool: fx.pool,
+        agents: [
+          agentSpec('test', { events: ['request_headers', 'request_body'], bodyMode: 'stream' }),
+        ],
+      },
+    );
+    const served = await listen(createServer(listener));
+    try {
+      const reply = new Promise<{ status: number; body: string }>((resolve, reject) => {
+        const req = httpRequest(`${served.url}/upload`, { method: 'POST' }, (res) => {
+          let body = '';
+          res.on('data', (c: Buffer) => {
+            body += c.toString('utf8');
+          });
+          res.on('end', () => resolve({ status: res.statusCode ?? 0, body }));
+        });
+        req.on('error', reject);
+        req.write('a good first part;');
+        // the rest only once the application is reading the body
+        void appStarted.then(() => req.end('then an evil part'));
+      });
+      const r = await reply;
+      expect(r.status).toBe(403);
+      expect(r.body).toBe('evil chunk\n');
+      await until(() => appSaw, 'the application to finish');
+      expect(appSaw).toMatch(/^failed: /);
     } finally {
       await served.close();
     }

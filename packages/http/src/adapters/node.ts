@@ -60,6 +60,21 @@ function applyRequest(
 }
 
 /**
+ * Fails the body the application is reading, keeping the connection: the engine still
+ * has to answer on it (node:http's own destroy of a request closes the socket).
+ */
+function abortBody(req: IncomingMessage, e: Error): void {
+  const target = req as unknown as {
+    _destroy(err: Error | null, cb: (e?: Error | null) => void): void;
+  };
+  target._destroy = (err, cb) => {
+    // as node:http does: an error is emitted only to a listener
+    process.nextTick(() => cb(req.listenerCount('error') > 0 ? err : null));
+  };
+  req.destroy(e);
+}
+
+/**
  * Runs one request through the engine with `app` as the next hop. Resolves once the
  * engine is done: true when the application ran, false when the agents answered.
  */
@@ -88,9 +103,17 @@ export async function runExchange(
   const nextHop: NextHop = (r) => {
     ran = true;
     applyRequest(req, r, sent);
-    if (body) {
-      void body.refill(r.body).catch((e: unknown) => req.destroy(e as Error));
-    }
+    // a decision while the body streams to the application: it sees the body fail (never a
+    // shorter but complete one), and the engine answers with the decision
+    const bodyFailed = body
+      ? body.refill(r.body).then(
+          () => new Promise<never>(() => {}),
+          (e: unknown) => {
+            abortBody(req, e as Error);
+            throw e;
+          },
+        )
+      : new Promise<never>(() => {});
     const ended = new Promise<never>((_, reject) => {
       r.signal.addEventListener('abort', () => reject(new Error('the exchange ended')), {
         once: true,
@@ -109,7 +132,7 @@ export async function runExchange(
         fail(e);
       }
     });
-    return Promise.race([head, failed, ended]);
+    return Promise.race([head, failed, ended, bodyFailed]);
   };
   await engine.handle(clientRequest, client, nextHop);
   if (!ran && body) {
