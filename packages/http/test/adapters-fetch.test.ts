@@ -1,9 +1,9 @@
-import { createServer } from 'node:http';
+import { createServer, request as httpRequest } from 'node:http';
 import { getRequestListener, type HttpBindings } from '@hono/node-server';
 import { Hono } from 'hono';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { withAgents } from '../src/index.js';
-import { type AgentFixture, startAgent } from './adapters-agent.js';
+import { agentSpec, withAgents } from '../src/index.js';
+import { type AgentFixture, startAgent, until } from './adapters-agent.js';
 import { adapterScenarios, send } from './adapters-scenarios.js';
 import { listen } from './adapters-serve.js';
 
@@ -56,6 +56,51 @@ describe('fetch adapter: the client address', () => {
     } finally {
       await served.close();
       await unknown.close();
+    }
+  });
+
+  it('a stream-mode block in the middle of the body reaches the client; the handler sees the body fail', async () => {
+    let appSaw: string | undefined;
+    let started!: () => void;
+    const appStarted = new Promise<void>((r) => {
+      started = r;
+    });
+    const app = new Hono();
+    app.post('*', async (c) => {
+      started();
+      try {
+        appSaw = `complete: ${await c.req.text()}`;
+      } catch (e) {
+        appSaw = `failed: ${(e as Error).message}`;
+      }
+      return c.text('handler answered');
+    });
+    const handler = withAgents(app.fetch, {
+      pool: fx.pool,
+      agents: [
+        agentSpec('test', { events: ['request_headers', 'request_body'], bodyMode: 'stream' }),
+      ],
+    });
+    const served = await listen(createServer(getRequestListener(handler)));
+    try {
+      const r = await new Promise<{ status: number; body: string }>((resolve, reject) => {
+        const req = httpRequest(`${served.url}/upload`, { method: 'POST' }, (res) => {
+          let body = '';
+          res.on('data', (c: Buffer) => {
+            body += c.toString('utf8');
+          });
+          res.on('end', () => resolve({ status: res.statusCode ?? 0, body }));
+        });
+        req.on('error', reject);
+        req.write('a good first part;');
+        void appStarted.then(() => req.end('then an evil part'));
+      });
+      expect(r.status).toBe(403);
+      expect(r.body).toBe('evil chunk\n');
+      await until(() => appSaw, 'the handler to finish');
+      expect(appSaw).toMatch(/^failed: /);
+    } finally {
+      await served.close();
     }
   });
 });

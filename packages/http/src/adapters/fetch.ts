@@ -125,8 +125,18 @@ export function withAgents<A extends unknown[] = []>(
           : (Readable.toWeb(r.body) as unknown as ReadableStream<Uint8Array>);
         init.duplex = 'half';
       }
-      const response = await handler(new Request(new URL(r.uri, url.origin), init), ...rest);
-      return nextHopResponse(response);
+      // the engine stops waiting when the exchange ends (a decision, the client gone) or the
+      // body it streams to the handler fails, whatever the handler does with either
+      const stopped = new Promise<never>((_, reject) => {
+        r.signal.addEventListener('abort', () => reject(new Error('the exchange ended')), {
+          once: true,
+        });
+        if (r.body instanceof Readable) r.body.once('error', reject);
+      });
+      const answered = Promise.resolve(
+        handler(new Request(new URL(r.uri, url.origin), init), ...rest),
+      );
+      return nextHopResponse(await Promise.race([answered, stopped]));
     };
 
     const done = engine.handle(clientRequest, client, nextHop);
