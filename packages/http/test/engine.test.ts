@@ -176,7 +176,17 @@ describe('HttpEngine with a function as the next hop', () => {
       pool,
       router: singleRoute({ chain: [agentSpec('down-closed')], nextHop: hop }),
     });
+    const streaming = new HttpEngine({
+      pool,
+      router: singleRoute({
+        chain: [
+          agentSpec('a', { events: ['request_headers', 'request_body'], bodyMode: 'stream' }),
+        ],
+        nextHop: hop,
+      }),
+    });
     server = createServer((rq, rs) => {
+      if (rq.url?.startsWith('/stream')) return void streaming.handle(rq, rs);
       if (rq.url?.startsWith('/bare/')) void bare.handle(rq, rs, hop);
       else if (rq.url === '/bare-without-hop') void bare.handle(rq, rs);
       else if (rq.url === '/closed') void closed.handle(rq, rs);
@@ -245,6 +255,20 @@ describe('HttpEngine with a function as the next hop', () => {
     expect(s).toMatchObject({ outcome: 'allow', status: 200, route: 'r', upstream: 'fn' });
     expect(s.upstreamAttempts).toBe(1);
     expect(decisions).toContain('a request_headers allow');
+  });
+
+  it('stream mode: the next hop gets a stream, chunked, not replayable, with the cleared bytes', async () => {
+    const r = await raw(
+      port,
+      req(['POST /stream HTTP/1.1', 'Host: a.example', 'Content-Length: 5'], 'hello'),
+    );
+    expect(r.status).toBe(200);
+    const { request, body } = hopRequests.at(-1) as { request: NextHopRequest; body: string };
+    expect(request.uri).toBe('/stream');
+    expect(request.body).toBeInstanceOf(Readable);
+    expect(request.replayable).toBe(false);
+    expect(request.headers['content-length']).toBeUndefined();
+    expect(body).toBe('rewritten ✓');
   });
 
   it('refuses an ambiguous Host or path with 400 before any agent sees it', async () => {
