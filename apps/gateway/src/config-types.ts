@@ -2,7 +2,7 @@
  * The gateway configuration's resolved shape (what the rest of the gateway works
  * with), its error type and its defaults. Parsing is in config.ts.
  */
-import type { AgentEvent, BodyMode, PathPolicy } from '@picket/http';
+import { AGENT_DEFAULTS, type AgentEvent, type BodyMode, type PathPolicy } from '@picket/http';
 
 /** Events the gateway can send to an agent, as named in the config (the engine's events). */
 export { AGENT_EVENTS as GATEWAY_EVENTS } from '@picket/http';
@@ -124,8 +124,9 @@ export class ConfigError extends Error {
 
 export const DEFAULT_LISTEN = '127.0.0.1:8080';
 export const DEFAULT_ADMIN_PREFIX = '/_picket';
-export const DEFAULT_AGENT_TIMEOUT_MS = 1_000;
-export const DEFAULT_MAX_BODY_BYTES = 1024 * 1024;
+/** the engine's defaults (`agentSpec`) */
+export const DEFAULT_AGENT_TIMEOUT_MS = AGENT_DEFAULTS.timeoutMs;
+export const DEFAULT_MAX_BODY_BYTES = AGENT_DEFAULTS.maxBodyBytes;
 export const DEFAULT_UPSTREAM_TIMEOUT_MS = 30_000;
 export const DEFAULT_UPSTREAM_CONNECT_TIMEOUT_MS = 5_000;
 export const DEFAULT_HEADERS_TIMEOUT_MS = 30_000;
