@@ -324,9 +324,10 @@ describe('picket record + replay', () => {
     const records = await show(redacted);
     expect(records[0]).toMatchObject({ record: 'header', redacted: true });
     const first = records.find((r) => r.record === 'frame' && r.type === 0x10);
-    expect((first?.decoded as { headers: Record<string, string[]> }).headers.authorization).toEqual(
-      ['<redacted>'],
-    );
+    expect(first).toBeDefined();
+    expect(
+      (first?.decoded as { headers: Record<string, string[]> })?.headers.authorization,
+    ).toEqual(['<redacted>']);
     const r = await run(['replay', redacted, '--to', `unix:${agentSock}`]);
     expect(r.code).toBe(2);
     expect(r.err).toMatch(
