@@ -2,16 +2,18 @@ import { type ChildProcess, spawn } from 'node:child_process';
 import { existsSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { measure, measureVariants, processCpuProbe } from '../harness.js';
+import { type CpuProbe, measure, measureVariants, processCpuProbe } from '../harness.js';
 import type { Aggregate } from '../stats.js';
 import type { BenchConfig, Row, Scenario } from '../types.js';
 import { skippedTarget, target } from '../types.js';
 import type { Hosted } from '../worker.js';
 import { aggregateRow, loadOptions, sampleLogger, startWorkers, stopWorkers } from './common.js';
+import { haproxyBinary, startHaproxy } from './proxies.js';
 
 const ID = 'gateway';
 const INFLIGHT = 32;
 const SELF = new URL('./gateway.ts', import.meta.url).href;
+const PROXIES = new URL('./proxies.ts', import.meta.url).href;
 const GATEWAY_DIR = fileURLToPath(new URL('../../../gateway/', import.meta.url));
 const GATEWAY_MAIN = join(GATEWAY_DIR, 'src', 'main.ts');
 
@@ -146,16 +148,27 @@ async function stopGateway(child: ChildProcess | undefined): Promise<void> {
   clearTimeout(timer);
 }
 
-const VARIANTS = [
+const GATEWAY_VARIANTS = [
   { key: 'none', path: '/none/api/items', label: 'gateway, no agents' },
   { key: 'one', path: '/one/api/items', label: 'gateway + 1 UDS agent' },
   { key: 'two', path: '/two/api/items', label: 'gateway + 2-agent chain' },
 ] as const;
+const PLAIN_LABEL = 'plain Node proxy (node:http + undici)';
+const HAPROXY_LABEL = 'HAProxy (1 thread)';
+
+/** One measured target of the scenario: where the load goes and whose CPU is the "server". */
+interface Target {
+  key: string;
+  label: string;
+  origin: string;
+  path: string;
+  probe: CpuProbe;
+}
 
 /** Scenario 6: HTTP through the gateway app with no agent, one UDS agent and a two-agent chain. */
 export const gatewayScenario: Scenario = {
   id: ID,
-  title: 'Gateway end to end: no agents vs one UDS agent vs a two-agent chain',
+  title: 'Gateway end to end vs a plain Node proxy: no agents, one UDS agent, a two-agent chain',
   async run(config: BenchConfig) {
     const description =
       `HTTP/1.1 keep-alive GETs with 15 browser-like headers, ${INFLIGHT} in flight over ` +
@@ -164,7 +177,10 @@ export const gatewayScenario: Scenario = {
       'The origin and two `UdsAgentServerV2(EchoAgent)` agents live in a third process. Routes: ' +
       '`/none` (no agents), `/one` (echo-1 on request headers), `/two` (echo-1 then echo-2). ' +
       'The gateway talks to agents through its `AgentPool` with 2 connections each, offering ' +
-      'msgpack then JSON (the agents pick msgpack). "server" CPU is the gateway process.';
+      'msgpack then JSON (the agents pick msgpack). Baseline: a plain Node proxy in its own ' +
+      'process (node:http in, an undici Pool out, `pipeline` for the body, hop-by-hop headers ' +
+      'dropped, no other feature) on the same origin; plus HAProxy with one thread when ' +
+      '`haproxy` is on PATH. "server" CPU is the proxy process of each row.';
     if (!existsSync(GATEWAY_MAIN)) {
       const why = 'apps/gateway not built';
       return {
@@ -179,9 +195,16 @@ export const gatewayScenario: Scenario = {
         notes: [],
       };
     }
-    const [backends, load] = await startWorkers(config, [`${ID}-agents`, `${ID}-load`]);
-    if (backends === undefined || load === undefined) throw new Error('workers did not start');
+    const [backends, load, plain] = await startWorkers(config, [
+      `${ID}-agents`,
+      `${ID}-load`,
+      `${ID}-plain-proxy`,
+    ]);
+    if (backends === undefined || load === undefined || plain === undefined) {
+      throw new Error('workers did not start');
+    }
     let gateway: ChildProcess | undefined;
+    let haproxy: ChildProcess | undefined;
     try {
       const { info } = await backends.create<{ upstream: string; agents: string[] }>(
         SELF,
@@ -234,30 +257,76 @@ export const gatewayScenario: Scenario = {
           notes: [],
         };
       }
-      const probe = processCpuProbe(gateway.pid as number);
+      const gatewayProbe = processCpuProbe(gateway.pid as number);
+      // The plain proxy gets its own worker process, so its CPU is measured like the gateway's.
+      const { info: plainInfo } = await plain.create<{ origin: string }>(PROXIES, 'plainProxy', {
+        upstream: info.upstream,
+        connections: INFLIGHT,
+      });
+      const targets: Target[] = [
+        {
+          key: 'plain',
+          label: PLAIN_LABEL,
+          origin: plainInfo.origin,
+          path: '/api/items',
+          probe: plain,
+        },
+        ...GATEWAY_VARIANTS.map((v) => ({ ...v, origin, probe: gatewayProbe })),
+      ];
+      const binary = haproxyBinary();
+      let haproxySkipped: string | undefined = 'haproxy is not on PATH';
+      if (binary !== undefined) {
+        try {
+          const started = await startHaproxy(binary, info.upstream, config.tmpDir);
+          haproxy = started.child;
+          haproxySkipped = undefined;
+          targets.push({
+            key: 'haproxy',
+            label: HAPROXY_LABEL,
+            origin: started.origin,
+            path: '/api/items',
+            probe: processCpuProbe(started.child.pid as number),
+          });
+        } catch (err) {
+          haproxySkipped = `haproxy did not start: ${err instanceof Error ? err.message : String(err)}`;
+        }
+      }
       const handles = new Map<string, number>();
-      for (const v of VARIANTS) {
+      for (const t of targets) {
         const h = await load.create(SELF, 'httpLoad', {
-          origin,
-          path: v.path,
+          origin: t.origin,
+          path: t.path,
           connections: INFLIGHT,
         });
-        handles.set(v.key, h.handle);
+        handles.set(t.key, h.handle);
       }
       const opts = loadOptions(config, INFLIGHT);
       const aggs = await measureVariants(
-        VARIANTS.map((v) => ({
-          key: v.key,
-          run: () => measure(load, handles.get(v.key) as number, opts, probe),
+        targets.map((t) => ({
+          key: t.key,
+          run: () => measure(load, handles.get(t.key) as number, opts, t.probe),
         })),
         config.reps,
         sampleLogger(config, ID),
       );
-      const base = { name: VARIANTS[0].label, agg: aggs.get('none') as Aggregate };
-      const rows: Row[] = VARIANTS.map((v) =>
-        aggregateRow(ID, v.label, aggs.get(v.key) as Aggregate, base),
-      );
-      const one = aggs.get('one') as Aggregate;
+      const agg = (key: string) => aggs.get(key) as Aggregate;
+      const base = { name: PLAIN_LABEL, agg: agg('plain') };
+      const rows: Row[] = targets.map((t) => aggregateRow(ID, t.label, agg(t.key), base));
+      if (haproxySkipped !== undefined) {
+        rows.push({
+          scenario: ID,
+          name: HAPROXY_LABEL,
+          baseline: PLAIN_LABEL,
+          value: Number.NaN,
+          unit: '',
+          skipped: haproxySkipped,
+        });
+      }
+      const none = agg('none');
+      const one = agg('one');
+      const loadCpu = targets
+        .map((t) => `${t.label} ${agg(t.key).clientCpuUs?.toFixed(1) ?? '?'}`)
+        .join(', ');
       return {
         id: ID,
         title: gatewayScenario.title,
@@ -266,8 +335,24 @@ export const gatewayScenario: Scenario = {
         targets: [
           target(
             ID,
-            'gateway with one UDS agent vs no agents',
+            'gateway, no agents vs the plain Node proxy',
+            none.opsPerSec / base.agg.opsPerSec,
+            '>=',
+            0.8,
+            'ratio',
+          ),
+          target(
+            ID,
+            'gateway + one UDS agent vs the plain Node proxy',
             one.opsPerSec / base.agg.opsPerSec,
+            '>=',
+            0.6,
+            'ratio',
+          ),
+          target(
+            ID,
+            'gateway with one UDS agent vs no agents',
+            one.opsPerSec / none.opsPerSec,
             '>=',
             0.6,
             'ratio',
@@ -278,19 +363,26 @@ export const gatewayScenario: Scenario = {
             id: 'gateway',
             title: `Gateway end to end, ${INFLIGHT} in flight (HTTP req/s)`,
             unit: 'req/s',
-            bars: VARIANTS.map((v) => ({
-              label: v.label,
-              value: (aggs.get(v.key) as Aggregate).opsPerSec,
-              baseline: v.key === 'none',
+            bars: targets.map((t) => ({
+              label: t.label,
+              value: agg(t.key).opsPerSec,
+              baseline: t.key === 'plain',
             })),
-            reference: { value: base.agg.opsPerSec * 0.6, label: 'target 0.6×' },
+            reference: { value: base.agg.opsPerSec * 0.8, label: 'target 0.8× plain' },
           },
         ],
-        notes: [],
+        notes: [
+          `Load generator CPU per request (µs, one undici Pool in its own process): ${loadCpu}. ` +
+            "When a row's load CPU × its req/s approaches 1 s/s, the load process and not the " +
+            'proxy limits that row.',
+          ...(haproxySkipped === undefined ? [] : [`HAProxy row skipped: ${haproxySkipped}.`]),
+        ],
       };
     } finally {
       await stopWorkers([load]);
       await stopGateway(gateway);
+      await stopGateway(haproxy);
+      await stopWorkers([plain]);
       await stopWorkers([backends]);
     }
   },
