@@ -205,7 +205,10 @@ export class Exchange extends ExchangeState {
     if (bodyAgents.length === 0) {
       setContentLength(respHeaders, upstreamLength);
       this.writeHead(status);
-      await this.pipeToClient(counting(up.body, count));
+      // a Node stream (undici's body) is wired to the client directly; other next hops'
+      // bodies (any async iterable) go through the generic pipeline
+      if (up.body instanceof Readable) await this.streamToClient(up.body);
+      else await this.pipeToClient(counting(up.body, count));
       return;
     }
     const out = bodyPipeline(
