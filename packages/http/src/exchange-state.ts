@@ -161,6 +161,12 @@ export abstract class ExchangeState {
    */
   protected streamToClient(body: Readable): Promise<void> {
     const res = this.res;
+    if (body.destroyed) {
+      // it failed (or was destroyed) before we started reading: its 'close' is gone, so no
+      // listener below would ever fire
+      this.responseBodyFailed(body.errored ?? prematureClose());
+      return Promise.resolve();
+    }
     return new Promise<void>((resolve) => {
       const onData = (chunk: Buffer): void => {
         this.responseBodySize += chunk.length;
@@ -190,11 +196,7 @@ export abstract class ExchangeState {
       };
       // the next hop's body went away without an end or an error (it was destroyed)
       const onBodyClose = (): void => {
-        if (body.readableEnded) return;
-        const e = Object.assign(new Error('Premature close'), {
-          code: 'ERR_STREAM_PREMATURE_CLOSE',
-        });
-        onBodyError(e);
+        if (!body.readableEnded) onBodyError(prematureClose());
       };
       // the client's response closed first (client gone, or the engine cut it): stop reading
       // the next hop; the constructor's 'close' listener records a disconnect
@@ -357,4 +359,9 @@ export abstract class ExchangeState {
     void Promise.allSettled(this.agentCallsAtEnd).then(() => this.core.pool.clearAffinity(cid));
     this.core.hooks.exchangeFinished?.(summary);
   }
+}
+
+/** What a stream that closed without ending or failing is reported as (as stream.pipeline does). */
+function prematureClose(): Error {
+  return Object.assign(new Error('Premature close'), { code: 'ERR_STREAM_PREMATURE_CLOSE' });
 }

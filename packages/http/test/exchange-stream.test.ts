@@ -53,6 +53,14 @@ describe('response body without agents', () => {
       setTimeout(() => body.destroy(Object.assign(new Error('gone'), { code })), 20);
       return { statusCode: 200, headers: { 'content-length': String(4 * chunk.length) }, body };
     }
+    if (request.uri === '/dead') {
+      // the next hop's body failed before the engine started reading it
+      const body = new Readable({ read() {} });
+      body.on('error', () => {});
+      body.destroy(Object.assign(new Error('reset early'), { code: 'ECONNRESET' }));
+      await new Promise((r) => setImmediate(r));
+      return { statusCode: 200, headers: { 'content-length': '10' }, body };
+    }
     // /endless: a body that never ends; the client leaves after the first bytes
     endless = new Readable({
       read() {
@@ -118,5 +126,15 @@ describe('response body without agents', () => {
     await fetchRaw(port, '/endless', 1);
     expect(await lastSummary(4)).toMatchObject({ status: 499, outcome: 'client_disconnect' });
     expect(endless?.destroyed).toBe(true);
+  });
+
+  it('a body that failed before streaming started: upstream_error, the exchange ends', async () => {
+    // the connection is cut (before this fix the exchange waited forever for a 'close' already gone)
+    const text = await fetchRaw(port, '/dead');
+    expect(text).not.toMatch(/\r\n\r\n.{10}/s);
+    expect(await lastSummary(5)).toMatchObject({
+      outcome: 'upstream_error',
+      error: 'response body: reset early',
+    });
   });
 });
