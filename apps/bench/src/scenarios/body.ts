@@ -117,7 +117,7 @@ export const bodyScenario: Scenario = {
             `best encoding (${best}) at ${big} vs raw bytes/s`,
             bestAgg.opsPerSec / rawBig.opsPerSec,
             '>=',
-            0.5,
+            0.6,
             'ratio',
           ),
         ],

@@ -61,7 +61,7 @@ export const poolScenario: Scenario = {
           aggregateRow(ID, `AgentPool, ${CONNECTIONS} connections @${INFLIGHT}`, poolAgg, base),
         ],
         targets: [
-          target(ID, 'AgentPool vs direct transports (≤ 10 % slower)', ratio, '>=', 0.9, 'ratio'),
+          target(ID, 'AgentPool vs direct transports (≤ 5 % slower)', ratio, '>=', 0.95, 'ratio'),
         ],
         charts: [
           {
