@@ -2,7 +2,7 @@
  * Small HTTP helpers: header maps, hop-by-hop stripping, header ops,
  * traceparent, client address, timestamps.
  */
-import { randomBytes } from 'node:crypto';
+import { randomFillSync } from 'node:crypto';
 import { validateHeaderName, validateHeaderValue } from 'node:http';
 import { type HeaderOp, type Headers, putOwn } from '@picket/protocol';
 
@@ -158,9 +158,20 @@ export function parseTraceparent(value: string | undefined): string | undefined 
   return v;
 }
 
-/** A fresh sampled traceparent: `00-<trace id>-<span id>-01`. */
+// Entropy for traceparents, drawn 4 KiB at a time: one randomFillSync per ~170 requests
+// instead of two trips into OpenSSL per request (as randomUUID batches its own).
+const ENTROPY = Buffer.alloc(4096);
+let entropyUsed = ENTROPY.length;
+
+/** A fresh sampled traceparent: `00-<trace id>-<span id>-01` (16 + 8 random bytes). */
 export function newTraceparent(): string {
-  return `00-${randomBytes(16).toString('hex')}-${randomBytes(8).toString('hex')}-01`;
+  if (entropyUsed + 24 > ENTROPY.length) {
+    randomFillSync(ENTROPY);
+    entropyUsed = 0;
+  }
+  const hex = ENTROPY.toString('hex', entropyUsed, entropyUsed + 24);
+  entropyUsed += 24;
+  return `00-${hex.slice(0, 32)}-${hex.slice(32)}-01`;
 }
 
 /** The client address without the IPv4-mapped IPv6 prefix. */
