@@ -1,10 +1,13 @@
 import type { Scenario } from '../types.js';
+import { agentprotoScenario } from './agentproto.js';
 import { bodyScenario } from './body.js';
 import { codecScenario } from './codec.js';
 import { gatewayScenario } from './gateway.js';
 import { grpcScenario } from './grpc.js';
 import { memoryScenario } from './memory.js';
+import { middlewareScenario } from './middleware.js';
 import { poolScenario } from './pool.js';
+import { proxScenario } from './prox.js';
 import { reverseScenario } from './reverse.js';
 import { udsScenario } from './uds.js';
 
@@ -16,6 +19,9 @@ export const SCENARIOS: readonly Scenario[] = [
   poolScenario,
   bodyScenario,
   gatewayScenario,
+  proxScenario,
+  agentprotoScenario,
+  middlewareScenario,
   codecScenario,
   memoryScenario,
 ];
