@@ -29,7 +29,6 @@ import { type AgentVerdict, type ExchangeSummary, metricDecision } from './excha
 import { errorCode, TIMEOUT_CODES, type UpstreamFailure } from './failure.js';
 import {
   applyHeaderOps,
-  dropHopByHopFields,
   firstForwardedAddress,
   newTraceparent,
   normaliseIp,
@@ -129,7 +128,8 @@ export abstract class ExchangeState {
   }
 
   protected writeHead(status: number): void {
-    const h = dropHopByHopFields(this.clientHeaders ?? {});
+    // toOutgoing leaves out hop-by-hop fields an agent may have set
+    const h = this.clientHeaders ?? {};
     h['x-request-id'] ??= [this.requestId];
     this.clientHeaders = null;
     this.status = status;
@@ -283,7 +283,7 @@ export abstract class ExchangeState {
     h['x-request-id'] ??= [this.requestId];
     this.clientHeaders = null;
     this.status = g.status;
-    this.res.writeHead(g.status, toOutgoing(dropHopByHopFields(h)));
+    this.res.writeHead(g.status, toOutgoing(h));
     const head = this.req.method === 'HEAD';
     if (!head) this.responseBodySize += g.body.length;
     this.res.end(head ? undefined : g.body);

@@ -37,12 +37,14 @@ import {
   rfc3339,
   setContentLength,
   stripHopByHop,
-  toHeaderMap,
 } from './http-util.js';
 import { readTarget } from './target.js';
 
 /** One request; {@link HttpEngine.handle} runs it. A next hop gets it as its second argument. */
 export class Exchange extends ExchangeState {
+  /** an agent's header op changed the forwarded request headers */
+  private forwardHeadersChanged = false;
+
   /** Handles the request; never rejects. */
   async run(): Promise<void> {
     try {
@@ -86,7 +88,7 @@ export class Exchange extends ExchangeState {
 
     // --- request headers
     // the client's hop-by-hop headers go first: its Connection header can only name its own
-    const fwd = stripHopByHop(toHeaderMap(req.headersDistinct));
+    const fwd = stripHopByHop(req.headersDistinct);
     if (target.fromTarget && target.host) fwd.host = [target.host];
     fwd.traceparent = [this.traceparent];
     fwd['x-request-id'] = [this.requestId];
@@ -152,7 +154,8 @@ export class Exchange extends ExchangeState {
     // --- next hop
     // agents' ops are applied by now: drop connection-level fields they may have set, but
     // read no Connection tokens (they would name what the engine and agents added)
-    const upstreamHeaders = dropHopByHopFields(fwd);
+    const upstreamHeaders = fwd;
+    if (this.forwardHeadersChanged) dropHopByHopFields(upstreamHeaders);
     setContentLength(upstreamHeaders, length);
     delete upstreamHeaders.expect;
     this.forwardHeaders = null;
@@ -161,7 +164,7 @@ export class Exchange extends ExchangeState {
     // --- response headers
     const status = up.statusCode;
     // the next hop's Connection header names only its own headers, not the agents' or ours
-    const respHeaders = stripHopByHop(toHeaderMap(up.headers));
+    const respHeaders = stripHopByHop(up.headers);
     // (repeated identical Content-Length lines arrive as a list)
     const cl = up.headers['content-length'];
     const upstreamLength = up.headers['transfer-encoding'] ? undefined : [cl].flat()[0];
@@ -324,8 +327,11 @@ export class Exchange extends ExchangeState {
   /** Request header ops: applied while the request headers have not left yet. */
   private requestOps(ops: readonly HeaderOp[]): void {
     if (ops.length === 0) return;
-    if (this.forwardHeaders) applyHeaderOps(this.forwardHeaders, ops, (op) => this.badOp(op));
-    else this.core.log.debug(`request ${this.correlationId}: request header ops arrived too late`);
+    if (this.forwardHeaders) {
+      applyHeaderOps(this.forwardHeaders, ops, (op) => this.badOp(op));
+      this.forwardHeadersChanged = true;
+    } else
+      this.core.log.debug(`request ${this.correlationId}: request header ops arrived too late`);
   }
 
   /** Response header ops: applied while the client's response headers have not left yet. */

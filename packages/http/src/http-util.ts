@@ -60,30 +60,39 @@ function protectedName(name: string): boolean {
 }
 
 /**
- * Removes hop-by-hop headers and those the `Connection` header names (except
- * protected ones). Apply it to what a peer sent, before the engine or an
- * agent adds anything, so a peer can only remove its own headers.
+ * A peer's header object (Node's or undici's) → a protocol header map in one pass: names
+ * lower-cased, every value a list, hop-by-hop headers and those the `Connection` header
+ * names (except protected ones) removed. Apply it to what a peer sent, before the engine or
+ * an agent adds anything, so a peer can only remove its own headers. Value lists are the
+ * source's own arrays where it had them (the engine replaces a list, never edits it).
  */
-export function stripHopByHop(h: Headers): Headers {
-  const named = new Set<string>();
-  for (const v of own(h, 'connection') ?? []) {
+export function stripHopByHop(h: Record<string, string | string[] | undefined>): Headers {
+  const out: Headers = {};
+  let connection: string[] | undefined;
+  for (const [key, v] of Object.entries(h)) {
+    if (v === undefined) continue;
+    const k = key.toLowerCase();
+    const values = Array.isArray(v) ? v : [v];
+    if (HOP_BY_HOP.has(k)) {
+      if (k === 'connection') connection = connection ? [...connection, ...values] : values;
+    } else putOwn(out, k, values);
+  }
+  // the Connection header names headers that are its sender's own hop-by-hop fields
+  for (const v of connection ?? []) {
     for (const token of v.split(',')) {
       const name = token.trim().toLowerCase();
-      if (!protectedName(name)) named.add(name);
+      if (!protectedName(name) && Object.hasOwn(out, name)) delete out[name];
     }
-  }
-  const out: Headers = {};
-  for (const [k, v] of Object.entries(h)) {
-    if (!HOP_BY_HOP.has(k) && !named.has(k)) putOwn(out, k, v);
   }
   return out;
 }
 
-/** Drops the fixed hop-by-hop names (an agent may have set one); `Connection` tokens are not read. */
-export function dropHopByHopFields(h: Headers): Headers {
-  const out: Headers = {};
-  for (const [k, v] of Object.entries(h)) if (!HOP_BY_HOP.has(k)) putOwn(out, k, v);
-  return out;
+/**
+ * Drops the fixed hop-by-hop names (an agent may have set one) in place; `Connection` tokens
+ * are not read (they would name what the engine and agents added).
+ */
+export function dropHopByHopFields(h: Headers): void {
+  for (const k of HOP_BY_HOP) if (Object.hasOwn(h, k)) delete h[k];
 }
 
 /** Sets or removes `content-length`: the engine, not a header op, decides the framing. */
@@ -132,11 +141,14 @@ export function applyHeaderOps(
   }
 }
 
-/** Header map → the flat object Node's `writeHead` / undici take. */
+/**
+ * Header map → the flat object Node's `writeHead` / undici take. Hop-by-hop names (an agent
+ * may have set one) are left out; `Connection` tokens are not read.
+ */
 export function toOutgoing(h: Headers): Record<string, string | string[]> {
   const out: Record<string, string | string[]> = {};
   for (const [k, v] of Object.entries(h)) {
-    if (v.length === 0) continue;
+    if (v.length === 0 || HOP_BY_HOP.has(k)) continue;
     // Node and undici only accept one value for these
     putOwn(out, k, v.length === 1 || k === 'content-length' || k === 'host' ? (v[0] as string) : v);
   }
