@@ -29,6 +29,7 @@ import {
   metricsJson,
 } from './json-messages.js';
 import { FALLBACK, readAgentResponseFast, readRequestHeadersFast } from './msgpack-reader.js';
+import { writeResponseFast } from './msgpack-response.js';
 import { F64, MsgpackWriter } from './msgpack-writer.js';
 import {
   configUpdateObject,
@@ -282,7 +283,8 @@ function writeStrMap(w: MsgpackWriter, m: Record<string, string>): void {
 }
 
 /** rmp-serde's `to_vec` layout: structs as arrays, struct variants as `{name: [fields]}`. */
-function writeResponseArray(w: MsgpackWriter, p: ResponseParts): void {
+/** @internal exported for the fast writer's equivalence test */
+export function writeResponseArray(w: MsgpackWriter, p: ResponseParts): void {
   w.array(10);
   w.int(p.version);
   const d = p.decision;
@@ -510,6 +512,17 @@ class MsgpackMessageCodec extends BinaryMessageCodec {
   }
   encodeResponse(response: AgentResponse, correlationId?: string): Uint8Array {
     return guardEncode('msgpack', 'AgentResponse', () => {
+      if (!writerBusy) {
+        writerBusy = true;
+        try {
+          if (writeResponseFast(sharedWriter.reset(), response, correlationId)) {
+            return sharedWriter.finish();
+          }
+        } finally {
+          sharedWriter.reset().shrink(256 * 1024);
+          writerBusy = false;
+        }
+      }
       const parts = responseParts(response, correlationId);
       return withWriter((w) => writeResponseArray(w, parts));
     });

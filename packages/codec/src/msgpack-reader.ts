@@ -34,13 +34,26 @@ const BAIL = new Error('fall back to the reference msgpack decoder');
 const MAX_FAST_DEPTH = 64;
 /** Map keys up to this many bytes are interned (they repeat in every message). */
 const MAX_CACHED_KEY = 32;
-const KEY_CACHE_LIMIT = 4096;
+/** Slots of the key cache (a power of two); a slot holds the last key that hashed to it. */
+const KEY_CACHE_SLOTS = 4096;
 
 type Slice = (this: Uint8Array, start: number, end: number) => string;
 const utf8Slice = (Buffer.prototype as unknown as { utf8Slice: Slice }).utf8Slice;
 const latin1Slice = (Buffer.prototype as unknown as { latin1Slice: Slice }).latin1Slice;
 
-const keyCache = new Map<number, string>();
+const keyCache = new Array<string | undefined>(KEY_CACHE_SLOTS).fill(undefined);
+
+/**
+ * The engine's interned copy of `s` (what a property name becomes). Cached keys are
+ * interned once so that the `switch`es on them and the property stores with them
+ * compare pointers instead of characters.
+ */
+function internalized(s: string): string {
+  const o: Record<string, number> = {};
+  o[s] = 0;
+  for (const k in o) return k;
+  return s;
+}
 
 class Reader {
   bytes: Uint8Array = new Uint8Array(0);
@@ -218,12 +231,11 @@ class Reader {
         h = Math.imul(h ^ c, 0x01000193);
       }
       if (ascii) {
-        key = keyCache.get(h);
-        if (key !== undefined && !sameAscii(key, bytes, start, end)) key = undefined;
-        if (key === undefined) {
-          key = latin1Slice.call(bytes, start, end);
-          if (keyCache.size >= KEY_CACHE_LIMIT) keyCache.clear();
-          keyCache.set(h, key);
+        const slot = h & (KEY_CACHE_SLOTS - 1);
+        key = keyCache[slot];
+        if (key === undefined || !sameAscii(key, bytes, start, end)) {
+          key = internalized(latin1Slice.call(bytes, start, end));
+          keyCache[slot] = key;
         }
         this.pos = end;
       }

@@ -3,11 +3,16 @@
  * decoder: same value for everything it accepts, FALLBACK for the rest.
  */
 import { Encoder } from '@msgpack/msgpack';
-import { allow, parseAgentResponse, parseRequestHeadersEvent } from '@picket/protocol';
+import {
+  type AgentResponse,
+  allow,
+  parseAgentResponse,
+  parseRequestHeadersEvent,
+} from '@picket/protocol';
 import fc from 'fast-check';
 import { describe, expect, test } from 'vitest';
 import { msgpackCodec, msgpackDecoder } from '../src/codec.js';
-import { createMessageCodec } from '../src/message-codec.js';
+import { createMessageCodec, writeResponseArray } from '../src/message-codec.js';
 import {
   FALLBACK,
   readAgentResponseFast,
@@ -15,7 +20,8 @@ import {
   readRequestHeadersFast,
 } from '../src/msgpack-reader.js';
 import { MsgpackWriter } from '../src/msgpack-writer.js';
-import { eventObject } from '../src/objects.js';
+import { eventObject, responseParts } from '../src/objects.js';
+import { agentResponse } from './arbitraries.js';
 import { hex } from './helpers.js';
 
 const encoder = new Encoder({ ignoreUndefined: true });
@@ -369,6 +375,79 @@ describe('msgpack RequestHeaders fast writer', () => {
     expect(() =>
       codec.encodeEvent('request_headers', { ...base, headers: { a: [1] } } as never, 'c'),
     ).toThrow(/headers\.a\[0\]/);
+  });
+});
+
+describe('msgpack AgentResponse fast writer', () => {
+  /** The checked path: every field checked into parts, then written. */
+  const reference = (r: unknown, cid: string | undefined) => {
+    const w = new MsgpackWriter(64);
+    writeResponseArray(w, responseParts(r as AgentResponse, cid));
+    return hex(w.finish());
+  };
+  const outcome = (f: () => string) => {
+    try {
+      return f();
+    } catch (err) {
+      return `error: ${(err as Error).message}`;
+    }
+  };
+  const cid = fc.option(fc.string({ maxLength: 20 }), { nil: undefined });
+
+  test('writes exactly what the checked path writes, for every well-formed answer', () => {
+    const codec = createMessageCodec('msgpack');
+    fc.assert(
+      fc.property(agentResponse, cid, (r, id) => {
+        expect(hex(codec.encodeResponse(r, id))).toBe(reference(r, id));
+      }),
+      { numRuns: 500 },
+    );
+  });
+
+  test('absent optional fields, a handler correlation_id, odd shapes: same bytes or same error', () => {
+    const codec = createMessageCodec('msgpack');
+    const base = allow({ tags: ['t'], custom: { a: 1 } });
+    const variants: unknown[] = [
+      { version: 1, decision: 'allow' },
+      { ...base, audit: { ...base.audit, custom: { correlation_id: 'mine', z: undefined } } },
+      { ...base, audit: { ...base.audit, custom: { toJSON: () => ({ j: 1 }) } } },
+      { ...base, audit: undefined, routing_metadata: null, needs_more: null },
+      { ...base, decision: { block: { status: 403 } } },
+      { ...base, decision: { block: { status: 403, body: 'no', headers: { a: 'b' } } } },
+      { ...base, decision: { block: { status: 70000 } } },
+      { ...base, decision: { redirect: { url: 'https://x/', status: 302 } } },
+      { ...base, decision: { block: { status: 403 }, redirect: { url: 'u', status: 302 } } },
+      { ...base, request_headers: [{ set: { name: 'a', value: 1 } }] },
+      { ...base, request_headers: [{ remove: { name: 'a' } }, { add: { name: 'b', value: 'c' } }] },
+      { ...base, routing_metadata: { a: 1 } },
+      { ...base, routing_metadata: new Map([['a', 'b']]) },
+      { ...base, audit: { ...base.audit, confidence: '0.5' } },
+      { ...base, audit: { ...base.audit, tags: ['a', 2] } },
+      { ...base, needs_more: 'yes' },
+      { ...base, request_body_mutation: { data: 'x', chunk_index: 0 } },
+      { ...base, websocket_decision: { close: { code: 1000, reason: 'bye' } } },
+      { ...base, websocket_decision: 'drop' },
+      { ...base, version: -1 },
+      Object.assign(Object.create({ inherited: true }), base),
+      'allow',
+      null,
+    ];
+    for (const r of variants) {
+      for (const id of [undefined, 'cid-1']) {
+        const fast = outcome(() => hex(codec.encodeResponse(r as AgentResponse, id)));
+        const checked = outcome(() => reference(r, id));
+        expect(fast.startsWith('error') ? 'error' : fast).toBe(
+          checked.startsWith('error') ? 'error' : checked,
+        );
+      }
+    }
+    // the errors name the field, as before
+    expect(() =>
+      codec.encodeResponse({
+        ...base,
+        request_headers: [{ set: { name: 'a', value: 1 } }],
+      } as never),
+    ).toThrow(/request_headers\[0\]\.set\.value/);
   });
 });
 

@@ -32,6 +32,7 @@ import {
   abortEvent,
   checkErrorPolicy,
   errorAnswer,
+  isThenable,
   notifyCancel,
   requestContext,
   runHook,
@@ -126,7 +127,10 @@ export class AgentConnection extends EventEmitter<AgentConnectionEventMap> {
 
   private running = 0;
   private readonly queue: Job[] = [];
-  private readonly jobs = new Map<string, Set<Job>>();
+  /** jobs by correlation id: one job, or a list when the proxy reused an id still in flight */
+  private readonly jobs = new Map<string, Job | Job[]>();
+  /** true while {@link startQueued} runs (a synchronous handler re-enters it through finish) */
+  private starting = false;
   private readingPaused = false;
   private idleWaiters: (() => void)[] = [];
   private isClosed = false;
@@ -323,12 +327,10 @@ export class AgentConnection extends EventEmitter<AgentConnectionEventMap> {
       cancelled: false,
       started: false,
     };
-    let set = this.jobs.get(cid);
-    if (set === undefined) {
-      set = new Set();
-      this.jobs.set(cid, set);
-    }
-    set.add(job);
+    const same = this.jobs.get(cid);
+    if (same === undefined) this.jobs.set(cid, job);
+    else if (Array.isArray(same)) same.push(job);
+    else this.jobs.set(cid, [same, job]);
     if (this.running < this.maxConcurrent) {
       this.run(job);
       return;
@@ -356,9 +358,19 @@ export class AgentConnection extends EventEmitter<AgentConnectionEventMap> {
     job.started = true;
     this.running++;
     const ctx = requestContext(job, job.cid, this.transport, this.id, this.proxyId);
-    const result = Promise.resolve(runHook(this.handler, job.type, job.event, ctx, this.tracing));
+    const result = runHook(this.handler, job.type, job.event, ctx, this.tracing);
+    if (!isThenable(result)) {
+      // A synchronous answer is sent in this tick: no promise, no microtask per event
+      // (replies still leave in one batched write per tick).
+      try {
+        this.onHandlerResult(job, result);
+      } finally {
+        this.finish(job);
+      }
+      return;
+    }
     // One reaction for both outcomes (a `.finally` would cost another promise and tick).
-    result.then(
+    Promise.resolve(result).then(
       (value) => {
         try {
           this.onHandlerResult(job, value);
@@ -472,20 +484,35 @@ export class AgentConnection extends EventEmitter<AgentConnectionEventMap> {
 
   private finish(job: Job): void {
     this.running--;
-    const set = this.jobs.get(job.cid);
-    if (set !== undefined) {
-      set.delete(job);
-      if (set.size === 0) this.jobs.delete(job.cid);
-    }
+    this.forget(job);
     this.startQueued();
     if (this.inFlight === 0 && this.idleWaiters.length > 0) {
       for (const w of this.idleWaiters.splice(0, this.idleWaiters.length)) w();
     }
   }
 
+  /** Drops `job` from the registry of jobs by correlation id. */
+  private forget(job: Job): void {
+    const same = this.jobs.get(job.cid);
+    if (same === job) {
+      this.jobs.delete(job.cid);
+    } else if (Array.isArray(same)) {
+      const i = same.indexOf(job);
+      if (i >= 0) same.splice(i, 1);
+      if (same.length === 1) this.jobs.set(job.cid, same[0] as Job);
+      else if (same.length === 0) this.jobs.delete(job.cid);
+    }
+  }
+
   private startQueued(): void {
-    while (this.running < this.maxConcurrent && this.queue.length > 0 && !this.isClosed) {
-      this.run(this.queue.shift() as Job);
+    if (this.starting) return; // the outer loop goes on
+    this.starting = true;
+    try {
+      while (this.running < this.maxConcurrent && this.queue.length > 0 && !this.isClosed) {
+        this.run(this.queue.shift() as Job);
+      }
+    } finally {
+      this.starting = false;
     }
     if (this.readingPaused && this.queue.length < this.maxQueued) {
       this.readingPaused = false;
@@ -504,24 +531,23 @@ export class AgentConnection extends EventEmitter<AgentConnectionEventMap> {
       this.logger.warn('invalid Cancel from proxy; ignored', { connection: this.id, error: err });
       return;
     }
-    const set = this.jobs.get(cid);
+    const same = this.jobs.get(cid);
     this.logger.debug('proxy cancelled a request', {
       connection: this.id,
       correlationId: cid,
       reason,
-      known: set !== undefined,
+      known: same !== undefined,
     });
-    if (set !== undefined) {
-      for (const job of set) {
+    if (same !== undefined) {
+      for (const job of Array.isArray(same) ? [...same] : [same]) {
         job.cancelled = true;
         if (!job.started) {
           const i = this.queue.indexOf(job);
           if (i >= 0) this.queue.splice(i, 1);
-          set.delete(job);
+          this.forget(job);
         }
         abortEvent(job, reason);
       }
-      if (set.size === 0) this.jobs.delete(cid);
       this.startQueued();
       if (this.inFlight === 0)
         for (const w of this.idleWaiters.splice(0, this.idleWaiters.length)) w();
@@ -538,8 +564,8 @@ export class AgentConnection extends EventEmitter<AgentConnectionEventMap> {
       job.cancelled = true;
       abortEvent(job, reason);
     }
-    for (const set of this.jobs.values()) {
-      for (const job of set) {
+    for (const same of this.jobs.values()) {
+      for (const job of Array.isArray(same) ? same : [same]) {
         job.cancelled = true;
         abortEvent(job, reason);
       }
