@@ -154,6 +154,58 @@ describe('agent-side concurrency bound', () => {
     expect(replies.map((r) => r.audit.tags[0])).toEqual(ids);
     expect(peak).toBe(3);
   });
+  it('answers a long queue of synchronous answers behind slow ones, in order, bounded', async () => {
+    // Synchronous answers are sent without a promise: finishing one starts the next
+    // queued event from inside finish(), which must neither recurse once per queued
+    // event nor run more than the limit at once.
+    const tmp = tempSocket();
+    cleanups.push(tmp.cleanup);
+    let running = 0;
+    let peak = 0;
+    const releases = new Map<string, () => void>();
+    const server = new UdsAgentServerV2(
+      tmp.path,
+      handler({
+        onRequestHeaders: (_e, ctx) => {
+          const id = ctx.correlationId;
+          running++;
+          peak = Math.max(peak, running);
+          if (id.startsWith('slow')) {
+            return new Promise((r) => {
+              releases.set(id, () => {
+                running--;
+                r(allow({ tags: [id] }));
+              });
+            });
+          }
+          running--;
+          return allow({ tags: [id] });
+        },
+      }),
+      { logger: captureLogger(), maxConcurrentPerConnection: 2, maxQueuedPerConnection: 20_000 },
+    );
+    await server.listen();
+    cleanups.push(() => server.close({ drainTimeoutMs: 100 }));
+    const client = await AgentClientV2Uds.connect('t', tmp.path, {
+      logger: captureLogger(),
+      timeoutMs: 60_000,
+    });
+    cleanups.push(() => client.close());
+    const slowA = client.sendRequestHeaders(requestHeaders('slow-a'));
+    const slowB = client.sendRequestHeaders(requestHeaders('slow-b'));
+    const ids = Array.from({ length: 12_000 }, (_, i) => `s${i}`);
+    const calls = ids.map((id) => client.sendRequestHeaders(requestHeaders(id)));
+    const [connection] = [...server.connections];
+    await until(() => connection?.inFlight === ids.length + 2);
+    releases.get('slow-a')?.(); // frees one slot: the whole queue runs from there
+    const replies = await Promise.all(calls);
+    expect(replies.map((r) => r.audit.tags[0])).toEqual(ids);
+    expect(peak).toBe(2);
+    releases.get('slow-b')?.();
+    expect((await slowA).audit.tags).toEqual(['slow-a']);
+    expect((await slowB).audit.tags).toEqual(['slow-b']);
+    await until(() => connection?.inFlight === 0);
+  });
 });
 
 describe('cancel of a queued event', () => {
