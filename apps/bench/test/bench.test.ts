@@ -1,7 +1,9 @@
 /**
  * Exercises the bench code without depending on speed: statistics, table and
- * chart output, the command line, and a quick in-process run of the codec
- * scenario that writes a real report. No assertion looks at a number's size.
+ * chart output, the command line, a quick in-process run of the codec
+ * scenario that writes a real report, and one small run each of the prox,
+ * agentproto and middleware scenarios (real processes and sockets). No
+ * assertion looks at a number's size.
  */
 import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -9,8 +11,12 @@ import { join } from 'node:path';
 import { afterAll, describe, expect, test } from 'vitest';
 import { parseCli, runBench } from '../src/main.js';
 import { barChartSvg, formatLatency, markdownTable, niceMax, textTable } from '../src/report.js';
+import { agentprotoScenario } from '../src/scenarios/agentproto.js';
+import { SCENARIOS } from '../src/scenarios/index.js';
+import { middlewareScenario } from '../src/scenarios/middleware.js';
+import { proxScenario } from '../src/scenarios/prox.js';
 import { aggregate, LatencyRecorder, median, percentile, summarizeNs } from '../src/stats.js';
-import type { Row } from '../src/types.js';
+import type { BenchConfig, Row, Scenario } from '../src/types.js';
 import { target } from '../src/types.js';
 
 const dirs: string[] = [];
@@ -194,4 +200,64 @@ describe('a quick codec run', () => {
     for (const c of charts) expect(report).toContain(`](charts/${c})`);
     expect(existsSync(join(out, 'profiles'))).toBe(false);
   });
+});
+
+describe('the prox, agentproto and middleware scenarios', () => {
+  const config = (): BenchConfig => ({
+    quick: true,
+    reps: 1,
+    // generous windows: a row needs at least one call completed inside its window
+    durationMs: 1_000,
+    warmupMs: 300,
+    tmpDir: tempDir(),
+    log: () => {},
+  });
+  const cases: [Scenario, string[]][] = [
+    [
+      proxScenario,
+      [
+        'raw [u32][msgpack] echo @1',
+        'prox on_request → EchoAgent plugin @1',
+        'raw [u32][msgpack] echo @16',
+        'prox on_request → EchoAgent plugin @16',
+      ],
+    ],
+    [
+      agentprotoScenario,
+      [
+        'cat over plain pipes, 64 KiB writes',
+        'cat under picket-agent (mux), 64 KiB writes',
+        'fs.promises.stat in process @1',
+        'FileOp Stat via picket-agent @1',
+        'fs.promises.stat in process @16',
+        'FileOp Stat via picket-agent @16',
+      ],
+    ],
+    [
+      middlewareScenario,
+      ['plain node:http handler', 'wrapListener, no agents', 'wrapListener + 1 UDS EchoAgent'],
+    ],
+  ];
+  for (const [scenario, names] of cases) {
+    test(`${scenario.id}: one tiny run gives every row with finite numbers`, {
+      timeout: 120_000,
+    }, async () => {
+      expect(SCENARIOS.map((s) => s.id)).toContain(scenario.id);
+      const result = await scenario.run(config());
+      expect(result.id).toBe(scenario.id);
+      expect(result.rows.map((r) => r.name)).toEqual(names);
+      for (const row of result.rows) {
+        expect(row.skipped).toBeUndefined();
+        for (const n of [row.value, row.ratio, row.p50Us, row.p99Us, row.clientCpuUs]) {
+          expect(Number.isFinite(n)).toBe(true);
+        }
+        expect(row.value).toBeGreaterThan(0);
+        // every row but the in-process stat baseline has a process on the far side
+        if (!row.name.startsWith('fs.promises.stat')) {
+          expect(Number.isFinite(row.serverCpuUs)).toBe(true);
+        }
+      }
+      expect(result.charts.length).toBe(1);
+    });
+  }
 });
