@@ -11,7 +11,10 @@ import { proxScenario } from './prox.js';
 import { reverseScenario } from './reverse.js';
 import { udsScenario } from './uds.js';
 
-/** Every scenario, in the order (1–8): how they run and appear in the report. */
+/**
+ * Every scenario, in the issue's order (1–8) with the [9/9] rows for prox, agentproto and
+ * middleware (9–11) after the gateway: how they run and appear in the report.
+ */
 export const SCENARIOS: readonly Scenario[] = [
   udsScenario,
   grpcScenario,
