@@ -1,4 +1,6 @@
+import { Socket } from 'node:net';
 import type { Duplex } from 'node:stream';
+import { TLSSocket } from 'node:tls';
 import {
   encodeFrameHeader,
   FRAME_HEADER_SIZE,
@@ -44,6 +46,8 @@ export interface FrameChannelOptions {
  */
 const COPY_LIMIT = 16 * 1024;
 const DEFAULT_MAX_WRITE_QUEUE_BYTES = 16 * 1024 * 1024;
+/** Size of the reusable flush buffer; a bigger batch gets a buffer of its own. */
+const SPARE_SIZE = 64 * 1024;
 
 interface Waiter {
   resolve(frame: Frame): void;
@@ -96,6 +100,14 @@ export class FrameChannel {
   private outboxTypes: number[] = [];
   private outboxBytes = 0;
   private flushScheduled = false;
+  /**
+   * True for a plain net.Socket: once its `writableLength` is 0 after a write, libuv has
+   * taken every byte and nothing refers to the buffer. Not for TLS (it may encrypt
+   * later) nor for other Duplexes (one may hand the very chunk to a reader).
+   */
+  private readonly reuseBuffers: boolean;
+  /** the flush buffer free for the next flush */
+  private spare: Buffer | undefined;
   private waitingDrain = false;
   private ending = false;
 
@@ -115,6 +127,7 @@ export class FrameChannel {
       this.maxFrameLength >= 1 &&
       this.maxFrameLength <= 0xffff_ffff;
     this.decoder = new FrameDecoder({ maxFrameLength: this.maxFrameLength });
+    this.reuseBuffers = socket instanceof Socket && !(socket instanceof TLSSocket);
     this.socketClosed = new Promise((resolve) => {
       if (socket.destroyed && socket.closed) resolve();
       else socket.once('close', () => resolve());
@@ -439,7 +452,12 @@ export class FrameChannel {
       const len = (payloads[i] as Uint8Array).length;
       copied += len < COPY_LIMIT ? FRAME_HEADER_SIZE + len : FRAME_HEADER_SIZE;
     }
-    const buf = Buffer.allocUnsafe(copied);
+    // One buffer is reused from flush to flush while the socket takes each write whole at
+    // once (the usual case on a Unix socket): fresh buffers per flush were a steady stream
+    // of external memory for the GC. A write left pending keeps its buffer.
+    let buf = this.spare;
+    if (buf !== undefined && copied <= buf.length) this.spare = undefined;
+    else buf = Buffer.allocUnsafe(copied <= SPARE_SIZE && this.reuseBuffers ? SPARE_SIZE : copied);
     const pieces: Uint8Array[] = [];
     let pos = 0;
     let segment = 0;
@@ -463,7 +481,10 @@ export class FrameChannel {
     }
     let ok: boolean;
     if (pieces.length === 0) {
-      ok = socket.write(buf);
+      ok = socket.write(pos === buf.length ? buf : buf.subarray(0, pos));
+      if (this.reuseBuffers && socket.writableLength === 0 && buf.length === SPARE_SIZE) {
+        this.spare = buf;
+      }
     } else {
       if (segment < pos) pieces.push(buf.subarray(segment, pos));
       socket.cork();

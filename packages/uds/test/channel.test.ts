@@ -87,6 +87,32 @@ describe('FrameChannel', () => {
     await until(() => channel.queuedWriteBytes === 0);
   });
 
+  it('never reuses a flush buffer the socket still holds: every frame intact across stalls', async () => {
+    // Small batches share one reused buffer while the socket takes each write whole; a
+    // write the kernel only half took keeps its buffer. The peer stalls now and then, so
+    // both happen; any reuse too early would overwrite bytes still queued in libuv.
+    const { local, remote } = await socketPair();
+    const channel = new FrameChannel(local);
+    const peer = new RawPeer(remote);
+    const payload = (i: number) => Buffer.alloc(1500 + (i % 7) * 300, i % 251);
+    const total = 3000;
+    for (let i = 0; i < total; i++) {
+      channel.write(MessageType.Ping, payload(i));
+      if (i % 3 === 2) {
+        if (i % 300 === 2) remote.pause();
+        if (i % 300 === 152) remote.resume();
+        await new Promise((r) => setImmediate(r));
+      }
+    }
+    remote.resume();
+    await peer.frame(total - 1, 10_000);
+    for (let i = 0; i < total; i++) {
+      expect(
+        Buffer.from((peer.frames[i] as { payload: Uint8Array }).payload).equals(payload(i)),
+      ).toBe(true);
+    }
+  });
+
   it('holds frames that arrive before anyone consumes them, and delivers them in order', async () => {
     const { local, remote } = await socketPair();
     const channel = new FrameChannel(local);
