@@ -43,7 +43,8 @@ export abstract class ExchangeState {
   readonly correlationId = randomUUID();
   readonly requestId: string;
   protected readonly traceparent: string;
-  protected readonly clientAbort = new AbortController();
+  /** aborted when the client goes away; made at the first agent call (most requests have none) */
+  private clientAbort: AbortController | undefined;
   protected readonly upstreamAbort = new AbortController();
   protected route: EngineRoute | undefined;
   protected chain: readonly AgentSpec[] = [];
@@ -109,8 +110,17 @@ export abstract class ExchangeState {
     });
   }
 
-  protected agentsFor(event: AgentEvent): AgentSpec[] {
-    return this.chain.filter((a) => a.events.has(event));
+  protected agentsFor(event: AgentEvent): readonly AgentSpec[] {
+    return this.chain.length === 0 ? this.chain : this.chain.filter((a) => a.events.has(event));
+  }
+
+  /** The signal an agent call gets: aborted with `client_disconnect` once the client is gone. */
+  protected clientSignal(): AbortSignal {
+    if (this.clientAbort === undefined) {
+      this.clientAbort = new AbortController();
+      if (this.clientGone) this.clientAbort.abort('client_disconnect');
+    }
+    return this.clientAbort.signal;
   }
 
   protected badOp(op: HeaderOp): void {
@@ -298,7 +308,7 @@ export abstract class ExchangeState {
     this.error ??= 'client disconnected';
     // aborting with a cancel-reason name makes the transports send Cancel(client_disconnect)
     // for calls in flight; agents that already answered are told through the pool.
-    this.clientAbort.abort('client_disconnect');
+    this.clientAbort?.abort('client_disconnect');
     this.upstreamAbort.abort();
     for (const agent of this.chain) {
       this.agentCallsAtEnd.push(
@@ -355,8 +365,11 @@ export abstract class ExchangeState {
     // The pool pins each request to the connection that saw its headers and forgets it only
     // on request-complete; agents that do not take it would keep the entry for the TTL.
     // Cleared once the cancels and request-completes above have gone out on that connection.
+    // (no chain, no agent call: nothing pinned)
     const cid = this.correlationId;
-    void Promise.allSettled(this.agentCallsAtEnd).then(() => this.core.pool.clearAffinity(cid));
+    if (this.chain.length > 0) {
+      void Promise.allSettled(this.agentCallsAtEnd).then(() => this.core.pool.clearAffinity(cid));
+    }
     this.core.hooks.exchangeFinished?.(summary);
   }
 }

@@ -97,12 +97,14 @@ export class Exchange extends ExchangeState {
     fwd['x-forwarded-proto'] ??= [req.socket.encrypted === true ? 'https' : 'http'];
     if (this.host) fwd['x-forwarded-host'] ??= [this.host];
     this.forwardHeaders = fwd;
-    const metadata = this.metadata();
+    // built only when an agent takes the request headers (a timestamp and a regexp each)
+    let metadata: RequestMetadata | undefined;
     for (const agent of this.agentsFor('request_headers')) {
+      const md = (metadata ??= this.metadata());
       const r = await this.call(agent, 'request_headers', (o) =>
         core.pool.sendRequestHeaders(
           agent.name,
-          { metadata, method: req.method ?? 'GET', uri: this.uri, headers: cloneHeaders(fwd) },
+          { metadata: md, method: req.method ?? 'GET', uri: this.uri, headers: cloneHeaders(fwd) },
           o,
         ),
       );
@@ -202,18 +204,16 @@ export class Exchange extends ExchangeState {
       status < 200 ||
       respHeaders['content-length']?.[0] === '0';
     const bodyAgents = noBody ? [] : this.agentsFor('response_body');
-    const count = (n: number): void => {
-      this.responseBodySize += n;
-    };
     if (bodyAgents.length === 0) {
       setContentLength(respHeaders, upstreamLength);
       this.writeHead(status);
       // a Node stream (undici's body) is wired to the client directly; other next hops'
       // bodies (any async iterable) go through the generic pipeline
       if (up.body instanceof Readable) await this.streamToClient(up.body);
-      else await this.pipeToClient(counting(up.body, count));
+      else await this.pipeToClient(counting(up.body, (n) => this.countResponseBody(n)));
       return;
     }
+    const count = (n: number): void => this.countResponseBody(n);
     const out = bodyPipeline(
       up.body as AsyncIterable<Buffer>,
       bodyAgents,
@@ -233,6 +233,10 @@ export class Exchange extends ExchangeState {
     delete respHeaders['content-length']; // the length may change: chunked
     this.writeHead(status);
     await this.pipeToClient(counting(resume(first, it), count));
+  }
+
+  private countResponseBody(n: number): void {
+    this.responseBodySize += n;
   }
 
   /** An error while reading the upstream body before the client's response started. */
@@ -315,7 +319,7 @@ export class Exchange extends ExchangeState {
   ): Promise<AgentResponse> {
     let r: AgentResponse;
     try {
-      r = await send({ timeoutMs: agent.timeoutMs, signal: this.clientAbort.signal });
+      r = await send({ timeoutMs: agent.timeoutMs, signal: this.clientSignal() });
     } catch (e) {
       r = failureResponse(agent, e);
     }
