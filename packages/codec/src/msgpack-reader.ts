@@ -57,9 +57,20 @@ function internalized(s: string): string {
 
 class Reader {
   bytes: Uint8Array = new Uint8Array(0);
-  view: DataView = new DataView(new ArrayBuffer(0));
+  /** made on first use: most messages hold no float or wide integer */
+  view: DataView | undefined = undefined;
   pos = 0;
   end = 0;
+
+  dv(): DataView {
+    let v = this.view;
+    if (v === undefined) {
+      const b = this.bytes;
+      v = new DataView(b.buffer, b.byteOffset, b.byteLength);
+      this.view = v;
+    }
+    return v;
+  }
 
   value(depth: number): unknown {
     const b = this.u8();
@@ -83,13 +94,13 @@ class Reader {
         return this.bin(this.u32());
       case 0xca: {
         this.need(4);
-        const v = this.view.getFloat32(this.pos);
+        const v = this.dv().getFloat32(this.pos);
         this.pos += 4;
         return v;
       }
       case 0xcb: {
         this.need(8);
-        const v = this.view.getFloat64(this.pos);
+        const v = this.dv().getFloat64(this.pos);
         this.pos += 8;
         return v;
       }
@@ -101,29 +112,29 @@ class Reader {
         return this.u32();
       case 0xcf: {
         this.need(8);
-        const v = this.view.getUint32(this.pos) * 4294967296 + this.view.getUint32(this.pos + 4);
+        const v = this.dv().getUint32(this.pos) * 4294967296 + this.dv().getUint32(this.pos + 4);
         this.pos += 8;
         return v;
       }
       case 0xd0: {
         this.need(1);
-        return this.view.getInt8(this.pos++);
+        return this.dv().getInt8(this.pos++);
       }
       case 0xd1: {
         this.need(2);
-        const v = this.view.getInt16(this.pos);
+        const v = this.dv().getInt16(this.pos);
         this.pos += 2;
         return v;
       }
       case 0xd2: {
         this.need(4);
-        const v = this.view.getInt32(this.pos);
+        const v = this.dv().getInt32(this.pos);
         this.pos += 4;
         return v;
       }
       case 0xd3: {
         this.need(8);
-        const v = this.view.getInt32(this.pos) * 4294967296 + this.view.getUint32(this.pos + 4);
+        const v = this.dv().getInt32(this.pos) * 4294967296 + this.dv().getUint32(this.pos + 4);
         this.pos += 8;
         return v;
       }
@@ -166,7 +177,7 @@ class Reader {
 
   u32(): number {
     this.need(4);
-    const v = this.view.getUint32(this.pos);
+    const v = this.dv().getUint32(this.pos);
     this.pos += 4;
     return v;
   }
@@ -370,7 +381,7 @@ export function readMsgpackFast(bytes: Uint8Array): unknown {
   const r = reader;
   try {
     r.bytes = bytes;
-    r.view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+    r.view = undefined;
     r.pos = 0;
     r.end = bytes.length;
     const value = r.value(0);
@@ -380,7 +391,7 @@ export function readMsgpackFast(bytes: Uint8Array): unknown {
     return FALLBACK;
   } finally {
     r.bytes = EMPTY;
-    r.view = EMPTY_VIEW;
+    r.view = undefined;
     busy = false;
   }
 }
@@ -399,7 +410,7 @@ export function readRequestHeadersFast(bytes: Uint8Array): RequestHeadersEvent |
   const r = reader;
   try {
     r.bytes = bytes;
-    r.view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+    r.view = undefined;
     r.pos = 0;
     r.end = bytes.length;
     let metadata: RequestMetadata | undefined;
@@ -450,7 +461,7 @@ export function readRequestHeadersFast(bytes: Uint8Array): RequestHeadersEvent |
     return FALLBACK;
   } finally {
     r.bytes = EMPTY;
-    r.view = EMPTY_VIEW;
+    r.view = undefined;
     busy = false;
   }
 }
@@ -569,7 +580,7 @@ export function readAgentResponseFast(bytes: Uint8Array): AgentResponse | typeof
   const r = reader;
   try {
     r.bytes = bytes;
-    r.view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+    r.view = undefined;
     r.pos = 0;
     r.end = bytes.length;
     if (r.arrayHeader() !== 10) return FALLBACK;
@@ -605,7 +616,7 @@ export function readAgentResponseFast(bytes: Uint8Array): AgentResponse | typeof
     return FALLBACK;
   } finally {
     r.bytes = EMPTY;
-    r.view = EMPTY_VIEW;
+    r.view = undefined;
     busy = false;
   }
 }
@@ -675,4 +686,3 @@ function readBodyMutation(r: Reader): BodyMutation | null {
 }
 
 const EMPTY = new Uint8Array(0);
-const EMPTY_VIEW = new DataView(new ArrayBuffer(0));

@@ -86,6 +86,8 @@ interface Job extends AbortState {
   readonly event: AgentEvent;
   cancelled: boolean;
   started: boolean;
+  /** in {@link AgentConnection.jobs}: queued, or its answer is pending */
+  registered: boolean;
 }
 
 /** Events emitted by an {@link AgentConnection}. */
@@ -326,15 +328,13 @@ export class AgentConnection extends EventEmitter<AgentConnectionEventMap> {
       reason: undefined,
       cancelled: false,
       started: false,
+      registered: false,
     };
-    const same = this.jobs.get(cid);
-    if (same === undefined) this.jobs.set(cid, job);
-    else if (Array.isArray(same)) same.push(job);
-    else this.jobs.set(cid, [same, job]);
     if (this.running < this.maxConcurrent) {
       this.run(job);
       return;
     }
+    this.register(job);
     this.queue.push(job);
     if (this.queue.length >= this.maxQueued && !this.readingPaused) {
       this.readingPaused = true;
@@ -360,6 +360,7 @@ export class AgentConnection extends EventEmitter<AgentConnectionEventMap> {
     const ctx = requestContext(job, job.cid, this.transport, this.id, this.proxyId);
     const result = runHook(this.handler, job.type, job.event, ctx, this.tracing);
     if (!isThenable(result)) {
+      // answered before anything could cancel it: never registered by id
       // A synchronous answer is sent in this tick: no promise, no microtask per event
       // (replies still leave in one batched write per tick).
       try {
@@ -369,6 +370,7 @@ export class AgentConnection extends EventEmitter<AgentConnectionEventMap> {
       }
       return;
     }
+    if (!job.registered) this.register(job); // a cancel may name it from now on
     // One reaction for both outcomes (a `.finally` would cost another promise and tick).
     Promise.resolve(result).then(
       (value) => {
@@ -484,15 +486,25 @@ export class AgentConnection extends EventEmitter<AgentConnectionEventMap> {
 
   private finish(job: Job): void {
     this.running--;
-    this.forget(job);
+    if (job.registered) this.forget(job);
     this.startQueued();
     if (this.inFlight === 0 && this.idleWaiters.length > 0) {
       for (const w of this.idleWaiters.splice(0, this.idleWaiters.length)) w();
     }
   }
 
+  /** Lets a cancel find `job` by its correlation id. */
+  private register(job: Job): void {
+    job.registered = true;
+    const same = this.jobs.get(job.cid);
+    if (same === undefined) this.jobs.set(job.cid, job);
+    else if (Array.isArray(same)) same.push(job);
+    else this.jobs.set(job.cid, [same, job]);
+  }
+
   /** Drops `job` from the registry of jobs by correlation id. */
   private forget(job: Job): void {
+    job.registered = false;
     const same = this.jobs.get(job.cid);
     if (same === job) {
       this.jobs.delete(job.cid);
