@@ -1,9 +1,15 @@
 import { readFile } from 'node:fs/promises';
-import { AGENT_BIN } from '../endpoints-agentproto.js';
 import { type CpuProbe, measure, measureVariants, processCpuProbe } from '../harness.js';
 import type { Aggregate } from '../stats.js';
-import type { BenchConfig, Row, Scenario } from '../types.js';
-import { aggregateRow, loadOptions, sampleLogger, startWorkers, stopWorkers } from './common.js';
+import { type BenchConfig, type Row, type Scenario, skippedScenario } from '../types.js';
+import {
+  aggregateRow,
+  loadOptions,
+  packageAvailable,
+  sampleLogger,
+  startWorkers,
+  stopWorkers,
+} from './common.js';
 
 const ID = 'agentproto';
 const CHUNK = 64 * 1024;
@@ -11,6 +17,7 @@ const STREAM_INFLIGHT = 16;
 const STAT_INFLIGHT = [1, 16] as const;
 const MIB = 1024 * 1024;
 const EP = new URL('../endpoints-agentproto.ts', import.meta.url).href;
+const KIB = `${CHUNK / 1024} KiB`;
 
 /** CPU of a process and all its descendants (the agent and the command it runs), from /proc. */
 function treeCpuProbe(root: number): CpuProbe {
@@ -32,6 +39,18 @@ function treeCpuProbe(root: number): CpuProbe {
   };
 }
 
+const DESCRIPTION =
+  `Stream: the load process writes ${KIB} chunks, ${STREAM_INFLIGHT} in flight, to \`cat\` ` +
+  'and counts them back from its stdout. Through the mux: `picket-agent` (the built ' +
+  'bin of @picket/agentproto, its own process) gets an Exec frame for `cat`, the chunks ' +
+  "as Data frames on fd 0 and sends cat's output back as Data frames (≤ 32 KiB) on fd " +
+  "1 — canonical CBOR both ways over the agent's stdio. Baseline: `cat` spawned with " +
+  'plain pipes. Throughput counts the bytes of one direction; "server" CPU is the far ' +
+  "side's process tree (agent + cat, or cat alone). FileOp: `files(mux).stat(path)` " +
+  'round trips to a second `picket-agent` in file-op mode, 1 and 16 in flight, against ' +
+  '`fs.promises.stat` of the same file in the load process (no IPC at all: the ratio ' +
+  'is the cost of going through the agent).';
+
 /**
  * Scenario 10: the agentproto mux ([5/9]) — a byte stream through a real `picket-agent` child
  * vs plain pipes, and FileOp Stat round trips vs an in-process stat.
@@ -40,6 +59,14 @@ export const agentprotoScenario: Scenario = {
   id: ID,
   title: 'agentproto: stdio stream through picket-agent vs plain pipes; FileOp Stat round trips',
   async run(config: BenchConfig) {
+    const missing = await packageAvailable('@picket/agentproto');
+    if (missing !== undefined) {
+      return {
+        ...skippedScenario(ID, agentprotoScenario.title, DESCRIPTION, '', missing),
+        targets: [],
+      };
+    }
+    const { AGENT_BIN } = await import('../endpoints-agentproto.js');
     const [load] = await startWorkers(config, [`${ID}-load`]);
     if (load === undefined) throw new Error('workers did not start');
     try {
@@ -56,7 +83,6 @@ export const agentprotoScenario: Scenario = {
       const prewarm = { inflight: 16, durationMs: config.warmupMs, warmupMs: 0 };
       for (const h of [pipe, agent, remote, local]) await load.run(h.handle, prewarm);
 
-      const kib = `${CHUNK / 1024} KiB`;
       const streamOpts = loadOptions(config, STREAM_INFLIGHT);
       const stream = await measureVariants(
         [
@@ -73,7 +99,7 @@ export const agentprotoScenario: Scenario = {
         sampleLogger(config, ID),
       );
       const pipeBase = {
-        name: `cat over plain pipes, ${kib} writes`,
+        name: `cat over plain pipes, ${KIB} writes`,
         agg: stream.get('pipe') as Aggregate,
       };
       const agentAgg = stream.get('agent') as Aggregate;
@@ -84,7 +110,7 @@ export const agentprotoScenario: Scenario = {
         },
         aggregateRow(
           ID,
-          `cat under picket-agent (mux), ${kib} writes`,
+          `cat under picket-agent (mux), ${KIB} writes`,
           agentAgg,
           pipeBase,
           'MiB/s',
@@ -132,21 +158,11 @@ export const agentprotoScenario: Scenario = {
       return {
         id: ID,
         title: agentprotoScenario.title,
-        description:
-          `Stream: the load process writes ${kib} chunks, ${STREAM_INFLIGHT} in flight, to \`cat\` ` +
-          'and counts them back from its stdout. Through the mux: `picket-agent` (the built ' +
-          'bin of @picket/agentproto, its own process) gets an Exec frame for `cat`, the chunks ' +
-          "as Data frames on fd 0 and sends cat's output back as Data frames (≤ 32 KiB) on fd " +
-          "1 — canonical CBOR both ways over the agent's stdio. Baseline: `cat` spawned with " +
-          'plain pipes. Throughput counts the bytes of one direction; "server" CPU is the far ' +
-          "side's process tree (agent + cat, or cat alone). FileOp: `files(mux).stat(path)` " +
-          'round trips to a second `picket-agent` in file-op mode, 1 and 16 in flight, against ' +
-          '`fs.promises.stat` of the same file in the load process (no IPC at all: the ratio ' +
-          'is the cost of going through the agent).',
+        description: DESCRIPTION,
         rows,
         targets: [],
         charts: [
-          { id: 'agentproto', title: `${kib} chunks through cat (MiB/s)`, unit: 'MiB/s', bars },
+          { id: 'agentproto', title: `${KIB} chunks through cat (MiB/s)`, unit: 'MiB/s', bars },
         ],
         notes: [],
       };

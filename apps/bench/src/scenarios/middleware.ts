@@ -1,10 +1,11 @@
 import { measure, measureVariants } from '../harness.js';
 import type { Aggregate } from '../stats.js';
-import type { BenchConfig, Scenario } from '../types.js';
+import { type BenchConfig, type Scenario, skippedScenario } from '../types.js';
 import {
   aggregateRow,
   ENDPOINTS,
   loadOptions,
+  packageAvailable,
   sampleLogger,
   socketPath,
   startWorkers,
@@ -23,6 +24,17 @@ const VARIANTS = [
   { key: 'one', label: 'wrapListener + 1 UDS EchoAgent' },
 ] as const;
 
+const DESCRIPTION =
+  `HTTP/1.1 keep-alive GETs with 15 browser-like headers, ${INFLIGHT} in flight over ` +
+  `${INFLIGHT} connections (the gateway scenario's undici load generator, its own ` +
+  'process) to three node:http servers in one server process, all answering the same ' +
+  '~200-byte JSON: the plain handler; the handler wrapped by `wrapListener` of ' +
+  '@picket/http with `agents: []` (the exchange engine: request hygiene, ids, the ' +
+  'response phase); and wrapped with one agent on request headers (fail-closed, 5 s) — ' +
+  '`UdsAgentServerV2(EchoAgent)` in a third process, reached through an `AgentPool` ' +
+  `with ${AGENT_CONNECTIONS} msgpack connections. "server" CPU is the HTTP server ` +
+  "process (the agent's CPU is not in it).";
+
 /**
  * Scenario 11: @picket/http's node:http adapter ([6/9]) — the same small handler plain and
  * wrapped by `wrapListener` with no agents and with one UDS agent.
@@ -31,6 +43,13 @@ export const middlewareScenario: Scenario = {
   id: ID,
   title: 'HTTP middleware: wrapListener with no agents and one UDS agent vs a plain handler',
   async run(config: BenchConfig) {
+    const missing = await packageAvailable('@picket/http');
+    if (missing !== undefined) {
+      return {
+        ...skippedScenario(ID, middlewareScenario.title, DESCRIPTION, '', missing),
+        targets: [],
+      };
+    }
     const [agent, server, load] = await startWorkers(config, [
       `${ID}-agent`,
       `${ID}-server`,
@@ -72,16 +91,7 @@ export const middlewareScenario: Scenario = {
       return {
         id: ID,
         title: middlewareScenario.title,
-        description:
-          `HTTP/1.1 keep-alive GETs with 15 browser-like headers, ${INFLIGHT} in flight over ` +
-          `${INFLIGHT} connections (the gateway scenario's undici load generator, its own ` +
-          'process) to three node:http servers in one server process, all answering the same ' +
-          '~200-byte JSON: the plain handler; the handler wrapped by `wrapListener` of ' +
-          '@picket/http with `agents: []` (the exchange engine: request hygiene, ids, the ' +
-          'response phase); and wrapped with one agent on request headers (fail-closed, 5 s) — ' +
-          '`UdsAgentServerV2(EchoAgent)` in a third process, reached through an `AgentPool` ' +
-          `with ${AGENT_CONNECTIONS} msgpack connections. "server" CPU is the HTTP server ` +
-          "process (the agent's CPU is not in it).",
+        description: DESCRIPTION,
         rows: VARIANTS.map((v) => aggregateRow(ID, v.label, agg(v.key), base)),
         targets: [],
         charts: [

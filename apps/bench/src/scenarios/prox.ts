@@ -1,10 +1,10 @@
-import { onRequestPayload } from '../endpoints-prox.js';
 import { measure, measureVariants, processCpuProbe, type Variant } from '../harness.js';
 import type { Aggregate } from '../stats.js';
-import type { BenchConfig, Row, Scenario } from '../types.js';
+import { type BenchConfig, type Row, type Scenario, skippedScenario } from '../types.js';
 import {
   aggregateRow,
   loadOptions,
+  packageAvailable,
   sampleLogger,
   socketPath,
   startWorkers,
@@ -19,6 +19,18 @@ const EP = new URL('../endpoints-prox.ts', import.meta.url).href;
 const RAW = 'raw [u32][msgpack] echo';
 const PROX = 'prox on_request → EchoAgent plugin';
 
+const DESCRIPTION =
+  'The load process runs `ProxPluginTransport` (the prox host: supervisor, control lines, ' +
+  `a pool of up to ${CONNECTIONS} hook connections with one call per connection at a ` +
+  "time) and sends the bench's RequestHeaders event (20 headers) with a fresh " +
+  'correlation id per call; the host maps it to `on_request` and the plugin — its own ' +
+  'process (`src/prox-plugin.ts`), `serveAgentAsProxPlugin(new EchoAgent())` — maps it ' +
+  'back to a picket event, runs the agent and answers an `AuthorizeResult`. The baseline ' +
+  'sends the same `[u32 BE length][msgpack]` envelope bytes to a raw Unix-socket echo ' +
+  `(another process) over ${CONNECTIONS} connections, one request per connection at a ` +
+  'time, so the ratio is what picket adds, not what prox\'s protocol costs. "server" CPU ' +
+  'is the plugin process (prox rows) or the echo process (raw rows).';
+
 /**
  * Scenario 9: the prox hook path ([4/9]) — `ProxPluginTransport` in the load process calling
  * `on_request` on a plugin process that serves the EchoAgent with `serveAgentAsProxPlugin`,
@@ -28,6 +40,11 @@ export const proxScenario: Scenario = {
   id: ID,
   title: 'prox hook path: on_request to an EchoAgent plugin vs a raw [u32][msgpack] echo',
   async run(config: BenchConfig) {
+    const missing = await packageAvailable('@picket/prox');
+    if (missing !== undefined) {
+      return { ...skippedScenario(ID, proxScenario.title, DESCRIPTION, '', missing), targets: [] };
+    }
+    const { onRequestPayload } = await import('../endpoints-prox.js');
     const [server, load] = await startWorkers(config, [`${ID}-raw-server`, `${ID}-load`]);
     if (server === undefined || load === undefined) throw new Error('workers did not start');
     try {
@@ -75,17 +92,7 @@ export const proxScenario: Scenario = {
       return {
         id: ID,
         title: proxScenario.title,
-        description:
-          'The load process runs `ProxPluginTransport` (the prox host: supervisor, control lines, ' +
-          `a pool of up to ${CONNECTIONS} hook connections with one call per connection at a ` +
-          "time) and sends the bench's RequestHeaders event (20 headers) with a fresh " +
-          'correlation id per call; the host maps it to `on_request` and the plugin — its own ' +
-          'process (`src/prox-plugin.ts`), `serveAgentAsProxPlugin(new EchoAgent())` — maps it ' +
-          'back to a picket event, runs the agent and answers an `AuthorizeResult`. The baseline ' +
-          'sends the same `[u32 BE length][msgpack]` envelope bytes to a raw Unix-socket echo ' +
-          `(another process) over ${CONNECTIONS} connections, one request per connection at a ` +
-          'time, so the ratio is what picket adds, not what prox\'s protocol costs. "server" CPU ' +
-          'is the plugin process (prox rows) or the echo process (raw rows).',
+        description: DESCRIPTION,
         rows,
         targets: [],
         charts: [
