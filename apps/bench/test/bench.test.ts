@@ -8,7 +8,12 @@
 import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { silentLogger } from '@picket/protocol';
+import { ProxPluginTransport } from '@picket/prox';
 import { afterAll, describe, expect, test } from 'vitest';
+import { onRequestPayload } from '../src/endpoints-prox.js';
+import { requestHeadersEvent } from '../src/fixtures.js';
 import { parseCli, runBench } from '../src/main.js';
 import { barChartSvg, formatLatency, markdownTable, niceMax, textTable } from '../src/report.js';
 import { agentprotoScenario } from '../src/scenarios/agentproto.js';
@@ -238,6 +243,24 @@ describe('the prox, agentproto and middleware scenarios', () => {
       ['plain node:http handler', 'wrapListener, no agents', 'wrapListener + 1 UDS EchoAgent'],
     ],
   ];
+  test("the prox baseline sends the bytes prox's host writes for the same event", {
+    timeout: 60_000,
+  }, async () => {
+    const recordTo = join(tempDir(), 'first-frame');
+    const plugin = fileURLToPath(new URL('./fixtures/recording-plugin.ts', import.meta.url));
+    const transport = await ProxPluginTransport.connect(
+      'recorder',
+      [process.execPath, '--import', 'tsx', plugin],
+      { env: { RECORD_TO: recordTo }, logger: silentLogger, readyTimeoutMs: 30_000 },
+    );
+    try {
+      await transport.sendRequestHeaders(requestHeadersEvent('req-check'));
+    } finally {
+      await transport.close();
+    }
+    expect(new Uint8Array(readFileSync(recordTo))).toEqual(onRequestPayload());
+  });
+
   for (const [scenario, names] of cases) {
     test(`${scenario.id}: one tiny run gives every row with finite numbers`, {
       timeout: 120_000,
