@@ -212,11 +212,15 @@ function writeRequestHeadersFast(event: unknown, cid: string): Uint8Array | unde
   ) {
     return undefined;
   }
-  const names = Object.keys(headers);
-  for (const name of names) {
+  // for-in, not Object.keys: no array per event (an inherited enumerable key, from a
+  // polluted prototype, sends the event down the generic path)
+  let count = 0;
+  for (const name in headers) {
+    if (!Object.hasOwn(headers, name)) return undefined;
     const values = headers[name];
     if (!Array.isArray(values)) return undefined;
     for (const v of values) if (typeof v !== 'string') return undefined;
+    count++;
   }
   writerBusy = true;
   try {
@@ -253,8 +257,8 @@ function writeRequestHeadersFast(event: unknown, cid: string): Uint8Array | unde
     w.str('uri');
     w.str(uri);
     w.str('headers');
-    w.map(names.length);
-    for (const name of names) {
+    w.map(count);
+    for (const name in headers) {
       const values = headers[name] as string[];
       w.str(name);
       w.array(values.length);
