@@ -45,7 +45,8 @@ export async function requestUpstream(
         method: r.method as Dispatcher.HttpMethod,
         headers: toOutgoing(r.headers),
         body: r.body ?? null,
-        signal: r.signal,
+        // the engine's AbortNotice, not an AbortSignal: undici takes an EventEmitter as it is
+        signal: r.abort,
         headersTimeout: up.config.timeoutMs,
         bodyTimeout: up.config.timeoutMs,
       });

@@ -7,6 +7,7 @@ import type { IncomingHttpHeaders } from 'node:http';
 import type { Readable, Writable } from 'node:stream';
 import type { AgentPool } from '@picket/pool';
 import { type Headers, type Logger, silentLogger } from '@picket/protocol';
+import type { AbortNotice } from './abort-notice.js';
 import { Exchange } from './exchange.js';
 import type { ExchangeSummary } from './exchange-util.js';
 import { DEFAULT_PATH_POLICY, normalizePath, type PathPolicy } from './path-policy.js';
@@ -177,7 +178,12 @@ export interface NextHopRequest {
   readonly body: Buffer | Readable | undefined;
   /** the body can be sent again (none, or a Buffer) */
   readonly replayable: boolean;
-  /** aborted when an agent decides or the client goes away */
+  /**
+   * fires when an agent decides or the client goes away; pass it as undici's `signal` as it
+   * is (it costs far less per request than an AbortSignal)
+   */
+  readonly abort: AbortNotice;
+  /** an `AbortSignal` that aborts with `abort`, made when first read */
   readonly signal: AbortSignal;
 }
 

@@ -14,6 +14,7 @@ import {
   type Headers,
   putOwn,
 } from '@picket/protocol';
+import { AbortNotice } from './abort-notice.js';
 import { DecisionSignal } from './body.js';
 import { errorResponse, type GeneratedResponse, renderDecision } from './decisions.js';
 import type {
@@ -45,7 +46,7 @@ export abstract class ExchangeState {
   protected readonly traceparent: string;
   /** aborted when the client goes away; made at the first agent call (most requests have none) */
   private clientAbort: AbortController | undefined;
-  protected readonly upstreamAbort = new AbortController();
+  protected readonly upstreamAbort = new AbortNotice();
   protected route: EngineRoute | undefined;
   protected chain: readonly AgentSpec[] = [];
   protected readonly verdicts: AgentVerdict[] = [];

@@ -257,13 +257,17 @@ export class Exchange extends ExchangeState {
   ): Promise<NextHopResponse> {
     const nextHop = this.nextHop ?? this.route?.nextHop;
     if (!nextHop) throw new Error(`no next hop for route ${JSON.stringify(this.route?.name)}`);
+    const abort = this.upstreamAbort;
     const request: NextHopRequest = {
       uri: this.uri,
       method: this.req.method ?? 'GET',
       headers,
       body,
       replayable,
-      signal: this.upstreamAbort.signal,
+      abort,
+      get signal() {
+        return abort.signal;
+      },
     };
     // its failures reach run(), which tells a decision or a gone client from a next-hop failure
     return nextHop(request, this);

@@ -4,6 +4,7 @@
  * of how the request arrived and where it goes next (see README.md).
  */
 
+export { AbortNotice } from './abort-notice.js';
 export * from './adapters/index.js';
 export { type GeneratedResponse, renderChallenge, renderDecision } from './decisions.js';
 export {
