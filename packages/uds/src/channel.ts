@@ -46,8 +46,9 @@ export interface FrameChannelOptions {
  */
 const COPY_LIMIT = 16 * 1024;
 const DEFAULT_MAX_WRITE_QUEUE_BYTES = 16 * 1024 * 1024;
-/** Size of the reusable flush buffer; a bigger batch gets a buffer of its own. */
-const SPARE_SIZE = 64 * 1024;
+/** Smallest reusable flush buffer, and the largest one kept for reuse (memory per connection). */
+const SPARE_MIN = 64 * 1024;
+const SPARE_MAX = 256 * 1024;
 
 interface Waiter {
   resolve(frame: Frame): void;
@@ -457,7 +458,7 @@ export class FrameChannel {
     // of external memory for the GC. A write left pending keeps its buffer.
     let buf = this.spare;
     if (buf !== undefined && copied <= buf.length) this.spare = undefined;
-    else buf = Buffer.allocUnsafe(copied <= SPARE_SIZE && this.reuseBuffers ? SPARE_SIZE : copied);
+    else buf = Buffer.allocUnsafe(this.reuseBuffers ? Math.max(copied, SPARE_MIN) : copied);
     const pieces: Uint8Array[] = [];
     let pos = 0;
     let segment = 0;
@@ -482,7 +483,7 @@ export class FrameChannel {
     let ok: boolean;
     if (pieces.length === 0) {
       ok = socket.write(pos === buf.length ? buf : buf.subarray(0, pos));
-      if (this.reuseBuffers && socket.writableLength === 0 && buf.length === SPARE_SIZE) {
+      if (this.reuseBuffers && socket.writableLength === 0 && buf.length <= SPARE_MAX) {
         this.spare = buf;
       }
     } else {
