@@ -198,13 +198,14 @@ export class MsgpackWriter {
     // ASCII fast path for short strings (field names, ids, header names)
     if (n < 32) {
       this.ensure(1 + n);
+      const buf = this.buf;
       const start = this.pos;
-      this.buf[start] = 0xa0 | n;
+      buf[start] = 0xa0 | n;
       let i = 0;
       for (; i < n; i++) {
         const c = s.charCodeAt(i);
         if (c >= 0x80) break;
-        this.buf[start + 1 + i] = c;
+        buf[start + 1 + i] = c;
       }
       if (i === n) {
         this.pos = start + 1 + n;
