@@ -20,6 +20,7 @@
  * accepted; tags become {@link CborTag}, unassigned simple values {@link CborSimple}.
  */
 import { AgentProtocolError, ErrorCode } from '@picket/protocol';
+import { byteStringViews, type InternalDecodeOptions } from './internal.js';
 
 /** A tagged item (major type 6) as decoded. agentproto frames never carry tags. */
 export class CborTag {
@@ -101,10 +102,34 @@ function checkLimit(name: string, value: number | undefined, fallback: number): 
 const MAX_U64 = (1n << 64n) - 1n;
 const textEncoder = new TextEncoder();
 
+/** Byte strings at least this long are copied once, straight into the result (see {@link Writer}). */
+const BY_REFERENCE = 256;
+
+/**
+ * Collects one item's bytes. Heads and short strings go into a scratch buffer that is reused
+ * across calls; long byte strings are only referenced until {@link result} copies everything
+ * into one buffer of the exact size, so a 32 KiB payload is copied once and nothing is
+ * copied again while growing.
+ */
 class Writer {
-  buf = new Uint8Array(256);
-  view = new DataView(this.buf.buffer);
+  buf: Uint8Array;
+  view: DataView;
   len = 0;
+  /** Long byte strings: `at` is the scratch offset they follow. */
+  private refs: { at: number; bytes: Uint8Array }[] = [];
+  private refBytes = 0;
+  busy = false;
+
+  constructor(size: number) {
+    this.buf = new Uint8Array(size);
+    this.view = new DataView(this.buf.buffer);
+  }
+
+  reset(): void {
+    this.len = 0;
+    this.refBytes = 0;
+    if (this.refs.length > 0) this.refs = [];
+  }
 
   private ensure(extra: number): void {
     if (this.len + extra <= this.buf.length) return;
@@ -122,6 +147,11 @@ class Writer {
   }
 
   bytes(b: Uint8Array): void {
+    if (b.length >= BY_REFERENCE) {
+      this.refs.push({ at: this.len, bytes: b });
+      this.refBytes += b.length;
+      return;
+    }
     this.ensure(b.length);
     this.buf.set(b, this.len);
     this.len += b.length;
@@ -163,10 +193,44 @@ class Writer {
     }
   }
 
+  /** The item in a fresh buffer of exactly its size. */
   result(): Uint8Array {
-    return this.buf.slice(0, this.len);
+    if (this.refs.length === 0) return this.buf.slice(0, this.len);
+    const out = new Uint8Array(this.len + this.refBytes);
+    let from = 0;
+    let to = 0;
+    for (const r of this.refs) {
+      out.set(this.buf.subarray(from, r.at), to);
+      to += r.at - from;
+      from = r.at;
+      out.set(r.bytes, to);
+      to += r.bytes.length;
+    }
+    out.set(this.buf.subarray(from, this.len), to);
+    return out;
+  }
+
+  /**
+   * The item as consecutive pieces: the long byte strings themselves (not copied) between
+   * copies of the rest (small, from Node's buffer pool).
+   */
+  parts(): Uint8Array[] {
+    const own = Buffer.allocUnsafe(this.len);
+    own.set(this.buf.subarray(0, this.len));
+    const out: Uint8Array[] = [];
+    let from = 0;
+    for (const r of this.refs) {
+      if (r.at > from) out.push(own.subarray(from, r.at));
+      out.push(r.bytes);
+      from = r.at;
+    }
+    if (this.len > from) out.push(own.subarray(from, this.len));
+    return out;
   }
 }
+
+/** The scratch writer, reused unless an encode is already using it (key encoding nests). */
+const shared = new Writer(1024);
 
 function encodeInteger(w: Writer, value: number | bigint): void {
   if (typeof value === 'number') {
@@ -288,10 +352,28 @@ function encodeInto(w: Writer, value: CborEncodable, depth: number): void {
   }
 }
 
-function encodeCborAt(value: CborEncodable, depth: number): Uint8Array {
-  const w = new Writer();
-  encodeInto(w, value, depth);
-  return w.result();
+function encodeCborAt(value: CborEncodable, depth: number): Uint8Array;
+function encodeCborAt(value: CborEncodable, depth: number, parts: true): Uint8Array[];
+function encodeCborAt(
+  value: CborEncodable,
+  depth: number,
+  parts?: true,
+): Uint8Array | Uint8Array[] {
+  const w = shared.busy ? new Writer(64) : shared;
+  w.busy = true;
+  w.reset();
+  try {
+    encodeInto(w, value, depth);
+    return parts ? w.parts() : w.result();
+  } finally {
+    w.busy = false;
+    w.reset(); // drop references to the caller's byte strings
+    // a scratch buffer grown by one huge item is not kept
+    if (w === shared && w.buf.length > 64 * 1024) {
+      w.buf = new Uint8Array(1024);
+      w.view = new DataView(w.buf.buffer);
+    }
+  }
 }
 
 /**
@@ -300,6 +382,15 @@ function encodeCborAt(value: CborEncodable, depth: number): Uint8Array {
  */
 export function encodeCbor(value: CborEncodable): Uint8Array {
   return encodeCborAt(value, 0);
+}
+
+/**
+ * Package-private (not exported from index.ts): {@link encodeCbor}'s bytes as pieces whose
+ * concatenation is the item, byte strings of 256 bytes and more being the caller's own arrays
+ * (so they must not change until the pieces are written).
+ */
+export function encodeCborParts(value: CborEncodable): Uint8Array[] {
+  return encodeCborAt(value, 0, true);
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -354,6 +445,8 @@ class ItemReader {
   constructor(
     private readonly bytes: Uint8Array,
     private readonly maxDepth: number,
+    /** byte strings as views of `bytes` (see internal.ts) instead of copies */
+    private readonly views = false,
   ) {
     this.view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
   }
@@ -436,8 +529,12 @@ class ItemReader {
       case 1:
         if (typeof arg === 'number' && arg < Number.MAX_SAFE_INTEGER) return -1 - arg;
         return -1n - BigInt(arg);
-      case 2:
-        return Buffer.from(this.string(2, ai, arg));
+      case 2: {
+        const b = this.string(2, ai, arg);
+        // an indefinite-length string is already a fresh concatenation
+        if (this.views || ai === 31) return Buffer.from(b.buffer, b.byteOffset, b.byteLength);
+        return Buffer.from(b);
+      }
       case 3:
         return this.text(this.string(3, ai, arg));
       case 4: {
@@ -509,7 +606,19 @@ export function decodeCbor(bytes: Uint8Array, options?: CborDecodeOptions): Cbor
       end < 0 ? 'truncated item' : `${bytes.length - end} trailing bytes after the item`,
     );
   }
-  return new ItemReader(bytes, maxDepth).read(0);
+  return new ItemReader(
+    bytes,
+    maxDepth,
+    (options as InternalDecodeOptions)?.[byteStringViews],
+  ).read(0);
+}
+
+/**
+ * Package-private: {@link decodeCbor} for one item a {@link CborSequenceDecoder} with the same
+ * limits has already scanned (`pushRaw`), so its structure, sizes and depth are not checked twice.
+ */
+export function decodeScannedCbor(item: Uint8Array, maxDepth: number, views: boolean): CborValue {
+  return new ItemReader(item, maxDepth, views).read(0);
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -19,8 +19,10 @@ import {
   CborSequenceDecoder,
   type CborValue,
   decodeCbor,
+  decodeScannedCbor,
   encodeCbor,
 } from './cbor.js';
+import { byteStringViews, type InternalDecodeOptions } from './internal.js';
 
 /** A Go int64/uint64 value: a `number` while it is a safe integer, a `bigint` beyond 2^53. */
 export type Int64 = number | bigint;
@@ -718,6 +720,8 @@ export function decodeFrame(item: Uint8Array, options?: CborDecodeOptions): Deco
   return frameFromCbor(decodeCbor(item, options));
 }
 
+const EMPTY = new Uint8Array(0);
+
 /**
  * The inbound side of a frame stream: `push` the bytes as they arrive, then take frames with
  * `next()` until it returns undefined. Frames before a fault are all delivered; the fault is
@@ -727,18 +731,21 @@ export function decodeFrame(item: Uint8Array, options?: CborDecodeOptions): Deco
  */
 export class FrameDecoder {
   private readonly scanner: CborSequenceDecoder;
+  private readonly views: boolean;
   private queue: Uint8Array[] = [];
+  private head = 0;
   private error: AgentProtocolError | undefined;
 
   constructor(options?: CborDecodeOptions) {
     this.scanner = new CborSequenceDecoder(options);
+    this.views = (options as InternalDecodeOptions | undefined)?.[byteStringViews] === true;
   }
 
   /** Queues the complete items in `chunk`; never throws for bad input (see {@link next}). */
   push(chunk: Uint8Array): void {
     if (this.error) return;
     try {
-      this.queue.push(...this.scanner.pushRaw(chunk));
+      for (const item of this.scanner.pushRaw(chunk)) this.queue.push(item);
     } catch (err) {
       this.error = AgentProtocolError.from(err, ErrorCode.InvalidMessage, 'invalid CBOR');
     }
@@ -747,15 +754,21 @@ export class FrameDecoder {
 
   /** The next frame, or undefined when more bytes are needed. */
   next(): DecodedFrame | undefined {
-    const item = this.queue.shift();
-    if (item === undefined) {
+    if (this.head === this.queue.length) {
+      if (this.head > 0) {
+        this.queue = [];
+        this.head = 0;
+      }
       if (this.error) throw this.error;
       return undefined;
     }
+    const item = this.queue[this.head] as Uint8Array;
+    this.queue[this.head++] = EMPTY; // taken: the queue does not keep its bytes alive
     try {
-      return frameFromCbor(decodeCbor(item, { maxDepth: this.scanner.maxDepth }));
+      return frameFromCbor(decodeScannedCbor(item, this.scanner.maxDepth, this.views));
     } catch (err) {
       this.queue = [];
+      this.head = 0;
       this.error = AgentProtocolError.from(err, ErrorCode.InvalidMessage, 'invalid frame');
       throw this.error;
     }
@@ -763,7 +776,7 @@ export class FrameDecoder {
 
   /** Frames decoded and waiting to be taken. */
   get queued(): number {
-    return this.queue.length;
+    return this.queue.length - this.head;
   }
 
   /** End of stream: throws if it stopped inside an item or the stream already failed. */

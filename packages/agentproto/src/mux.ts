@@ -7,12 +7,14 @@
  * client side's pending RPC. Unknown frame types are ignored; a decode error ends the loop.
  *
  * Outbound: control frames (everything but Data / EOF) jump ahead of queued stream data, and
- * Data / EOF of one fd keep their order. Writes respect `writable.write()` returning false, so
- * a Signal, FileResp or Exit waits for at most what the writable already holds, never for a
- * data backlog.
+ * Data / EOF of one fd keep their order. The mux stops handing frames to the writable once it
+ * holds {@link OUTBOUND_LIMIT} bytes (and `write()` returned false), so a Signal, FileResp or Exit
+ * waits for at most that much, never for a data backlog. Frames written in one tick go out in
+ * one batch (the writable is corked until the next tick).
  */
 import type { Readable, Writable } from 'node:stream';
 import { AgentProtocolError, ErrorCode, type Logger, silentLogger } from '@picket/protocol';
+import { encodeCborParts } from './cbor.js';
 import {
   type AgentConfig,
   type DecodedFrame,
@@ -23,12 +25,14 @@ import {
   type Frame,
   FrameDecoder,
   FrameType,
+  frameToCbor,
   isKnownFrame,
   type LogEntry,
   type PathInfo,
   type PathQuery,
   RecordDirection,
 } from './frames.js';
+import { byteStringViews, type InternalDecodeOptions } from './internal.js';
 
 /** The largest Data payload a sender puts in one frame (the Go senders' read buffer). */
 export const MAX_DATA_CHUNK = 32 * 1024;
@@ -36,6 +40,12 @@ export const MAX_DATA_CHUNK = 32 * 1024;
 export const DEFAULT_FILE_OP_CONCURRENCY = 16;
 /** Bytes handed to one stream handler and not yet written before the read loop waits. */
 const INBOUND_STREAM_LIMIT = 1024 * 1024;
+/**
+ * Bytes the writable may hold before the mux waits for 'drain'. Above the writable's own
+ * highWaterMark (16 KiB for pipes and sockets), so 32 KiB Data frames do not each wait for a
+ * drain, and small enough that a control frame is never far behind.
+ */
+const OUTBOUND_LIMIT = 128 * 1024;
 /** errno answered when a FileOp handler throws (EIO, the original's catch-all). */
 const EIO = 5;
 
@@ -74,8 +84,9 @@ export interface MuxOptions {
 
 interface Outgoing {
   frame: Frame;
-  resolve(): void;
-  reject(err: Error): void;
+  /** absent for all but the last frame of one {@link Mux.sendData} call */
+  resolve?: () => void;
+  reject?: (err: Error) => void;
 }
 
 interface Pending {
@@ -85,7 +96,10 @@ interface Pending {
 }
 
 interface Inbound {
+  /** settles when the stream's handler has taken everything dispatched so far */
   tail: Promise<void>;
+  /** handler calls not finished yet (0: the next one may run at once) */
+  queued: number;
   bytes: number;
 }
 
@@ -122,6 +136,7 @@ export class Mux {
   private readonly data = new Map<number, Outgoing[]>();
   private dataOrder: number[] = [];
   private blocked = false;
+  private corked = false;
   private outError: Error | undefined;
   private ended: Error | undefined;
   private running = false;
@@ -138,9 +153,10 @@ export class Mux {
     this.recorder = options.recorder;
     this.recordSeq = options.recordSeq ?? 0;
     this.logger = options.logger ?? silentLogger;
-    this.decoder = new FrameDecoder(
-      options.maxItemSize === undefined ? undefined : { maxItemSize: options.maxItemSize },
-    );
+    // payloads may be views of the chunks read: a Readable never reuses a chunk it emitted
+    const decodeOptions: InternalDecodeOptions = { [byteStringViews]: true };
+    if (options.maxItemSize !== undefined) decodeOptions.maxItemSize = options.maxItemSize;
+    this.decoder = new FrameDecoder(decodeOptions);
     this.fileOpLimit = Math.max(1, options.fileOpConcurrency ?? DEFAULT_FILE_OP_CONCURRENCY);
     this.writable.on('drain', this.onDrain);
     this.writable.on('error', this.onWriteError);
@@ -198,14 +214,32 @@ export class Mux {
     });
   }
 
-  /** Sends `data` on stream `fd` in Data frames of at most 32 KiB (nothing for an empty buffer). */
-  sendData(fd: number, data: Uint8Array): Promise<void> {
-    const parts: Promise<void>[] = [];
-    for (let off = 0; off < data.length; off += MAX_DATA_CHUNK) {
-      const d = data.subarray(off, Math.min(data.length, off + MAX_DATA_CHUNK));
-      parts.push(this.enqueueData(fd, { t: FrameType.Data, s: fd, d }));
+  /** A control frame without a promise: `failed` hears about a failure to send it. */
+  private sendControl(frame: Frame, failed: (err: Error) => void): void {
+    if (this.outError) {
+      failed(this.outError);
+      return;
     }
-    return Promise.all(parts).then(() => undefined);
+    this.control.push({ frame, reject: failed });
+    this.pump();
+  }
+
+  /**
+   * Sends `data` on stream `fd` in Data frames of at most 32 KiB (nothing for an empty buffer).
+   * The payload is written without a copy: the promise resolves once the writable has flushed it,
+   * so `data` must not change before then (and may be reused after).
+   */
+  sendData(fd: number, data: Uint8Array): Promise<void> {
+    if (data.length === 0) return this.outError ? Promise.reject(this.outError) : Promise.resolve();
+    // one promise for the call: the frames of one fd are written in order, so the last one
+    // handed over means all were (and a failure reaches every queued frame, the last included)
+    let off = 0;
+    for (; off + MAX_DATA_CHUNK < data.length; off += MAX_DATA_CHUNK) {
+      if (this.outError) break;
+      const d = data.subarray(off, off + MAX_DATA_CHUNK);
+      this.queueData(fd, { frame: { t: FrameType.Data, s: fd, d } });
+    }
+    return this.enqueueData(fd, { t: FrameType.Data, s: fd, d: data.subarray(off) });
   }
 
   /** Closes stream `fd` towards the peer, after everything queued on it. */
@@ -216,15 +250,19 @@ export class Mux {
   private enqueueData(fd: number, frame: Frame): Promise<void> {
     return new Promise<void>((resolve, reject) => {
       if (this.outError) return reject(this.outError);
-      let q = this.data.get(fd);
-      if (q === undefined) {
-        q = [];
-        this.data.set(fd, q);
-      }
-      if (q.length === 0) this.dataOrder.push(fd);
-      q.push({ frame, resolve, reject });
-      this.pump();
+      this.queueData(fd, { frame, resolve, reject });
     });
+  }
+
+  private queueData(fd: number, item: Outgoing): void {
+    let q = this.data.get(fd);
+    if (q === undefined) {
+      q = [];
+      this.data.set(fd, q);
+    }
+    if (q.length === 0) this.dataOrder.push(fd);
+    q.push(item);
+    this.pump();
   }
 
   /** The next frame to write: control first, then one item per stream, round robin. */
@@ -243,25 +281,66 @@ export class Mux {
     while (!this.blocked && this.outError === undefined) {
       const item = this.nextOutgoing();
       if (item === undefined) return;
-      let bytes: Uint8Array;
+      let bytes: Uint8Array | Uint8Array[];
       try {
-        bytes = encodeFrame(item.frame);
+        const f = item.frame;
+        // a payload is written as it is, between its head and the frame's other fields
+        bytes =
+          f.t === FrameType.Data && f.d !== undefined && f.d.length >= 256
+            ? encodeCborParts(frameToCbor(f))
+            : encodeFrame(f);
       } catch (err) {
-        item.reject(
-          new AgentProtocolError(
-            ErrorCode.InvalidArgument,
-            `agentproto: cannot encode a frame of type ${item.frame.t}: ${(err as Error).message}`,
-            { cause: err },
-          ),
+        const failure = new AgentProtocolError(
+          ErrorCode.InvalidArgument,
+          `agentproto: cannot encode a frame of type ${item.frame.t}: ${(err as Error).message}`,
+          { cause: err },
         );
+        if (item.reject) item.reject(failure);
+        else this.logger.warn('agentproto: dropped a frame', { error: failure.message });
         continue;
       }
       this.record(RecordDirection.Send, item.frame);
-      const ok = this.writable.write(bytes);
-      item.resolve();
-      if (!ok) this.blocked = true;
+      if (!this.corked) {
+        // everything written in this tick leaves in one writev
+        this.corked = true;
+        this.writable.cork();
+        process.nextTick(this.uncork);
+      }
+      let ok: boolean;
+      if (Array.isArray(bytes)) {
+        const last = bytes.length - 1;
+        for (let i = 0; i < last; i++) this.writable.write(bytes[i]);
+        ok = this.writable.write(bytes[last], item.resolve ? this.flushed(item) : undefined);
+      } else {
+        ok = this.writable.write(bytes);
+        item.resolve?.();
+      }
+      // a false return alone only means "above highWaterMark": keep going up to our own limit
+      if (!ok && this.writable.writableLength >= OUTBOUND_LIMIT) this.blocked = true;
     }
   }
+
+  /** The write callback of a frame whose payload was not copied: settles its sender's promise. */
+  private flushed(item: Outgoing): (err?: Error | null) => void {
+    return (err) => {
+      if (err) {
+        item.reject?.(
+          new AgentProtocolError(
+            ErrorCode.ConnectionClosed,
+            `agentproto: writing to the peer failed: ${err.message}`,
+            { cause: err },
+          ),
+        );
+      } else {
+        item.resolve?.();
+      }
+    };
+  }
+
+  private readonly uncork = (): void => {
+    this.corked = false;
+    this.writable.uncork();
+  };
 
   private readonly onDrain = (): void => {
     this.blocked = false;
@@ -287,8 +366,8 @@ export class Mux {
   private failOutbound(err: Error): void {
     if (this.outError) return;
     this.outError = err;
-    for (const item of this.control.splice(0)) item.reject(err);
-    for (const q of this.data.values()) for (const item of q.splice(0)) item.reject(err);
+    for (const item of this.control.splice(0)) item.reject?.(err);
+    for (const q of this.data.values()) for (const item of q.splice(0)) item.reject?.(err);
     this.dataOrder = [];
   }
 
@@ -318,29 +397,38 @@ export class Mux {
       id = (id + 1) >>> 0;
     } while (id === 0 || this.pending.has(id));
     this.nextId = id;
+    const frame: Frame = { t: FrameType.FileOp, fop: { ...req, id } };
+    const sendFailed = (err: Error) => {
+      const p = this.pending.get(id);
+      if (p === undefined) return;
+      this.pending.delete(id);
+      p.reject(err);
+    };
+    if (signal === undefined) {
+      // the common case: no listener to add and remove
+      return new Promise<FileOpResp>((resolve, reject) => {
+        this.pending.set(id, { op: req.op, resolve, reject });
+        this.sendControl(frame, sendFailed);
+      });
+    }
     return new Promise<FileOpResp>((resolve, reject) => {
       const onAbort = () => {
         this.pending.delete(id);
         reject(cancelled(req.op, signal as AbortSignal));
       };
-      signal?.addEventListener('abort', onAbort, { once: true });
+      signal.addEventListener('abort', onAbort, { once: true });
       this.pending.set(id, {
         op: req.op,
         resolve: (resp) => {
-          signal?.removeEventListener('abort', onAbort);
+          signal.removeEventListener('abort', onAbort);
           resolve(resp);
         },
         reject: (err) => {
-          signal?.removeEventListener('abort', onAbort);
+          signal.removeEventListener('abort', onAbort);
           reject(err);
         },
       });
-      this.send({ t: FrameType.FileOp, fop: { ...req, id } }).catch((err: Error) => {
-        const p = this.pending.get(id);
-        if (p === undefined) return;
-        this.pending.delete(id);
-        p.reject(err);
-      });
+      this.sendControl(frame, sendFailed);
     });
   }
 
@@ -391,12 +479,18 @@ export class Mux {
     while (this.fileOpsRunning >= this.fileOpLimit) {
       await new Promise<void>((resolve) => this.slotWaiters.push(resolve));
     }
-    this.fileOpsRunning++;
-    void this.serveFileOp(req).finally(() => {
-      this.fileOpsRunning--;
-      this.slotWaiters.shift()?.();
-    });
+    this.startFileOp(req);
   }
+
+  private startFileOp(req: FileOpReq): void {
+    this.fileOpsRunning++;
+    void this.serveFileOp(req).then(this.fileOpDone, this.fileOpDone);
+  }
+
+  private readonly fileOpDone = (): void => {
+    this.fileOpsRunning--;
+    this.slotWaiters.shift()?.();
+  };
 
   /** Resolves when every running FileOp handler has answered. */
   async idle(): Promise<void> {
@@ -458,11 +552,13 @@ export class Mux {
     try {
       for (;;) {
         if (this.ended) return -1;
-        const frame = await this.nextFrame();
+        // frames already decoded are taken without a promise each
+        const frame = this.decoder.next() ?? (await this.nextFrame());
         if (frame === undefined || this.ended) return -1;
         this.record(RecordDirection.Recv, frame);
-        this.notifyInput();
-        const code = await this.dispatch(frame);
+        if (this.inputWaiters.length > 0) this.notifyInput();
+        let code = this.dispatch(frame);
+        if (code instanceof Promise) code = await code;
         if (code !== undefined) return code;
       }
     } catch (err) {
@@ -487,8 +583,8 @@ export class Mux {
     for (const w of this.inputWaiters.splice(0)) w();
   }
 
-  /** Handles one frame; returns the exit code for Exit. */
-  private async dispatch(frame: DecodedFrame): Promise<number | undefined> {
+  /** Handles one frame; returns the exit code for Exit, or a promise when the loop must wait. */
+  private dispatch(frame: DecodedFrame): number | undefined | Promise<undefined> {
     if (!isKnownFrame(frame)) return undefined; // unknown types are ignored (forward compatibility)
     const f: Frame = frame;
     switch (f.t) {
@@ -499,12 +595,11 @@ export class Mux {
         const d = f.d;
         const h = this.streams.get(f.s ?? 0);
         if (h === undefined || d === undefined || d.length === 0) return undefined;
-        await this.toStream(f.s ?? 0, d.length, () => h.write(d));
-        return undefined;
+        return this.toStream(f.s ?? 0, d.length, () => h.write(d));
       }
       case FrameType.EOF: {
         const h = this.streams.get(f.s ?? 0);
-        if (h !== undefined) await this.toStream(f.s ?? 0, 0, () => h.eof());
+        if (h !== undefined) return this.toStream(f.s ?? 0, 0, () => h.eof());
         return undefined;
       }
       case FrameType.Signal:
@@ -529,8 +624,12 @@ export class Mux {
         if (f.i !== undefined) this.pathInfoFn?.(f.i);
         return undefined;
       case FrameType.FileOp:
-        if (f.fop !== undefined && this.fileOpFn !== undefined) await this.scheduleFileOp(f.fop);
-        return undefined;
+        if (f.fop === undefined || this.fileOpFn === undefined) return undefined;
+        if (this.fileOpsRunning < this.fileOpLimit) {
+          this.startFileOp(f.fop);
+          return undefined;
+        }
+        return this.scheduleFileOp(f.fop).then(() => undefined);
       case FrameType.FileResp:
         if (f.frp !== undefined) this.deliver(f.frp);
         return undefined;
@@ -543,26 +642,50 @@ export class Mux {
    * Runs `fn` after everything earlier on stream `fd`, without holding up the read loop —
    * unless that stream already has too many bytes in flight, then the loop waits for it.
    */
-  private async toStream(fd: number, size: number, fn: () => void | Promise<void>): Promise<void> {
+  private toStream(
+    fd: number,
+    size: number,
+    fn: () => void | Promise<void>,
+  ): Promise<undefined> | undefined {
     let s = this.inbound.get(fd);
     if (s === undefined) {
-      s = { tail: Promise.resolve(), bytes: 0 };
+      s = { tail: Promise.resolve(), queued: 0, bytes: 0 };
       this.inbound.set(fd, s);
     }
     const state = s;
-    state.bytes += size;
-    state.tail = state.tail
-      .then(fn)
-      .catch((err: unknown) => {
-        this.logger.warn('agentproto: a stream handler failed', {
-          stream: fd,
-          error: (err as Error)?.message ?? String(err),
-        });
-      })
-      .finally(() => {
-        state.bytes -= size;
+    const failed = (err: unknown): void => {
+      this.logger.warn('agentproto: a stream handler failed', {
+        stream: fd,
+        error: (err as Error)?.message ?? String(err),
       });
-    if (state.bytes > INBOUND_STREAM_LIMIT) await state.tail;
+    };
+    const settled = (): void => {
+      state.queued--;
+      state.bytes -= size;
+    };
+    if (state.queued === 0) {
+      // nothing earlier is still being written: call the handler now, no promise unless it returns one
+      let r: void | Promise<void>;
+      try {
+        r = fn();
+      } catch (err) {
+        failed(err);
+        return undefined;
+      }
+      if (typeof (r as PromiseLike<void> | undefined)?.then !== 'function') return undefined;
+      state.queued++;
+      state.bytes += size;
+      state.tail = Promise.resolve(r).then(settled, (err: unknown) => {
+        failed(err);
+        settled();
+      });
+    } else {
+      state.queued++;
+      state.bytes += size;
+      state.tail = state.tail.then(fn).catch(failed).then(settled);
+    }
+    if (state.bytes > INBOUND_STREAM_LIMIT) return state.tail.then(() => undefined);
+    return undefined;
   }
 
   /** Resolves when every stream handler has taken what was dispatched to it. */

@@ -10,6 +10,7 @@ import {
   decodeCbor,
   decodeCborSequence,
   encodeCbor,
+  encodeCborParts,
   encodeCborSequence,
 } from '../src/cbor.js';
 
@@ -393,5 +394,82 @@ describe('properties', () => {
       ),
       { numRuns: 2000 },
     );
+  });
+});
+
+// Byte strings of 256 bytes and more are not copied into the scratch buffer but referenced and
+// copied once into the result (or handed out as they are by encodeCborParts, for the Mux).
+describe('long byte and text strings', () => {
+  it('a 300-byte string: 2-byte length head, then the bytes', () => {
+    const b = Buffer.alloc(300, 0xab);
+    expect(hex(encodeCbor(b))).toBe(`59012c${'ab'.repeat(300)}`);
+    expect(hex(encodeCbor('é'.repeat(150)))).toBe(`79012c${'c3a9'.repeat(150)}`);
+  });
+
+  const item = fc.oneof(
+    fc.uint8Array({ maxLength: 700 }).map((b) => Buffer.from(b)),
+    fc.string({ maxLength: 400 }),
+    fc.integer(),
+  );
+  const value = fc.record({
+    a: fc.array(item, { maxLength: 8 }),
+    bb: item,
+    c: fc.record({ x: item, longer: item }),
+  });
+  const asDecoded = (v: { a: unknown[]; bb: unknown; c: { x: unknown; longer: unknown } }) =>
+    normalize(
+      new Map<CborValue, CborValue>([
+        ['a', v.a as CborValue[]],
+        ['bb', v.bb as CborValue],
+        [
+          'c',
+          new Map<CborValue, CborValue>([
+            ['x', v.c.x as CborValue],
+            ['longer', v.c.longer as CborValue],
+          ]),
+        ],
+      ]),
+    );
+
+  it('land in place at every position and nesting (cbor-x decodes the same values)', () => {
+    fc.assert(
+      fc.property(value, (v) => {
+        const enc = encodeCbor(v);
+        // an independent decoder: byte strings as Uint8Array, maps as objects
+        const other = cborxDecode(Buffer.from(enc)) as typeof v;
+        expect(other.a.map((x) => (x instanceof Uint8Array ? hex(x) : x))).toEqual(
+          v.a.map((x) => (x instanceof Uint8Array ? hex(x) : x)),
+        );
+        expect(normalize(decodeCbor(enc))).toEqual(asDecoded(v));
+      }),
+      { numRuns: 300 },
+    );
+  });
+
+  it("encodeCborParts: the same bytes, long byte strings as the caller's own arrays", () => {
+    fc.assert(
+      fc.property(value, (v) => {
+        const parts = encodeCborParts(v);
+        expect(hex(Buffer.concat(parts))).toBe(hex(encodeCbor(v)));
+        const long = [...v.a, v.bb, v.c.x, v.c.longer].filter(
+          (x) => x instanceof Uint8Array && x.length >= 256,
+        );
+        for (const b of long) expect(parts.some((p) => p === b)).toBe(true);
+      }),
+      { numRuns: 300 },
+    );
+  });
+
+  it('an encode nested in another (a key not cached yet) does not disturb it', () => {
+    const payload = Buffer.alloc(1000, 7);
+    // 600 distinct new keys: the key cache (512) fills, later keys are encoded mid-item
+    const obj: Record<string, Buffer> = {};
+    for (let i = 0; i < 600; i++) obj[`fresh-key-${i}`] = payload;
+    const dec = decodeCbor(encodeCbor(obj)) as Map<string, Buffer>;
+    expect(dec.size).toBe(600);
+    for (const [k, b] of dec) {
+      expect(k).toMatch(/^fresh-key-\d+$/);
+      expect(b.equals(payload)).toBe(true);
+    }
   });
 });

@@ -53,6 +53,14 @@ describe('spec byte vectors', () => {
     expect(decodeFrame(bytes(want))).toEqual(frame);
   });
 
+  it('a 32 KiB stdout Data frame: the payload between its head and the other fields', () => {
+    const d = Buffer.alloc(32 * 1024);
+    for (let i = 0; i < d.length; i++) d[i] = i % 251;
+    const want = Buffer.concat([bytes('a3 6164 598000'), d, bytes('6173 01 6174 02')]);
+    expect(hex(encodeFrame({ t: 2, s: 1, d }))).toBe(hex(want));
+    expect(decodeFrame(want)).toEqual({ t: 2, s: 1, d });
+  });
+
   it('omitted fields decode to their zero values', () => {
     expect(decodeFrame(bytes('a2 6164 426869 6174 02'))).toEqual({
       t: 2,
