@@ -368,9 +368,9 @@ export abstract class ExchangeState {
     // Cleared once the cancels and request-completes above have gone out on that connection.
     // (no chain, no agent call: nothing pinned)
     const cid = this.correlationId;
-    if (this.chain.length > 0) {
+    if (this.agentCallsAtEnd.length > 0) {
       void Promise.allSettled(this.agentCallsAtEnd).then(() => this.core.pool.clearAffinity(cid));
-    }
+    } else if (this.chain.length > 0) this.core.pool.clearAffinity(cid);
     this.core.hooks.exchangeFinished?.(summary);
   }
 }

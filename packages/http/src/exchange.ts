@@ -93,7 +93,9 @@ export class Exchange extends ExchangeState {
     fwd.traceparent = [this.traceparent];
     fwd['x-request-id'] = [this.requestId];
     const peer = normaliseIp(req.socket.remoteAddress);
-    fwd['x-forwarded-for'] = [...(fwd['x-forwarded-for'] ?? []), peer].filter((v) => v !== '');
+    const xff = fwd['x-forwarded-for'];
+    fwd['x-forwarded-for'] =
+      xff === undefined && peer !== '' ? [peer] : [...(xff ?? []), peer].filter((v) => v !== '');
     fwd['x-forwarded-proto'] ??= [req.socket.encrypted === true ? 'https' : 'http'];
     if (this.host) fwd['x-forwarded-host'] ??= [this.host];
     this.forwardHeaders = fwd;

@@ -27,10 +27,13 @@ function own(h: Headers, name: string): string[] | undefined {
   return Object.hasOwn(h, name) ? h[name] : undefined;
 }
 
+// The per-request loops below go over Object.keys (one array) rather than Object.entries
+// (an array per header as well): these maps are copied on every request.
+
 /** A deep copy of a header map. */
 export function cloneHeaders(h: Headers): Headers {
   const out: Headers = {};
-  for (const [k, v] of Object.entries(h)) putOwn(out, k, [...v]);
+  for (const k of Object.keys(h)) putOwn(out, k, [...(h[k] as string[])]);
   return out;
 }
 
@@ -69,7 +72,8 @@ function protectedName(name: string): boolean {
 export function stripHopByHop(h: Record<string, string | string[] | undefined>): Headers {
   const out: Headers = {};
   let connection: string[] | undefined;
-  for (const [key, v] of Object.entries(h)) {
+  for (const key of Object.keys(h)) {
+    const v = h[key];
     if (v === undefined) continue;
     const k = key.toLowerCase();
     const values = Array.isArray(v) ? v : [v];
@@ -147,7 +151,8 @@ export function applyHeaderOps(
  */
 export function toOutgoing(h: Headers): Record<string, string | string[]> {
   const out: Record<string, string | string[]> = {};
-  for (const [k, v] of Object.entries(h)) {
+  for (const k of Object.keys(h)) {
+    const v = h[k] as string[];
     if (v.length === 0 || HOP_BY_HOP.has(k)) continue;
     // Node and undici only accept one value for these
     putOwn(out, k, v.length === 1 || k === 'content-length' || k === 'host' ? (v[0] as string) : v);
@@ -200,7 +205,19 @@ export function firstForwardedAddress(value: string | string[] | undefined): str
   return first ? normaliseIp(first) : undefined;
 }
 
-/** RFC 3339 timestamp with a `+00:00` offset, as the Rust proxy's chrono `to_rfc3339()` writes it. */
-export function rfc3339(date = new Date()): string {
-  return date.toISOString().replace(/Z$/, '+00:00');
+let nowMs = -1;
+let nowText = '';
+
+/**
+ * RFC 3339 timestamp with a `+00:00` offset, as the Rust proxy's chrono `to_rfc3339()` writes
+ * it; without `date`, now (formatted once per millisecond: requests share them).
+ */
+export function rfc3339(date?: Date): string {
+  if (date !== undefined) return `${date.toISOString().slice(0, -1)}+00:00`;
+  const ms = Date.now();
+  if (ms !== nowMs) {
+    nowMs = ms;
+    nowText = `${new Date(ms).toISOString().slice(0, -1)}+00:00`;
+  }
+  return nowText;
 }

@@ -1,11 +1,11 @@
 /**
  * The per-request header and id helpers the exchange is built from (http-util.ts), beyond
- * what the gateway's units test covers: the pooled traceparent entropy, and the next hop's
- * AbortNotice.
+ * what the gateway's units test covers: the pooled traceparent entropy, the cached current
+ * timestamp, and the next hop's AbortNotice.
  */
 import { describe, expect, it } from 'vitest';
 import { AbortNotice } from '../src/abort-notice.js';
-import { newTraceparent, parseTraceparent } from '../src/http-util.js';
+import { newTraceparent, parseTraceparent, rfc3339 } from '../src/http-util.js';
 
 describe('newTraceparent', () => {
   it('gives valid, never repeated ids across many refills of its entropy buffer', () => {
@@ -39,5 +39,28 @@ describe('AbortNotice', () => {
     const late = new AbortNotice();
     late.abort();
     expect(late.signal.aborted).toBe(true);
+  });
+});
+
+describe('rfc3339', () => {
+  it('formats a given date, and now (cached within a millisecond) between the clock before and after', () => {
+    expect(rfc3339(new Date(Date.UTC(2026, 11, 5, 12, 0, 0, 7)))).toBe(
+      '2026-12-05T12:00:00.007+00:00',
+    );
+    for (let i = 0; i < 200; i++) {
+      const before = Date.now();
+      const now = rfc3339();
+      const after = Date.now();
+      expect(now).toMatch(/^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}\+00:00$/);
+      const t = Date.parse(now);
+      expect(t).toBeGreaterThanOrEqual(before);
+      expect(t).toBeLessThanOrEqual(after);
+    }
+    // a later millisecond gets its own text
+    const first = Date.parse(rfc3339());
+    while (Date.now() <= first + 1) {
+      // spin until the clock has moved on
+    }
+    expect(Date.parse(rfc3339())).toBeGreaterThan(first + 1);
   });
 });
