@@ -257,3 +257,42 @@ describe('CallEngine', () => {
     await ok;
   });
 });
+
+describe('pending calls table', () => {
+  it('walks pending calls in call order even for integer-like ids (cancelAll, close, calls())', async () => {
+    const { engine, call, cancels } = setup({ timeoutMs: Number.POSITIVE_INFINITY });
+    const ids = ['10', 'b', '2', '__proto__', 'constructor', '1', 'a'];
+    const outcomes = ids.map((id) => code(call(id)));
+    expect(engine.size).toBe(ids.length);
+    expect([...engine.calls()].map((c) => c.correlationId)).toEqual(ids);
+    expect(engine.get('__proto__')?.correlationId).toBe('__proto__');
+    expect(engine.get('toString')).toBeUndefined();
+    expect(engine.cancelAll('manual')).toBe(ids.length);
+    expect(cancels.map((c) => c.cid)).toEqual(ids);
+    expect(await Promise.all(outcomes)).toEqual(ids.map(() => ErrorCode.Cancelled));
+    expect(engine.size).toBe(0);
+
+    const later = ['3', 'x', '0'].map((id) =>
+      call(id).then(unexpected, (e: AgentProtocolError) => e),
+    );
+    engine.close(new AgentProtocolError(ErrorCode.ConnectionClosed, 'gone'));
+    expect((await Promise.all(later)).map((e) => e.code)).toEqual([
+      ErrorCode.ConnectionClosed,
+      ErrorCode.ConnectionClosed,
+      ErrorCode.ConnectionClosed,
+    ]);
+  });
+
+  it('an id can be reused once its call settled; a pending one is refused', async () => {
+    const { engine, call } = setup({ timeoutMs: Number.POSITIVE_INFINITY });
+    const first = call('7');
+    await expect(call('7')).rejects.toMatchObject({ code: ErrorCode.InvalidArgument });
+    engine.resolve('7', allow());
+    await first;
+    const second = call('7');
+    expect(engine.size).toBe(1);
+    engine.resolve('7', allow({ tags: ['again'] }));
+    expect((await second).audit.tags).toEqual(['again']);
+    expect(engine.size).toBe(0);
+  });
+});

@@ -17,6 +17,7 @@ import { CANCEL_REASONS } from '../enums.js';
 import { AgentProtocolError, ErrorCode } from '../errors.js';
 import type { CallOptions } from '../roles.js';
 import type { AgentEvent, AgentResponse, CancelReason, EventType } from '../types.js';
+import { PendingTable } from './pending-table.js';
 import { withSent } from './sent.js';
 
 /** What a transport supplies to the engine. */
@@ -71,6 +72,7 @@ export class Call<X = undefined> {
 
   constructor(
     private readonly engine: CallEngine<X>,
+    /** @internal order of the call within its engine */ readonly seq: number,
     readonly type: EventType,
     readonly correlationId: string,
     /** clock value after which the call times out (`Infinity`: never) */
@@ -98,7 +100,8 @@ export class CallEngine<X = undefined> {
   readonly #wire: CallWire<X>;
   readonly #pausable: ReadonlySet<EventType> | undefined;
   readonly #now: () => number;
-  readonly #pending = new Map<string, Call<X>>();
+  readonly #pending = new PendingTable<Call<X>>();
+  #seq = 0;
   #timer: NodeJS.Timeout | undefined;
   #timerAt = Number.POSITIVE_INFINITY;
   #paused = false;
@@ -140,7 +143,7 @@ export class CallEngine<X = undefined> {
 
   /** The pending calls (in the order they were made). */
   calls(): IterableIterator<Call<X>> {
-    return this.#pending.values();
+    return this.#pending.values()[Symbol.iterator]();
   }
 
   /**
@@ -165,6 +168,7 @@ export class CallEngine<X = undefined> {
     const promise = new Promise<AgentResponse>((resolve, reject) => {
       call = new Call(
         this,
+        this.#seq++,
         type,
         correlationId,
         deadline,
@@ -236,7 +240,7 @@ export class CallEngine<X = undefined> {
 
   /** Cancels every pending call; returns how many there were. */
   cancelAll(reason: CancelReason): number {
-    const ids = [...this.#pending.keys()];
+    const ids = this.#pending.values().map((call) => call.correlationId);
     for (const id of ids) this.cancel(id, reason);
     return ids.length;
   }
@@ -248,7 +252,7 @@ export class CallEngine<X = undefined> {
     this.#disarm();
     // every pending call was handed to the wire: it may have reached the agent
     if (this.#pending.size > 0) withSent(error, true);
-    for (const call of [...this.#pending.values()]) this.#settle(call, error);
+    for (const call of this.#pending.values()) this.#settle(call, error);
   }
 
   /** @internal The call's signal aborted (see {@link Call.handleEvent}). */
@@ -345,7 +349,7 @@ export class CallEngine<X = undefined> {
     this.#timer = undefined;
     this.#timerAt = Number.POSITIVE_INFINITY;
     let next = Number.POSITIVE_INFINITY;
-    for (const call of [...this.#pending.values()]) {
+    for (const call of this.#pending.values()) {
       if (call.deadline <= due) {
         if (this.#pending.get(call.correlationId) !== call) continue;
         this.counts.timeouts++;
