@@ -234,6 +234,47 @@ describe('agent-side concurrency bound', () => {
   });
 });
 
+describe('jobs by correlation id', () => {
+  it('cancels running events whose ids are object-prototype names', async () => {
+    const tmp = tempSocket();
+    cleanups.push(tmp.cleanup);
+    const cancels: string[] = [];
+    const aborted: string[] = [];
+    const server = new UdsAgentServerV2(
+      tmp.path,
+      handler({
+        onRequestHeaders: (_e, ctx) =>
+          new Promise((resolve) => {
+            ctx.signal.addEventListener('abort', () => {
+              aborted.push(ctx.correlationId);
+              resolve(allow());
+            });
+          }),
+        onCancel: (cid) => cancels.push(cid),
+      }),
+      { logger: captureLogger() },
+    );
+    await server.listen();
+    cleanups.push(() => server.close({ drainTimeoutMs: 100 }));
+    const client = await AgentClientV2Uds.connect('t', tmp.path, {
+      logger: captureLogger(),
+      timeoutMs: 60_000,
+    });
+    cleanups.push(() => client.close());
+    const ids = ['__proto__', 'constructor', 'toString', '0'];
+    const calls = ids.map((id) => client.sendRequestHeaders(requestHeaders(id)));
+    const [connection] = [...server.connections];
+    await until(() => connection?.inFlight === ids.length);
+    for (const id of ids) await client.cancel(id);
+    for (const c of calls) await expect(c).rejects.toMatchObject({ code: 'CANCELLED' });
+    await until(() => cancels.length === ids.length && connection?.inFlight === 0);
+    expect(cancels).toEqual(ids);
+    expect(aborted.sort()).toEqual([...ids].sort());
+    await client.ping();
+    expect(client.stats.droppedReplies).toBe(0);
+  });
+});
+
 describe('cancel of a queued event', () => {
   it('removes it before its handler runs, calls onCancel, and sends no reply', async () => {
     const tmp = tempSocket();
