@@ -112,6 +112,19 @@ describe('connection pool', () => {
     expect(t.host.stats().connections).toMatchObject({ open: 1, busy: 0 });
   });
 
+  it('cancel(correlationId) fails the call CANCELLED and discards its connection (no signal given)', async () => {
+    const t = await startFixture();
+    const e = requestHeaders('/slow');
+    const p = t.sendRequestHeaders(e);
+    await until(() => t.host.stats().connections?.busy === 1);
+    await t.cancel(e.metadata.correlation_id);
+    expect((await rejection(p)).code).toBe(ErrorCode.Cancelled);
+    await until(() => t.host.stats().connections?.discarded === 1);
+    // the next call gets a fresh connection and an answer
+    const r = await t.sendRequestHeaders(requestHeaders('/ok'));
+    expect(r.decision).toBe('allow');
+  });
+
   it('an aborted call fails CANCELLED and discards its connection', async () => {
     const t = await startFixture();
     const ac = new AbortController();

@@ -11,6 +11,7 @@ import { connect, type Socket } from 'node:net';
 import { AgentProtocolError, ErrorCode, escapeForLog, type Logger } from '@picket/protocol';
 import { socketError } from '@picket/protocol/internal';
 import { encodeProxFrame, ProxFrameReader } from '../wire/frame.js';
+import { externalDeadline, type InternalCallOptions } from './internal.js';
 
 /** Settings of a {@link PluginCaller}. */
 export interface PluginCallerOptions {
@@ -153,6 +154,7 @@ export class PluginCaller {
     if (refused) return Promise.reject(refused);
     const timeoutMs = o.timeoutMs ?? this.#o.timeoutMs;
     const signal = o.signal;
+    const external = (o as InternalCallOptions)[externalDeadline];
     if (signal?.aborted) {
       return Promise.reject(
         new AgentProtocolError(
@@ -171,24 +173,27 @@ export class PluginCaller {
       const finish = (err: AgentProtocolError | undefined, value?: T): void => {
         if (done) return;
         done = true;
-        clearTimeout(timer);
+        if (timer !== undefined) clearTimeout(timer);
         signal?.removeEventListener('abort', onAbort);
         if (waiter) this.#dropWaiter(waiter);
         if (err) reject(err);
         else resolve(value as T);
       };
-      const timer = setTimeout(() => {
-        const where = conn === undefined ? ' (still waiting for a free connection)' : '';
-        if (conn) this.#discard(conn, `${hook} timed out`);
-        finish(
-          new AgentProtocolError(
-            ErrorCode.Timeout,
-            `${this.#name} did not answer ${hook} within ${timeoutMs} ms${where}`,
-            { sent: conn !== undefined },
-          ),
-        );
-      }, timeoutMs);
-      timer.unref?.();
+      const timer =
+        external === undefined
+          ? setTimeout(() => {
+              const where = conn === undefined ? ' (still waiting for a free connection)' : '';
+              if (conn) this.#discard(conn, `${hook} timed out`);
+              finish(
+                new AgentProtocolError(
+                  ErrorCode.Timeout,
+                  `${this.#name} did not answer ${hook} within ${timeoutMs} ms${where}`,
+                  { sent: conn !== undefined },
+                ),
+              );
+            }, timeoutMs)
+          : undefined;
+      timer?.unref?.();
       const onAbort = (): void => {
         if (conn) this.#discard(conn, `${hook} aborted`);
         finish(
@@ -203,6 +208,7 @@ export class PluginCaller {
         );
       };
       signal?.addEventListener('abort', onAbort, { once: true });
+      external?.(onAbort);
       waiter = {
         give: (c) => {
           waiter = undefined;

@@ -52,35 +52,95 @@ export const PROX_METADATA = {
   responseStatus: 'prox.response_status',
 } as const;
 
+/** 1 for the bytes of an RFC 7230 token (what Go canonicalizes), by char code below 128. */
+const TOKEN = new Uint8Array(128);
+for (const c of "!#$%&'*+-.^_`|~0123456789abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ") {
+  TOKEN[c.charCodeAt(0)] = 1;
+}
+
+/** Canonical forms of the names seen: a request repeats the same few dozen. */
+const canonical = new Map<string, string>();
+const MAX_CACHED_KEYS = 1024;
+
+function canonicalize(name: string): string {
+  if (name.length === 0) return name;
+  let out = '';
+  let upper = true;
+  for (let i = 0; i < name.length; i++) {
+    const c = name.charCodeAt(i);
+    if (c >= 128 || TOKEN[c] === 0) return name; // not a token: kept as is
+    let d = c;
+    if (upper && c >= 0x61 && c <= 0x7a) d = c - 0x20;
+    else if (!upper && c >= 0x41 && c <= 0x5a) d = c + 0x20;
+    out += String.fromCharCode(d);
+    upper = c === 0x2d; // '-'
+  }
+  return out;
+}
+
 /** Go's `textproto.CanonicalMIMEHeaderKey`: `content-type` → `Content-Type`; a key with a byte outside a token is kept as is. */
 export function canonicalHeaderKey(name: string): string {
-  if (!/^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$/.test(name)) return name;
-  return name
-    .toLowerCase()
-    .replace(/(^|-)([a-z])/g, (_m, dash: string, c: string) => dash + c.toUpperCase());
+  let key = canonical.get(name);
+  if (key === undefined) {
+    key = canonicalize(name);
+    // names come from clients: the cache starts over rather than grow without bound
+    if (canonical.size >= MAX_CACHED_KEYS) canonical.clear();
+    canonical.set(name, key);
+  }
+  return key;
 }
 
 /** First value of each header, keys in Go's canonical form (what prox's `h` carries); Host is left out as Go does. */
 export function firstValues(headers: Headers): Record<string, string> {
   const out: Record<string, string> = {};
-  for (const [name, values] of Object.entries(headers)) {
-    const v = values[0];
+  for (const name of Object.keys(headers)) {
+    const v = (headers[name] as string[])[0];
     if (v === undefined) continue;
     const key = canonicalHeaderKey(name);
     if (key === 'Host' || Object.hasOwn(out, key)) continue;
-    Object.defineProperty(out, key, {
-      value: v,
-      enumerable: true,
-      writable: true,
-      configurable: true,
-    });
+    if (key === '__proto__') {
+      // a plain assignment would set the prototype instead of a member
+      Object.defineProperty(out, key, {
+        value: v,
+        enumerable: true,
+        writable: true,
+        configurable: true,
+      });
+    } else {
+      out[key] = v;
+    }
   }
   return out;
 }
 
-function header(headers: Headers, name: string): string | undefined {
-  for (const [k, v] of Object.entries(headers)) if (k.toLowerCase() === name) return v[0];
-  return undefined;
+interface Framing {
+  host?: string | undefined;
+  cl?: string | undefined;
+  te?: string | undefined;
+}
+
+/**
+ * The first value of the first Host, Content-Length and Transfer-Encoding header (names in any
+ * case), in one pass over the names.
+ */
+function framingHeaders(headers: Headers): Framing {
+  const out: Framing = {};
+  for (const k of Object.keys(headers)) {
+    // only names of these lengths can lower-case to one of the three: the others are skipped
+    const n = k.length;
+    if (n !== 4 && n !== 14 && n !== 17) continue;
+    const lower = k.toLowerCase();
+    const field =
+      lower === 'host'
+        ? 'host'
+        : lower === 'content-length'
+          ? 'cl'
+          : lower === 'transfer-encoding'
+            ? 'te'
+            : undefined;
+    if (field !== undefined && !Object.hasOwn(out, field)) out[field] = (headers[k] as string[])[0];
+  }
+  return out;
 }
 
 /**
@@ -88,9 +148,13 @@ function header(headers: Headers, name: string): string | undefined {
  * request) when there is none but a Transfer-Encoding header; else 0.
  */
 export function contentLength(headers: Headers): number {
-  const cl = header(headers, 'content-length');
+  const h = framingHeaders(headers);
+  return lengthOf(h.cl, h.te);
+}
+
+function lengthOf(cl: string | undefined, te: string | undefined): number {
   if (cl !== undefined && /^\d{1,15}$/.test(cl.trim())) return Number(cl.trim());
-  return header(headers, 'transfer-encoding') !== undefined ? -1 : 0;
+  return te !== undefined ? -1 : 0;
 }
 
 /** Go's `RemoteAddr`: `ip:port`, IPv6 in brackets. */
@@ -110,7 +174,8 @@ export function requestInfo(
   body?: Uint8Array,
 ): RequestInfoInput & { routeId: string } {
   const q = e.uri.indexOf('?');
-  const host = header(e.headers, 'host') ?? '';
+  const framing = framingHeaders(e.headers);
+  const host = framing.host ?? '';
   const domain = e.metadata.server_name ?? host.replace(/:\d+$/, '').replace(/^\[(.*)\]$/, '$1');
   const info: RequestInfoInput & { routeId: string } = {
     routeId: e.metadata.route_id ?? routeId,
@@ -121,7 +186,7 @@ export function requestInfo(
     host,
     proto: e.metadata.protocol,
     remoteAddr: remoteAddr(e.metadata.client_ip, e.metadata.client_port),
-    contentLength: contentLength(e.headers),
+    contentLength: lengthOf(framing.cl, framing.te),
     headers: firstValues(e.headers),
   };
   if (body !== undefined && body.length > 0) info.body = body.subarray(0, MAX_CAPTURED_BODY);

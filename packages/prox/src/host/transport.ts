@@ -42,6 +42,7 @@ import {
   type ProxSpeedPush,
   type ProxTargetsPush,
 } from './host.js';
+import { externalDeadline, type InternalCallOptions } from './internal.js';
 import {
   authorizeResponse,
   disconnectInfo,
@@ -110,8 +111,11 @@ interface Held {
   body?: { chunks: Uint8Array[]; size: number; want: number };
 }
 
-/** The pending call's abort, so a timeout or cancel discards the socket connection too. */
-type CallData = AbortController;
+/** The pending call's cancel, so a timeout or cancel discards the socket connection too. */
+type CallData = () => void;
+
+/** The options of one plugin call: the engine keeps its deadline and cancel (see internal.ts). */
+type HookCallOptions = InternalCallOptions & { timeoutMs: number };
 
 type ProxListener<K extends keyof ProxTransportEventMap> = (
   ...args: ProxTransportEventMap[K]
@@ -177,7 +181,7 @@ export class ProxPluginTransport extends AgentTransportBase implements AgentTran
       timeoutMs: o.timeoutMs ?? host.callTimeoutMs,
       wire: {
         write: (call, event) => this.#dispatch(call, event),
-        writeCancel: (_id, _reason, call) => call?.data?.abort(),
+        writeCancel: (_id, _reason, call) => call?.data?.(),
         timeoutError: (call) =>
           new AgentProtocolError(
             ErrorCode.Timeout,
@@ -353,9 +357,13 @@ export class ProxPluginTransport extends AgentTransportBase implements AgentTran
 
   /** The engine registered `call`: answer it from the plugin (asynchronously). */
   #dispatch(call: Call<CallData>, event: AgentEvent): void {
-    const ac = new AbortController();
-    call.data = ac;
-    this.#answer(call.type, event, call.correlationId, call.timeoutMs, ac.signal).then(
+    const o: HookCallOptions = {
+      timeoutMs: call.timeoutMs,
+      [externalDeadline]: (cancel) => {
+        call.data = cancel;
+      },
+    };
+    this.#answer(call.type, event, call.correlationId, o).then(
       (r) => this.#engine.settle(call, r),
       (err: unknown) =>
         this.#engine.settle(call, AgentProtocolError.from(err, ErrorCode.Internal, call.type)),
@@ -366,10 +374,8 @@ export class ProxPluginTransport extends AgentTransportBase implements AgentTran
     type: EventType,
     event: AgentEvent,
     cid: string,
-    timeoutMs: number,
-    signal: AbortSignal,
+    o: HookCallOptions,
   ): Promise<AgentResponse> {
-    const o = { timeoutMs, signal };
     switch (type) {
       case 'request_headers':
         return this.#requestHeaders(event as RequestHeadersEvent, cid, o);
@@ -386,11 +392,7 @@ export class ProxPluginTransport extends AgentTransportBase implements AgentTran
     }
   }
 
-  #requestHeaders(
-    e: RequestHeadersEvent,
-    cid: string,
-    o: { timeoutMs: number; signal: AbortSignal },
-  ): Promise<AgentResponse> {
+  #requestHeaders(e: RequestHeadersEvent, cid: string, o: HookCallOptions): Promise<AgentResponse> {
     const info = requestInfo(e, this.#routeId);
     const remember = this.host.has('on_response') || this.host.has('on_disconnect');
     if (!this.host.has('on_request')) {
@@ -409,11 +411,7 @@ export class ProxPluginTransport extends AgentTransportBase implements AgentTran
     return this.#onRequest(info, o);
   }
 
-  #requestBody(
-    e: RequestBodyChunkEvent,
-    cid: string,
-    o: { timeoutMs: number; signal: AbortSignal },
-  ): Promise<AgentResponse> {
+  #requestBody(e: RequestBodyChunkEvent, cid: string, o: HookCallOptions): Promise<AgentResponse> {
     const held = this.#held.get(cid);
     const body = held?.body;
     if (held === undefined || body === undefined) return Promise.resolve(allow());
@@ -431,10 +429,7 @@ export class ProxPluginTransport extends AgentTransportBase implements AgentTran
     return this.#onRequest(info, o);
   }
 
-  async #onRequest(
-    info: RequestInfoInput,
-    o: { timeoutMs: number; signal: AbortSignal },
-  ): Promise<AgentResponse> {
+  async #onRequest(info: RequestInfoInput, o: HookCallOptions): Promise<AgentResponse> {
     try {
       return authorizeResponse(await this.host.onRequest(info, o));
     } catch (err) {
@@ -454,7 +449,7 @@ export class ProxPluginTransport extends AgentTransportBase implements AgentTran
   async #responseHeaders(
     e: ResponseHeadersEvent,
     cid: string,
-    o: { timeoutMs: number; signal: AbortSignal },
+    o: HookCallOptions,
   ): Promise<AgentResponse> {
     const held = this.#held.get(cid);
     if (!this.host.has('on_response')) return allow();

@@ -334,8 +334,12 @@ function requestInfoEntries(input: unknown, what: string): Entry[] {
 
 function encodeEntries(entries: Entry[]): Uint8Array {
   const w = new MsgpackWriter();
-  writeStruct(w, entries);
-  return w.finish();
+  try {
+    writeStruct(w, entries);
+    return w.finish();
+  } finally {
+    w.release(); // after a throw: the scratch buffer is reused by the next encode
+  }
 }
 
 /** Encodes the request envelope `{t, d: bin}`; `hook` must be 1..4 (compact `t`, as @msgpack/msgpack). */

@@ -309,11 +309,23 @@ function describeCode(c: number): string {
 
 const utf8Encoder = new TextEncoder();
 
+/** A scratch buffer shared by writers one after the other (finish() copies out of it). */
+let scratch: Uint8Array | undefined = new Uint8Array(4096);
+
 /** Compact MessagePack writer (smallest integer and length encodings, float64 for floats). */
 export class MsgpackWriter {
-  private buf = new Uint8Array(256);
-  private view = new DataView(this.buf.buffer);
+  private buf: Uint8Array;
+  private view: DataView;
   private pos = 0;
+  private shared: boolean;
+
+  constructor() {
+    // the scratch buffer when no other writer holds it (writers do not nest, but may)
+    this.shared = scratch !== undefined;
+    this.buf = scratch ?? new Uint8Array(256);
+    scratch = undefined;
+    this.view = new DataView(this.buf.buffer);
+  }
 
   private ensure(n: number): void {
     if (this.pos + n <= this.buf.length) return;
@@ -396,14 +408,33 @@ export class MsgpackWriter {
   }
 
   str(s: string): this {
+    const len = s.length;
+    // ASCII (header names and values, paths, addresses): one byte per char, written in place
+    this.ensure(5 + len);
+    const start = this.pos + (len <= 31 ? 1 : len <= 0xff ? 2 : len <= 0xffff ? 3 : 5);
+    const buf = this.buf;
+    let i = 0;
+    for (; i < len; i++) {
+      const c = s.charCodeAt(i);
+      if (c >= 0x80) break;
+      buf[start + i] = c;
+    }
+    if (i === len) {
+      this.strHead(len);
+      this.pos += len;
+      return this;
+    }
     const bytes = utf8Encoder.encode(s);
-    const n = bytes.length;
+    this.strHead(bytes.length);
+    this.raw(bytes);
+    return this;
+  }
+
+  private strHead(n: number): void {
     if (n <= 31) this.byte(0xa0 + n);
     else if (n <= 0xff) this.sized(0xd9, 1, n);
     else if (n <= 0xffff) this.sized(0xda, 2, n);
     else this.sized(0xdb, 4, n);
-    this.raw(bytes);
-    return this;
   }
 
   bin(bytes: Uint8Array): this {
@@ -448,8 +479,21 @@ export class MsgpackWriter {
     this.pos += bytes.length;
   }
 
-  /** The bytes written so far (a copy owned by the caller). */
+  /** The bytes written so far (a copy owned by the caller); the writer is done after it. */
   finish(): Uint8Array {
-    return this.buf.slice(0, this.pos);
+    const out = this.buf.slice(0, this.pos);
+    this.release();
+    return out;
+  }
+
+  /** Gives the scratch buffer back (finish() does; call it when an encode is abandoned). */
+  release(): void {
+    if (!this.shared) return;
+    this.shared = false;
+    // unless one huge payload grew it
+    if (this.buf.length <= 64 * 1024) scratch = this.buf;
+    this.buf = new Uint8Array(0);
+    this.view = new DataView(this.buf.buffer);
+    this.pos = 0;
   }
 }
