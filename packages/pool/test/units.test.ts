@@ -70,6 +70,33 @@ describe('BoundedTtlMap (correlation affinity)', () => {
     expect(sliding.sweep()).toBe(0);
   });
 
+  it('keys named like Object.prototype members are plain entries', () => {
+    const m = new BoundedTtlMap<string>(10, 60_000);
+    expect(m.get('toString')).toBeUndefined();
+    for (const k of ['__proto__', 'constructor', 'toString', 'hasOwnProperty']) m.set(k, `v-${k}`);
+    expect(m.size).toBe(4);
+    expect(m.get('__proto__')).toBe('v-__proto__');
+    expect(m.get('constructor')).toBe('v-constructor');
+    expect(m.delete('toString')).toBe(true);
+    expect(m.delete('toString')).toBe(false);
+    expect(m.size).toBe(3);
+  });
+
+  it('sweep finds every expired entry, whatever the order they were set in', () => {
+    vi.useFakeTimers();
+    const m = new BoundedTtlMap<number>(10, 1_000);
+    m.set('old-1', 1);
+    vi.advanceTimersByTime(500);
+    m.set('young', 2);
+    m.set('old-1', 3); // refreshed: young again
+    vi.advanceTimersByTime(100);
+    m.set('middle', 4);
+    vi.advanceTimersByTime(950);
+    expect(m.sweep()).toBe(2); // young and old-1 (set at 500 ms), not middle (600 ms)
+    expect(m.get('middle')).toBe(4);
+    expect(m.size).toBe(1);
+  });
+
   it('null TTL never expires; deleteWhere removes by value', () => {
     const m = new BoundedTtlMap<string>(10, null);
     m.set('a', 'conn1');
