@@ -102,7 +102,8 @@ export class Exchange extends ExchangeState {
     // built only when an agent takes the request headers (a timestamp and a regexp each)
     let metadata: RequestMetadata | undefined;
     for (const agent of this.agentsFor('request_headers')) {
-      const md = (metadata ??= this.metadata());
+      metadata ??= this.metadata();
+      const md = metadata;
       const r = await this.call(agent, 'request_headers', (o) =>
         core.pool.sendRequestHeaders(
           agent.name,
