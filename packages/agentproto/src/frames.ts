@@ -444,6 +444,12 @@ function describe(v: CborValue): string {
   return `a ${typeof v === 'string' ? 'text string' : typeof v}`;
 }
 
+const MIN_I32 = -(2n ** 31n);
+const MAX_I32 = 2n ** 31n - 1n;
+const MIN_I64 = -(2n ** 63n);
+const MAX_I64 = 2n ** 63n - 1n;
+const MAX_U64 = 2n ** 64n - 1n;
+
 /** Field readers over one decoded map; `where` names the struct in errors. */
 class Fields {
   constructor(
@@ -471,7 +477,11 @@ class Fields {
     const v = this.raw(key);
     if (v === undefined) return 0;
     if (typeof v === 'number' && Number.isInteger(v)) {
-      if (BigInt(v) < min || BigInt(v) > max) throw this.range(key, v, min, max);
+      // a safe integer compares exactly with the bounds as doubles (no BigInt per field)
+      const outside = Number.isSafeInteger(v)
+        ? v < Number(min) || v > Number(max)
+        : BigInt(v) < min || BigInt(v) > max;
+      if (outside) throw this.range(key, v, min, max);
       return v;
     }
     if (typeof v === 'bigint') {
@@ -495,17 +505,17 @@ class Fields {
     return this.int(key, 0n, 0xffffffffn) as number;
   }
   i32(key: string): number {
-    return this.int(key, -(2n ** 31n), 2n ** 31n - 1n) as number;
+    return this.int(key, MIN_I32, MAX_I32) as number;
   }
   /** Go `int`: 64-bit, but only safe integers make sense for codes, levels, signals and ids. */
   int53(key: string): number {
-    return this.int(key, -(2n ** 63n), 2n ** 63n - 1n) as number;
+    return this.int(key, MIN_I64, MAX_I64) as number;
   }
   i64(key: string): Int64 {
-    return this.int(key, -(2n ** 63n), 2n ** 63n - 1n, true);
+    return this.int(key, MIN_I64, MAX_I64, true);
   }
   u64(key: string): Int64 {
-    return this.int(key, 0n, 2n ** 64n - 1n, true);
+    return this.int(key, 0n, MAX_U64, true);
   }
 
   text(key: string): string {

@@ -226,6 +226,19 @@ describe('decoding is tolerant where Go is, strict where Go is', () => {
       /"t" must be an integer, got a float/,
     );
   });
+
+  it('a whole float beyond 2^53 is range-checked exactly (2^63 does not fit an int64)', () => {
+    // {t: 12, frp: {id: 1, n: 2^63 as float64}}: as a double, 2^63 equals the rounded int64 max
+    expect(
+      errorOf(() => decodeFrame(bytes('a2 6174 0c 63667270 a2 626964 01 616e fb43e0000000000000')))
+        .message,
+    ).toMatch(/field "n" = 9223372036854776000 is out of range/);
+    // 2^62 as a float64 fits
+    expect(decodeFrame(bytes('a2 6174 0c 63667270 a2 626964 01 616e fb43d0000000000000'))).toEqual({
+      t: 12,
+      frp: { id: 1, n: 2 ** 62 },
+    });
+  });
 });
 
 describe('FrameDecoder', () => {
