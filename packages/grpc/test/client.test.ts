@@ -116,6 +116,27 @@ describe('calls', () => {
     expect(seen).toEqual([]);
   });
 
+  test('cancel reaches running handlers whose ids are Object.prototype names', async () => {
+    const aborted: string[] = [];
+    const h = handler({
+      onRequestHeaders: (e, ctx) =>
+        new Promise((resolve) => {
+          ctx.signal.addEventListener('abort', () => {
+            aborted.push(e.metadata.correlation_id);
+            resolve(allow());
+          });
+        }),
+    });
+    const f = await fixture(h);
+    const ids = ['__proto__', 'toString', 'constructor', '10', '2'];
+    const calls = ids.map((c) => f.transport.sendRequestHeaders(ev(c)).catch((e) => e));
+    await vi.waitFor(() => expect(f.transport.inFlight).toBe(ids.length));
+    expect(await f.transport.cancelAll('manual')).toBe(ids.length);
+    for (const e of await Promise.all(calls)) expect(e.code).toBe('CANCELLED');
+    await vi.waitFor(() => expect([...aborted].sort()).toEqual([...ids].sort()));
+    expect(h.cancels.map((c) => c[0])).toEqual(ids);
+  });
+
   test('cancelAll cancels every pending call and counts them', async () => {
     const h = handler({ onRequestHeaders: () => new Promise(() => undefined) });
     const f = await fixture(h);
