@@ -72,7 +72,6 @@ export class Call<X = undefined> {
 
   constructor(
     private readonly engine: CallEngine<X>,
-    /** @internal order of the call within its engine */ readonly seq: number,
     readonly type: EventType,
     readonly correlationId: string,
     /** clock value after which the call times out (`Infinity`: never) */
@@ -101,7 +100,6 @@ export class CallEngine<X = undefined> {
   readonly #pausable: ReadonlySet<EventType> | undefined;
   readonly #now: () => number;
   readonly #pending = new PendingTable<Call<X>>();
-  #seq = 0;
   #timer: NodeJS.Timeout | undefined;
   #timerAt = Number.POSITIVE_INFINITY;
   #paused = false;
@@ -168,7 +166,6 @@ export class CallEngine<X = undefined> {
     const promise = new Promise<AgentResponse>((resolve, reject) => {
       call = new Call(
         this,
-        this.#seq++,
         type,
         correlationId,
         deadline,
