@@ -183,7 +183,10 @@ export interface NextHopRequest {
    * is (it costs far less per request than an AbortSignal)
    */
   readonly abort: AbortNotice;
-  /** an `AbortSignal` that aborts with `abort`, made when first read */
+  /**
+   * an `AbortSignal` that aborts with `abort`, made when first read (a getter: a copy made
+   * with `{ ...request }` does not carry it)
+   */
   readonly signal: AbortSignal;
 }
 
