@@ -193,10 +193,14 @@ class Writer {
     }
   }
 
-  /** The item in a fresh buffer of exactly its size. */
-  result(): Uint8Array {
-    if (this.refs.length === 0) return this.buf.slice(0, this.len);
-    const out = new Uint8Array(this.len + this.refBytes);
+  /**
+   * The item in a fresh array of exactly its size; `pooled`: a Buffer, small ones cut from
+   * Node's shared pool (what a stream write wants: it converts anything else to a Buffer).
+   */
+  result(pooled = false): Uint8Array {
+    const size = this.len + this.refBytes;
+    if (this.refs.length === 0 && !pooled) return this.buf.slice(0, this.len);
+    const out = pooled ? Buffer.allocUnsafe(size) : new Uint8Array(size);
     let from = 0;
     let to = 0;
     for (const r of this.refs) {
@@ -352,19 +356,19 @@ function encodeInto(w: Writer, value: CborEncodable, depth: number): void {
   }
 }
 
-function encodeCborAt(value: CborEncodable, depth: number): Uint8Array;
-function encodeCborAt(value: CborEncodable, depth: number, parts: true): Uint8Array[];
+function encodeCborAt(value: CborEncodable, depth: number, as?: 'buffer'): Uint8Array;
+function encodeCborAt(value: CborEncodable, depth: number, as: 'parts'): Uint8Array[];
 function encodeCborAt(
   value: CborEncodable,
   depth: number,
-  parts?: true,
+  as?: 'parts' | 'buffer',
 ): Uint8Array | Uint8Array[] {
   const w = shared.busy ? new Writer(64) : shared;
   w.busy = true;
   w.reset();
   try {
     encodeInto(w, value, depth);
-    return parts ? w.parts() : w.result();
+    return as === 'parts' ? w.parts() : w.result(as === 'buffer');
   } finally {
     w.busy = false;
     w.reset(); // drop references to the caller's byte strings
@@ -390,7 +394,12 @@ export function encodeCbor(value: CborEncodable): Uint8Array {
  * (so they must not change until the pieces are written).
  */
 export function encodeCborParts(value: CborEncodable): Uint8Array[] {
-  return encodeCborAt(value, 0, true);
+  return encodeCborAt(value, 0, 'parts');
+}
+
+/** Package-private: {@link encodeCbor} into a `Buffer` (small ones from Node's pool), for a stream. */
+export function encodeCborBuffer(value: CborEncodable): Buffer {
+  return encodeCborAt(value, 0, 'buffer') as Buffer;
 }
 
 // ---------------------------------------------------------------------------------------------

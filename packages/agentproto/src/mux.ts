@@ -14,12 +14,11 @@
  */
 import type { Readable, Writable } from 'node:stream';
 import { AgentProtocolError, ErrorCode, type Logger, silentLogger } from '@picket/protocol';
-import { encodeCborParts } from './cbor.js';
+import { encodeCborBuffer, encodeCborParts } from './cbor.js';
 import {
   type AgentConfig,
   type DecodedFrame,
   type ExecMsg,
-  encodeFrame,
   type FileOpReq,
   type FileOpResp,
   type Frame,
@@ -141,11 +140,10 @@ export class Mux {
   private ended: Error | undefined;
   private running = false;
   private inputWaiters: (() => void)[] = [];
-  /** Resolves a read waiting in {@link nextFrame} when the mux is closed. */
-  private wake: () => void = () => {};
-  private readonly woken = new Promise<undefined>((resolve) => {
-    this.wake = () => resolve(undefined);
-  });
+  /** The mux was closed: reads end (a read waiting in {@link nextFrame} is woken). */
+  private woken = false;
+  /** Wake the reads waiting right now. */
+  private readonly wakeReads = new Set<() => void>();
 
   constructor(readable: Readable, writable: Writable, options: MuxOptions = {}) {
     this.readable = readable;
@@ -288,7 +286,7 @@ export class Mux {
         bytes =
           f.t === FrameType.Data && f.d !== undefined && f.d.length >= 256
             ? encodeCborParts(frameToCbor(f))
-            : encodeFrame(f);
+            : encodeCborBuffer(frameToCbor(f));
       } catch (err) {
         const failure = new AgentProtocolError(
           ErrorCode.InvalidArgument,
@@ -520,7 +518,18 @@ export class Mux {
       this.iterator ??= this.readable[Symbol.asyncIterator]();
       let r: IteratorResult<unknown> | undefined;
       try {
-        r = await Promise.race([this.iterator.next(), this.woken]);
+        if (this.woken) return undefined;
+        // a fresh wake-up per wait: racing one long-lived promise would pile a reaction on it per read
+        let wake: () => void = () => {};
+        const woken = new Promise<undefined>((resolve) => {
+          wake = () => resolve(undefined);
+        });
+        this.wakeReads.add(wake);
+        try {
+          r = await Promise.race([this.iterator.next(), woken]);
+        } finally {
+          this.wakeReads.delete(wake);
+        }
       } catch (err) {
         throw new AgentProtocolError(
           ErrorCode.ConnectionClosed,
@@ -704,7 +713,8 @@ export class Mux {
     }
     this.failPending(this.ended);
     this.fileOpAbort.abort(this.ended);
-    this.wake();
+    this.woken = true;
+    for (const wake of this.wakeReads) wake();
     this.notifyInput();
   }
 }
