@@ -346,6 +346,7 @@ class Reader {
     else if (b === 0xdd) n = this.u32();
     else throw BAIL;
     if (n > this.end - this.pos) throw BAIL;
+    if (n === 1) return [this.text()]; // most header values: a literal is the cheapest array
     const out = new Array<string>(n);
     for (let i = 0; i < n; i++) out[i] = this.text();
     return out;
@@ -437,7 +438,9 @@ export function readRequestHeadersFast(bytes: Uint8Array): RequestHeadersEvent |
           const h: Record<string, string[]> = {};
           for (let j = r.mapHeader(); j > 0; j--) {
             const name = r.key();
-            putOwn(h, name, r.textList());
+            // cached keys are interned: for them this compare is a pointer test
+            if (name === '__proto__') putOwn(h, name, r.textList());
+            else h[name] = r.textList();
           }
           headers = h;
           break;
