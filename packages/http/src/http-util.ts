@@ -205,19 +205,20 @@ export function firstForwardedAddress(value: string | string[] | undefined): str
   return first ? normaliseIp(first) : undefined;
 }
 
-let nowMs = -1;
-let nowText = '';
+let nowSecond = -1;
+let nowPrefix = '';
 
 /**
  * RFC 3339 timestamp with a `+00:00` offset, as the Rust proxy's chrono `to_rfc3339()` writes
- * it; without `date`, now (formatted once per millisecond: requests share them).
+ * it; without `date`, now (the date and time up to the second are formatted once per second).
  */
 export function rfc3339(date?: Date): string {
   if (date !== undefined) return `${date.toISOString().slice(0, -1)}+00:00`;
   const ms = Date.now();
-  if (ms !== nowMs) {
-    nowMs = ms;
-    nowText = `${new Date(ms).toISOString().slice(0, -1)}+00:00`;
+  const second = Math.floor(ms / 1000);
+  if (second !== nowSecond) {
+    nowSecond = second;
+    nowPrefix = new Date(second * 1000).toISOString().slice(0, 19);
   }
-  return nowText;
+  return `${nowPrefix}.${String(ms - second * 1000).padStart(3, '0')}+00:00`;
 }

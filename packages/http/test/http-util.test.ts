@@ -43,7 +43,7 @@ describe('AbortNotice', () => {
 });
 
 describe('rfc3339', () => {
-  it('formats a given date, and now (cached within a millisecond) between the clock before and after', () => {
+  it('formats a given date, and now (its second cached) between the clock before and after', async () => {
     expect(rfc3339(new Date(Date.UTC(2026, 11, 5, 12, 0, 0, 7)))).toBe(
       '2026-12-05T12:00:00.007+00:00',
     );
@@ -56,11 +56,18 @@ describe('rfc3339', () => {
       expect(t).toBeGreaterThanOrEqual(before);
       expect(t).toBeLessThanOrEqual(after);
     }
-    // a later millisecond gets its own text
+    // a later millisecond and a later second get their own text
     const first = Date.parse(rfc3339());
     while (Date.now() <= first + 1) {
       // spin until the clock has moved on
     }
     expect(Date.parse(rfc3339())).toBeGreaterThan(first + 1);
+    const nextSecond = (Math.floor(Date.now() / 1000) + 1) * 1000;
+    while (Date.now() < nextSecond) {
+      await new Promise((r) => setTimeout(r, nextSecond - Date.now()));
+    }
+    const later = rfc3339();
+    expect(Date.parse(later)).toBeGreaterThanOrEqual(nextSecond);
+    expect(later).toBe(`${new Date(Date.parse(later)).toISOString().slice(0, -1)}+00:00`);
   });
 });
