@@ -286,8 +286,10 @@ function writeStrMap(w: MsgpackWriter, m: Record<string, string>): void {
   }
 }
 
-/** rmp-serde's `to_vec` layout: structs as arrays, struct variants as `{name: [fields]}`. */
-/** @internal exported for the fast writer's equivalence test */
+/**
+ * rmp-serde's `to_vec` layout: structs as arrays, struct variants as `{name: [fields]}`.
+ * @internal exported only for the fast writer's equivalence test
+ */
 export function writeResponseArray(w: MsgpackWriter, p: ResponseParts): void {
   w.array(10);
   w.int(p.version);

@@ -364,9 +364,9 @@ export class AgentConnection extends EventEmitter<AgentConnectionEventMap> {
     const ctx = requestContext(job, job.cid, this.transport, this.id, this.proxyId);
     const result = runHook(this.handler, job.type, job.event, ctx, this.tracing);
     if (!isThenable(result)) {
-      // answered before anything could cancel it: never registered by id
       // A synchronous answer is sent in this tick: no promise, no microtask per event
-      // (replies still leave in one batched write per tick).
+      // (replies still leave in one batched write per tick), and no cancel can name
+      // the job meanwhile, so it is not registered by id unless it was queued.
       try {
         this.onHandlerResult(job, result);
       } finally {
