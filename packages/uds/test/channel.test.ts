@@ -1,7 +1,7 @@
 import * as net from 'node:net';
-import { allow, MessageType } from '@picket/protocol';
+import { type AgentHandler, allow, MessageType } from '@picket/protocol';
 import { afterEach, describe, expect, it } from 'vitest';
-import { AgentClientV2Uds, UdsAgentServerV2 } from '../src/index.js';
+import { AgentClientV2Uds, type UdsAgentServerOptions, UdsAgentServerV2 } from '../src/index.js';
 import { FrameChannel } from '../src/internal.js';
 import {
   captureLogger,
@@ -36,6 +36,24 @@ async function socketPair(): Promise<{ local: net.Socket; remote: net.Socket }> 
     remote?.destroy();
   });
   return { local, remote: remote as net.Socket };
+}
+
+/** A UdsAgentServerV2 serving `h` and one client connected to it, both closed after the test. */
+async function serveAndConnect(
+  h: AgentHandler,
+  options: Omit<UdsAgentServerOptions, 'logger'> = {},
+): Promise<{ server: UdsAgentServerV2; client: AgentClientV2Uds }> {
+  const tmp = tempSocket();
+  cleanups.push(tmp.cleanup);
+  const server = new UdsAgentServerV2(tmp.path, h, { logger: captureLogger(), ...options });
+  await server.listen();
+  cleanups.push(() => server.close({ drainTimeoutMs: 100 }));
+  const client = await AgentClientV2Uds.connect('t', tmp.path, {
+    logger: captureLogger(),
+    timeoutMs: 60_000,
+  });
+  cleanups.push(() => client.close());
+  return { server, client };
 }
 
 describe('FrameChannel', () => {
@@ -140,13 +158,10 @@ describe('FrameChannel', () => {
 
 describe('agent-side concurrency bound', () => {
   it('queues events beyond maxConcurrentPerConnection and answers all of them', async () => {
-    const tmp = tempSocket();
-    cleanups.push(tmp.cleanup);
     let running = 0;
     let peak = 0;
     const gates: (() => void)[] = [];
-    const server = new UdsAgentServerV2(
-      tmp.path,
+    const { client } = await serveAndConnect(
       handler({
         onRequestHeaders: async (_e, ctx) => {
           running++;
@@ -156,15 +171,8 @@ describe('agent-side concurrency bound', () => {
           return allow({ tags: [ctx.correlationId] });
         },
       }),
-      { logger: captureLogger(), maxConcurrentPerConnection: 3, maxQueuedPerConnection: 4 },
+      { maxConcurrentPerConnection: 3, maxQueuedPerConnection: 4 },
     );
-    await server.listen();
-    cleanups.push(() => server.close({ drainTimeoutMs: 100 }));
-    const client = await AgentClientV2Uds.connect('t', tmp.path, {
-      logger: captureLogger(),
-      timeoutMs: 60_000,
-    });
-    cleanups.push(() => client.close());
 
     const ids = Array.from({ length: 20 }, (_, i) => `q${i}`);
     const calls = ids.map((id) => client.sendRequestHeaders(requestHeaders(id)));
@@ -184,13 +192,10 @@ describe('agent-side concurrency bound', () => {
     // Synchronous answers are sent without a promise: finishing one starts the next
     // queued event from inside finish(), which must neither recurse once per queued
     // event nor run more than the limit at once.
-    const tmp = tempSocket();
-    cleanups.push(tmp.cleanup);
     let running = 0;
     let peak = 0;
     const releases = new Map<string, () => void>();
-    const server = new UdsAgentServerV2(
-      tmp.path,
+    const { server, client } = await serveAndConnect(
       handler({
         onRequestHeaders: (_e, ctx) => {
           const id = ctx.correlationId;
@@ -208,15 +213,8 @@ describe('agent-side concurrency bound', () => {
           return allow({ tags: [id] });
         },
       }),
-      { logger: captureLogger(), maxConcurrentPerConnection: 2, maxQueuedPerConnection: 20_000 },
+      { maxConcurrentPerConnection: 2, maxQueuedPerConnection: 20_000 },
     );
-    await server.listen();
-    cleanups.push(() => server.close({ drainTimeoutMs: 100 }));
-    const client = await AgentClientV2Uds.connect('t', tmp.path, {
-      logger: captureLogger(),
-      timeoutMs: 60_000,
-    });
-    cleanups.push(() => client.close());
     const slowA = client.sendRequestHeaders(requestHeaders('slow-a'));
     const slowB = client.sendRequestHeaders(requestHeaders('slow-b'));
     const ids = Array.from({ length: 12_000 }, (_, i) => `s${i}`);
@@ -236,12 +234,9 @@ describe('agent-side concurrency bound', () => {
 
 describe('jobs by correlation id', () => {
   it('cancels running events whose ids are object-prototype names', async () => {
-    const tmp = tempSocket();
-    cleanups.push(tmp.cleanup);
     const cancels: string[] = [];
     const aborted: string[] = [];
-    const server = new UdsAgentServerV2(
-      tmp.path,
+    const { server, client } = await serveAndConnect(
       handler({
         onRequestHeaders: (_e, ctx) =>
           new Promise((resolve) => {
@@ -252,15 +247,7 @@ describe('jobs by correlation id', () => {
           }),
         onCancel: (cid) => cancels.push(cid),
       }),
-      { logger: captureLogger() },
     );
-    await server.listen();
-    cleanups.push(() => server.close({ drainTimeoutMs: 100 }));
-    const client = await AgentClientV2Uds.connect('t', tmp.path, {
-      logger: captureLogger(),
-      timeoutMs: 60_000,
-    });
-    cleanups.push(() => client.close());
     const ids = ['__proto__', 'constructor', 'toString', '0'];
     const calls = ids.map((id) => client.sendRequestHeaders(requestHeaders(id)));
     const [connection] = [...server.connections];
@@ -277,13 +264,10 @@ describe('jobs by correlation id', () => {
 
 describe('cancel of a queued event', () => {
   it('removes it before its handler runs, calls onCancel, and sends no reply', async () => {
-    const tmp = tempSocket();
-    cleanups.push(tmp.cleanup);
     const started: string[] = [];
     const cancels: string[] = [];
     let release: () => void = () => {};
-    const server = new UdsAgentServerV2(
-      tmp.path,
+    const { server, client } = await serveAndConnect(
       handler({
         onRequestHeaders: async (_e, ctx) => {
           started.push(ctx.correlationId);
@@ -292,15 +276,8 @@ describe('cancel of a queued event', () => {
         },
         onCancel: (cid) => cancels.push(cid),
       }),
-      { logger: captureLogger(), maxConcurrentPerConnection: 1 },
+      { maxConcurrentPerConnection: 1 },
     );
-    await server.listen();
-    cleanups.push(() => server.close({ drainTimeoutMs: 100 }));
-    const client = await AgentClientV2Uds.connect('t', tmp.path, {
-      logger: captureLogger(),
-      timeoutMs: 60_000,
-    });
-    cleanups.push(() => client.close());
 
     const first = client.sendRequestHeaders(requestHeaders('first'));
     const queued = client.sendRequestHeaders(requestHeaders('queued'));
