@@ -3,16 +3,17 @@
  * sessions: a full map rejects new keys (an existing key may always be
  * re-set), and `sweep()` evicts entries older than the TTL.
  *
- * Entries live in a null-prototype object, not a Map: one entry is added and
- * removed per request, and a Map under that churn keeps rebuilding its table,
- * each retired table holding its entries and a link to the next one until a full
- * GC, which makes young garbage survive (see PendingTable in
- * @picket/protocol/internal). The price is a sweep that looks at every entry
- * instead of stopping at the first live one: it runs every few seconds.
+ * One entry is added and removed per request. The Map holds only key → slot
+ * number and the values and ages live in slot arrays: a Map under that churn keeps
+ * rebuilding its table, and each retired table keeps its entries alive through
+ * young-generation GCs (see PendingTable in @picket/protocol/internal), so its
+ * entries must be small. The sweep looks at every entry (it runs every few seconds).
  */
 export class BoundedTtlMap<V> {
-  private entries: Record<string, { value: V; at: number }> = Object.create(null);
-  private count = 0;
+  private readonly slots = new Map<string, number>();
+  private readonly values: (V | undefined)[] = [];
+  private readonly ages: number[] = [];
+  private readonly free: number[] = [];
   /** new keys refused because the map was full */
   rejections = 0;
   /** entries removed by expiry */
@@ -29,52 +30,52 @@ export class BoundedTtlMap<V> {
   ) {}
 
   get size(): number {
-    return this.count;
+    return this.slots.size;
   }
 
   /** Stores `value`; false when the map is full and `key` is new. */
   set(key: string, value: V): boolean {
-    const e = this.entries[key];
-    if (e !== undefined) {
-      e.value = value;
-      e.at = this.now();
-      return true;
+    let slot = this.slots.get(key);
+    if (slot === undefined) {
+      if (this.slots.size >= this.capacity) {
+        this.rejections++;
+        return false;
+      }
+      slot = this.free.pop() ?? this.values.length;
+      this.slots.set(key, slot);
     }
-    if (this.count >= this.capacity) {
-      this.rejections++;
-      return false;
-    }
-    this.entries[key] = { value, at: this.now() };
-    this.count++;
+    this.values[slot] = value;
+    this.ages[slot] = this.now();
     return true;
   }
 
   /** The live value of `key`, or undefined (an expired entry is evicted). */
   get(key: string): V | undefined {
-    const e = this.entries[key];
-    if (e === undefined) return undefined;
+    const slot = this.slots.get(key);
+    if (slot === undefined) return undefined;
     const now = this.now();
-    if (this.ttlMs !== null && now - e.at >= this.ttlMs) {
-      this.remove(key);
+    if (this.ttlMs !== null && now - (this.ages[slot] as number) >= this.ttlMs) {
+      this.remove(key, slot);
       this.evictions++;
       return undefined;
     }
-    if (this.refreshOnGet) e.at = now;
-    return e.value;
+    if (this.refreshOnGet) this.ages[slot] = now;
+    return this.values[slot];
   }
 
   delete(key: string): boolean {
-    if (this.entries[key] === undefined) return false;
-    this.remove(key);
+    const slot = this.slots.get(key);
+    if (slot === undefined) return false;
+    this.remove(key, slot);
     return true;
   }
 
   /** Removes every entry whose value matches. */
   deleteWhere(pred: (value: V, key: string) => boolean): number {
     let n = 0;
-    for (const k in this.entries) {
-      if (pred((this.entries[k] as { value: V }).value, k)) {
-        this.remove(k);
+    for (const [key, slot] of this.slots) {
+      if (pred(this.values[slot] as V, key)) {
+        this.remove(key, slot);
         n++;
       }
     }
@@ -86,9 +87,9 @@ export class BoundedTtlMap<V> {
     if (this.ttlMs === null) return 0;
     const now = this.now();
     let n = 0;
-    for (const k in this.entries) {
-      if (now - (this.entries[k] as { at: number }).at >= this.ttlMs) {
-        this.remove(k);
+    for (const [key, slot] of this.slots) {
+      if (now - (this.ages[slot] as number) >= this.ttlMs) {
+        this.remove(key, slot);
         n++;
       }
     }
@@ -97,12 +98,15 @@ export class BoundedTtlMap<V> {
   }
 
   clear(): void {
-    this.entries = Object.create(null);
-    this.count = 0;
+    this.slots.clear();
+    this.values.length = 0;
+    this.ages.length = 0;
+    this.free.length = 0;
   }
 
-  private remove(key: string): void {
-    delete this.entries[key];
-    this.count--;
+  private remove(key: string, slot: number): void {
+    this.slots.delete(key);
+    this.values[slot] = undefined;
+    this.free.push(slot);
   }
 }
