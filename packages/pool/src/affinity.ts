@@ -9,7 +9,14 @@
  * young-generation GCs (see PendingTable in @picket/protocol/internal), so its
  * entries must be small. The sweep looks at every entry (it runs every few seconds).
  */
+/** A bound on entries that several maps can share (every agent's affinity, one limit). */
+export interface EntryBudget {
+  readonly limit: number;
+  used: number;
+}
+
 export class BoundedTtlMap<V> {
+  private readonly budget: EntryBudget;
   private readonly slots = new Map<string, number>();
   private readonly values: (V | undefined)[] = [];
   private readonly ages: number[] = [];
@@ -20,14 +27,21 @@ export class BoundedTtlMap<V> {
   evictions = 0;
 
   constructor(
-    /** most entries kept */
-    readonly capacity: number,
+    /** most entries kept, or a bound shared with other maps */
+    capacity: number | EntryBudget,
     /** entry lifetime; `null` = forever */
     readonly ttlMs: number | null,
     /** `get` refreshes the entry's age (sliding expiry) */
     private readonly refreshOnGet = false,
     private readonly now: () => number = Date.now,
-  ) {}
+  ) {
+    this.budget = typeof capacity === 'number' ? { limit: capacity, used: 0 } : capacity;
+  }
+
+  /** most entries kept (by this map and any sharing its bound) */
+  get capacity(): number {
+    return this.budget.limit;
+  }
 
   get size(): number {
     return this.slots.size;
@@ -37,12 +51,13 @@ export class BoundedTtlMap<V> {
   set(key: string, value: V): boolean {
     let slot = this.slots.get(key);
     if (slot === undefined) {
-      if (this.slots.size >= this.capacity) {
+      if (this.budget.used >= this.budget.limit) {
         this.rejections++;
         return false;
       }
       slot = this.free.pop() ?? this.values.length;
       this.slots.set(key, slot);
+      this.budget.used++;
     }
     this.values[slot] = value;
     this.ages[slot] = this.now();
@@ -98,6 +113,7 @@ export class BoundedTtlMap<V> {
   }
 
   clear(): void {
+    this.budget.used -= this.slots.size;
     this.slots.clear();
     this.values.length = 0;
     this.ages.length = 0;
@@ -105,8 +121,92 @@ export class BoundedTtlMap<V> {
   }
 
   private remove(key: string, slot: number): void {
+    this.budget.used--;
     this.slots.delete(key);
     this.values[slot] = undefined;
     this.free.push(slot);
+  }
+}
+
+/**
+ * Correlation affinity of every agent: (agent, correlation id) → connection id, under
+ * one bound. One map per agent keyed by the correlation id itself: a key built per call
+ * (agent + id) had to be flattened and hashed twice per request, where the id's hash is
+ * already cached by the call engine.
+ */
+export class AffinityTable {
+  private readonly byAgent = new Map<string, BoundedTtlMap<string>>();
+  private readonly budget: EntryBudget;
+  /** counts of agents' maps that are gone */
+  private retired = { rejections: 0, evictions: 0 };
+
+  constructor(
+    capacity: number,
+    private readonly ttlMs: number | null,
+    private readonly now: () => number = Date.now,
+  ) {
+    this.budget = { limit: capacity, used: 0 };
+  }
+
+  get size(): number {
+    return this.budget.used;
+  }
+
+  /** new entries refused because the table was full */
+  get rejections(): number {
+    let n = this.retired.rejections;
+    for (const m of this.byAgent.values()) n += m.rejections;
+    return n;
+  }
+
+  /** entries removed by expiry */
+  get evictions(): number {
+    let n = this.retired.evictions;
+    for (const m of this.byAgent.values()) n += m.evictions;
+    return n;
+  }
+
+  get(agentId: string, cid: string): string | undefined {
+    return this.byAgent.get(agentId)?.get(cid);
+  }
+
+  /** false when the table is full and the entry is new */
+  set(agentId: string, cid: string, connId: string): boolean {
+    let m = this.byAgent.get(agentId);
+    if (m === undefined) {
+      m = new BoundedTtlMap<string>(this.budget, this.ttlMs, false, this.now);
+      this.byAgent.set(agentId, m);
+    }
+    return m.set(cid, connId);
+  }
+
+  delete(agentId: string, cid: string): void {
+    this.byAgent.get(agentId)?.delete(cid);
+  }
+
+  /** Forgets `cid` on every agent. */
+  deleteEverywhere(cid: string): void {
+    for (const m of this.byAgent.values()) m.delete(cid);
+  }
+
+  /** Drops an agent's entries (the agent left the pool). */
+  dropAgent(agentId: string): void {
+    const m = this.byAgent.get(agentId);
+    if (m === undefined) return;
+    this.retired.rejections += m.rejections;
+    this.retired.evictions += m.evictions;
+    m.clear();
+    this.byAgent.delete(agentId);
+  }
+
+  /** Evicts expired entries; returns how many. */
+  sweep(): number {
+    let n = 0;
+    for (const m of this.byAgent.values()) n += m.sweep();
+    return n;
+  }
+
+  clear(): void {
+    for (const id of [...this.byAgent.keys()]) this.dropAgent(id);
   }
 }

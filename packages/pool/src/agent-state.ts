@@ -5,7 +5,7 @@
  * predicates lives here.
  */
 import type { AgentCapabilities, AgentTransport, EventType } from '@picket/protocol';
-import type { BoundedTtlMap } from './affinity.js';
+import type { AffinityTable, BoundedTtlMap } from './affinity.js';
 import type { CircuitBreaker } from './breaker.js';
 import { type AgentMetricsCollector, LatencyHistogram, LatencyReservoir } from './metrics.js';
 import type { ConnectFactory, ResolvedAgentOptions } from './options.js';
@@ -134,8 +134,8 @@ export class AgentState {
 /** What the pool's parts share. */
 export interface PoolContext {
   readonly agents: Map<string, AgentState>;
-  /** correlation affinity: `affinityKey(agent, cid)` → connection id */
-  readonly affinity: BoundedTtlMap<string>;
+  /** correlation affinity: (agent, correlation id) → connection id */
+  readonly affinity: AffinityTable;
   /** sticky sessions per agent: session id → connection id */
   readonly sessions: Map<string, BoundedTtlMap<string>>;
   readonly collector: AgentMetricsCollector;

@@ -222,7 +222,7 @@ export class Connections {
     for (const l of [...agent.changeListeners]) l();
     for (const c of conns) this.down(agent, c, 'agent removed or pool closed');
     await Promise.allSettled(conns.map((c) => c.transport.close()));
-    this.ctx.affinity.deleteWhere((_v, k) => k.startsWith(`${agent.id}\u0000`));
+    this.ctx.affinity.dropAgent(agent.id);
     this.ctx.sessions.delete(agent.id);
     this.ctx.collector.removeAgent(agent.id);
   }

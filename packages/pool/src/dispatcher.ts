@@ -15,13 +15,7 @@ import {
   eventCorrelationId,
 } from '@picket/protocol';
 import type { OtelSpan } from '@picket/protocol/internal';
-import {
-  type AgentState,
-  affinityKey,
-  type Conn,
-  type EventMetrics,
-  type PoolContext,
-} from './agent-state.js';
+import type { AgentState, Conn, EventMetrics, PoolContext } from './agent-state.js';
 import type { BreakerPermit } from './breaker.js';
 import { type Deadline, DeadlineTimer } from './deadlines.js';
 import {
@@ -375,7 +369,7 @@ export class Dispatcher {
       c.m.latency.observe(seconds);
       agent.latency.add(seconds * 1000);
     }
-    if (c.type === 'request_complete') this.ctx.affinity.delete(affinityKey(agent.id, c.cid));
+    if (c.type === 'request_complete') this.ctx.affinity.delete(agent.id, c.cid);
     agent.inFlight--;
     if (agent.inFlight === 0) for (const d of agent.drainWaiters.splice(0)) d();
     return true;
@@ -402,7 +396,7 @@ export class Dispatcher {
   }
 
   private pin(agent: AgentState, conn: Conn, cid: string, sessionId: string | undefined): void {
-    this.ctx.affinity.set(affinityKey(agent.id, cid), conn.id);
+    this.ctx.affinity.set(agent.id, cid, conn.id);
     if (sessionId !== undefined) this.ctx.sessions.get(agent.id)?.set(sessionId, conn.id);
   }
 }

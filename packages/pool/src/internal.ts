@@ -4,7 +4,7 @@
  * apps (the gateway renders its metrics with them). Not part of the public API and outside
  * semver: it may change in any release.
  */
-export { BoundedTtlMap } from './affinity.js';
+export { AffinityTable, BoundedTtlMap, type EntryBudget } from './affinity.js';
 export { backoffDelay } from './backoff.js';
 export { type BalanceCandidate, type BalancerState, pickIndex } from './balancer.js';
 export { type BreakerPermit, CircuitBreaker } from './breaker.js';

@@ -16,8 +16,8 @@ import {
   type ResponseHeadersEvent,
   type WebSocketFrameEvent,
 } from '@picket/protocol';
-import { BoundedTtlMap } from './affinity.js';
-import { AgentState, affinityKey, type PoolContext, Slot } from './agent-state.js';
+import { AffinityTable, BoundedTtlMap } from './affinity.js';
+import { AgentState, type PoolContext, Slot } from './agent-state.js';
 import { CircuitBreaker, type CircuitState } from './breaker.js';
 import { Connections } from './connections.js';
 import { Dispatcher } from './dispatcher.js';
@@ -75,7 +75,7 @@ export class AgentPool extends EventEmitter<PoolEventMap> {
     const pool = this;
     this.ctx = {
       agents: this.agents,
-      affinity: new BoundedTtlMap(limits.maxAffinities, limits.affinityTtlMs),
+      affinity: new AffinityTable(limits.maxAffinities, limits.affinityTtlMs),
       sessions: new Map(),
       collector: new AgentMetricsCollector({
         maxSeries: limits.maxMetricSeries,
@@ -291,7 +291,7 @@ export class AgentPool extends EventEmitter<PoolEventMap> {
     reason: CancelReason = 'client_disconnect',
   ): Promise<boolean> {
     const agent = this.agents.get(agentId);
-    const connId = this.ctx.affinity.get(affinityKey(agentId, correlationId));
+    const connId = this.ctx.affinity.get(agentId, correlationId);
     const conn = connId === undefined ? undefined : agent?.connections.get(connId);
     if (conn === undefined || conn.dead) return false;
     await conn.transport.cancel(correlationId, reason);
@@ -300,7 +300,7 @@ export class AgentPool extends EventEmitter<PoolEventMap> {
 
   /** Forgets the connection affinity of a request (on every agent). */
   clearAffinity(correlationId: string): void {
-    for (const id of this.agents.keys()) this.ctx.affinity.delete(affinityKey(id, correlationId));
+    this.ctx.affinity.deleteEverywhere(correlationId);
   }
 
   /** Forgets a sticky session (on every agent, or on one). */

@@ -6,13 +6,7 @@
  * `wait` is decided here and nowhere else.
  */
 import { type AgentProtocolError, ErrorCode, type EventType } from '@picket/protocol';
-import {
-  type AgentState,
-  affinityKey,
-  Conn,
-  type PoolContext,
-  type Waiter,
-} from './agent-state.js';
+import { type AgentState, Conn, type PoolContext, type Waiter } from './agent-state.js';
 import { pickIndex } from './balancer.js';
 import { FailureReason, poolError } from './failure.js';
 import type { PoolCallOptions } from './options.js';
@@ -184,7 +178,7 @@ export class Selector {
     excluded: ReadonlySet<Conn>,
   ): Conn | undefined {
     let id: string | undefined;
-    if (AFFINE_EVENTS.has(type)) id = this.ctx.affinity.get(affinityKey(agent.id, cid));
+    if (AFFINE_EVENTS.has(type)) id = this.ctx.affinity.get(agent.id, cid);
     else if (type === 'request_headers' && sessionId !== undefined) {
       id = this.ctx.sessions.get(agent.id)?.get(sessionId);
     }

@@ -1,6 +1,6 @@
 import { afterEach, describe, expect, it, vi } from 'vitest';
 import { DEFAULT_BACKOFF, type LoadBalanceStrategy } from '../src/index.js';
-import { BoundedTtlMap, backoffDelay, pickIndex } from '../src/internal.js';
+import { AffinityTable, BoundedTtlMap, backoffDelay, pickIndex } from '../src/internal.js';
 
 describe('backoffDelay', () => {
   const o = { initialDelayMs: 100, maxDelayMs: 1_000, multiplier: 2, jitter: 0.5 };
@@ -95,6 +95,26 @@ describe('BoundedTtlMap (correlation affinity)', () => {
     expect(m.sweep()).toBe(2); // young and old-1 (set at 500 ms), not middle (600 ms)
     expect(m.get('middle')).toBe(4);
     expect(m.size).toBe(1);
+  });
+
+  it('AffinityTable: one bound for every agent, ids kept apart per agent, counts survive a removed agent', () => {
+    const t = new AffinityTable(3, 60_000);
+    expect(t.set('waf', 'r1', 'c1')).toBe(true);
+    expect(t.set('auth', 'r1', 'c7')).toBe(true);
+    expect(t.set('waf', 'r2', 'c2')).toBe(true);
+    expect(t.set('auth', 'r2', 'c8')).toBe(false); // the shared bound of 3
+    expect(t.rejections).toBe(1);
+    expect(t.get('waf', 'r1')).toBe('c1');
+    expect(t.get('auth', 'r1')).toBe('c7');
+    expect(t.set('waf', 'r1', 'c3')).toBe(true); // re-set at the bound is fine
+    t.deleteEverywhere('r1');
+    expect([t.get('waf', 'r1'), t.get('auth', 'r1'), t.size]).toEqual([undefined, undefined, 1]);
+    expect(t.set('auth', 'r2', 'c8')).toBe(true);
+    t.dropAgent('auth');
+    expect([t.size, t.rejections]).toEqual([1, 1]);
+    expect(t.set('auth', 'r3', 'c9')).toBe(true);
+    t.clear();
+    expect([t.size, t.get('waf', 'r2')]).toEqual([0, undefined]);
   });
 
   it('null TTL never expires; deleteWhere removes by value', () => {
