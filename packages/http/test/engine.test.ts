@@ -4,11 +4,10 @@
  * Unix socket. The request hygiene the gateway guarantees holds here too.
  */
 import { execFileSync } from 'node:child_process';
-import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { readFileSync } from 'node:fs';
 import { createServer, type Server } from 'node:http';
 import { createServer as createTlsServer, request as tlsRequest } from 'node:https';
 import { type AddressInfo, connect } from 'node:net';
-import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Readable } from 'node:stream';
 import {
@@ -24,8 +23,6 @@ import {
   replaceBody,
   setHeader,
 } from '@picket/protocol';
-import { createPool } from '@picket/transport';
-import { UdsAgentServerV2 } from '@picket/uds';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import {
   agentSpec,
@@ -36,6 +33,7 @@ import {
   singleRoute,
   UpstreamFailure,
 } from '../src/index.js';
+import { type AgentFixture, closeServer, listenLocal, servedAgent } from './agent-fixture.js';
 
 const TRACEPARENT = '00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01';
 
@@ -110,9 +108,8 @@ const req = (lines: string[], body = ''): string =>
   `${[...lines, 'Connection: close'].join('\r\n')}\r\n\r\n${body}`;
 
 describe('HttpEngine with a function as the next hop', () => {
-  let dir: string;
-  let agentServer: UdsAgentServerV2;
-  let pool: ReturnType<typeof createPool>;
+  let fixture: AgentFixture;
+  let pool: AgentFixture['pool'];
   const agent = new Agent();
   let server: Server;
   let port: number;
@@ -146,14 +143,11 @@ describe('HttpEngine with a function as the next hop', () => {
   };
 
   beforeAll(async () => {
-    dir = mkdtempSync(join(tmpdir(), 'picket-engine-'));
-    const socket = join(dir, 'agent.sock');
-    agentServer = new UdsAgentServerV2(socket, agent);
-    await agentServer.listen();
-    pool = createPool({ requestTimeoutMs: 10_000, connectTimeoutMs: 2_000 });
-    await pool.addAgent('a', socket, { failureMode: 'closed' });
-    await pool.addAgent('down-open', join(dir, 'nobody.sock'), { failureMode: 'open' });
-    await pool.addAgent('down-closed', join(dir, 'nobody.sock'), { failureMode: 'closed' });
+    fixture = await servedAgent('picket-engine-', agent, 'a', 'closed');
+    pool = fixture.pool;
+    const nobody = join(fixture.dir, 'nobody.sock');
+    await pool.addAgent('down-open', nobody, { failureMode: 'open' });
+    await pool.addAgent('down-closed', nobody, { failureMode: 'closed' });
     const chain = [
       agentSpec('a', {
         events: ['request_headers', 'request_body', 'response_body', 'request_complete'],
@@ -192,16 +186,12 @@ describe('HttpEngine with a function as the next hop', () => {
       else if (rq.url === '/closed') void closed.handle(rq, rs);
       else void engine.handle(rq, rs);
     });
-    await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
-    port = (server.address() as AddressInfo).port;
+    port = await listenLocal(server);
   });
 
   afterAll(async () => {
-    server.closeAllConnections();
-    await new Promise((r) => server.close(r));
-    await pool.close({ drainTimeoutMs: 0 });
-    await agentServer.close({ drainTimeoutMs: 0 });
-    rmSync(dir, { recursive: true, force: true });
+    await closeServer(server);
+    await fixture.close();
   });
 
   it('runs the chain, rewrites both bodies with a correct Content-Length, keeps header hygiene', async () => {
@@ -346,13 +336,9 @@ describe('HttpEngine with a function as the next hop', () => {
 
 describe('HttpEngine on node:https', () => {
   it('tells agents the TLS version and cipher, and the next hop x-forwarded-proto https', async () => {
-    const dir = mkdtempSync(join(tmpdir(), 'picket-engine-tls-'));
-    const socket = join(dir, 'agent.sock');
     const agent = new Agent();
-    const agentServer = new UdsAgentServerV2(socket, agent);
-    await agentServer.listen();
-    const pool = createPool({ requestTimeoutMs: 10_000, connectTimeoutMs: 2_000 });
-    await pool.addAgent('a', socket);
+    const fixture = await servedAgent('picket-engine-tls-', agent, 'a');
+    const { dir, pool } = fixture;
     // a throwaway self-signed certificate
     const key = join(dir, 'key.pem');
     const cert = join(dir, 'cert.pem');
@@ -418,9 +404,7 @@ describe('HttpEngine on node:https', () => {
     } finally {
       server.closeAllConnections();
       await new Promise((r) => server.close(r));
-      await pool.close({ drainTimeoutMs: 0 });
-      await agentServer.close({ drainTimeoutMs: 0 });
-      rmSync(dir, { recursive: true, force: true });
+      await fixture.close();
     }
   });
 });

@@ -1,14 +1,5 @@
-/**
- * Header hygiene of the one-pass header handling (http-util.ts `stripHopByHop`, `toOutgoing`,
- * `dropHopByHopFields`): hop-by-hop fields set by agents never reach the next hop or the
- * client, whether or not an agent touched the map, and a next hop's mixed-case headers are
- * lower-cased with its Connection-named ones removed.
- */
-import { mkdtempSync, rmSync } from 'node:fs';
 import { createServer, type Server } from 'node:http';
-import { type AddressInfo, connect } from 'node:net';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { connect } from 'node:net';
 import { Readable } from 'node:stream';
 import {
   type AgentHandler,
@@ -17,8 +8,6 @@ import {
   type RequestHeadersEvent,
   setHeader,
 } from '@picket/protocol';
-import { createPool } from '@picket/transport';
-import { UdsAgentServerV2 } from '@picket/uds';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import {
   agentSpec,
@@ -28,6 +17,7 @@ import {
   singleRoute,
 } from '../src/index.js';
 import { stripHopByHop, toOutgoing } from '../src/internal.js';
+import { type AgentFixture, closeServer, listenLocal, servedAgent } from './agent-fixture.js';
 
 /** Sets connection-level fields in both directions, and one end-to-end header each way. */
 class HopByHopAgent implements AgentHandler {
@@ -83,9 +73,7 @@ function rawKeepAlive(port: number, head: string): Promise<Head> {
 }
 
 describe('one pass per header direction', () => {
-  let dir: string;
-  let agentServer: UdsAgentServerV2;
-  let pool: ReturnType<typeof createPool>;
+  let fixture: AgentFixture;
   let server: Server;
   let port: number;
   const seen: NextHopRequest[] = [];
@@ -108,12 +96,8 @@ describe('one pass per header direction', () => {
   };
 
   beforeAll(async () => {
-    dir = mkdtempSync(join(tmpdir(), 'picket-headers-'));
-    const socket = join(dir, 'agent.sock');
-    agentServer = new UdsAgentServerV2(socket, new HopByHopAgent());
-    await agentServer.listen();
-    pool = createPool({ requestTimeoutMs: 10_000, connectTimeoutMs: 2_000 });
-    await pool.addAgent('hop', socket, { failureMode: 'closed' });
+    fixture = await servedAgent('picket-headers-', new HopByHopAgent(), 'hop', 'closed');
+    const { pool } = fixture;
     const withAgent = new HttpEngine({
       pool,
       router: singleRoute({ chain: [agentSpec('hop')], nextHop: hop }),
@@ -122,16 +106,12 @@ describe('one pass per header direction', () => {
     server = createServer((rq, rs) => {
       void (rq.url?.startsWith('/agent') ? withAgent : noAgent).handle(rq, rs);
     });
-    await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
-    port = (server.address() as AddressInfo).port;
+    port = await listenLocal(server);
   });
 
   afterAll(async () => {
-    server.closeAllConnections();
-    await new Promise((r) => server.close(r));
-    await pool.close({ drainTimeoutMs: 0 });
-    await agentServer.close({ drainTimeoutMs: 0 });
-    rmSync(dir, { recursive: true, force: true });
+    await closeServer(server);
+    await fixture.close();
   });
 
   it("an agent's hop-by-hop header ops reach neither the next hop nor the client", async () => {
