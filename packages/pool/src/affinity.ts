@@ -3,12 +3,13 @@
  * sessions: a full map rejects new keys (an existing key may always be
  * re-set), and `sweep()` evicts entries older than the TTL.
  *
- * One entry is added and removed per request. The Map holds only key → slot
- * number and the values and ages live in slot arrays: a Map under that churn keeps
- * rebuilding its table, and each retired table keeps its entries alive through
- * young-generation GCs (see PendingTable in @picket/protocol/internal), so its
- * entries must be small. The sweep looks at every entry (it runs every few seconds).
+ * One entry is added and removed per request, so the keys live in an `IdTable`
+ * (no Map: see why in @picket/protocol/internal) that maps a key to a slot number,
+ * and the values and ages live in slot arrays. The sweep looks at every entry (it
+ * runs every few seconds).
  */
+import { IdTable } from '@picket/protocol/internal';
+
 /** A bound on entries that several maps can share (every agent's affinity, one limit). */
 export interface EntryBudget {
   readonly limit: number;
@@ -17,7 +18,7 @@ export interface EntryBudget {
 
 export class BoundedTtlMap<V> {
   private readonly budget: EntryBudget;
-  private readonly slots = new Map<string, number>();
+  private readonly slots = new IdTable<number>();
   private readonly values: (V | undefined)[] = [];
   private readonly ages: number[] = [];
   private readonly free: number[] = [];
@@ -47,8 +48,8 @@ export class BoundedTtlMap<V> {
     return this.slots.size;
   }
 
-  /** Stores `value`; false when the map is full and `key` is new. */
-  set(key: string, value: V): boolean {
+  /** Stores `value` (aged from `now`, on this map's clock); false when the map is full and `key` is new. */
+  set(key: string, value: V, now = this.now()): boolean {
     let slot = this.slots.get(key);
     if (slot === undefined) {
       if (this.budget.used >= this.budget.limit) {
@@ -56,11 +57,11 @@ export class BoundedTtlMap<V> {
         return false;
       }
       slot = this.free.pop() ?? this.values.length;
-      this.slots.set(key, slot);
+      this.slots.add(key, slot);
       this.budget.used++;
     }
     this.values[slot] = value;
-    this.ages[slot] = this.now();
+    this.ages[slot] = now;
     return true;
   }
 
@@ -79,16 +80,17 @@ export class BoundedTtlMap<V> {
   }
 
   delete(key: string): boolean {
-    const slot = this.slots.get(key);
+    const slot = this.slots.take(key);
     if (slot === undefined) return false;
-    this.remove(key, slot);
+    this.release(slot);
     return true;
   }
 
   /** Removes every entry whose value matches. */
   deleteWhere(pred: (value: V, key: string) => boolean): number {
     let n = 0;
-    for (const [key, slot] of this.slots) {
+    for (const key of this.slots.ids()) {
+      const slot = this.slots.get(key) as number;
       if (pred(this.values[slot] as V, key)) {
         this.remove(key, slot);
         n++;
@@ -102,7 +104,8 @@ export class BoundedTtlMap<V> {
     if (this.ttlMs === null) return 0;
     const now = this.now();
     let n = 0;
-    for (const [key, slot] of this.slots) {
+    for (const key of this.slots.ids()) {
+      const slot = this.slots.get(key) as number;
       if (now - (this.ages[slot] as number) >= this.ttlMs) {
         this.remove(key, slot);
         n++;
@@ -121,8 +124,12 @@ export class BoundedTtlMap<V> {
   }
 
   private remove(key: string, slot: number): void {
-    this.budget.used--;
     this.slots.delete(key);
+    this.release(slot);
+  }
+
+  private release(slot: number): void {
+    this.budget.used--;
     this.values[slot] = undefined;
     this.free.push(slot);
   }
@@ -170,14 +177,14 @@ export class AffinityTable {
     return this.byAgent.get(agentId)?.get(cid);
   }
 
-  /** false when the table is full and the entry is new */
-  set(agentId: string, cid: string, connId: string): boolean {
+  /** false when the table is full and the entry is new; `now` on the table's clock */
+  set(agentId: string, cid: string, connId: string, now?: number): boolean {
     let m = this.byAgent.get(agentId);
     if (m === undefined) {
       m = new BoundedTtlMap<string>(this.budget, this.ttlMs, false, this.now);
       this.byAgent.set(agentId, m);
     }
-    return m.set(cid, connId);
+    return m.set(cid, connId, now);
   }
 
   delete(agentId: string, cid: string): void {

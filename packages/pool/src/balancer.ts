@@ -41,8 +41,9 @@ export function pickIndex(
   candidates: readonly BalanceCandidate[],
   state: BalancerState,
   random: () => number = Math.random,
+  /** how many of `candidates` count (a reused array may hold more) */
+  n = candidates.length,
 ): number {
-  const n = candidates.length;
   if (n === 0) return -1;
   if (n === 1) return 0;
   const start = state.cursor++ % n;
@@ -59,10 +60,11 @@ export function pickIndex(
       return at(candidates, b).active < at(candidates, a).active ? b : a;
     }
     case 'least_connections':
-      return bestFrom(candidates, start, (c, best) => c.active < best.active);
+      return bestFrom(candidates, n, start, (c, best) => c.active < best.active);
     case 'health_based':
       return bestFrom(
         candidates,
+        n,
         start,
         (c, best) =>
           c.errorRate < best.errorRate - RATE_EPSILON ||
@@ -77,10 +79,10 @@ function at<T>(list: readonly T[], i: number): T {
 
 function bestFrom(
   candidates: readonly BalanceCandidate[],
+  n: number,
   start: number,
   better: (c: BalanceCandidate, best: BalanceCandidate) => boolean,
 ): number {
-  const n = candidates.length;
   let best = start;
   for (let k = 1; k < n; k++) {
     const i = (start + k) % n;

@@ -34,6 +34,35 @@ export interface BreakerPermit {
   release(): void;
 }
 
+type Outcome = 'success' | 'failure' | 'release';
+
+/** A permit as one small object (one per call: no closures). */
+class Permit implements BreakerPermit {
+  private done = false;
+
+  constructor(
+    private readonly breaker: CircuitBreaker,
+    readonly gen: number,
+    readonly probe: boolean,
+  ) {}
+
+  success(): void {
+    this.end('success');
+  }
+  failure(): void {
+    this.end('failure');
+  }
+  release(): void {
+    this.end('release');
+  }
+
+  private end(outcome: Outcome): void {
+    if (this.done) return;
+    this.done = true;
+    this.breaker.end(this, outcome);
+  }
+}
+
 /**
  * closed → open after `failureThreshold` consecutive failures; open → half-open
  * once `openTimeoutMs` passed (checked lazily, or by `refresh()`); half-open lets
@@ -92,20 +121,15 @@ export class CircuitBreaker {
       if (this.probesInFlight >= this.options.halfOpenMaxRequests) return null;
       this.probesInFlight++;
     }
-    let done = false;
-    const end = (outcome: 'success' | 'failure' | 'release') => {
-      if (done) return;
-      done = true;
-      if (gen !== this.generation) return; // state changed meanwhile: stale outcome
-      if (probe) this.probesInFlight--;
-      if (outcome === 'success') this.recordSuccess();
-      else if (outcome === 'failure') this.recordFailure();
-    };
-    return {
-      success: () => end('success'),
-      failure: () => end('failure'),
-      release: () => end('release'),
-    };
+    return new Permit(this, gen, probe);
+  }
+
+  /** @internal A permit ended (once): counts its outcome unless the state changed meanwhile. */
+  end(permit: Permit, outcome: Outcome): void {
+    if (permit.gen !== this.generation) return; // stale outcome
+    if (permit.probe) this.probesInFlight--;
+    if (outcome === 'success') this.recordSuccess();
+    else if (outcome === 'failure') this.recordFailure();
   }
 
   /** Forces the circuit closed (e.g. an operator reset). */

@@ -6,6 +6,7 @@
  * in a shared deadline timer, not a timer per call.
  */
 import {
+  type AgentEvent,
   AgentProtocolError,
   type AgentResponse,
   type CallOptions,
@@ -14,7 +15,7 @@ import {
   type EventType,
   eventCorrelationId,
 } from '@picket/protocol';
-import type { OtelSpan } from '@picket/protocol/internal';
+import { type CallSink, isSinkSender, type OtelSpan, sendInto } from '@picket/protocol/internal';
 import type { AgentState, Conn, EventMetrics, PoolContext } from './agent-state.js';
 import type { BreakerPermit } from './breaker.js';
 import { type Deadline, DeadlineTimer } from './deadlines.js';
@@ -38,8 +39,11 @@ const GUARD_GRACE_MS = 50;
 const NO_CONNS: Set<Conn> = new Set();
 const NO_OPTIONS: PoolCallOptions = {};
 
-/** One call through the pool, from admission to its answer. */
-class PoolCall implements Deadline, FlowState {
+/**
+ * One call through the pool, from admission to its answer. It is also the sink of its
+ * attempts on transports that offer `sendInto` (no promise per attempt).
+ */
+class PoolCall implements Deadline, FlowState, CallSink {
   resolve!: (r: AgentResponse) => void;
   reject!: (e: unknown) => void;
   /** the connection of the attempt running now */
@@ -90,6 +94,29 @@ class PoolCall implements Deadline, FlowState {
     if (this.excluded === NO_CONNS) this.excluded = new Set();
     this.excluded.add(conn);
   }
+
+  answered(response: AgentResponse): void {
+    // no attempt running: the guard gave up on it already
+    if (this.conn !== undefined) this.dispatcher.answered(this, this.conn, response);
+  }
+
+  failed(error: AgentProtocolError): void {
+    // a refusal carries `sent: false`, so "registered" is not needed to judge a retry
+    if (this.conn !== undefined) this.dispatcher.failedAttempt(this, this.conn, error, true);
+  }
+}
+
+/** The call whose promise is being made: the executor below is one function, not a closure per call. */
+let making: PoolCall | undefined;
+function bindSettlers(resolve: (r: AgentResponse) => void, reject: (e: unknown) => void): void {
+  (making as PoolCall).resolve = resolve;
+  (making as PoolCall).reject = reject;
+}
+function newCallPromise(c: PoolCall): Promise<AgentResponse> {
+  making = c;
+  const promise = new Promise<AgentResponse>(bindSettlers);
+  making = undefined;
+  return promise;
 }
 
 export class Dispatcher {
@@ -148,32 +175,39 @@ export class Dispatcher {
     }
     const c = new PoolCall(this, agent, type, sent, cid, options, started, deadline, m);
     c.span = span;
-    return new Promise<AgentResponse>((resolve, reject) => {
-      c.resolve = resolve;
-      c.reject = reject;
-      if (agent.breaker) {
-        c.permit = agent.breaker.tryAcquire();
-        if (!c.permit) {
-          this.fail(
-            c,
-            poolError(
-              ErrorCode.Unavailable,
-              FailureReason.CircuitOpen,
-              false,
-              `circuit breaker of agent "${agent.id}" is ${agent.breaker.state}; ${type} not sent`,
-            ),
-          );
-          return;
-        }
+    const promise = newCallPromise(c);
+    try {
+      this.admit(c);
+    } catch (e) {
+      this.fail(c, e); // a bug must not leave the call hanging (the executor used to catch this)
+    }
+    return promise;
+  }
+
+  /** The breaker's permit, then the first attempt. */
+  private admit(c: PoolCall): void {
+    const { agent } = c;
+    if (agent.breaker) {
+      c.permit = agent.breaker.tryAcquire();
+      if (!c.permit) {
+        this.fail(
+          c,
+          poolError(
+            ErrorCode.Unavailable,
+            FailureReason.CircuitOpen,
+            false,
+            `circuit breaker of agent "${agent.id}" is ${agent.breaker.state}; ${c.type} not sent`,
+          ),
+        );
+        return;
       }
-      c.admitted = true;
-      this.guards.add(c);
-      this.attempt(c);
-    });
+    }
+    c.admitted = true;
+    this.attempt(c, c.started);
   }
 
   /** Finds a connection for the call's next attempt and sends on it. */
-  private attempt(c: PoolCall): void {
+  private attempt(c: PoolCall, now = performance.now()): void {
     const { agent } = c;
     // A free slot right away (the usual case) is taken without going through the
     // asynchronous acquire; anything else (queueing, flow-control wait) goes there.
@@ -182,9 +216,10 @@ export class Dispatcher {
         ? undefined
         : this.selector.take(agent, c.type, c.cid, c.options.sessionId, c.excluded);
     if (typeof free === 'object') {
-      this.send(c, free);
+      this.send(c, free, now);
       return;
     }
+    this.guards.add(c); // waiting for a connection: the guard bounds the wait
     this.selector.acquire(agent, c.type, c.cid, c.options, c.deadline, c.excluded, c).then(
       (conn) => this.send(c, conn),
       (e) => {
@@ -195,7 +230,7 @@ export class Dispatcher {
     );
   }
 
-  private send(c: PoolCall, conn: Conn): void {
+  private send(c: PoolCall, conn: Conn, now = performance.now()): void {
     const { agent } = c;
     if (c.settled) {
       this.selector.release(agent, conn); // the guard answered while this call waited
@@ -217,13 +252,19 @@ export class Dispatcher {
       else this.fail(c, c.previous);
       return;
     }
-    if (c.type === 'request_headers') this.pin(agent, conn, c.cid, c.options.sessionId);
+    if (c.type === 'request_headers') this.pin(agent, conn, c.cid, c.options.sessionId, now);
     c.conn = conn;
     conn.requests++;
     if (c.span !== undefined) this.tracing?.sending(c.span, t.kind);
-    const callOptions: CallOptions = {
-      timeoutMs: Math.max(1, Math.ceil(c.deadline - performance.now())),
-    };
+    const timeoutMs = Math.max(1, Math.ceil(c.deadline - now));
+    if (isSinkSender(t)) {
+      // The outcome comes to c.answered / c.failed, perhaps before this returns. Such a
+      // transport runs on a CallEngine, which ends the call by this timeout: no guard needed.
+      t[sendInto](c.type, c.event as AgentEvent, c.cid, timeoutMs, c.options.signal, c, now);
+      return;
+    }
+    this.guards.add(c); // a transport the pool does not know: bound the wait for its answer
+    const callOptions: CallOptions = { timeoutMs };
     if (c.options.signal) callOptions.signal = c.options.signal;
     // A call the transport refused synchronously never made it into its pending set:
     // it cannot have been written, so a connection error then is safe to retry elsewhere.
@@ -241,7 +282,7 @@ export class Dispatcher {
     );
   }
 
-  private answered(c: PoolCall, conn: Conn, response: AgentResponse): void {
+  answered(c: PoolCall, conn: Conn, response: AgentResponse): void {
     if (c.conn !== conn) return; // the guard gave up on this attempt already
     c.conn = undefined;
     conn.consecutiveErrors = 0;
@@ -250,7 +291,7 @@ export class Dispatcher {
     this.finish(c, response);
   }
 
-  private failedAttempt(c: PoolCall, conn: Conn, e: unknown, registered: boolean): void {
+  failedAttempt(c: PoolCall, conn: Conn, e: unknown, registered: boolean): void {
     if (c.conn !== conn) return;
     c.conn = undefined;
     const { agent } = c;
@@ -395,8 +436,14 @@ export class Dispatcher {
     return failureResponse(mode, agent.id, type, failure);
   }
 
-  private pin(agent: AgentState, conn: Conn, cid: string, sessionId: string | undefined): void {
-    this.ctx.affinity.set(agent.id, cid, conn.id);
+  private pin(
+    agent: AgentState,
+    conn: Conn,
+    cid: string,
+    sessionId: string | undefined,
+    now: number,
+  ): void {
+    this.ctx.affinity.set(agent.id, cid, conn.id, now);
     if (sessionId !== undefined) this.ctx.sessions.get(agent.id)?.set(sessionId, conn.id);
   }
 }

@@ -75,7 +75,10 @@ export class AgentPool extends EventEmitter<PoolEventMap> {
     const pool = this;
     this.ctx = {
       agents: this.agents,
-      affinity: new AffinityTable(limits.maxAffinities, limits.affinityTtlMs),
+      // on the dispatcher's clock, which hands its reading over when it pins a request
+      affinity: new AffinityTable(limits.maxAffinities, limits.affinityTtlMs, () =>
+        performance.now(),
+      ),
       sessions: new Map(),
       collector: new AgentMetricsCollector({
         maxSeries: limits.maxMetricSeries,

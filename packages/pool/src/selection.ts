@@ -40,6 +40,9 @@ export interface FlowState {
 }
 
 export class Selector {
+  /** take()'s candidate list, reused (take does not re-enter); entries past the count are stale */
+  private readonly candidates: Conn[] = [];
+
   constructor(private readonly ctx: PoolContext) {}
 
   /**
@@ -60,7 +63,8 @@ export class Selector {
       pinned.active++;
       return pinned;
     }
-    const candidates: Conn[] = [];
+    const candidates = this.candidates;
+    let n = 0;
     let usable = 0;
     let paused = 0;
     for (const c of agent.connections.values()) {
@@ -72,13 +76,13 @@ export class Selector {
       }
       if (!c.transport.isHealthy()) continue;
       usable++;
-      if (c.active < max) candidates.push(c);
+      if (c.active < max) candidates[n++] = c;
     }
-    if (usable === 0) return paused > 0 ? 'paused' : 'none';
-    if (candidates.length === 0) return 'full';
+    if (n === 0) return usable > 0 ? 'full' : paused > 0 ? 'paused' : 'none';
     // Conn has `active` and `errorRate`: the candidates are read as they are, no snapshot copies
+    const { strategy } = agent.options;
     const conn = candidates[
-      pickIndex(agent.options.strategy, candidates, agent.balancer, this.ctx.random)
+      pickIndex(strategy, candidates, agent.balancer, this.ctx.random, n)
     ] as Conn;
     conn.active++;
     return conn;

@@ -296,3 +296,76 @@ describe('pending calls table', () => {
     expect(engine.size).toBe(0);
   });
 });
+
+describe('callInto (the pool: an outcome sink instead of a promise)', () => {
+  const sink = () => {
+    const got: string[] = [];
+    return {
+      got,
+      answered: (r: AgentResponse) => got.push(`answered:${r.decision}`),
+      failed: (e: AgentProtocolError) => got.push(`failed:${e.code}:${String(e.sent)}`),
+    };
+  };
+
+  it('delivers the answer, refusals at once (unsent), and a timeout counted from the given clock reading', async () => {
+    const { engine, written, cancels } = setup();
+    const a = sink();
+    engine.callInto('request_body_chunk', event('s1'), 's1', undefined, undefined, a, Date.now());
+    expect(written).toEqual(['s1']);
+    engine.resolve('s1', allow());
+    expect(a.got).toEqual(['answered:allow']);
+
+    const dup = sink();
+    engine.callInto('request_body_chunk', event('s2'), 's2', 50, undefined, dup, 0);
+    engine.callInto('request_body_chunk', event('s2'), 's2', 50, undefined, dup, 0);
+    expect(dup.got).toEqual([`failed:${ErrorCode.InvalidArgument}:false`]);
+    // this engine runs on its own clock (Date.now): a performance.now() reading is ignored
+    await vi.advanceTimersByTimeAsync(49);
+    expect(dup.got).toHaveLength(1);
+    await vi.advanceTimersByTimeAsync(2);
+    expect(dup.got).toEqual([
+      `failed:${ErrorCode.InvalidArgument}:false`,
+      `failed:${ErrorCode.Timeout}:undefined`,
+    ]);
+    expect(cancels.map((c) => c.cid)).toEqual(['s2']);
+
+    const aborted = sink();
+    engine.callInto('request_body_chunk', event('s3'), 's3', 50, AbortSignal.abort(), aborted, 0);
+    engine.close(new AgentProtocolError(ErrorCode.ConnectionClosed, 'gone'));
+    const closed = sink();
+    engine.callInto('request_body_chunk', event('s4'), 's4', 50, undefined, closed, 0);
+    expect([aborted.got, closed.got]).toEqual([
+      [`failed:${ErrorCode.Cancelled}:false`],
+      [`failed:${ErrorCode.ConnectionClosed}:false`],
+    ]);
+  });
+
+  it('a throwing sink does not break the engine: the error surfaces as uncaught, other calls go on', async () => {
+    const { engine } = setup({ timeoutMs: Number.POSITIVE_INFINITY });
+    const uncaught: unknown[] = [];
+    const onUncaught = (e: unknown) => uncaught.push(e);
+    const listeners = process.listeners('uncaughtException');
+    process.removeAllListeners('uncaughtException');
+    process.on('uncaughtException', onUncaught);
+    try {
+      const bad = {
+        answered: () => {
+          throw new Error('sink bug');
+        },
+        failed: () => {},
+      };
+      const ok = sink();
+      engine.callInto('request_body_chunk', event('b1'), 'b1', undefined, undefined, bad);
+      engine.callInto('request_body_chunk', event('b2'), 'b2', undefined, undefined, ok);
+      expect(engine.resolve('b1', allow())).toBe(true);
+      expect(engine.resolve('b2', allow())).toBe(true);
+      expect([ok.got, engine.size]).toEqual([['answered:allow'], 0]);
+      await new Promise((r) => process.nextTick(r));
+      await vi.waitFor(() => expect(uncaught).toHaveLength(1));
+      expect((uncaught[0] as Error).message).toBe('sink bug');
+    } finally {
+      process.off('uncaughtException', onUncaught);
+      for (const l of listeners) process.on('uncaughtException', l);
+    }
+  });
+});

@@ -31,7 +31,13 @@ import {
   responseCorrelationId,
   type TransportKind,
 } from '@picket/protocol';
-import { AgentTransportBase, CallEngine } from '@picket/protocol/internal';
+import {
+  AgentTransportBase,
+  CallEngine,
+  type CallSink,
+  type SinkSender,
+  sendInto,
+} from '@picket/protocol/internal';
 import { FrameChannel } from './channel.js';
 import { EVENT_FRAME_TYPE } from './events.js';
 import { defaultLogger, type Logger } from './logger.js';
@@ -118,7 +124,7 @@ function field(v: unknown, key: string, index: number): unknown {
  * Connection loss of any kind rejects every pending call at once with
  * CONNECTION_CLOSED and emits `close` with the cause; later calls fail immediately.
  */
-export class ProxyConnection extends AgentTransportBase implements AgentTransport {
+export class ProxyConnection extends AgentTransportBase implements AgentTransport, SinkSender {
   readonly kind: TransportKind;
   readonly agentId: string;
   readonly capabilities: AgentCapabilities;
@@ -243,6 +249,19 @@ export class ProxyConnection extends AgentTransportBase implements AgentTranspor
       );
     }
     return this.calls.call(type, event, cid, options);
+  }
+
+  /** @internal The pool's path: {@link send} with the outcome going to `sink`. */
+  [sendInto](
+    type: EventType,
+    event: AgentEvent,
+    correlationId: string,
+    timeoutMs: number | undefined,
+    signal: AbortSignal | undefined,
+    sink: CallSink,
+    now: number,
+  ): void {
+    this.calls.callInto(type, event, correlationId, timeoutMs, signal, sink, now);
   }
 
   /** Tells the agent to stop working on `correlationId` (0x40) and rejects its pending call with CANCELLED. */

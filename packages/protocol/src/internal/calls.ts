@@ -12,12 +12,14 @@
  * Per call it costs one promise (with its executor), one {@link Call} object, and, only when the
  * call has a signal, one listener registration (the call itself is the listener: no closure).
  * No timer per call: the shared one is re-armed only for a deadline earlier than its own.
+ * A caller with its own promise (the pool) uses {@link CallEngine.callInto} and a
+ * {@link CallSink} instead, so one call through the pool costs one promise, not two.
  */
 import { CANCEL_REASONS } from '../enums.js';
 import { AgentProtocolError, ErrorCode } from '../errors.js';
 import type { CallOptions } from '../roles.js';
 import type { AgentEvent, AgentResponse, CancelReason, EventType } from '../types.js';
-import { PendingTable } from './pending-table.js';
+import { IdTable } from './id-table.js';
 import { withSent } from './sent.js';
 
 /** What a transport supplies to the engine. */
@@ -35,6 +37,42 @@ export interface CallWire<X = undefined> {
   writeCancel(correlationId: string, reason: CancelReason, call: Call<X> | undefined): void;
   /** The error a call that ran out of time gets; default "<name> did not answer <type> <id> within <ms> ms". */
   timeoutError?(call: Call<X>): AgentProtocolError;
+}
+
+/**
+ * Receives the outcome of a call made with {@link CallEngine.callInto}: exactly one of the two
+ * methods is called once, possibly before `callInto` returns (a refusal). Must not throw.
+ */
+export interface CallSink {
+  answered(response: AgentResponse): void;
+  /** `error.sent` says whether the event may have reached the agent */
+  failed(error: AgentProtocolError): void;
+}
+
+/**
+ * The method a transport built on a {@link CallEngine} offers next to `send`: the call's
+ * outcome goes to `sink` instead of a promise. `correlationId` is `eventCorrelationId(event)`,
+ * already read by the caller. A symbol, so it stays out of the transports' public surface.
+ */
+export const sendInto: unique symbol = Symbol('picket.sendInto');
+
+/** A transport that offers {@link sendInto}. */
+export interface SinkSender {
+  [sendInto](
+    type: EventType,
+    event: AgentEvent,
+    correlationId: string,
+    timeoutMs: number | undefined,
+    signal: AbortSignal | undefined,
+    sink: CallSink,
+    /** the caller's `performance.now()` reading as it hands the call over (saves a read) */
+    now: number,
+  ): void;
+}
+
+/** Whether `t` offers {@link sendInto}. */
+export function isSinkSender(t: object): t is SinkSender {
+  return typeof (t as Partial<SinkSender>)[sendInto] === 'function';
 }
 
 /** Settings of a {@link CallEngine}. */
@@ -69,6 +107,10 @@ export function abortReason(signal: AbortSignal | undefined): CancelReason {
 export class Call<X = undefined> {
   /** the transport's own state for this call (e.g. which connection carries it) */
   data: X | undefined = undefined;
+  /** @internal settled (answered, failed, timed out or cancelled): it left the pending table */
+  done = false;
+  /** @internal the engine's count of calls when this one was made (their order) */
+  seq = 0;
 
   constructor(
     private readonly engine: CallEngine<X>,
@@ -78,8 +120,10 @@ export class Call<X = undefined> {
     readonly deadline: number,
     readonly timeoutMs: number,
     readonly signal: AbortSignal | undefined,
-    /** @internal */ readonly settleOk: (r: AgentResponse) => void,
-    /** @internal */ readonly settleErr: (e: AgentProtocolError) => void,
+    /** where the outcome goes: a caller's sink, or the call's own promise */
+    /** @internal */ readonly sink: CallSink | undefined,
+    /** @internal */ readonly settleOk: ((r: AgentResponse) => void) | undefined,
+    /** @internal */ readonly settleErr: ((e: AgentProtocolError) => void) | undefined,
   ) {}
 
   /** The call's signal aborted. */
@@ -99,10 +143,14 @@ export class CallEngine<X = undefined> {
   readonly #wire: CallWire<X>;
   readonly #pausable: ReadonlySet<EventType> | undefined;
   readonly #now: () => number;
-  readonly #pending = new PendingTable<Call<X>>();
+  /** #now is performance.now (not a clock the creator passed) */
+  readonly #performanceClock: boolean;
+  readonly #pending = new IdTable<Call<X>>();
   #timer: NodeJS.Timeout | undefined;
   #timerAt = Number.POSITIVE_INFINITY;
   #paused = false;
+  /** calls made so far (orders the pending ones) */
+  #made = 0;
   #closed: AgentProtocolError | undefined;
 
   constructor(options: CallEngineOptions<X>) {
@@ -111,6 +159,7 @@ export class CallEngine<X = undefined> {
     this.#wire = options.wire;
     this.#pausable = options.pausable;
     this.#now = options.now ?? performance.now.bind(performance);
+    this.#performanceClock = options.now === undefined;
   }
 
   /** Calls registered and not yet settled. */
@@ -139,9 +188,13 @@ export class CallEngine<X = undefined> {
     return this.#pending.get(correlationId);
   }
 
-  /** The pending calls (in the order they were made). */
+  /** The pending calls (a snapshot, in the order they were made). */
   calls(): IterableIterator<Call<X>> {
-    return this.#pending.values()[Symbol.iterator]();
+    return this.#inOrder()[Symbol.iterator]();
+  }
+
+  #inOrder(): Call<X>[] {
+    return this.#pending.values().sort((a, b) => a.seq - b.seq);
   }
 
   /**
@@ -158,10 +211,7 @@ export class CallEngine<X = undefined> {
     const refused = this.#refusal(type, correlationId, options.signal);
     if (refused !== undefined) return Promise.reject(refused);
     const timeoutMs = options.timeoutMs ?? this.timeoutMs;
-    const deadline =
-      timeoutMs === Number.POSITIVE_INFINITY
-        ? timeoutMs
-        : this.#now() + (Math.max(timeoutMs, 1) || 1); // NaN counts as 1 too
+    const deadline = this.#deadline(timeoutMs);
     let call!: Call<X>;
     const promise = new Promise<AgentResponse>((resolve, reject) => {
       call = new Call(
@@ -171,11 +221,72 @@ export class CallEngine<X = undefined> {
         deadline,
         timeoutMs,
         options.signal,
+        undefined,
         resolve,
         reject,
       );
     });
-    this.#pending.set(correlationId, call);
+    this.#start(call, event);
+    return promise;
+  }
+
+  /**
+   * {@link call} without a promise: the outcome goes to `sink` (a refusal before this returns).
+   * `timeoutMs` undefined means the engine's default; `now` is a `performance.now()` reading
+   * the deadline counts from when the engine runs on that clock.
+   */
+  callInto(
+    type: EventType,
+    event: AgentEvent,
+    correlationId: string,
+    timeoutMs: number | undefined,
+    signal: AbortSignal | undefined,
+    sink: CallSink,
+    now?: number,
+  ): void {
+    const refused = this.#refusal(type, correlationId, signal);
+    if (refused !== undefined) {
+      sink.failed(refused);
+      return;
+    }
+    const ms = timeoutMs ?? this.timeoutMs;
+    const from = now !== undefined && this.#performanceClock ? now : undefined;
+    this.#start(
+      new Call(
+        this,
+        type,
+        correlationId,
+        this.#deadline(ms, from),
+        ms,
+        signal,
+        sink,
+        undefined,
+        undefined,
+      ),
+      event,
+    );
+  }
+
+  #deadline(timeoutMs: number, now = this.#now()): number {
+    return timeoutMs === Number.POSITIVE_INFINITY ? timeoutMs : now + (Math.max(timeoutMs, 1) || 1); // NaN counts as 1 too
+  }
+
+  /** Registers a call, arms its deadline and signal, and has the wire write it. */
+  #start(call: Call<X>, event: AgentEvent): void {
+    if (!this.#pending.add(call.correlationId, call)) {
+      call.done = true;
+      this.#deliver(
+        call,
+        new AgentProtocolError(
+          ErrorCode.InvalidArgument,
+          `${this.name}: correlation id ${JSON.stringify(call.correlationId)} is already in flight`,
+          { sent: false },
+        ),
+      );
+      return;
+    }
+    call.seq = ++this.#made;
+    const { deadline } = call;
     if (deadline < this.#timerAt) this.#arm(deadline, this.#now());
     call.signal?.addEventListener('abort', call, { once: true });
     try {
@@ -185,26 +296,25 @@ export class CallEngine<X = undefined> {
       const e = AgentProtocolError.from(
         err,
         ErrorCode.Internal,
-        `${this.name}: ${type} ${correlationId}`,
+        `${this.name}: ${call.type} ${call.correlationId}`,
       );
       this.#settle(call, withSent(e, false));
     }
-    return promise;
   }
 
   /** A reply arrived for `correlationId`; false when no call is pending for it (late, unknown). */
   resolve(correlationId: string, response: AgentResponse): boolean {
-    const call = this.#pending.get(correlationId);
+    const call = this.#pending.take(correlationId);
     if (call === undefined) return false;
-    this.#settle(call, response);
+    this.#finish(call, response);
     return true;
   }
 
   /** Fails the pending call for `correlationId`; false when there is none. */
   fail(correlationId: string, error: AgentProtocolError): boolean {
-    const call = this.#pending.get(correlationId);
+    const call = this.#pending.take(correlationId);
     if (call === undefined) return false;
-    this.#settle(call, error);
+    this.#finish(call, error);
     return true;
   }
 
@@ -213,7 +323,7 @@ export class CallEngine<X = undefined> {
    * was settled already. For transports whose answers belong to a call, not to an id (v1).
    */
   settle(call: Call<X>, outcome: AgentResponse | AgentProtocolError): boolean {
-    if (this.#pending.get(call.correlationId) !== call) return false;
+    if (call.done) return false;
     this.#settle(call, outcome);
     return true;
   }
@@ -237,7 +347,7 @@ export class CallEngine<X = undefined> {
 
   /** Cancels every pending call; returns how many there were. */
   cancelAll(reason: CancelReason): number {
-    const ids = this.#pending.values().map((call) => call.correlationId);
+    const ids = this.#inOrder().map((call) => call.correlationId);
     for (const id of ids) this.cancel(id, reason);
     return ids.length;
   }
@@ -249,12 +359,12 @@ export class CallEngine<X = undefined> {
     this.#disarm();
     // every pending call was handed to the wire: it may have reached the agent
     if (this.#pending.size > 0) withSent(error, true);
-    for (const call of this.#pending.values()) this.#settle(call, error);
+    for (const call of this.#inOrder()) this.#settle(call, error);
   }
 
   /** @internal The call's signal aborted (see {@link Call.handleEvent}). */
   abort(call: Call<X>): void {
-    if (this.#pending.get(call.correlationId) !== call) return;
+    if (call.done) return;
     this.counts.cancelled++;
     this.#settle(
       call,
@@ -294,22 +404,40 @@ export class CallEngine<X = undefined> {
         { sent: false },
       );
     }
-    if (this.#pending.has(cid)) {
-      return new AgentProtocolError(
-        ErrorCode.InvalidArgument,
-        `${this.name}: correlation id ${JSON.stringify(cid)} is already in flight`,
-        { sent: false },
-      );
-    }
-    return undefined;
+    return undefined; // an id already in flight is refused by #start
   }
 
+  /** Ends a pending call: out of the table, then its outcome delivered. */
   #settle(call: Call<X>, outcome: AgentResponse | AgentProtocolError): void {
-    if (this.#pending.get(call.correlationId) !== call) return;
-    this.#pending.delete(call.correlationId);
+    if (call.done) return;
+    this.#pending.delete(call.correlationId); // a pending call is the table's entry for its id
+    this.#finish(call, outcome);
+  }
+
+  /** Ends a call already taken out of the table. */
+  #finish(call: Call<X>, outcome: AgentResponse | AgentProtocolError): void {
+    call.done = true;
     call.signal?.removeEventListener('abort', call);
-    if (outcome instanceof AgentProtocolError) call.settleErr(outcome);
-    else call.settleOk(outcome);
+    this.#deliver(call, outcome);
+  }
+
+  #deliver(call: Call<X>, outcome: AgentResponse | AgentProtocolError): void {
+    const sink = call.sink;
+    if (sink === undefined) {
+      if (outcome instanceof AgentProtocolError) call.settleErr?.(outcome);
+      else call.settleOk?.(outcome);
+      return;
+    }
+    try {
+      if (outcome instanceof AgentProtocolError) sink.failed(outcome);
+      else sink.answered(outcome);
+    } catch (err) {
+      // a sink must not throw; if one does, it surfaces as an uncaught error (as a throwing
+      // promise reaction would) instead of breaking the transport's read loop
+      process.nextTick(() => {
+        throw err;
+      });
+    }
   }
 
   /** Arms the shared timer for `deadline` (the caller checked it is earlier than the armed one). */
@@ -341,25 +469,29 @@ export class CallEngine<X = undefined> {
    * the clock here (not a fresh reading, which may lag under fake timers).
    */
   readonly #onTimer = (): void => {
-    const due = this.#timerAt + 1;
+    const dueBy = this.#timerAt + 1;
     const now = Math.max(this.#now(), this.#timerAt);
     this.#timer = undefined;
     this.#timerAt = Number.POSITIVE_INFINITY;
     let next = Number.POSITIVE_INFINITY;
+    const due: Call<X>[] = [];
     for (const call of this.#pending.values()) {
-      if (call.deadline <= due) {
-        if (this.#pending.get(call.correlationId) !== call) continue;
-        this.counts.timeouts++;
-        this.#settle(
-          call,
-          this.#wire.timeoutError?.(call) ??
-            new AgentProtocolError(
-              ErrorCode.Timeout,
-              `${this.name} did not answer ${call.type} ${call.correlationId} within ${call.timeoutMs} ms`,
-            ),
-        );
-        this.#wire.writeCancel(call.correlationId, 'timeout', call);
-      } else if (call.deadline < next) next = call.deadline;
+      if (call.deadline <= dueBy) due.push(call);
+      else if (call.deadline < next) next = call.deadline;
+    }
+    due.sort((a, b) => a.seq - b.seq); // calls due together time out in the order they were made
+    for (const call of due) {
+      if (call.done) continue; // settled by an earlier one's cancel
+      this.counts.timeouts++;
+      this.#settle(
+        call,
+        this.#wire.timeoutError?.(call) ??
+          new AgentProtocolError(
+            ErrorCode.Timeout,
+            `${this.name} did not answer ${call.type} ${call.correlationId} within ${call.timeoutMs} ms`,
+          ),
+      );
+      this.#wire.writeCancel(call.correlationId, 'timeout', call);
     }
     if (next < this.#timerAt) this.#arm(next, now);
   };

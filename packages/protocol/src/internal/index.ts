@@ -6,6 +6,7 @@ export * from './backoff.js';
 export * from './calls.js';
 export * from './calls-transport.js';
 export * from './dispatch.js';
+export * from './id-table.js';
 export * from './node-errors.js';
 export * from './sent.js';
 export * from './socket-file.js';
