@@ -10,6 +10,7 @@ import {
   cancelReasonFromGrpc,
 } from '@picket/protocol';
 import {
+  IdTable,
   isThenable,
   LazyAbort,
   notifyCancel,
@@ -74,10 +75,10 @@ export class ProcessStream {
   active = 0;
   readonly queue: DecodedEvent[] = [];
   /**
-   * Async handlers running, by correlation id. A null-prototype object, not a Map: a Map
-   * under per-event churn keeps young garbage alive (see PendingTable in @picket/protocol/internal).
+   * Async handlers running, by correlation id. An IdTable, not a Map: a Map under
+   * per-event churn keeps young garbage alive (see @picket/protocol/internal).
    */
-  readonly inflight: Record<string, Set<LazyAbort>> = Object.create(null);
+  readonly inflight = new IdTable<Set<LazyAbort>>();
   /** the proxy is picket (it answers config updates) */
   readonly picketPeer: boolean;
   readonly #idleWaiters: (() => void)[] = [];
@@ -155,7 +156,7 @@ export class ProcessStream {
   }
 
   abortAll(reason: string): void {
-    for (const set of Object.values(this.inflight)) for (const c of set) c.abort(reason);
+    for (const set of this.inflight.values()) for (const c of set) c.abort(reason);
   }
 
   /** Ends the stream from the server side (close, shutdown). */
@@ -210,7 +211,7 @@ export class ProcessStream {
       case 'cancel': {
         const cid = msg.cancel?.correlation_id ?? '';
         const reason = cancelReasonFromGrpc(msg.cancel?.reason ?? 0);
-        const set = this.inflight[cid];
+        const set = this.inflight.get(cid);
         if (set) for (const c of set) c.abort(reason);
         // queued events of the cancelled request are dropped as well
         for (let i = this.queue.length - 1; i >= 0; i--)
@@ -333,10 +334,10 @@ export class ProcessStream {
     pending: PromiseLike<unknown>,
     started: number,
   ): Promise<void> {
-    let set = this.inflight[ev.cid];
+    let set = this.inflight.get(ev.cid);
     if (!set) {
       set = new Set();
-      this.inflight[ev.cid] = set;
+      this.inflight.set(ev.cid, set);
     }
     set.add(abort);
     let response: AgentResponse | undefined;
@@ -346,7 +347,7 @@ export class ProcessStream {
       response = this.#host.answers.failed(err, ev, this.id);
     }
     set.delete(abort);
-    if (set.size === 0) delete this.inflight[ev.cid];
+    if (set.size === 0) this.inflight.delete(ev.cid);
     if (abort.aborted) return; // cancelled by the proxy: no reply
     this.#reply(ev, response, started);
   }

@@ -32,6 +32,7 @@ import {
   abortEvent,
   checkErrorPolicy,
   errorAnswer,
+  IdTable,
   isThenable,
   notifyCancel,
   requestContext,
@@ -131,10 +132,10 @@ export class AgentConnection extends EventEmitter<AgentConnectionEventMap> {
   private readonly queue: Job[] = [];
   /**
    * Jobs by correlation id: one job, or a list when the proxy reused an id still in
-   * flight. A null-prototype object, not a Map: see PendingTable in
-   * @picket/protocol/internal for why a Map with constant churn costs GC time.
+   * flight. An IdTable, not a Map: see @picket/protocol/internal for why a Map with
+   * constant churn costs GC time.
    */
-  private jobs: Record<string, Job | Job[]> = Object.create(null);
+  private readonly jobs = new IdTable<Job | Job[]>();
   /** true while {@link startQueued} runs (a synchronous handler re-enters it through finish) */
   private starting = false;
   private readingPaused = false;
@@ -500,23 +501,23 @@ export class AgentConnection extends EventEmitter<AgentConnectionEventMap> {
   /** Lets a cancel find `job` by its correlation id. */
   private register(job: Job): void {
     job.registered = true;
-    const same = this.jobs[job.cid];
-    if (same === undefined) this.jobs[job.cid] = job;
+    const same = this.jobs.get(job.cid);
+    if (same === undefined) this.jobs.set(job.cid, job);
     else if (Array.isArray(same)) same.push(job);
-    else this.jobs[job.cid] = [same, job];
+    else this.jobs.set(job.cid, [same, job]);
   }
 
   /** Drops `job` from the registry of jobs by correlation id. */
   private forget(job: Job): void {
     job.registered = false;
-    const same = this.jobs[job.cid];
+    const same = this.jobs.get(job.cid);
     if (same === job) {
-      delete this.jobs[job.cid];
+      this.jobs.delete(job.cid);
     } else if (Array.isArray(same)) {
       const i = same.indexOf(job);
       if (i >= 0) same.splice(i, 1);
-      if (same.length === 1) this.jobs[job.cid] = same[0] as Job;
-      else if (same.length === 0) delete this.jobs[job.cid];
+      if (same.length === 1) this.jobs.set(job.cid, same[0] as Job);
+      else if (same.length === 0) this.jobs.delete(job.cid);
     }
   }
 
@@ -547,7 +548,7 @@ export class AgentConnection extends EventEmitter<AgentConnectionEventMap> {
       this.logger.warn('invalid Cancel from proxy; ignored', { connection: this.id, error: err });
       return;
     }
-    const same = this.jobs[cid];
+    const same = this.jobs.get(cid);
     this.logger.debug('proxy cancelled a request', {
       connection: this.id,
       correlationId: cid,
@@ -580,13 +581,13 @@ export class AgentConnection extends EventEmitter<AgentConnectionEventMap> {
       job.cancelled = true;
       abortEvent(job, reason);
     }
-    for (const same of Object.values(this.jobs)) {
+    for (const same of this.jobs.values()) {
       for (const job of Array.isArray(same) ? same : [same]) {
         job.cancelled = true;
         abortEvent(job, reason);
       }
     }
-    this.jobs = Object.create(null);
+    this.jobs.clear();
     for (const w of this.idleWaiters.splice(0, this.idleWaiters.length)) w();
     if (error !== undefined && error.code !== ErrorCode.ConnectionClosed) {
       this.logger.warn('connection closed', { connection: this.id, reason: error.message });
