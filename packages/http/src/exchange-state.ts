@@ -45,7 +45,6 @@ export abstract class ExchangeState {
   readonly requestId: string;
   protected readonly traceparent: string;
   /** aborted when the client goes away; made at the first agent call (most requests have none) */
-  private clientAbort: AbortController | undefined;
   protected readonly upstreamAbort = new AbortNotice();
   protected route: EngineRoute | undefined;
   protected chain: readonly AgentSpec[] = [];
@@ -113,15 +112,6 @@ export abstract class ExchangeState {
 
   protected agentsFor(event: AgentEvent): readonly AgentSpec[] {
     return this.chain.length === 0 ? this.chain : this.chain.filter((a) => a.events.has(event));
-  }
-
-  /** The signal an agent call gets: aborted with `client_disconnect` once the client is gone. */
-  protected clientSignal(): AbortSignal {
-    if (this.clientAbort === undefined) {
-      this.clientAbort = new AbortController();
-      if (this.clientGone) this.clientAbort.abort('client_disconnect');
-    }
-    return this.clientAbort.signal;
   }
 
   protected badOp(op: HeaderOp): void {
@@ -307,9 +297,10 @@ export abstract class ExchangeState {
     this.clientGone = true;
     this.outcome = 'client_disconnect';
     this.error ??= 'client disconnected';
-    // aborting with a cancel-reason name makes the transports send Cancel(client_disconnect)
-    // for calls in flight; agents that already answered are told through the pool.
-    this.clientAbort?.abort('client_disconnect');
+    // The pool sends Cancel(client_disconnect) on the connection that has the request: a call
+    // in flight there fails at once, one still queued for a connection is dropped, and an
+    // agent that answered already learns it is over. (No AbortSignal per agent call: one
+    // costs microseconds to make and to listen to, on every request, for a rare event.)
     this.upstreamAbort.abort();
     for (const agent of this.chain) {
       this.agentCallsAtEnd.push(

@@ -6,9 +6,11 @@
  */
 import { Readable } from 'node:stream';
 import {
+  AgentProtocolError,
   type AgentResponse,
   type CallOptions,
   decisionKind,
+  ErrorCode,
   type HeaderOp,
   type Headers,
   type RequestMetadata,
@@ -331,9 +333,9 @@ export class Exchange extends ExchangeState {
   }
 
   /**
-   * One pool call with the agent's timeout and the client-disconnect signal.
-   * A call that throws (pool closed, caller error) gets the agent's failure
-   * mode, never a silent allow.
+   * One pool call with the agent's timeout (a client that goes away cancels it through the
+   * pool). A call that throws (pool closed, caller error) gets the agent's failure mode,
+   * never a silent allow; none is made once the client is gone.
    */
   private async call(
     agent: AgentSpec,
@@ -342,7 +344,13 @@ export class Exchange extends ExchangeState {
   ): Promise<AgentResponse> {
     let r: AgentResponse;
     try {
-      r = await send({ timeoutMs: agent.timeoutMs, signal: this.clientSignal() });
+      if (this.clientGone) {
+        throw new AgentProtocolError(
+          ErrorCode.Cancelled,
+          `request ${this.correlationId}: the client went away; ${event} not sent to agent "${agent.name}"`,
+        );
+      }
+      r = await send({ timeoutMs: agent.timeoutMs });
     } catch (e) {
       r = failureResponse(agent, e);
     }

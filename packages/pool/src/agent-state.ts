@@ -66,6 +66,8 @@ export interface Waiter {
   excluded: ReadonlySet<Conn>;
   /** resolves with a taken connection, or null: re-evaluate (e.g. everything paused) */
   wake: (conn: Conn | null) => void;
+  /** fails the wait with CANCELLED (the request was cancelled through the pool) */
+  cancel: () => void;
 }
 
 /** Everything the pool knows about one agent. */

@@ -283,10 +283,11 @@ export class AgentPool extends EventEmitter<PoolEventMap> {
 
   /**
    * Tells an agent that a request no longer matters (the client went away, the
-   * proxy gave up): sends Cancel on the connection that saw the request's
-   * headers, which also rejects a call of that request still pending there.
-   * Resolves `false` when no connection of the agent knows the request (it never
-   * reached the agent, or already completed).
+   * proxy gave up): calls of the request still queued for a connection slot fail
+   * with CANCELLED unsent, and Cancel goes out on the connection that saw the
+   * request's headers, which also rejects a call of that request pending there.
+   * Resolves `false` when neither a queued call nor a connection of the agent
+   * knows the request (it never reached the agent, or already completed).
    */
   async cancel(
     agentId: string,
@@ -294,9 +295,11 @@ export class AgentPool extends EventEmitter<PoolEventMap> {
     reason: CancelReason = 'client_disconnect',
   ): Promise<boolean> {
     const agent = this.agents.get(agentId);
+    if (agent === undefined) return false;
+    const dropped = this.selector.cancelQueued(agent, correlationId);
     const connId = this.ctx.affinity.get(agentId, correlationId);
-    const conn = connId === undefined ? undefined : agent?.connections.get(connId);
-    if (conn === undefined || conn.dead) return false;
+    const conn = connId === undefined ? undefined : agent.connections.get(connId);
+    if (conn === undefined || conn.dead) return dropped > 0;
     await conn.transport.cancel(correlationId, reason);
     return true;
   }

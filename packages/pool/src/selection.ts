@@ -218,6 +218,10 @@ export class Selector {
           finish();
           resolve(conn);
         },
+        cancel: () => {
+          finish();
+          reject(cancelled(agent, type, cid));
+        },
       };
       const onAbort = () => {
         finish();
@@ -233,6 +237,13 @@ export class Selector {
       signal?.addEventListener('abort', onAbort, { once: true });
       agent.waiters.push(waiter);
     });
+  }
+
+  /** Fails the calls of request `cid` waiting for a slot (CANCELLED, unsent); returns how many. */
+  cancelQueued(agent: AgentState, cid: string): number {
+    const queued = agent.waiters.filter((w) => w.cid === cid);
+    for (const w of queued) w.cancel();
+    return queued.length;
   }
 
   /** Hands free slots to queued calls in order; wakes those that must re-evaluate. */

@@ -381,4 +381,25 @@ describe('cancel', () => {
     await p.sendRequestComplete('a', complete('gone-1'));
     expect(await p.cancel('a', 'gone-1')).toBe(false);
   });
+
+  it('cancels a call of the request that still waits for a connection slot (never sent) and the one in flight', async () => {
+    const a = await agent('a');
+    const gate = deferred<AgentResponse>();
+    a.decide = () => gate.promise;
+    const p = pool({ connectionsPerAgent: 1, maxConcurrentPerConnection: 1, failureMode: 'throw' });
+    await p.addAgent('a', a.connector());
+    const first = p.sendRequestHeaders('a', headers('busy'));
+    await until(() => a.seen.length === 1);
+    const queued = p.sendRequestHeaders('a', headers('left'));
+    const other = p.sendRequestHeaders('a', headers('stays'));
+    expect(await p.cancel('a', 'left')).toBe(true);
+    await expect(queued).rejects.toMatchObject({ code: 'CANCELLED' });
+    expect(await p.cancel('a', 'busy')).toBe(true);
+    await expect(first).rejects.toMatchObject({ code: 'CANCELLED' });
+    gate.resolve(allow());
+    expect(decisionKind((await other).decision)).toBe('allow');
+    expect(a.seen.map((s) => s.cid)).toEqual(['busy', 'stays']); // 'left' never reached the agent
+    await until(() => a.cancels.length === 1);
+    expect(a.cancels).toEqual([{ cid: 'busy', reason: 'client_disconnect' }]);
+  });
 });
