@@ -76,6 +76,40 @@ describe('FrameChannel', () => {
     );
   });
 
+  it('coalesce: frames written in different ticks of one loop turn share a write; without it each tick writes', async () => {
+    const { local, remote } = await socketPair();
+    const channel = new FrameChannel(local);
+    let writes = 0;
+    const original = local.write.bind(local);
+    local.write = ((chunk: Uint8Array, ...rest: never[]) => {
+      writes++;
+      return original(chunk, ...rest);
+    }) as typeof local.write;
+    const peer = new RawPeer(remote);
+    const ping = (i: number) => Buffer.from(`{"sequence":${i},"timestamp_ms":0}`);
+    // three ticks of one turn, as three I/O callbacks of a busy proxy would be
+    const threeTicks = async (coalesce: boolean, from: number) => {
+      await new Promise<void>((done) => {
+        channel.write(MessageType.Ping, ping(from), coalesce);
+        process.nextTick(() => {
+          channel.write(MessageType.Ping, ping(from + 1), coalesce);
+          process.nextTick(() => {
+            channel.write(MessageType.Ping, ping(from + 2), coalesce);
+            done();
+          });
+        });
+      });
+      await peer.frame(from + 2);
+    };
+    await threeTicks(true, 0);
+    expect(writes).toBe(1);
+    await threeTicks(false, 3);
+    expect(writes).toBe(4);
+    expect(peer.frames.map((f) => JSON.parse(Buffer.from(f.payload).toString()).sequence)).toEqual([
+      0, 1, 2, 3, 4, 5,
+    ]);
+  });
+
   it('queues behind socket backpressure up to a bound, then UNAVAILABLE; drain flushes the rest', async () => {
     const { local, remote } = await socketPair();
     remote.pause(); // the peer stops reading
