@@ -2,8 +2,10 @@
  * The call path: admission (circuit breaker), connection choice, the
  * transport call with the remaining deadline, one retry elsewhere when that is
  * safe, and the failure mode. One call is one {@link PoolCall} record and one
- * promise; the guard against a transport that ignores its timeout is an entry
- * in a shared deadline timer, not a timer per call.
+ * promise: picket's own transports deliver the answer to the record itself
+ * (`sendInto`), other transports through their promise. The guard against a
+ * transport that ignores its timeout, and against a wait for a connection that
+ * never ends, is an entry in a shared deadline timer, not a timer per call.
  */
 import {
   type AgentEvent,
