@@ -17,7 +17,7 @@ import {
   type EventType,
   eventCorrelationId,
 } from '@picket/protocol';
-import { type CallSink, isSinkSender, type OtelSpan, sendInto } from '@picket/protocol/internal';
+import { isSinkSender, type OtelSpan, type SinkCall, sendInto } from '@picket/protocol/internal';
 import type { AgentState, Conn, EventMetrics, PoolContext } from './agent-state.js';
 import type { BreakerPermit } from './breaker.js';
 import { type Deadline, DeadlineTimer } from './deadlines.js';
@@ -42,10 +42,11 @@ const NO_CONNS: Set<Conn> = new Set();
 const NO_OPTIONS: PoolCallOptions = {};
 
 /**
- * One call through the pool, from admission to its answer. It is also the sink of its
- * attempts on transports that offer `sendInto` (no promise per attempt).
+ * One call through the pool, from admission to its answer. It is also what its attempts
+ * hand to transports that offer `sendInto`, and where their outcome comes back (no promise
+ * per attempt).
  */
-class PoolCall implements Deadline, FlowState, CallSink {
+class PoolCall implements Deadline, FlowState, SinkCall {
   resolve!: (r: AgentResponse) => void;
   reject!: (e: unknown) => void;
   /** the connection of the attempt running now */
@@ -67,12 +68,14 @@ class PoolCall implements Deadline, FlowState, CallSink {
   nextDeadline: Deadline | undefined = undefined;
   /** the call's span when the pool traces */
   span: OtelSpan | undefined = undefined;
+  /** the time left for the attempt running now (set as it is sent) */
+  timeoutMs: number | undefined = undefined;
 
   constructor(
     readonly dispatcher: Dispatcher,
     readonly agent: AgentState,
     readonly type: EventType,
-    readonly event: unknown,
+    readonly event: AgentEvent,
     readonly cid: string,
     readonly options: PoolCallOptions,
     readonly started: number,
@@ -80,6 +83,14 @@ class PoolCall implements Deadline, FlowState, CallSink {
     readonly m: EventMetrics,
   ) {
     this.dueAt = deadline + GUARD_GRACE_MS;
+  }
+
+  get correlationId(): string {
+    return this.cid;
+  }
+
+  get signal(): AbortSignal | undefined {
+    return this.options.signal;
   }
 
   expire(): void {
@@ -175,7 +186,17 @@ export class Dispatcher {
       span = this.tracing.start(agentId, type, event, cid, options.parentContext);
       sent = this.tracing.stamp(span, type, event);
     }
-    const c = new PoolCall(this, agent, type, sent, cid, options, started, deadline, m);
+    const c = new PoolCall(
+      this,
+      agent,
+      type,
+      sent as AgentEvent,
+      cid,
+      options,
+      started,
+      deadline,
+      m,
+    );
     c.span = span;
     const promise = newCallPromise(c);
     try {
@@ -262,7 +283,8 @@ export class Dispatcher {
     if (isSinkSender(t)) {
       // The outcome comes to c.answered / c.failed, perhaps before this returns. Such a
       // transport runs on a CallEngine, which ends the call by this timeout: no guard needed.
-      t[sendInto](c.type, c.event as AgentEvent, c.cid, timeoutMs, c.options.signal, c, now);
+      c.timeoutMs = timeoutMs;
+      t[sendInto](c, now);
       return;
     }
     this.guards.add(c); // a transport the pool does not know: bound the wait for its answer

@@ -298,26 +298,32 @@ describe('pending calls table', () => {
 });
 
 describe('callInto (the pool: an outcome sink instead of a promise)', () => {
+  /** A SinkCall for `cid` that records its outcomes in `got`. */
   const sink = () => {
     const got: string[] = [];
-    return {
-      got,
+    const make = (cid: string, timeoutMs?: number, signal?: AbortSignal) => ({
+      type: 'request_body_chunk' as const,
+      event: event(cid),
+      correlationId: cid,
+      timeoutMs,
+      signal,
       answered: (r: AgentResponse) => got.push(`answered:${r.decision}`),
       failed: (e: AgentProtocolError) => got.push(`failed:${e.code}:${String(e.sent)}`),
-    };
+    });
+    return { got, make };
   };
 
   it('delivers the answer, refusals at once (unsent), and a timeout counted from the given clock reading', async () => {
     const { engine, written, cancels } = setup();
     const a = sink();
-    engine.callInto('request_body_chunk', event('s1'), 's1', undefined, undefined, a, Date.now());
+    engine.callInto(a.make('s1'), Date.now());
     expect(written).toEqual(['s1']);
     engine.resolve('s1', allow());
     expect(a.got).toEqual(['answered:allow']);
 
     const dup = sink();
-    engine.callInto('request_body_chunk', event('s2'), 's2', 50, undefined, dup, 0);
-    engine.callInto('request_body_chunk', event('s2'), 's2', 50, undefined, dup, 0);
+    engine.callInto(dup.make('s2', 50), 0);
+    engine.callInto(dup.make('s2', 50), 0);
     expect(dup.got).toEqual([`failed:${ErrorCode.InvalidArgument}:false`]);
     // this engine runs on its own clock (Date.now): a performance.now() reading is ignored
     await vi.advanceTimersByTimeAsync(49);
@@ -330,10 +336,10 @@ describe('callInto (the pool: an outcome sink instead of a promise)', () => {
     expect(cancels.map((c) => c.cid)).toEqual(['s2']);
 
     const aborted = sink();
-    engine.callInto('request_body_chunk', event('s3'), 's3', 50, AbortSignal.abort(), aborted, 0);
+    engine.callInto(aborted.make('s3', 50, AbortSignal.abort()), 0);
     engine.close(new AgentProtocolError(ErrorCode.ConnectionClosed, 'gone'));
     const closed = sink();
-    engine.callInto('request_body_chunk', event('s4'), 's4', 50, undefined, closed, 0);
+    engine.callInto(closed.make('s4', 50), 0);
     expect([aborted.got, closed.got]).toEqual([
       [`failed:${ErrorCode.Cancelled}:false`],
       [`failed:${ErrorCode.ConnectionClosed}:false`],
@@ -348,15 +354,15 @@ describe('callInto (the pool: an outcome sink instead of a promise)', () => {
     process.removeAllListeners('uncaughtException');
     process.on('uncaughtException', onUncaught);
     try {
+      const ok = sink();
       const bad = {
+        ...sink().make('b1'),
         answered: () => {
           throw new Error('sink bug');
         },
-        failed: () => {},
       };
-      const ok = sink();
-      engine.callInto('request_body_chunk', event('b1'), 'b1', undefined, undefined, bad);
-      engine.callInto('request_body_chunk', event('b2'), 'b2', undefined, undefined, ok);
+      engine.callInto(bad);
+      engine.callInto(ok.make('b2'));
       expect(engine.resolve('b1', allow())).toBe(true);
       expect(engine.resolve('b2', allow())).toBe(true);
       expect([ok.got, engine.size]).toEqual([['answered:allow'], 0]);

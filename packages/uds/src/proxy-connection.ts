@@ -34,7 +34,7 @@ import {
 import {
   AgentTransportBase,
   CallEngine,
-  type CallSink,
+  type SinkCall,
   type SinkSender,
   sendInto,
 } from '@picket/protocol/internal';
@@ -251,17 +251,9 @@ export class ProxyConnection extends AgentTransportBase implements AgentTranspor
     return this.calls.call(type, event, cid, options);
   }
 
-  /** @internal The pool's path: {@link send} with the outcome going to `sink`. */
-  [sendInto](
-    type: EventType,
-    event: AgentEvent,
-    correlationId: string,
-    timeoutMs: number | undefined,
-    signal: AbortSignal | undefined,
-    sink: CallSink,
-    now: number,
-  ): void {
-    this.calls.callInto(type, event, correlationId, timeoutMs, signal, sink, now);
+  /** @internal The pool's path: {@link send} with the outcome going to the call itself. */
+  [sendInto](call: SinkCall, now: number): void {
+    this.calls.callInto(call, now);
   }
 
   /** Tells the agent to stop working on `correlationId` (0x40) and rejects its pending call with CANCELLED. */

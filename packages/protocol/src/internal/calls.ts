@@ -49,25 +49,28 @@ export interface CallSink {
   failed(error: AgentProtocolError): void;
 }
 
+/** A call handed over with {@link sendInto}: what to send, and where its outcome goes. */
+export interface SinkCall extends CallSink {
+  readonly type: EventType;
+  readonly event: AgentEvent;
+  /** `eventCorrelationId(event)`, already read by the caller */
+  readonly correlationId: string;
+  /** undefined: the engine's default */
+  readonly timeoutMs: number | undefined;
+  readonly signal: AbortSignal | undefined;
+}
+
 /**
  * The method a transport built on a {@link CallEngine} offers next to `send`: the call's
- * outcome goes to `sink` instead of a promise. `correlationId` is `eventCorrelationId(event)`,
- * already read by the caller. A symbol, so it stays out of the transports' public surface.
+ * outcome goes to the call itself instead of a promise. `now` is the caller's
+ * `performance.now()` reading as it hands the call over (saves a read). A symbol, so it
+ * stays out of the transports' public surface.
  */
 export const sendInto: unique symbol = Symbol('picket.sendInto');
 
 /** A transport that offers {@link sendInto}. */
 export interface SinkSender {
-  [sendInto](
-    type: EventType,
-    event: AgentEvent,
-    correlationId: string,
-    timeoutMs: number | undefined,
-    signal: AbortSignal | undefined,
-    sink: CallSink,
-    /** the caller's `performance.now()` reading as it hands the call over (saves a read) */
-    now: number,
-  ): void;
+  [sendInto](call: SinkCall, now: number): void;
 }
 
 /** Whether `t` offers {@link sendInto}. */
@@ -231,25 +234,18 @@ export class CallEngine<X = undefined> {
   }
 
   /**
-   * {@link call} without a promise: the outcome goes to `sink` (a refusal before this returns).
-   * `timeoutMs` undefined means the engine's default; `now` is a `performance.now()` reading
-   * the deadline counts from when the engine runs on that clock.
+   * {@link call} without a promise: the outcome goes to `call` itself (a refusal before this
+   * returns). `now` is a `performance.now()` reading the deadline counts from when the engine
+   * runs on that clock.
    */
-  callInto(
-    type: EventType,
-    event: AgentEvent,
-    correlationId: string,
-    timeoutMs: number | undefined,
-    signal: AbortSignal | undefined,
-    sink: CallSink,
-    now?: number,
-  ): void {
+  callInto(call: SinkCall, now?: number): void {
+    const { type, correlationId, signal } = call;
     const refused = this.#refusal(type, correlationId, signal);
     if (refused !== undefined) {
-      sink.failed(refused);
+      call.failed(refused);
       return;
     }
-    const ms = timeoutMs ?? this.timeoutMs;
+    const ms = call.timeoutMs ?? this.timeoutMs;
     const from = now !== undefined && this.#performanceClock ? now : undefined;
     this.#start(
       new Call(
@@ -259,11 +255,11 @@ export class CallEngine<X = undefined> {
         this.#deadline(ms, from),
         ms,
         signal,
-        sink,
+        call,
         undefined,
         undefined,
       ),
-      event,
+      call.event,
     );
   }
 
