@@ -77,6 +77,8 @@ export class AgentState {
   readonly waiters: Waiter[] = [];
   /** callbacks run whenever something that affects selection changed */
   readonly changeListeners = new Set<() => void>();
+  /** calls waiting for a paused agent to resume (flow control `wait`), for cancel by request */
+  readonly flowWaiters = new Set<{ cid: string; cancel: () => void }>();
   readonly balancer = { cursor: 0 };
   readonly events = new Map<EventType, EventMetrics>();
   readonly latency: LatencyReservoir;

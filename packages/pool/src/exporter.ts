@@ -38,7 +38,7 @@ export interface AgentStats {
   pausedConnections: number;
   /** calls running on a connection */
   totalInFlight: number;
-  /** calls waiting for a connection slot */
+  /** calls waiting for a connection slot, or for a paused agent to resume (flow control `wait`) */
   queued: number;
   totalRequests: number;
   /** calls answered by the failure mode instead of the agent */
@@ -77,7 +77,7 @@ export function statsOf(a: AgentState): AgentStats {
     healthyConnections: healthy,
     pausedConnections: connections.filter((c) => c.paused).length,
     totalInFlight: connections.reduce((n, c) => n + c.inFlight, 0),
-    queued: a.waiters.length,
+    queued: a.waiters.length + a.flowWaiters.size,
     totalRequests: a.totalRequests,
     totalErrors: a.totalErrors,
     totalTimeouts: a.totalTimeouts,
@@ -233,7 +233,7 @@ export function renderPoolMetrics(input: PoolMetricsInput): string {
   perAgent(
     'gauge',
     'picket_pool_queued_requests',
-    'Calls waiting for a connection slot.',
+    'Calls waiting for a connection slot or for a paused agent to resume.',
     (a) => a.stats.queued,
   );
   perAgent(

@@ -127,7 +127,7 @@ export class Selector {
       }
       if (taken === 'paused') {
         flow.pausedSince ??= now;
-        await this.flowControl(agent, type, deadline, flow.pausedSince, signal);
+        await this.flowControl(agent, type, cid, deadline, flow.pausedSince, signal);
         flow.resumed();
         continue;
       }
@@ -155,6 +155,7 @@ export class Selector {
   private async flowControl(
     agent: AgentState,
     type: EventType,
+    cid: string,
     deadline: number,
     pausedSince: number,
     signal: AbortSignal | undefined,
@@ -171,7 +172,7 @@ export class Selector {
     const now = performance.now();
     const waitUntil = Math.min(deadline, pausedSince + agent.options.flowControlWaitMs);
     if (now >= waitUntil) throw paused;
-    await this.waitForChange(agent, waitUntil - now, signal);
+    await this.waitForChange(agent, type, cid, waitUntil - now, signal);
   }
 
   private pinned(
@@ -239,9 +240,12 @@ export class Selector {
     });
   }
 
-  /** Fails the calls of request `cid` waiting for a slot (CANCELLED, unsent); returns how many. */
+  /**
+   * Fails the calls of request `cid` waiting for a slot or for a paused agent to resume
+   * (CANCELLED, unsent); returns how many.
+   */
   cancelQueued(agent: AgentState, cid: string): number {
-    const queued = agent.waiters.filter((w) => w.cid === cid);
+    const queued = [...agent.waiters, ...agent.flowWaiters].filter((w) => w.cid === cid);
     for (const w of queued) w.cancel();
     return queued.length;
   }
@@ -277,20 +281,35 @@ export class Selector {
     for (const l of [...agent.changeListeners]) l();
   }
 
+  /** Resolves when something changed (or after `ms`); rejects when the request is cancelled. */
   private waitForChange(
     agent: AgentState,
+    type: EventType,
+    cid: string,
     ms: number,
     signal: AbortSignal | undefined,
   ): Promise<void> {
-    return new Promise<void>((resolve) => {
-      const done = () => {
+    return new Promise<void>((resolve, reject) => {
+      const finish = () => {
         clearTimeout(timer);
         agent.changeListeners.delete(done);
+        agent.flowWaiters.delete(waiter);
         signal?.removeEventListener('abort', done);
+      };
+      const done = () => {
+        finish();
         resolve();
+      };
+      const waiter = {
+        cid,
+        cancel: () => {
+          finish();
+          reject(cancelled(agent, type, cid));
+        },
       };
       const timer = setTimeout(done, ms);
       agent.changeListeners.add(done);
+      agent.flowWaiters.add(waiter);
       signal?.addEventListener('abort', done, { once: true });
     });
   }

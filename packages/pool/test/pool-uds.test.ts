@@ -298,6 +298,25 @@ describe('flow control policy (the pool decides; the transport only reports the 
   });
 });
 
+describe('flow control wait and cancel', () => {
+  it("a call waiting for a paused agent to resume is cancelled by the request's cancel, never sent", async () => {
+    const a = await agent('fc');
+    const p = pool({ connectionsPerAgent: 1 });
+    await p.addAgent('w', a.connector(), { flowControl: 'wait', flowControlWaitMs: 60_000 });
+    a.server.pause();
+    await until(() => p.agentStats('w')!.pausedConnections === 1, 'the pool saw the pause');
+    const waiting = p.sendRequestHeaders('w', headers('gone'));
+    await until(() => p.agentStats('w')!.queued === 1, 'the call waits');
+    expect(await p.cancel('w', 'gone')).toBe(true);
+    const answer = await waiting; // without the cancel it would wait the full minute
+    expect(answer.audit.reason_codes).toEqual(['AGENT_CANCELLED']);
+    a.server.resume();
+    await until(() => p.agentStats('w')!.pausedConnections === 0, 'resumed');
+    expect(decisionKind((await p.sendRequestHeaders('w', headers('next'))).decision)).toBe('allow');
+    expect(a.seen.map((s) => s.cid)).toEqual(['next']);
+  });
+});
+
 describe('retry over real sockets', () => {
   it('an agent that drops the connection mid-call: request headers are not repeated, configure is', async () => {
     const a = await agent('rt');
