@@ -33,7 +33,14 @@ import {
   type TlsOptions,
   type TransportEncoding,
 } from '@picket/protocol';
-import { AgentTransportBase, CallEngine } from '@picket/protocol/internal';
+import {
+  AgentTransportBase,
+  CallEngine,
+  type SinkCall,
+  type SinkSender,
+  sendInto,
+  withSent,
+} from '@picket/protocol/internal';
 import { openProcessStream, passThrough, type StreamMessage } from './client-handshake.js';
 import { type AgentClientV2Options, channelOptionsFor } from './client-options.js';
 import {
@@ -92,7 +99,7 @@ function correlationIdOf(type: EventType, event: EventMap[EventType]): string {
  * gRPC transport to one agent (`zentinel.agent.v2.AgentServiceV2/ProcessStream`).
  * Create it with {@link AgentClientV2.connect} or {@link AgentClientV2.connectWithTls}.
  */
-export class AgentClientV2 extends AgentTransportBase implements AgentTransport {
+export class AgentClientV2 extends AgentTransportBase implements AgentTransport, SinkSender {
   readonly kind = 'grpc' as const;
   /** gRPC messages are protobuf. */
   readonly encoding: TransportEncoding = 'protobuf';
@@ -461,28 +468,57 @@ export class AgentClientV2 extends AgentTransportBase implements AgentTransport 
   send<K extends EventType>(type: K, event: EventMap[K], o?: CallOptions): Promise<AgentResponse> {
     try {
       const cid = correlationIdOf(type, event);
-      if (this.#draining && !this.#closed) {
-        throw new AgentProtocolError(
-          ErrorCode.Unavailable,
-          `agent ${this.agentId} is draining; ${type} ${cid} not sent`,
-        );
-      }
-      if (!this.#peerIsPicket && !this.#closed) {
-        if (type === 'guardrail_inspect') {
-          throw new AgentProtocolError(
-            ErrorCode.Unsupported,
-            `agent ${this.agentId} is not a picket agent; gRPC agents of the Rust crate never answer guardrail events`,
-          );
-        }
-        if (type === 'configure' && o?.signal?.aborted !== true) {
-          this.#call?.write(this.#encode(type, event, cid));
-          return Promise.resolve(agentResponse('allow', { tags: ['configure_unacknowledged'] }));
-        }
-      }
+      const early = this.#beforeCall(type, event, cid, o?.signal);
+      if (early !== undefined) return Promise.resolve(early);
       return this.#calls.call(type, event, cid, o);
     } catch (err) {
       return Promise.reject(err);
     }
+  }
+
+  /** @internal The pool's path: {@link send} with the outcome going to the call itself. */
+  [sendInto](call: SinkCall, now: number): void {
+    let early: AgentResponse | undefined;
+    try {
+      early = this.#beforeCall(call.type, call.event, call.correlationId, call.signal);
+    } catch (err) {
+      call.failed(withSent(AgentProtocolError.from(err, ErrorCode.Internal, this.agentId), false));
+      return;
+    }
+    if (early !== undefined) call.answered(early);
+    else this.#calls.callInto(call, now);
+  }
+
+  /**
+   * What happens before a call reaches the engine: throws the refusal of a draining agent or
+   * of a guardrail event towards a Rust agent, and answers a configure push towards a Rust
+   * agent at once (returned); undefined lets the call go on.
+   */
+  #beforeCall(
+    type: EventType,
+    event: AgentEvent,
+    cid: string,
+    signal: AbortSignal | undefined,
+  ): AgentResponse | undefined {
+    if (this.#draining && !this.#closed) {
+      throw new AgentProtocolError(
+        ErrorCode.Unavailable,
+        `agent ${this.agentId} is draining; ${type} ${cid} not sent`,
+      );
+    }
+    if (!this.#peerIsPicket && !this.#closed) {
+      if (type === 'guardrail_inspect') {
+        throw new AgentProtocolError(
+          ErrorCode.Unsupported,
+          `agent ${this.agentId} is not a picket agent; gRPC agents of the Rust crate never answer guardrail events`,
+        );
+      }
+      if (type === 'configure' && signal?.aborted !== true) {
+        this.#call?.write(this.#encode(type, event, cid));
+        return agentResponse('allow', { tags: ['configure_unacknowledged'] });
+      }
+    }
+    return undefined;
   }
 
   /** The event as ProcessStream bytes; MESSAGE_TOO_LARGE past the message limit. */

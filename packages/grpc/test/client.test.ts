@@ -8,16 +8,19 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Metadata, Server, ServerCredentials, type ServerDuplexStream } from '@grpc/grpc-js';
 import {
+  type AgentEvent,
   type AgentHandler,
   allow,
   type CancelReason,
   type ConfigUpdateRequest,
   createCapabilities,
+  type EventType,
   type HealthReport,
   type LogMessage,
   type MetricsReport,
   type RequestHeadersEvent,
 } from '@picket/protocol';
+import { sendInto } from '@picket/protocol/internal';
 import { afterEach, describe, expect, test, vi } from 'vitest';
 import { AgentClientV2, type AgentClientV2Options } from '../src/client.js';
 import { agentResponseToProto, capabilitiesToProto } from '../src/convert.js';
@@ -406,5 +409,40 @@ describe('a Rust-like agent', () => {
     expect(c.audit.tags).toEqual(['configure_unacknowledged']);
     await vi.waitFor(() => expect(received.some((m) => m.configure)).toBe(true));
     expect(received.find((m) => m.configure)?.configure?.config_json).toBe('{"a":1}');
+  });
+
+  test('the pool path (sendInto) gives the same outcomes, to the call itself', async () => {
+    const { port } = await rustLikeAgent();
+    const t = await AgentClientV2.connect('rusty', `127.0.0.1:${port}`);
+    cleanups.push(() => t.close());
+    const outcome = (type: EventType, event: AgentEvent, cid: string) =>
+      new Promise<string>((resolve) => {
+        t[sendInto](
+          {
+            type,
+            event,
+            correlationId: cid,
+            timeoutMs: 5_000,
+            signal: undefined,
+            answered: (r) => resolve(`answered ${JSON.stringify(r.audit.tags)}`),
+            failed: (e) => resolve(`failed ${e.code} sent=${String(e.sent)}`),
+          },
+          performance.now(),
+        );
+      });
+    expect(await outcome('request_headers', ev('s1'), 's1')).toBe('answered []');
+    const guardrail = {
+      correlation_id: 'g',
+      inspection_type: 'prompt_injection' as const,
+      content: 'x',
+      categories: [],
+      metadata: {},
+    };
+    expect(await outcome('guardrail_inspect', guardrail, 'g')).toBe(
+      'failed UNSUPPORTED sent=false',
+    );
+    expect(await outcome('configure', { correlation_id: 'c', config: {} }, 'c')).toBe(
+      'answered ["configure_unacknowledged"]',
+    );
   });
 });
