@@ -243,7 +243,7 @@ function listenerKey(ep: ReverseEndpoint): string {
  * `V2Transport.connect` for a reverse endpoint: binds a listener that accepts
  * only `agentId`, waits up to `connectTimeoutMs` for its first registration and
  * returns that connection. Further registrations are refused (`success:false`);
- * closing the connection closes the listener.
+ * closing the connection closes the listener (`close()` resolves once it is closed).
  */
 export async function connectReverseEndpoint(
   agentId: string,
@@ -259,6 +259,18 @@ export async function connectReverseEndpoint(
     await hub.close();
     throw err;
   }
-  transport.once('close', () => void hub.close());
+  let hubClosed: Promise<void> | undefined;
+  const closeHub = (): Promise<void> => {
+    hubClosed ??= hub.close();
+    return hubClosed;
+  };
+  transport.once('close', () => void closeHub());
+  // close() resolves once the listener is gone as well (its socket file removed), so the
+  // caller may bind the same address right after it
+  const closeConnection = transport.close.bind(transport);
+  transport.close = async () => {
+    await closeConnection();
+    await closeHub();
+  };
   return transport;
 }

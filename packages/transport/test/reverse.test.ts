@@ -1,3 +1,4 @@
+import { createServer } from 'node:net';
 import { AgentProtocolError } from '@picket/protocol';
 import { connectReverse, type ReverseAgent } from '@picket/reverse';
 import { silentLogger } from '@picket/uds';
@@ -64,6 +65,28 @@ describe('V2Transport.connect with a reverse endpoint', () => {
     expect(t.kind).toBe('reverse');
     expect(t.agentId).toBe('rev-uds');
     expect(setHeader(await roundTrip(t), 'X-Echo-Agent')).toBe('rev-uds/1.0');
+  });
+
+  it('reverse+unix: close() resolves once the listener released its path (it can be bound again at once)', async () => {
+    const tmp = closer.add(tempDir(), (d) => d.cleanup());
+    const path = tmp.path('again.sock');
+    for (let round = 0; round < 5; round++) {
+      const pending = V2Transport.connect('rev-again', `reverse+unix:${path}`, {
+        connectTimeoutMs: 10_000,
+        logger: silentLogger,
+      });
+      const agent = dial(`unix:${path}`, 'rev-again');
+      const t = await pending;
+      await agent.stop();
+      await t.close();
+      // the socket file is gone: a plain listener binds the same path without EADDRINUSE
+      const server = createServer();
+      await new Promise<void>((resolve, reject) => {
+        server.once('error', reject);
+        server.listen(path, resolve);
+      });
+      await new Promise<void>((resolve) => server.close(() => resolve()));
+    }
   });
 
   it('reverse+tcp:// refuses other agent ids and takes the right one', async () => {
