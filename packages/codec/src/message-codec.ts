@@ -30,7 +30,7 @@ import {
 } from './json-messages.js';
 import { FALLBACK, readAgentResponseFast, readRequestHeadersFast } from './msgpack-reader.js';
 import { writeResponseFast } from './msgpack-response.js';
-import { F64, MsgpackWriter } from './msgpack-writer.js';
+import { encodedStr, F64, MsgpackWriter } from './msgpack-writer.js';
 import {
   configUpdateObject,
   eventObject,
@@ -164,6 +164,26 @@ function isOptStr(v: unknown): v is string | null | undefined {
   return v === undefined || v === null || typeof v === 'string';
 }
 
+/** RequestHeaders' keys, encoded once: copying them beats writing them char by char. */
+const RH = {
+  correlation_id: encodedStr('correlation_id'),
+  metadata: encodedStr('metadata'),
+  request_id: encodedStr('request_id'),
+  client_ip: encodedStr('client_ip'),
+  client_port: encodedStr('client_port'),
+  server_name: encodedStr('server_name'),
+  protocol: encodedStr('protocol'),
+  tls_version: encodedStr('tls_version'),
+  tls_cipher: encodedStr('tls_cipher'),
+  route_id: encodedStr('route_id'),
+  upstream_id: encodedStr('upstream_id'),
+  timestamp: encodedStr('timestamp'),
+  traceparent: encodedStr('traceparent'),
+  method: encodedStr('method'),
+  uri: encodedStr('uri'),
+  headers: encodedStr('headers'),
+};
+
 /**
  * RequestHeaders written straight from the event: the same bytes as
  * `eventObject` + the generic writer, without the intermediate copy. Returns
@@ -226,37 +246,37 @@ function writeRequestHeadersFast(event: unknown, cid: string): Uint8Array | unde
   try {
     const w = sharedWriter.reset();
     w.map(5);
-    w.str('correlation_id');
+    w.raw(RH.correlation_id);
     w.str(cid);
-    w.str('metadata');
+    w.raw(RH.metadata);
     const hasTrace = traceparent !== undefined && traceparent !== null;
     w.map(hasTrace ? 12 : 11);
-    w.str('correlation_id');
+    w.raw(RH.correlation_id);
     w.str(correlationId);
-    w.str('request_id');
+    w.raw(RH.request_id);
     w.str(requestId);
-    w.str('client_ip');
+    w.raw(RH.client_ip);
     w.str(clientIp);
-    w.str('client_port');
+    w.raw(RH.client_port);
     w.int(clientPort);
-    writeOptStr(w, 'server_name', serverName);
-    w.str('protocol');
+    writeOptStr(w, RH.server_name, serverName);
+    w.raw(RH.protocol);
     w.str(protocol);
-    writeOptStr(w, 'tls_version', tlsVersion);
-    writeOptStr(w, 'tls_cipher', tlsCipher);
-    writeOptStr(w, 'route_id', routeId);
-    writeOptStr(w, 'upstream_id', upstreamId);
-    w.str('timestamp');
+    writeOptStr(w, RH.tls_version, tlsVersion);
+    writeOptStr(w, RH.tls_cipher, tlsCipher);
+    writeOptStr(w, RH.route_id, routeId);
+    writeOptStr(w, RH.upstream_id, upstreamId);
+    w.raw(RH.timestamp);
     w.str(timestamp);
     if (hasTrace) {
-      w.str('traceparent');
+      w.raw(RH.traceparent);
       w.str(traceparent);
     }
-    w.str('method');
+    w.raw(RH.method);
     w.str(method);
-    w.str('uri');
+    w.raw(RH.uri);
     w.str(uri);
-    w.str('headers');
+    w.raw(RH.headers);
     w.map(count);
     for (const name in headers) {
       const values = headers[name] as string[];
@@ -271,8 +291,8 @@ function writeRequestHeadersFast(event: unknown, cid: string): Uint8Array | unde
   }
 }
 
-function writeOptStr(w: MsgpackWriter, key: string, v: string | null | undefined): void {
-  w.str(key);
+function writeOptStr(w: MsgpackWriter, key: Uint8Array, v: string | null | undefined): void {
+  w.raw(key);
   if (v === undefined || v === null) w.nil();
   else w.str(v);
 }

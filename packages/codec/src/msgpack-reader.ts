@@ -43,6 +43,21 @@ const latin1Slice = (Buffer.prototype as unknown as { latin1Slice: Slice }).lati
 
 const keyCache = new Array<string | undefined>(KEY_CACHE_SLOTS).fill(undefined);
 
+/** Keys remembered per position (the n-th key of a message), for {@link Reader.key}'s first guess. */
+const PREDICTED_KEYS = 128;
+
+/**
+ * The keys of the last message of one kind, by position. A proxy writes every
+ * message of a kind with the same keys in the same order, so comparing the bytes
+ * with the key seen at the same position usually settles a key in one pass,
+ * without hashing it. One list per kind: their key sequences differ.
+ */
+type KeyTrail = (string | undefined)[];
+const newTrail = (): KeyTrail => new Array<string | undefined>(PREDICTED_KEYS).fill(undefined);
+const REQUEST_HEADERS_KEYS = newTrail();
+const AGENT_RESPONSE_KEYS = newTrail();
+const ANY_KEYS = newTrail();
+
 /**
  * The engine's interned copy of `s` (what a property name becomes). Cached keys are
  * interned once so that the `switch`es on them and the property stores with them
@@ -61,6 +76,19 @@ class Reader {
   view: DataView | undefined = undefined;
   pos = 0;
   end = 0;
+  /** keys of the last message of this kind, by position; `keyIndex` counts this message's keys */
+  trail: KeyTrail = ANY_KEYS;
+  keyIndex = 0;
+
+  /** Starts reading `bytes`, guessing keys from `trail`. */
+  begin(bytes: Uint8Array, trail: KeyTrail): void {
+    this.bytes = bytes;
+    this.view = undefined;
+    this.pos = 0;
+    this.end = bytes.length;
+    this.trail = trail;
+    this.keyIndex = 0;
+  }
 
   dv(): DataView {
     let v = this.view;
@@ -228,6 +256,12 @@ class Reader {
     this.need(n);
     const start = this.pos;
     const end = start + n;
+    const at = this.keyIndex++;
+    const guess = at < PREDICTED_KEYS ? this.trail[at] : undefined;
+    if (guess !== undefined && sameAscii(guess, this.bytes, start, end)) {
+      this.pos = end;
+      return guess;
+    }
     let key: string | undefined;
     if (n <= MAX_CACHED_KEY) {
       const bytes = this.bytes;
@@ -248,6 +282,7 @@ class Reader {
           key = internalized(latin1Slice.call(bytes, start, end));
           keyCache[slot] = key;
         }
+        if (at < PREDICTED_KEYS) this.trail[at] = key;
         this.pos = end;
       }
     }
@@ -261,6 +296,117 @@ class Reader {
     const out = new Array<unknown>(n);
     for (let i = 0; i < n; i++) out[i] = this.value(depth + 1);
     return out;
+  }
+
+  /**
+   * Steps over one value without building it: what the reader ignores (the
+   * top-level `correlation_id` Rust and picket add, unknown fields). It declines
+   * exactly what {@link value} declines, so ignoring a field never lets through
+   * bytes the reference decoder would judge differently.
+   */
+  skip(depth: number): void {
+    const b = this.u8();
+    if (b < 0x80 || b >= 0xe0) return;
+    if (b < 0x90) this.skipEntries(b - 0x80, 2, depth);
+    else if (b < 0xa0) this.skipEntries(b - 0x90, 1, depth);
+    else if (b < 0xc0) this.skipStr(b - 0xa0);
+    else this.skipTagged(b, depth);
+  }
+
+  /** The rest of {@link skip}: values that start with a type byte (0xc0–0xdf). */
+  private skipTagged(b: number, depth: number): void {
+    switch (b) {
+      case 0xc0:
+      case 0xc2:
+      case 0xc3:
+        break;
+      case 0xc4:
+        this.advance(this.u8());
+        break;
+      case 0xc5:
+        this.advance(this.u16());
+        break;
+      case 0xc6:
+        this.advance(this.u32());
+        break;
+      case 0xcc:
+      case 0xd0:
+        this.advance(1);
+        break;
+      case 0xcd:
+      case 0xd1:
+        this.advance(2);
+        break;
+      case 0xca:
+      case 0xce:
+      case 0xd2:
+        this.advance(4);
+        break;
+      case 0xcb:
+      case 0xcf:
+      case 0xd3:
+        this.advance(8);
+        break;
+      case 0xd9:
+        this.skipStr(this.u8());
+        break;
+      case 0xda:
+        this.skipStr(this.u16());
+        break;
+      case 0xdb:
+        this.skipStr(this.u32());
+        break;
+      case 0xdc:
+        this.skipEntries(this.u16(), 1, depth);
+        break;
+      case 0xdd:
+        this.skipEntries(this.u32(), 1, depth);
+        break;
+      case 0xde:
+        this.skipEntries(this.u16(), 2, depth);
+        break;
+      case 0xdf:
+        this.skipEntries(this.u32(), 2, depth);
+        break;
+      default:
+        // 0xc1 (never used) and every extension type
+        throw BAIL;
+    }
+  }
+
+  private advance(n: number): void {
+    this.need(n);
+    this.pos += n;
+  }
+
+  /** An ASCII string is stepped over; anything else is decoded, so bad UTF-8 still declines. */
+  private skipStr(n: number): void {
+    this.need(n);
+    const bytes = this.bytes;
+    const end = this.pos + n;
+    let any = 0;
+    for (let i = this.pos; i < end; i++) any |= bytes[i] as number;
+    if (any >= 0x80) this.utf8(this.pos, end);
+    this.pos = end;
+  }
+
+  /** `n` array elements (`per` 1) or map entries (`per` 2: a string key, then a value). */
+  private skipEntries(n: number, per: 1 | 2, depth: number): void {
+    if (n * per > this.end - this.pos || depth >= MAX_FAST_DEPTH) throw BAIL;
+    for (let i = 0; i < n; i++) {
+      if (per === 2) this.keyHeaderSkip();
+      this.skip(depth + 1);
+    }
+  }
+
+  /** A map key in a skipped map: a string, as {@link key} requires. */
+  private keyHeaderSkip(): void {
+    const b = this.u8();
+    if (b >= 0xa0 && b < 0xc0) this.skipStr(b - 0xa0);
+    else if (b === 0xd9) this.skipStr(this.u8());
+    else if (b === 0xda) this.skipStr(this.u16());
+    else if (b === 0xdb) this.skipStr(this.u32());
+    else throw BAIL;
   }
 
   /** The element count of a map header, or BAIL for anything else. */
@@ -381,10 +527,7 @@ export function readMsgpackFast(bytes: Uint8Array): unknown {
   busy = true;
   const r = reader;
   try {
-    r.bytes = bytes;
-    r.view = undefined;
-    r.pos = 0;
-    r.end = bytes.length;
+    r.begin(bytes, ANY_KEYS);
     const value = r.value(0);
     return r.pos === r.end ? value : FALLBACK;
   } catch {
@@ -410,10 +553,7 @@ export function readRequestHeadersFast(bytes: Uint8Array): RequestHeadersEvent |
   busy = true;
   const r = reader;
   try {
-    r.bytes = bytes;
-    r.view = undefined;
-    r.pos = 0;
-    r.end = bytes.length;
+    r.begin(bytes, REQUEST_HEADERS_KEYS);
     let metadata: RequestMetadata | undefined;
     let method: string | undefined;
     let uri: string | undefined;
@@ -447,7 +587,7 @@ export function readRequestHeadersFast(bytes: Uint8Array): RequestHeadersEvent |
         }
         default:
           // the top-level correlation_id Rust adds, and anything unknown: ignored
-          r.value(1);
+          r.skip(1);
       }
     }
     if (
@@ -539,7 +679,7 @@ function readMetadata(r: Reader): RequestMetadata {
         traceparent = r.optText();
         break;
       default:
-        r.value(2);
+        r.skip(2);
     }
   }
   if (
@@ -582,10 +722,7 @@ export function readAgentResponseFast(bytes: Uint8Array): AgentResponse | typeof
   busy = true;
   const r = reader;
   try {
-    r.bytes = bytes;
-    r.view = undefined;
-    r.pos = 0;
-    r.end = bytes.length;
+    r.begin(bytes, AGENT_RESPONSE_KEYS);
     if (r.arrayHeader() !== 10) return FALLBACK;
     const version = r.uint(0xffffffff);
     const decision = readDecision(r);

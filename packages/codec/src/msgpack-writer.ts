@@ -237,6 +237,17 @@ export class MsgpackWriter {
     this.pos += len;
   }
 
+  /** Bytes copied as they are: msgpack encoded once and written into many messages (keys). */
+  raw(bytes: Uint8Array): void {
+    const n = bytes.length;
+    this.ensure(n);
+    const buf = this.buf;
+    const at = this.pos;
+    // a short copy in JS beats a native call
+    for (let i = 0; i < n; i++) buf[at + i] = bytes[i] as number;
+    this.pos = at + n;
+  }
+
   bin(b: Uint8Array): void {
     const len = b.byteLength;
     if (len < 0x100) this.head8(0xc4, len);
@@ -330,4 +341,11 @@ export class MsgpackWriter {
       }
     }
   }
+}
+
+/** `s` as a msgpack `str`, encoded once (see {@link MsgpackWriter.raw}). */
+export function encodedStr(s: string): Uint8Array {
+  const w = new MsgpackWriter(16 + 3 * s.length);
+  w.str(s);
+  return w.finish().slice();
 }

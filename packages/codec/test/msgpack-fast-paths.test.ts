@@ -293,6 +293,129 @@ describe('readRequestHeadersFast', () => {
   });
 });
 
+describe('readRequestHeadersFast: ignored fields and key guesses', () => {
+  const base = {
+    correlation_id: 'req-7',
+    metadata: {
+      correlation_id: 'req-7',
+      request_id: 'req-7',
+      client_ip: '10.0.0.1',
+      client_port: 443,
+      protocol: 'HTTP/2',
+      timestamp: '2026-01-01T00:00:00.000+00:00',
+    },
+    method: 'GET',
+    uri: '/',
+    headers: { host: ['a.example'] },
+  };
+  const expected = parseRequestHeadersEvent(base);
+
+  /** The event with `extra` (raw msgpack bytes) as the value of an unknown field at the top and in metadata. */
+  function withIgnored(extra: number[]): Uint8Array {
+    const w = new MsgpackWriter();
+    w.map(6);
+    w.str('ignored');
+    const head = w.finish();
+    const rest = encoder.encode({ ...base });
+    // splice: a 6-entry map header, "ignored": <extra>, then the 5 entries of `base`
+    const body = rest.subarray(1); // drop base's fixmap header (5 entries)
+    const meta = new MsgpackWriter();
+    meta.str('zz_unknown');
+    const metaKey = meta.finish();
+    const out = new Uint8Array([...head, ...extra, ...body]);
+    // and the same value inside metadata (its fixmap header is right after the "metadata" key)
+    const at = indexOfBytes(out, new TextEncoder().encode('metadata')) + 'metadata'.length;
+    const metaHeader = out[at] as number;
+    return new Uint8Array([
+      ...out.subarray(0, at),
+      metaHeader + 1,
+      ...metaKey,
+      ...extra,
+      ...out.subarray(at + 1),
+    ]);
+  }
+
+  function indexOfBytes(hay: Uint8Array, needle: Uint8Array): number {
+    return Buffer.from(hay).indexOf(Buffer.from(needle));
+  }
+
+  test('steps over every kind of value it ignores, exactly as decoding it would', () => {
+    const values: unknown[] = [
+      null,
+      true,
+      false,
+      0,
+      -1,
+      -33,
+      127,
+      255,
+      -129,
+      65535,
+      -40000,
+      2 ** 32 - 1,
+      -(2 ** 31),
+      2 ** 40,
+      -(2 ** 40),
+      1.5,
+      'ascii',
+      'x'.repeat(40),
+      'y'.repeat(300),
+      'z'.repeat(70000),
+      'héllo wörld, non-ASCII',
+      new Uint8Array([1, 2, 3]),
+      new Uint8Array(300),
+      new Uint8Array(70000),
+      [],
+      [1, [2, [3, { a: 'b' }]]],
+      Array.from({ length: 20 }, (_, i) => i),
+      { a: 1, b: { c: [null, 'd'] } },
+      Object.fromEntries(Array.from({ length: 20 }, (_, i) => [`k${i}`, i])),
+    ];
+    const f32 = [0xca, 0x3f, 0xc0, 0x00, 0x00]; // float32 1.5
+    for (const bytes of [...values.map((v) => [...encoder.encode(v)]), f32]) {
+      const msg = withIgnored(bytes);
+      expect(readRequestHeadersFast(msg)).toStrictEqual(expected);
+      expect(parseRequestHeadersEvent(msgpackDecoder.decode(msg))).toStrictEqual(expected);
+    }
+  });
+
+  test('declines in an ignored field what it declines anywhere (the reference decoder decides)', () => {
+    const declined = [
+      [0xd4, 0x01, 0x00], // fixext 1
+      [0xc7, 0x01, 0x05, 0x00], // ext 8
+      [0xc1], // never used
+      [0x81, 0x01, 0xa1, 0x61], // a map with an integer key
+      [0xa2, 0xc3, 0x28], // invalid UTF-8
+      [0xa3, 0xef, 0xbb, 0xbf], // a lone BOM
+      [0x92, 0x01], // array shorter than its count
+      [0xd9, 0x10, 0x61], // str 8 running past the end
+    ];
+    for (const bytes of declined) expect(readRequestHeadersFast(withIgnored(bytes))).toBe(FALLBACK);
+    // and the reader still answers for the next, well-formed message
+    expect(readRequestHeadersFast(withIgnored([0xc0]))).toStrictEqual(expected);
+  });
+
+  test('a key guessed from the previous message is checked byte for byte', () => {
+    const codec = createMessageCodec('msgpack');
+    const one = (headers: Record<string, string[]>) =>
+      readRequestHeadersFast(codec.encodeEvent('request_headers', { ...base, headers }, 'req-7'));
+    // same positions, same lengths, different bytes; then fewer and more keys
+    const sequence: Record<string, string[]>[] = [
+      { 'x-aaa': ['1'], 'x-bbb': ['2'], host: ['h'] },
+      { 'x-aab': ['1'], 'x-bbb': ['2'], hosu: ['h'] },
+      { 'x-aab': ['1'] },
+      { 'x-aab': ['1'], 'x-bbb': ['2'], 'x-ccc': ['3'], 'x-ddd': ['4'] },
+      { 'x-aaa': ['1'], 'x-bbb': ['2'], host: ['h'] },
+    ];
+    for (const headers of sequence) {
+      const got = one(headers);
+      expect(got).not.toBe(FALLBACK);
+      expect((got as { headers: unknown }).headers).toStrictEqual(headers);
+      expect(Object.keys((got as { headers: object }).headers)).toEqual(Object.keys(headers));
+    }
+  });
+});
+
 describe('msgpack RequestHeaders fast writer', () => {
   const reference = (e: unknown, cid: string) => {
     const w = new MsgpackWriter(64);

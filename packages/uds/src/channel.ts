@@ -101,6 +101,8 @@ export class FrameChannel {
   private outboxTypes: number[] = [];
   private outboxBytes = 0;
   private flushScheduled = false;
+  /** the scheduled flush waits for the end of the loop turn (frames coalesced across I/O callbacks) */
+  private flushWaitsForTurn = false;
   /**
    * True for a plain net.Socket: once its `writableLength` is 0 after a write, libuv has
    * taken every byte and nothing refers to the buffer. Not for TLS (it may encrypt
@@ -294,9 +296,19 @@ export class FrameChannel {
     this.outboxBytes += size;
     if (!this.flushScheduled) {
       this.flushScheduled = true;
+      this.flushWaitsForTurn = coalesce;
       if (coalesce) setImmediate(this.scheduledFlush);
       else process.nextTick(this.scheduledFlush);
     }
+  }
+
+  /**
+   * Sends what is queued now rather than at the end of the tick: for a frame known to
+   * be the last of its batch (a lone call), so the peer starts on it while this side
+   * finishes its bookkeeping. A no-op when nothing is queued or the socket is backed up.
+   */
+  flushNow(): void {
+    if (this.outbox.length > 0) this.flush();
   }
 
   private readonly scheduledFlush = (): void => {
@@ -424,6 +436,9 @@ export class FrameChannel {
     } finally {
       this.pumping = false;
     }
+    // Replies written while handling this batch of frames leave now, together, instead of
+    // after the rest of the tick (frames coalesced for the loop turn keep waiting for it).
+    if (this.flushScheduled && !this.flushWaitsForTurn && !this.isClosed) this.flush();
     this.updateFlow();
   }
 

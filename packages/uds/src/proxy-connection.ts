@@ -362,8 +362,10 @@ export class ProxyConnection extends AgentTransportBase implements AgentTranspor
       );
     }
     // With other calls pending the proxy is busy: let the calls of this whole loop turn share
-    // one write. A lone call (latency matters most there) leaves on the next tick.
-    this.channel.write(EVENT_FRAME_TYPE[type], payload, this.calls.size > 1);
+    // one write. A lone call (latency matters most there) leaves at once.
+    const lone = this.calls.size <= 1;
+    this.channel.write(EVENT_FRAME_TYPE[type], payload, !lone);
+    if (lone) this.channel.flushNow();
     this.stats.requests++;
   }
 

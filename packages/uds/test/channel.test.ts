@@ -1,8 +1,8 @@
 import * as net from 'node:net';
-import { type AgentHandler, allow, MessageType } from '@picket/protocol';
+import { type AgentHandler, allow, createCapabilities, MessageType } from '@picket/protocol';
 import { afterEach, describe, expect, it } from 'vitest';
 import { AgentClientV2Uds, type UdsAgentServerOptions, UdsAgentServerV2 } from '../src/index.js';
-import { FrameChannel } from '../src/internal.js';
+import { FrameChannel, ProxyConnection } from '../src/internal.js';
 import {
   captureLogger,
   handler,
@@ -108,6 +108,82 @@ describe('FrameChannel', () => {
     expect(peer.frames.map((f) => JSON.parse(Buffer.from(f.payload).toString()).sequence)).toEqual([
       0, 1, 2, 3, 4, 5,
     ]);
+  });
+
+  it('flushNow sends what is queued at once; the scheduled flush then finds nothing to send', async () => {
+    const { local, remote } = await socketPair();
+    const channel = new FrameChannel(local);
+    let writes = 0;
+    const original = local.write.bind(local);
+    local.write = ((chunk: Uint8Array, ...rest: never[]) => {
+      writes++;
+      return original(chunk, ...rest);
+    }) as typeof local.write;
+    const peer = new RawPeer(remote);
+    channel.write(MessageType.Ping, Buffer.from('{"sequence":1,"timestamp_ms":0}'));
+    channel.write(MessageType.Ping, Buffer.from('{"sequence":2,"timestamp_ms":0}'));
+    expect(writes).toBe(0); // queued for the end of the tick
+    channel.flushNow();
+    expect(writes).toBe(1); // both, now
+    channel.flushNow(); // nothing queued: no empty write
+    await peer.frame(1);
+    await new Promise((r) => setImmediate(r));
+    expect(writes).toBe(1);
+  });
+
+  it('replies written while handling one chunk of frames leave together, before the tick ends', async () => {
+    const { local, remote } = await socketPair();
+    const channel = new FrameChannel(local);
+    const order: string[] = [];
+    const original = local.write.bind(local);
+    local.write = ((chunk: Uint8Array, ...rest: never[]) => {
+      order.push('write');
+      return original(chunk, ...rest);
+    }) as typeof local.write;
+    channel.setFrameHandler((frame) => {
+      // work the handler leaves for later in the tick: the replies do not wait for it
+      process.nextTick(() => order.push('tick'));
+      channel.write(MessageType.Pong, frame.payload);
+    });
+    const peer = new RawPeer(remote);
+    const ping = (i: number) => rawFrame(MessageType.Ping, `{"sequence":${i},"timestamp_ms":0}`);
+    peer.write(Buffer.concat([ping(1), ping(2), ping(3)])); // one chunk, three frames
+    await peer.frame(2);
+    await until(() => order.length === 4);
+    expect(order).toEqual(['write', 'tick', 'tick', 'tick']); // one write, first
+    expect(peer.frames.map((f) => f.type)).toEqual([
+      MessageType.Pong,
+      MessageType.Pong,
+      MessageType.Pong,
+    ]);
+  });
+
+  it('a lone call leaves at once; calls made while others are pending share one write', async () => {
+    const { local, remote } = await socketPair();
+    let writes = 0;
+    const original = local.write.bind(local);
+    local.write = ((chunk: Uint8Array, ...rest: never[]) => {
+      writes++;
+      return original(chunk, ...rest);
+    }) as typeof local.write;
+    const conn = new ProxyConnection(local, {
+      agentId: 'lone',
+      capabilities: createCapabilities({ agentId: 'lone' }),
+      timeoutMs: 60_000,
+      logger: captureLogger(),
+    });
+    cleanups.push(() => conn.close());
+    const peer = new RawPeer(remote);
+    const calls = [conn.sendRequestHeaders(requestHeaders('c0')).catch(() => undefined)];
+    expect(writes).toBe(1); // before this tick ends
+    for (let i = 1; i <= 3; i++) {
+      calls.push(conn.sendRequestHeaders(requestHeaders(`c${i}`)).catch(() => undefined));
+    }
+    expect(writes).toBe(1); // the other three wait for the end of the loop turn…
+    await peer.frame(3);
+    expect(writes).toBe(2); // …and leave together
+    await conn.close();
+    await Promise.all(calls);
   });
 
   it('queues behind socket backpressure up to a bound, then UNAVAILABLE; drain flushes the rest', async () => {
