@@ -43,6 +43,7 @@ export class EchoAgent implements AgentHandler {
     this.mode = options.mode ?? 'v2';
     this.prefix = options.prefix ?? 'X-Echo-';
     this.verbose = options.verbose ?? false;
+    this.version = `${this.agentId}/1.0`;
   }
 
   capabilities(): AgentCapabilities {
@@ -59,8 +60,18 @@ export class EchoAgent implements AgentHandler {
     });
   }
 
+  /** echo header names, built once each (not a fresh string per header per event) */
+  private readonly names = new Map<string, string>();
+  /** the `Agent` header's value */
+  private readonly version: string;
+
   private h(name: string): string {
-    return this.prefix + name;
+    let full = this.names.get(name);
+    if (full === undefined) {
+      full = this.prefix + name;
+      this.names.set(name, full);
+    }
+    return full;
   }
 
   onRequestHeaders(e: RequestHeadersEvent): AgentResponse {
@@ -70,7 +81,7 @@ export class EchoAgent implements AgentHandler {
     }
     const num = ++this.requests;
     const ops = [
-      setHeader(this.h('Agent'), `${this.agentId}/1.0`),
+      setHeader(this.h('Agent'), this.version),
       setHeader(this.h('Correlation-Id'), cid),
       setHeader(this.h('Request-Num'), String(num)),
       setHeader(this.h('Method'), e.method),

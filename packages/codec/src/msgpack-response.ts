@@ -7,9 +7,17 @@
  * checked path, which also words the error.
  */
 import { U16, U32 } from './check.js';
-import type { MsgpackWriter } from './msgpack-writer.js';
+import { encodedStr, type MsgpackWriter } from './msgpack-writer.js';
 
 type Obj = Record<string, unknown>;
+
+/** The strings every reply repeats, encoded once. */
+const ALLOW = encodedStr('allow');
+const BLOCK = encodedStr('block');
+const SET = encodedStr('set');
+const ADD = encodedStr('add');
+const REMOVE = encodedStr('remove');
+const CORRELATION_ID = encodedStr('correlation_id');
 
 function isObj(v: unknown): v is Obj {
   if (v === null || typeof v !== 'object') return false;
@@ -57,7 +65,7 @@ function writeOptStrMap(w: MsgpackWriter, v: unknown): boolean {
 
 function writeDecision(w: MsgpackWriter, d: unknown): boolean {
   if (d === 'allow') {
-    w.str('allow');
+    w.raw(ALLOW);
     return true;
   }
   if (!isObj(d)) return false;
@@ -67,7 +75,7 @@ function writeDecision(w: MsgpackWriter, d: unknown): boolean {
   const body = b.body;
   if (body !== undefined && body !== null && typeof body !== 'string') return false;
   w.map(1);
-  w.str('block');
+  w.raw(BLOCK);
   w.array(3);
   w.int(b.status);
   if (body === undefined || body === null) w.nil();
@@ -91,7 +99,7 @@ function writeHeaderOps(w: MsgpackWriter, v: unknown): boolean {
       const nv = set !== undefined ? set : op.add;
       if (!isObj(nv) || typeof nv.name !== 'string' || typeof nv.value !== 'string') return false;
       w.map(1);
-      w.str(set !== undefined ? 'set' : 'add');
+      w.raw(set !== undefined ? SET : ADD);
       w.array(2);
       w.str(nv.name);
       w.str(nv.value);
@@ -99,7 +107,7 @@ function writeHeaderOps(w: MsgpackWriter, v: unknown): boolean {
       const rm = op.remove;
       if (!isObj(rm) || typeof rm.name !== 'string') return false;
       w.map(1);
-      w.str('remove');
+      w.raw(REMOVE);
       w.array(1);
       w.str(rm.name);
     }
@@ -129,7 +137,7 @@ function writeCustom(w: MsgpackWriter, v: unknown, correlationId: string | undef
     w.value(item, 1);
   }
   if (correlationId !== undefined) {
-    w.str('correlation_id');
+    w.raw(CORRELATION_ID);
     w.str(correlationId);
   }
   return true;
