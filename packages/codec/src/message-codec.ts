@@ -234,12 +234,10 @@ function writeRequestHeadersFast(event: unknown, cid: string): Uint8Array | unde
   }
   // for-in, not Object.keys: no array per event (an inherited enumerable key, from a
   // polluted prototype, sends the event down the generic path)
+  // the values are checked as they are written (one read each); a wrong one drops the message
   let count = 0;
   for (const name in headers) {
     if (!Object.hasOwn(headers, name)) return undefined;
-    const values = headers[name];
-    if (!Array.isArray(values)) return undefined;
-    for (const v of values) if (typeof v !== 'string') return undefined;
     count++;
   }
   writerBusy = true;
@@ -279,10 +277,14 @@ function writeRequestHeadersFast(event: unknown, cid: string): Uint8Array | unde
     w.raw(RH.headers);
     w.map(count);
     for (const name in headers) {
-      const values = headers[name] as string[];
+      const values = headers[name];
+      if (!Array.isArray(values)) return undefined;
       w.str(name);
       w.array(values.length);
-      for (const v of values) w.str(v);
+      for (const v of values) {
+        if (typeof v !== 'string') return undefined;
+        w.str(v);
+      }
     }
     return w.finish();
   } finally {

@@ -239,7 +239,12 @@ class Reader {
 
   /** UTF-8 text; declines anything whose reference decoding could differ (invalid bytes, BOM). */
   utf8(start: number, end: number): string {
-    const s = utf8Slice.call(this.bytes, start, end);
+    const bytes = this.bytes;
+    let any = 0;
+    for (let i = start; i < end; i++) any |= bytes[i] as number;
+    // ASCII (nearly every header): latin1 decodes it the same, with no checks to make after
+    if (any < 0x80) return latin1Slice.call(bytes, start, end);
+    const s = utf8Slice.call(bytes, start, end);
     if (s.charCodeAt(0) === 0xfeff || s.indexOf('\ufffd') !== -1) throw BAIL;
     return s;
   }

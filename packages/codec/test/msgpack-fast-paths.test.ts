@@ -103,6 +103,22 @@ describe('readMsgpackFast', () => {
     agrees(bytes);
   });
 
+  test('ASCII text (read as latin1) and the rest (read as UTF-8) both decode as UTF-8', () => {
+    const texts = [
+      'plain ascii, longer than eight bytes',
+      'caf\u00e9 au lait, a latin1-range character',
+      '\u00ff\u00fe trailing ascii',
+      'ascii then \u20ac euro',
+      'emoji \u{1f600} astral',
+      '\u007f is still ascii (DEL)',
+    ];
+    for (const t of texts) {
+      const bytes = encoder.encode({ t, list: [t], [t]: t });
+      expect(readMsgpackFast(bytes)).toStrictEqual({ t, list: [t], [t]: t });
+      agrees(bytes);
+    }
+  });
+
   test('leaves odd inputs to the reference decoder', () => {
     const cases: Uint8Array[] = [
       new Uint8Array([0xd4, 0x01, 0x00]), // fixext
@@ -498,6 +514,23 @@ describe('msgpack RequestHeaders fast writer', () => {
     expect(() =>
       codec.encodeEvent('request_headers', { ...base, headers: { a: [1] } } as never, 'c'),
     ).toThrow(/headers\.a\[0\]/);
+    // a bad value after good ones: the half-written message is dropped, the error is the generic one
+    expect(() =>
+      codec.encodeEvent(
+        'request_headers',
+        { ...base, headers: { a: ['b'], c: 'd' } } as never,
+        'c',
+      ),
+    ).toThrow(/headers\.c/);
+    expect(() =>
+      codec.encodeEvent(
+        'request_headers',
+        { ...base, headers: { a: ['b'], c: ['d', 2] } } as never,
+        'c',
+      ),
+    ).toThrow(/headers\.c\[1\]/);
+    // and the next message comes out whole
+    expect(hex(codec.encodeEvent('request_headers', base, 'c'))).toBe(reference(base, 'c'));
   });
 });
 
