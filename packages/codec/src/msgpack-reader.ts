@@ -251,13 +251,7 @@ class Reader {
 
   /** A map key: ASCII keys up to 32 bytes come from a cache, the rest are decoded. */
   key(): string {
-    const b = this.u8();
-    let n: number;
-    if (b >= 0xa0 && b < 0xc0) n = b - 0xa0;
-    else if (b === 0xd9) n = this.u8();
-    else if (b === 0xda) n = this.u16();
-    else if (b === 0xdb) n = this.u32();
-    else throw BAIL; // non-string keys: the reference decoder's rules apply
+    const n = this.strHeader(); // non-string keys: the reference decoder's rules apply
     this.need(n);
     const start = this.pos;
     const end = start + n;
@@ -399,19 +393,9 @@ class Reader {
   private skipEntries(n: number, per: 1 | 2, depth: number): void {
     if (n * per > this.end - this.pos || depth >= MAX_FAST_DEPTH) throw BAIL;
     for (let i = 0; i < n; i++) {
-      if (per === 2) this.keyHeaderSkip();
+      if (per === 2) this.skipStr(this.strHeader()); // a key: a string, as {@link key} requires
       this.skip(depth + 1);
     }
-  }
-
-  /** A map key in a skipped map: a string, as {@link key} requires. */
-  private keyHeaderSkip(): void {
-    const b = this.u8();
-    if (b >= 0xa0 && b < 0xc0) this.skipStr(b - 0xa0);
-    else if (b === 0xd9) this.skipStr(this.u8());
-    else if (b === 0xda) this.skipStr(this.u16());
-    else if (b === 0xdb) this.skipStr(this.u32());
-    else throw BAIL;
   }
 
   /** The element count of a map header, or BAIL for anything else. */
@@ -471,11 +455,16 @@ class Reader {
 
   /** A value that must be a msgpack `str`. */
   text(): string {
+    return this.str(this.strHeader());
+  }
+
+  /** The byte length of the `str` header next, or BAIL for anything else. */
+  strHeader(): number {
     const b = this.u8();
-    if (b >= 0xa0 && b < 0xc0) return this.str(b - 0xa0);
-    if (b === 0xd9) return this.str(this.u8());
-    if (b === 0xda) return this.str(this.u16());
-    if (b === 0xdb) return this.str(this.u32());
+    if (b >= 0xa0 && b < 0xc0) return b - 0xa0;
+    if (b === 0xd9) return this.u8();
+    if (b === 0xda) return this.u16();
+    if (b === 0xdb) return this.u32();
     throw BAIL;
   }
 

@@ -38,6 +38,15 @@ async function socketPair(): Promise<{ local: net.Socket; remote: net.Socket }> 
   return { local, remote: remote as net.Socket };
 }
 
+/** Calls `observe` with every chunk written to `socket`, before the socket takes it. */
+function onWrite(socket: net.Socket, observe: (chunk: Uint8Array) => void): void {
+  const original = socket.write.bind(socket);
+  socket.write = ((chunk: Uint8Array, ...rest: never[]) => {
+    observe(chunk);
+    return original(chunk, ...rest);
+  }) as typeof socket.write;
+}
+
 /** A UdsAgentServerV2 serving `h` and one client connected to it, both closed after the test. */
 async function serveAndConnect(
   h: AgentHandler,
@@ -61,11 +70,7 @@ describe('FrameChannel', () => {
     const { local, remote } = await socketPair();
     const channel = new FrameChannel(local);
     const writes: number[] = [];
-    const original = local.write.bind(local);
-    local.write = ((chunk: Uint8Array, ...rest: never[]) => {
-      writes.push(chunk.length);
-      return original(chunk, ...rest);
-    }) as typeof local.write;
+    onWrite(local, (chunk) => writes.push(chunk.length));
     const peer = new RawPeer(remote);
     for (let i = 0; i < 50; i++)
       channel.write(MessageType.Ping, Buffer.from(`{"sequence":${i},"timestamp_ms":0}`));
@@ -80,11 +85,9 @@ describe('FrameChannel', () => {
     const { local, remote } = await socketPair();
     const channel = new FrameChannel(local);
     let writes = 0;
-    const original = local.write.bind(local);
-    local.write = ((chunk: Uint8Array, ...rest: never[]) => {
+    onWrite(local, () => {
       writes++;
-      return original(chunk, ...rest);
-    }) as typeof local.write;
+    });
     const peer = new RawPeer(remote);
     const ping = (i: number) => Buffer.from(`{"sequence":${i},"timestamp_ms":0}`);
     // three ticks of one turn, as three I/O callbacks of a busy proxy would be
@@ -114,11 +117,9 @@ describe('FrameChannel', () => {
     const { local, remote } = await socketPair();
     const channel = new FrameChannel(local);
     let writes = 0;
-    const original = local.write.bind(local);
-    local.write = ((chunk: Uint8Array, ...rest: never[]) => {
+    onWrite(local, () => {
       writes++;
-      return original(chunk, ...rest);
-    }) as typeof local.write;
+    });
     const peer = new RawPeer(remote);
     channel.write(MessageType.Ping, Buffer.from('{"sequence":1,"timestamp_ms":0}'));
     channel.write(MessageType.Ping, Buffer.from('{"sequence":2,"timestamp_ms":0}'));
@@ -135,11 +136,7 @@ describe('FrameChannel', () => {
     const { local, remote } = await socketPair();
     const channel = new FrameChannel(local);
     const order: string[] = [];
-    const original = local.write.bind(local);
-    local.write = ((chunk: Uint8Array, ...rest: never[]) => {
-      order.push('write');
-      return original(chunk, ...rest);
-    }) as typeof local.write;
+    onWrite(local, () => order.push('write'));
     channel.setFrameHandler((frame) => {
       // work the handler leaves for later in the tick: the replies do not wait for it
       process.nextTick(() => order.push('tick'));
@@ -161,11 +158,9 @@ describe('FrameChannel', () => {
   it('a lone call leaves at once; calls made while others are pending share one write', async () => {
     const { local, remote } = await socketPair();
     let writes = 0;
-    const original = local.write.bind(local);
-    local.write = ((chunk: Uint8Array, ...rest: never[]) => {
+    onWrite(local, () => {
       writes++;
-      return original(chunk, ...rest);
-    }) as typeof local.write;
+    });
     const conn = new ProxyConnection(local, {
       agentId: 'lone',
       capabilities: createCapabilities({ agentId: 'lone' }),
