@@ -309,6 +309,50 @@ describe('readRequestHeadersFast', () => {
   });
 });
 
+describe('readRequestHeadersFast: the header map', () => {
+  const event = (headers: Record<string, string[]>) =>
+    encoder.encode({
+      metadata: {
+        correlation_id: 'c',
+        request_id: 'r',
+        client_ip: '::1',
+        client_port: 1,
+        protocol: 'HTTP/1.1',
+        timestamp: 't',
+      },
+      method: 'GET',
+      uri: '/',
+      headers,
+    });
+
+  test('is a plain object, as a literal would be, however many headers it holds', () => {
+    for (const n of [0, 1, 4, 12, 40]) {
+      const headers = Object.fromEntries(
+        Array.from({ length: n }, (_, i) => [`x-h${i}`, [`v${i}`]]),
+      );
+      const decoded = readRequestHeadersFast(event(headers));
+      if (decoded === FALLBACK) throw new Error('declined');
+      const h = decoded.headers;
+      expect(Object.getPrototypeOf(h)).toBe(Object.prototype);
+      expect(h.constructor).toBe(Object);
+      expect(Object.prototype.toString.call(h)).toBe('[object Object]');
+      expect(Object.keys(h)).toEqual(Object.keys(headers));
+      expect(JSON.stringify(h)).toBe(JSON.stringify(headers));
+      expect({ ...h }).toStrictEqual(headers);
+    }
+  });
+
+  test('keeps header names that are Object.prototype members as own entries', () => {
+    const decoded = readRequestHeadersFast(
+      event({ constructor: ['a'], toString: ['b'], hasOwnProperty: ['c'] }),
+    );
+    if (decoded === FALLBACK) throw new Error('declined');
+    expect(Object.keys(decoded.headers)).toEqual(['constructor', 'toString', 'hasOwnProperty']);
+    expect(decoded.headers.constructor).toEqual(['a']);
+    expect(Object.getPrototypeOf(decoded.headers)).toBe(Object.prototype);
+  });
+});
+
 describe('readRequestHeadersFast: ignored fields and key guesses', () => {
   const base = {
     correlation_id: 'req-7',
@@ -712,6 +756,29 @@ describe('readAgentResponseFast', () => {
         (a) => void same(encoder.encode(a)),
       ),
     );
+  });
+
+  test('header op names read like keys: each answer gets its own names, not the last one’s', () => {
+    const codec = createMessageCodec('msgpack');
+    const names = [
+      ['X-Echo-A', 'X-Echo-Path'],
+      ['X-Echo-B', 'X-Echo-Path'], // same length, one byte differs
+      ['X-Echo-B', 'X-Echo-Pat'], // shorter
+      ['X-Echo-B', 'X-Echo-Paths'], // longer
+      ['X-Écho-B', `x-${'long'.repeat(20)}`], // not ASCII; past the key cache's 32 bytes
+      ['X-Echo-A', 'X-Echo-Path'],
+    ];
+    for (const [first, second] of names) {
+      const resp = allow({
+        requestHeaders: [{ set: { name: first as string, value: '1' } }],
+        responseHeaders: [{ remove: { name: second as string } }],
+      });
+      const bytes = codec.encodeResponse(resp);
+      expect(same(bytes)).toBe(true);
+      const fast = readAgentResponseFast(bytes) as AgentResponse;
+      expect(fast.request_headers).toEqual([{ set: { name: first, value: '1' } }]);
+      expect(fast.response_headers).toEqual([{ remove: { name: second } }]);
+    }
   });
 
   test('msgpack decodeResponse normalises confidence to f32 as before', () => {
