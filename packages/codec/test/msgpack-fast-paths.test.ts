@@ -119,6 +119,21 @@ describe('readMsgpackFast', () => {
     }
   });
 
+  test('a non-ASCII character anywhere in the text is seen (the scan goes eight bytes a step)', () => {
+    for (let n = 1; n <= 40; n++) {
+      for (let at = 0; at < n; at++) {
+        for (const c of ['\u00e9', '\u0080']) {
+          const t = 'a'.repeat(at) + c + 'b'.repeat(n - at - 1);
+          expect(readMsgpackFast(encoder.encode(t))).toBe(t);
+        }
+        // one invalid byte anywhere: the reference decoder decides
+        const bytes = encoder.encode('a'.repeat(n));
+        bytes[bytes.length - n + at] = 0xff;
+        expect(readMsgpackFast(bytes)).toBe(FALLBACK);
+      }
+    }
+  });
+
   test('leaves odd inputs to the reference decoder', () => {
     const cases: Uint8Array[] = [
       new Uint8Array([0xd4, 0x01, 0x00]), // fixext
