@@ -490,6 +490,30 @@ class Reader {
     return this.text();
   }
 
+  /**
+   * A `str` or nil for a field that rarely changes between messages (server name,
+   * protocol, TLS, route): the last ASCII value seen in `slot` is reused when the
+   * bytes match it, instead of decoding a fresh copy.
+   */
+  optSteadyText(slot: number): string | null {
+    if (this.pos < this.end && this.bytes[this.pos] === 0xc0) {
+      this.pos++;
+      return null;
+    }
+    const n = this.strHeader();
+    this.need(n);
+    const start = this.pos;
+    const last = steadyValues[slot];
+    if (last !== undefined && sameAscii(last, this.bytes, start, start + n)) {
+      this.pos = start + n;
+      return last;
+    }
+    const s = this.str(n);
+    // only ASCII is compared byte for byte (valid UTF-8 of n chars in n bytes is ASCII)
+    steadyValues[slot] = s.length === n ? s : undefined;
+    return s;
+  }
+
   /** An array of `str`. */
   textList(): string[] {
     const b = this.u8();
@@ -631,6 +655,15 @@ HeaderMap.prototype = Object.prototype;
 
 const MISSING = undefined;
 
+/** The last value of each steady metadata field, by slot (see `optSteadyText`). */
+const steadyValues = new Array<string | undefined>(8).fill(undefined);
+const SERVER_NAME = 0;
+const PROTOCOL = 1;
+const TLS_VERSION = 2;
+const TLS_CIPHER = 3;
+const ROUTE_ID = 4;
+const UPSTREAM_ID = 5;
+
 function readMetadata(r: Reader): RequestMetadata {
   let correlationId: string | undefined;
   let requestId: string | undefined;
@@ -668,27 +701,28 @@ function readMetadata(r: Reader): RequestMetadata {
       }
       case 'server_name':
         if (serverName !== MISSING) throw BAIL;
-        serverName = r.optText();
+        serverName = r.optSteadyText(SERVER_NAME);
         break;
       case 'protocol':
         if (protocol !== MISSING) throw BAIL;
-        protocol = r.text();
+        protocol = r.optSteadyText(PROTOCOL) ?? undefined;
+        if (protocol === undefined) throw BAIL; // nil: the reference path words it
         break;
       case 'tls_version':
         if (tlsVersion !== MISSING) throw BAIL;
-        tlsVersion = r.optText();
+        tlsVersion = r.optSteadyText(TLS_VERSION);
         break;
       case 'tls_cipher':
         if (tlsCipher !== MISSING) throw BAIL;
-        tlsCipher = r.optText();
+        tlsCipher = r.optSteadyText(TLS_CIPHER);
         break;
       case 'route_id':
         if (routeId !== MISSING) throw BAIL;
-        routeId = r.optText();
+        routeId = r.optSteadyText(ROUTE_ID);
         break;
       case 'upstream_id':
         if (upstreamId !== MISSING) throw BAIL;
-        upstreamId = r.optText();
+        upstreamId = r.optSteadyText(UPSTREAM_ID);
         break;
       case 'timestamp':
         if (timestamp !== MISSING) throw BAIL;

@@ -368,6 +368,58 @@ describe('readRequestHeadersFast: the header map', () => {
   });
 });
 
+describe('readRequestHeadersFast: steady metadata fields', () => {
+  const withMeta = (m: Record<string, unknown>) =>
+    encoder.encode({
+      metadata: {
+        correlation_id: 'c',
+        request_id: 'r',
+        client_ip: '::1',
+        client_port: 1,
+        protocol: 'HTTP/1.1',
+        timestamp: 't',
+        ...m,
+      },
+      method: 'GET',
+      uri: '/',
+      headers: {},
+    });
+
+  test('each message gets its own values when they change from one to the next', () => {
+    const seq: Record<string, unknown>[] = [
+      { server_name: 'a.example', protocol: 'HTTP/1.1', tls_cipher: 'TLS_AES_128_GCM_SHA256' },
+      { server_name: 'b.example', protocol: 'HTTP/1.0', tls_cipher: 'TLS_AES_128_GCM_SHA256' },
+      { server_name: 'b.exampl', protocol: 'HTTP/2', tls_cipher: null },
+      { server_name: 'b.examplee', protocol: 'h2', tls_cipher: 'TLS_AES_256_GCM_SHA384' },
+      { server_name: 'bücher.example', route_id: 'r\u00e9', upstream_id: '' },
+      { server_name: 'bücher.example', route_id: 'r\u00e9', upstream_id: 'u' },
+      { server_name: null, route_id: 'r', upstream_id: 'u' },
+    ];
+    for (const m of seq) {
+      const decoded = readRequestHeadersFast(withMeta(m));
+      if (decoded === FALLBACK) throw new Error('declined');
+      expect(decoded).toStrictEqual(parseRequestHeadersEvent(msgpackDecoder.decode(withMeta(m))));
+    }
+  });
+
+  test('a byte that is not ASCII never matches the last value it would print as', () => {
+    // 'é' (U+00E9) seen last; the single byte 0xe9 (invalid UTF-8) must not read as it
+    expect(readRequestHeadersFast(withMeta({ tls_version: '\u00e9' }))).not.toBe(FALLBACK);
+    const bytes = withMeta({ tls_version: 'x' });
+    const at = Buffer.from(bytes).indexOf('tls_version') + 'tls_version'.length + 1;
+    expect(bytes[at]).toBe(0x78); // the value's one byte, after its fixstr header
+    bytes[at] = 0xe9;
+    expect(readRequestHeadersFast(bytes)).toBe(FALLBACK);
+    // the same with an ASCII value seen last: still declined
+    expect(readRequestHeadersFast(withMeta({ tls_version: 'i' }))).not.toBe(FALLBACK);
+    expect(readRequestHeadersFast(bytes)).toBe(FALLBACK);
+  });
+
+  test('nil protocol is left to the reference path', () => {
+    expect(readRequestHeadersFast(withMeta({ protocol: null }))).toBe(FALLBACK);
+  });
+});
+
 describe('readRequestHeadersFast: ignored fields and key guesses', () => {
   const base = {
     correlation_id: 'req-7',
