@@ -461,11 +461,6 @@ class Reader {
     return out;
   }
 
-  /** An array of `str`, or nil as an empty list. */
-  optTextList(): string[] {
-    return this.nil() ? [] : this.textList();
-  }
-
   /** A value that must be a msgpack `str`. */
   text(): string {
     return this.str(this.strHeader());
@@ -512,6 +507,15 @@ class Reader {
     // only ASCII is compared byte for byte (valid UTF-8 of n chars in n bytes is ASCII)
     steadyValues[slot] = s.length === n ? s : undefined;
     return s;
+  }
+
+  /** An array of `str` (or nil: empty) read like keys: guessed from the last message, cached. */
+  optKeyList(): string[] {
+    if (this.nil()) return [];
+    const n = this.arrayHeader();
+    const out = new Array<string>(n);
+    for (let i = 0; i < n; i++) out[i] = this.key();
+    return out;
   }
 
   /** An array of `str`. */
@@ -817,8 +821,8 @@ export function readAgentResponseFast(bytes: Uint8Array): AgentResponse | typeof
 
 function readDecision(r: Reader): Decision {
   if (r.pos < r.end && (r.bytes[r.pos] as number) >> 5 === 0x5) {
-    // fixstr: only "allow" carries no fields
-    if (r.text() === 'allow') return 'allow';
+    // fixstr: only "allow" carries no fields (compared as bytes, no string made)
+    if (r.key() === 'allow') return 'allow';
     throw BAIL;
   }
   if (r.mapHeader() !== 1 || r.key() !== 'block' || r.arrayHeader() !== 3) throw BAIL;
@@ -853,15 +857,16 @@ function readHeaderOps(r: Reader): HeaderOp[] {
 function readAudit(r: Reader): AuditMetadata {
   if (r.nil()) return { tags: [], rule_ids: [], confidence: null, reason_codes: [], custom: {} };
   if (r.arrayHeader() !== 5) throw BAIL;
-  const tags = r.optTextList();
-  const ruleIds = r.optTextList();
+  // tags, rule ids and reason codes come from an agent's fixed vocabulary: read like keys
+  const tags = r.optKeyList();
+  const ruleIds = r.optKeyList();
   let confidence: number | null = null;
   if (!r.nil()) {
     const v = r.value(2);
     if (typeof v !== 'number' || Number.isNaN(v)) throw BAIL;
     confidence = v;
   }
-  const reasonCodes = r.optTextList();
+  const reasonCodes = r.optKeyList();
   let custom: Record<string, unknown> = {};
   if (!r.nil()) {
     const b = r.bytes[r.pos] as number;

@@ -825,7 +825,7 @@ describe('readAgentResponseFast', () => {
     );
   });
 
-  test('header op names read like keys: each answer gets its own names, not the last one’s', () => {
+  test('header op names and audit lists read like keys: each answer gets its own, not the last one’s', () => {
     const codec = createMessageCodec('msgpack');
     const names = [
       ['X-Echo-A', 'X-Echo-Path'],
@@ -839,12 +839,16 @@ describe('readAgentResponseFast', () => {
       const resp = allow({
         requestHeaders: [{ set: { name: first as string, value: '1' } }],
         responseHeaders: [{ remove: { name: second as string } }],
+        tags: [second as string, first as string],
+        reasonCodes: [first as string],
       });
       const bytes = codec.encodeResponse(resp);
       expect(same(bytes)).toBe(true);
       const fast = readAgentResponseFast(bytes) as AgentResponse;
       expect(fast.request_headers).toEqual([{ set: { name: first, value: '1' } }]);
       expect(fast.response_headers).toEqual([{ remove: { name: second } }]);
+      expect(fast.audit.tags).toEqual([second, first]);
+      expect(fast.audit.reason_codes).toEqual([first]);
     }
   });
 
