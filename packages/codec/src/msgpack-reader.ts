@@ -646,16 +646,22 @@ export function readRequestHeadersFast(bytes: Uint8Array): RequestHeadersEvent |
 
 /**
  * Makes `{}`-equal objects (same prototype, `constructor === Object`) that V8
- * lays out with room for fields inside the object: a header map's 20-odd
- * properties then need fewer out-of-line property-array regrowths than a
- * literal `{}` (4 inline slots). Slack tracking sizes the room from the first
- * maps made.
+ * lays out with ten fields inside the object. A literal `{}` has four, and V8
+ * turns an object into a slow dictionary after 12 more properties stored by
+ * computed key: a browser request's 20 headers would do that to every map.
  */
 const HeaderMap = function HeaderMap(this: object) {} as unknown as new () => Record<
   string,
   string[]
 >;
 HeaderMap.prototype = Object.prototype;
+// V8 settles the size of a constructor's objects on the most fields any of its first seven
+// got (slack tracking): made full here, so that a few small first requests (health checks)
+// cannot shrink every later header map to their size.
+for (let i = 0; i < 8; i++) {
+  const h = new HeaderMap();
+  for (let k = 0; k < 10; k++) h[`h${k}`] = [];
+}
 
 const MISSING = undefined;
 
