@@ -19,6 +19,7 @@ import {
   type BodyMutation,
   type Decision,
   type HeaderOp,
+  headerMap,
   putOwn,
   type RequestHeadersEvent,
   type RequestMetadata,
@@ -610,7 +611,7 @@ export function readRequestHeadersFast(bytes: Uint8Array): RequestHeadersEvent |
           break;
         case 'headers': {
           if (headers !== undefined) throw BAIL;
-          const h = new HeaderMap();
+          const h = headerMap();
           for (let j = r.mapHeader(); j > 0; j--) {
             const name = r.key();
             // cached keys are interned: for them this compare is a pointer test
@@ -642,25 +643,6 @@ export function readRequestHeadersFast(bytes: Uint8Array): RequestHeadersEvent |
     r.view = undefined;
     busy = false;
   }
-}
-
-/**
- * Makes `{}`-equal objects (same prototype, `constructor === Object`) that V8
- * lays out with ten fields inside the object. A literal `{}` has four, and V8
- * turns an object into a slow dictionary after 12 more properties stored by
- * computed key: a browser request's 20 headers would do that to every map.
- */
-const HeaderMap = function HeaderMap(this: object) {} as unknown as new () => Record<
-  string,
-  string[]
->;
-HeaderMap.prototype = Object.prototype;
-// V8 settles the size of a constructor's objects on the most fields any of its first seven
-// got (slack tracking): made full here, so that a few small first requests (health checks)
-// cannot shrink every later header map to their size.
-for (let i = 0; i < 8; i++) {
-  const h = new HeaderMap();
-  for (let k = 0; k < 10; k++) h[`h${k}`] = [];
 }
 
 const MISSING = undefined;

@@ -4,7 +4,7 @@
  */
 import { randomFillSync } from 'node:crypto';
 import { validateHeaderName, validateHeaderValue } from 'node:http';
-import { type HeaderOp, type Headers, putOwn } from '@picket/protocol';
+import { type HeaderOp, type Headers, headerMap, putOwn } from '@picket/protocol';
 
 /** Connection-level headers that are never forwarded (RFC 9110 §7.6.1). */
 const HOP_BY_HOP = new Set([
@@ -70,7 +70,7 @@ function protectedName(name: string): boolean {
  * source's own arrays where it had them (the engine replaces a list, never edits it).
  */
 export function stripHopByHop(h: Record<string, string | string[] | undefined>): Headers {
-  const out: Headers = {};
+  const out: Headers = headerMap(); // a request's 20-odd headers stay a fast object
   let connection: string[] | undefined;
   for (const key of Object.keys(h)) {
     const v = h[key];

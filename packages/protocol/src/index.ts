@@ -4,6 +4,7 @@ export * from './constants.js';
 export * from './enums.js';
 export * from './errors.js';
 export * from './handler-error.js';
+export * from './header-map.js';
 export * from './logger.js';
 export * from './message-type.js';
 export * from './roles.js';
