@@ -8,6 +8,7 @@ import {
   ErrorCode,
   type HeaderOp,
   type Headers,
+  headerMap,
   type BodyMutation as PicketBodyMutation,
   putOwn,
 } from '@picket/protocol';
@@ -47,7 +48,7 @@ function headerValue(h: HeaderValue): string {
 /** Reads a HeaderMap; names are lower-cased, repeated names keep every value in order. */
 export function readHeaderMap(map: HeaderMap | undefined): ReadHeaders {
   const pseudo = new Map<string, string>();
-  const headers: Headers = {};
+  const headers: Headers = headerMap();
   for (const h of map?.headers ?? []) {
     const name = (h.key ?? '').toLowerCase();
     if (name === '') continue;

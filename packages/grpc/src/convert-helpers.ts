@@ -1,5 +1,5 @@
 /** Converters (see convert.ts): small shared helpers (bytes, headers, timestamps, JSON text). */
-import { type Headers, putOwn } from '@picket/protocol';
+import { type Headers, headerMap, putOwn } from '@picket/protocol';
 import type { IHeader } from './proto.js';
 
 // ---------------------------------------------------------------- small helpers
@@ -24,7 +24,7 @@ export function headersToProto(h: Headers | null | undefined): IHeader[] {
 
 /** repeated Header → headers map (values of a repeated name collected in order). */
 export function headersFromProto(list: readonly IHeader[] | null | undefined): Headers {
-  const out: Headers = {};
+  const out: Headers = headerMap();
   if (!list) return out;
   for (let i = 0; i < list.length; i++) {
     const h = list[i] as IHeader;

@@ -22,6 +22,7 @@ import {
   emptyAudit,
   type HeaderOp,
   type Headers,
+  headerMap,
   PROTOCOL_VERSION,
   type RequestHeadersEvent,
   type RequestMetadata,
@@ -905,7 +906,7 @@ function readRequestHeaders(end: number): RequestHeadersEvent {
   let metadata: RequestMetadata | undefined;
   let method = '';
   let uri = '';
-  const headers: Headers = {};
+  const headers: Headers = headerMap();
   while (more(end)) {
     const tag = readVarint32(end);
     switch (tag) {

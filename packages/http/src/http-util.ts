@@ -32,14 +32,14 @@ function own(h: Headers, name: string): string[] | undefined {
 
 /** A deep copy of a header map. */
 export function cloneHeaders(h: Headers): Headers {
-  const out: Headers = {};
+  const out: Headers = headerMap();
   for (const k of Object.keys(h)) putOwn(out, k, [...(h[k] as string[])]);
   return out;
 }
 
 /** Node/undici header object → protocol header map (lower-case names, every value a list). */
 export function toHeaderMap(h: Record<string, string | string[] | undefined>): Headers {
-  const out: Headers = {};
+  const out: Headers = headerMap();
   for (const [k, v] of Object.entries(h)) {
     if (v === undefined) continue;
     putOwn(out, k.toLowerCase(), Array.isArray(v) ? [...v] : [v]);

@@ -1,5 +1,6 @@
 /** Shared readers for the validators in validate-*.ts: structs as maps or positional arrays, scalars, lists, maps, bytes, enum variants. */
 import { invalidMessage } from './errors.js';
+import { headerMap } from './header-map.js';
 import type { Headers } from './types.js';
 
 export type Obj = Record<string, unknown>;
@@ -179,7 +180,7 @@ export function asStringMap(v: unknown, path: string): Record<string, string> {
 }
 export function asHeaders(v: unknown, path: string): Headers {
   const obj = asObject(v, path);
-  const out: Headers = {};
+  const out: Headers = headerMap();
   for (const k of Object.keys(obj)) putOwn(out, k, asList(obj[k], `${path}.${k}`, asString));
   return out;
 }
