@@ -50,15 +50,23 @@ export class BoundedTtlMap<V> {
 
   /** Stores `value` (aged from `now`, on this map's clock); false when the map is full and `key` is new. */
   set(key: string, value: V, now = this.now()): boolean {
-    let slot = this.slots.get(key);
-    if (slot === undefined) {
-      if (this.budget.used >= this.budget.limit) {
-        this.rejections++;
-        return false;
+    let slot: number | undefined;
+    if (this.budget.used < this.budget.limit) {
+      // the usual case, a new key: one probe adds it (add refuses a key already there)
+      const free = this.free;
+      slot = free.length > 0 ? (free[free.length - 1] as number) : this.values.length;
+      if (this.slots.add(key, slot)) {
+        if (free.length > 0) free.pop();
+        this.budget.used++;
+        this.values[slot] = value;
+        this.ages[slot] = now;
+        return true;
       }
-      slot = this.free.pop() ?? this.values.length;
-      this.slots.add(key, slot);
-      this.budget.used++;
+    }
+    slot = this.slots.get(key);
+    if (slot === undefined) {
+      this.rejections++;
+      return false;
     }
     this.values[slot] = value;
     this.ages[slot] = now;

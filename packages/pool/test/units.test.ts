@@ -43,6 +43,30 @@ describe('BoundedTtlMap (correlation affinity)', () => {
     expect(m.set('c9', 'z')).toBe(true);
   });
 
+  it('re-setting a key below the cap updates it in place; freed slots serve new keys one each', () => {
+    const m = new BoundedTtlMap<number>(10, 60_000);
+    m.set('a', 1);
+    m.set('b', 2);
+    m.delete('a'); // a free slot now
+    expect(m.set('b', 3)).toBe(true); // an existing key: must not take the free slot
+    expect(m.size).toBe(1);
+    m.set('c', 4);
+    m.set('d', 5);
+    m.set('e', 6);
+    expect([m.get('b'), m.get('c'), m.get('d'), m.get('e'), m.get('a')]).toEqual([
+      3,
+      4,
+      5,
+      6,
+      undefined,
+    ]);
+    expect(m.size).toBe(4);
+    for (const k of ['b', 'c', 'd', 'e']) m.delete(k);
+    expect(m.size).toBe(0);
+    for (let i = 0; i < 10; i++) expect(m.set(`k${i}`, i)).toBe(true); // the whole budget is back
+    expect(m.set('k10', 10)).toBe(false);
+  });
+
   it('TTL 0 sweep removes everything and counts evictions', () => {
     const m = new BoundedTtlMap<number>(10, 0);
     m.set('a', 1);
