@@ -1,8 +1,8 @@
 /**
  * A table from string ids (correlation ids) to values for entries that come and go all the
- * time: one added and one removed per call. Open addressing with linear probing in two
- * arrays; a removal shifts the following run back, so there are no tombstones and the
- * arrays are only replaced when the table grows or shrinks.
+ * time: one added and one removed per call. Open addressing with linear probing in arrays of
+ * keys, values and hashes; a removal shifts the following run back, so there are no
+ * tombstones and the arrays are only replaced when the table grows or shrinks.
  *
  * Why not a `Map`: under that churn a Map rebuilds its table every few hundred operations,
  * and a retired table keeps its entries and a link to its successor until a full GC. Once
@@ -28,6 +28,8 @@ let tables = 0;
 export class IdTable<V> {
   #keys: (string | undefined)[];
   #values: (V | undefined)[];
+  /** each key's hash, kept so that moving entries (removal, growth) never hashes again */
+  #hashes: number[];
   #mask: number;
   #size = 0;
   readonly #seed: number;
@@ -38,6 +40,7 @@ export class IdTable<V> {
   constructor(private readonly hashOf?: (id: string) => number) {
     this.#keys = new Array<string | undefined>(INITIAL_CAPACITY).fill(undefined);
     this.#values = new Array<V | undefined>(INITIAL_CAPACITY).fill(undefined);
+    this.#hashes = new Array<number>(INITIAL_CAPACITY).fill(0);
     this.#mask = INITIAL_CAPACITY - 1;
     this.#seed = PROCESS_SEED ^ Math.imul(++tables, 0x9e3779b9);
   }
@@ -92,11 +95,13 @@ export class IdTable<V> {
       return true;
     }
     const keys = this.#keys;
+    const hashes = this.#hashes;
     const mask = this.#mask;
-    let i = this.#hash(id) & mask;
+    const h = this.#hash(id);
+    let i = h & mask;
     let probe = 0;
     for (let k = keys[i]; k !== undefined; k = keys[i]) {
-      if (k === id) {
+      if (hashes[i] === h && k === id) {
         if (replace) this.#values[i] = value;
         return replace;
       }
@@ -108,6 +113,7 @@ export class IdTable<V> {
       return true;
     }
     keys[i] = id;
+    hashes[i] = h;
     this.#values[i] = value;
     this.#size++;
     return true;
@@ -144,30 +150,34 @@ export class IdTable<V> {
     this.#fallback = undefined;
     this.#keys = new Array<string | undefined>(INITIAL_CAPACITY).fill(undefined);
     this.#values = new Array<V | undefined>(INITIAL_CAPACITY).fill(undefined);
+    this.#hashes = new Array<number>(INITIAL_CAPACITY).fill(0);
     this.#mask = INITIAL_CAPACITY - 1;
     this.#size = 0;
   }
 
   /** FNV-1a over UTF-16 units from a seeded basis, then a final mix so low bits use every char. */
   #hash(id: string): number {
-    if (this.hashOf !== undefined) return this.hashOf(id);
+    if (this.hashOf !== undefined) return this.hashOf(id) & 0x3fffffff;
     let h = this.#seed;
     for (let i = 0; i < id.length; i++) h = Math.imul(h ^ id.charCodeAt(i), 0x01000193);
     h ^= h >>> 16;
     h = Math.imul(h, 0x85ebca6b);
     h ^= h >>> 13;
-    return h;
+    return h & 0x3fffffff; // 30 bits: stored as small integers, never as heap numbers
   }
 
   /** The slot of `id`, or the one's complement of the free slot where it would go. */
   #find(id: string): number {
     const keys = this.#keys;
+    const hashes = this.#hashes;
     const mask = this.#mask;
-    let i = this.#hash(id) & mask;
+    const h = this.#hash(id);
+    let i = h & mask;
     for (;;) {
       const k = keys[i];
       if (k === undefined) return ~i;
-      if (k === id) return i;
+      // the stored hash first: another id of the run is rejected without comparing text
+      if (hashes[i] === h && k === id) return i;
       i = (i + 1) & mask;
     }
   }
@@ -176,6 +186,7 @@ export class IdTable<V> {
   #removeAt(i: number): void {
     const keys = this.#keys;
     const values = this.#values;
+    const hashes = this.#hashes;
     const mask = this.#mask;
     let hole = i;
     let j = i;
@@ -183,11 +194,12 @@ export class IdTable<V> {
       j = (j + 1) & mask;
       const k = keys[j];
       if (k === undefined) break;
-      const home = this.#hash(k) & mask;
+      const home = (hashes[j] as number) & mask;
       // k may fill the hole only if its home is not inside (hole, j]
       if (((j - home) & mask) >= ((j - hole) & mask)) {
         keys[hole] = k;
         values[hole] = values[j];
+        hashes[hole] = hashes[j] as number;
         hole = j;
       }
     }
@@ -208,14 +220,26 @@ export class IdTable<V> {
   #resize(capacity: number): void {
     const keys = this.#keys;
     const values = this.#values;
-    this.#keys = new Array<string | undefined>(capacity).fill(undefined);
-    this.#values = new Array<V | undefined>(capacity).fill(undefined);
-    this.#mask = capacity - 1;
-    this.#size = 0;
+    const hashes = this.#hashes;
+    const mask = capacity - 1;
+    const newKeys = new Array<string | undefined>(capacity).fill(undefined);
+    const newValues = new Array<V | undefined>(capacity).fill(undefined);
+    const newHashes = new Array<number>(capacity).fill(0);
+    // every key is distinct: each goes to the first free slot from its home, no compare needed
     for (let i = 0; i < keys.length; i++) {
       const k = keys[i];
-      if (k !== undefined) this.set(k, values[i] as V);
+      if (k === undefined) continue;
+      const h = hashes[i] as number;
+      let j = h & mask;
+      while (newKeys[j] !== undefined) j = (j + 1) & mask;
+      newKeys[j] = k;
+      newValues[j] = values[i];
+      newHashes[j] = h;
     }
+    this.#keys = newKeys;
+    this.#values = newValues;
+    this.#hashes = newHashes;
+    this.#mask = mask;
   }
 
   #degrade(): Map<string, V> {
@@ -228,6 +252,7 @@ export class IdTable<V> {
     this.#fallback = fallback;
     this.#keys = [];
     this.#values = [];
+    this.#hashes = [];
     this.#size = 0;
     return fallback;
   }
