@@ -26,6 +26,27 @@ import { hex } from './helpers.js';
 
 const encoder = new Encoder({ ignoreUndefined: true });
 
+/** The smallest RequestHeaders event (msgpack), with `headers` and metadata fields added or replaced. */
+function minimalEvent(
+  headers: Record<string, string[]> = {},
+  metadata: Record<string, unknown> = {},
+): Uint8Array {
+  return encoder.encode({
+    metadata: {
+      correlation_id: 'c',
+      request_id: 'r',
+      client_ip: '::1',
+      client_port: 1,
+      protocol: 'HTTP/1.1',
+      timestamp: 't',
+      ...metadata,
+    },
+    method: 'GET',
+    uri: '/',
+    headers,
+  });
+}
+
 /** @msgpack/msgpack refuses a `__proto__` key; ours keeps it as an own entry (tested below). */
 const REFERENCE_REFUSES_PROTO = 'The key __proto__ is not allowed';
 
@@ -325,20 +346,7 @@ describe('readRequestHeadersFast', () => {
 });
 
 describe('readRequestHeadersFast: the header map', () => {
-  const event = (headers: Record<string, string[]>) =>
-    encoder.encode({
-      metadata: {
-        correlation_id: 'c',
-        request_id: 'r',
-        client_ip: '::1',
-        client_port: 1,
-        protocol: 'HTTP/1.1',
-        timestamp: 't',
-      },
-      method: 'GET',
-      uri: '/',
-      headers,
-    });
+  const event = (headers: Record<string, string[]>) => minimalEvent(headers);
 
   test('is a plain object, as a literal would be, however many headers it holds', () => {
     for (const n of [0, 1, 4, 12, 40]) {
@@ -369,21 +377,7 @@ describe('readRequestHeadersFast: the header map', () => {
 });
 
 describe('readRequestHeadersFast: steady metadata fields', () => {
-  const withMeta = (m: Record<string, unknown>) =>
-    encoder.encode({
-      metadata: {
-        correlation_id: 'c',
-        request_id: 'r',
-        client_ip: '::1',
-        client_port: 1,
-        protocol: 'HTTP/1.1',
-        timestamp: 't',
-        ...m,
-      },
-      method: 'GET',
-      uri: '/',
-      headers: {},
-    });
+  const withMeta = (m: Record<string, unknown>) => minimalEvent({}, m);
 
   test('each message gets its own values when they change from one to the next', () => {
     const seq: Record<string, unknown>[] = [
