@@ -21,7 +21,8 @@ describe('headerMap', () => {
   it('keeps entries in insertion order, prototype names as own entries', () => {
     const h = headerMap();
     h.host = ['a'];
-    h.constructor = ['b'];
+    const named: string = 'constructor'; // typed as string: the entry, not Object's member
+    h[named] = ['b'];
     putOwn(h, '__proto__', ['c']);
     h['x-1'] = ['d'];
     expect(Object.keys(h)).toEqual(['host', 'constructor', '__proto__', 'x-1']);
