@@ -11,7 +11,7 @@ import {
   type RegistrationResponse,
 } from '@picket/protocol';
 import { loadTlsMaterial, socketError } from '@picket/protocol/internal';
-import type { FrameChannel } from '@picket/uds/internal';
+import { type FrameChannel, SocketReader } from '@picket/uds/internal';
 import type { ConnectReverseOptions } from './agent-options.js';
 import { formatHostPort, type ReverseEndpoint } from './endpoint.js';
 
@@ -45,6 +45,12 @@ export class RegistrationRejected extends AgentProtocolError {
   }
 }
 
+/** A connected socket, and the reader it was created with (absent for TLS). */
+export interface DialedSocket {
+  socket: net.Socket;
+  reader: SocketReader | undefined;
+}
+
 /**
  * Opens a socket to the proxy's listener (Unix, TCP or TLS) within the connect timeout;
  * `onSocket` is handed the socket at once so a stop can destroy it mid-dial.
@@ -54,16 +60,20 @@ export function dialProxy(
   where: string,
   options: Pick<ConnectReverseOptions, 'tls' | 'connectTimeoutMs'>,
   onSocket: (socket: net.Socket) => void,
-): Promise<net.Socket> {
+): Promise<DialedSocket> {
   const timeoutMs = options.connectTimeoutMs ?? DEFAULT_CONNECT_TIMEOUT_MS;
   return new Promise((resolve, reject) => {
     let socket: net.Socket;
     let readyEvent: string;
+    // plain sockets are read through `onread` (see SocketReader); TLS ones through 'data'
+    let reader: SocketReader | undefined;
     if (t.kind === 'uds') {
-      socket = net.createConnection({ path: t.path });
+      reader = new SocketReader();
+      socket = net.createConnection({ path: t.path, onread: reader.onread });
       readyEvent = 'connect';
     } else if (t.kind === 'tcp') {
-      socket = net.createConnection({ host: t.host, port: t.port });
+      reader = new SocketReader();
+      socket = net.createConnection({ host: t.host, port: t.port, onread: reader.onread });
       readyEvent = 'connect';
     } else {
       const o = typeof options.tls === 'object' ? options.tls : {};
@@ -112,7 +122,7 @@ export function dialProxy(
         socket.setNoDelay(true);
         socket.setKeepAlive(true, 30_000);
       }
-      resolve(socket);
+      resolve({ socket, reader });
     };
     socket.once('error', onError);
     socket.once('close', onClose);

@@ -319,7 +319,7 @@ export class ReverseAgent
     slot.state = 'connecting';
     let channel: FrameChannel | undefined;
     try {
-      const socket = await dialProxy(this.target, this.endpoint, this.options, (sk) => {
+      const { socket, reader } = await dialProxy(this.target, this.endpoint, this.options, (sk) => {
         slot.socket = sk;
       });
       if (this.isStopped) {
@@ -329,6 +329,7 @@ export class ReverseAgent
       slot.state = 'registering';
       channel = new FrameChannel(socket, {
         id: `reverse-agent:${this.agentId}#${slot.index}`,
+        reader,
         maxFrameLength: this.options.maxFrameLength,
         maxWriteQueueBytes: this.options.maxWriteQueueBytes,
       });

@@ -17,6 +17,7 @@ import {
   MAX_UDS_FRAME_LENGTH,
 } from '@picket/protocol';
 import { describeNodeError } from '@picket/protocol/internal';
+import type { SocketReader } from './socket-reader.js';
 
 /** Options of a {@link FrameChannel}. */
 export interface FrameChannelOptions {
@@ -37,6 +38,11 @@ export interface FrameChannelOptions {
    * forever). Default 5000.
    */
   endTimeoutMs?: number;
+  /**
+   * The reader given to the socket as its `onread` option when it was created; the
+   * channel then takes the bytes from it instead of `'data'` events.
+   */
+  reader?: SocketReader;
 }
 
 /**
@@ -136,7 +142,8 @@ export class FrameChannel {
       else socket.once('close', () => resolve());
     });
 
-    socket.on('data', (chunk: Buffer | string) => this.onData(chunk));
+    if (options.reader !== undefined) options.reader.onBytes((bytes) => this.onData(bytes));
+    else socket.on('data', (chunk: Buffer | string) => this.onData(chunk));
     socket.on('end', () => this.onEnd());
     socket.on('error', (err: Error) => {
       this.finalize(

@@ -5,6 +5,7 @@ import { FrameChannel } from './channel.js';
 import { DEFAULT_HANDSHAKE_TIMEOUT_MS, proxyHandshake } from './handshake.js';
 import { defaultLogger, type Logger } from './logger.js';
 import { ProxyConnection } from './proxy-connection.js';
+import { SocketReader } from './socket-reader.js';
 
 /** Options of {@link AgentClientV2Uds.connect}. */
 export interface UdsClientOptions {
@@ -45,9 +46,14 @@ export const DEFAULT_CONNECT_TIMEOUT_MS = 5000;
 
 let clientCounter = 0;
 
-function openSocket(path: string, timeoutMs: number, where: string): Promise<net.Socket> {
+function openSocket(
+  path: string,
+  timeoutMs: number,
+  where: string,
+  reader: SocketReader,
+): Promise<net.Socket> {
   return new Promise((resolve, reject) => {
-    const socket = net.createConnection({ path });
+    const socket = net.createConnection({ path, onread: reader.onread });
     const timer = setTimeout(() => {
       socket.destroy();
       reject(
@@ -103,13 +109,16 @@ export class AgentClientV2Uds extends ProxyConnection {
   ): Promise<AgentClientV2Uds> {
     const socketPath = path.startsWith('unix:') ? path.slice(5) : path;
     const id = `uds:${agentId}#${++clientCounter}`;
+    const reader = new SocketReader();
     const socket = await openSocket(
       socketPath,
       options.connectTimeoutMs ?? DEFAULT_CONNECT_TIMEOUT_MS,
       id,
+      reader,
     );
     const channel = new FrameChannel(socket, {
       id,
+      reader,
       maxFrameLength: options.maxFrameLength,
       maxWriteQueueBytes: options.maxWriteQueueBytes,
     });

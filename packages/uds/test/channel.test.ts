@@ -2,7 +2,7 @@ import * as net from 'node:net';
 import { type AgentHandler, allow, createCapabilities, MessageType } from '@picket/protocol';
 import { afterEach, describe, expect, it } from 'vitest';
 import { AgentClientV2Uds, type UdsAgentServerOptions, UdsAgentServerV2 } from '../src/index.js';
-import { FrameChannel, ProxyConnection } from '../src/internal.js';
+import { FrameChannel, ProxyConnection, SocketReader } from '../src/internal.js';
 import {
   captureLogger,
   handler,
@@ -18,8 +18,13 @@ afterEach(async () => {
   for (const c of cleanups.splice(0).reverse()) await c();
 });
 
-/** A connected socket pair over a Unix socket: `local` for the channel, `remote` raw. */
-async function socketPair(): Promise<{ local: net.Socket; remote: net.Socket }> {
+/**
+ * A connected socket pair over a Unix socket: `local` for the channel, `remote` raw.
+ * With `reader`, `local` is read through it (net's `onread`) instead of 'data' events.
+ */
+async function socketPair(
+  reader?: SocketReader,
+): Promise<{ local: net.Socket; remote: net.Socket }> {
   const tmp = tempSocket();
   cleanups.push(tmp.cleanup);
   let remote: net.Socket | undefined;
@@ -28,7 +33,10 @@ async function socketPair(): Promise<{ local: net.Socket; remote: net.Socket }> 
   });
   await new Promise<void>((r) => server.listen(tmp.path, () => r()));
   cleanups.push(() => new Promise<void>((r) => server.close(() => r())));
-  const local = net.createConnection({ path: tmp.path });
+  const local = net.createConnection({
+    path: tmp.path,
+    ...(reader === undefined ? {} : { onread: reader.onread }),
+  });
   await new Promise<void>((r) => local.once('connect', () => r()));
   await until(() => remote !== undefined);
   cleanups.push(() => {
@@ -65,10 +73,19 @@ async function serveAndConnect(
   return { server, client };
 }
 
-describe('FrameChannel', () => {
+describe.each([
+  { reading: 'data events', viaReader: false },
+  { reading: 'a SocketReader (onread)', viaReader: true },
+])('FrameChannel reading through $reading', ({ viaReader }) => {
+  /** the socket pair, read the way this run tests, and the channel's options for it */
+  async function pair(): Promise<{ local: net.Socket; remote: net.Socket; reader?: SocketReader }> {
+    const reader = viaReader ? new SocketReader() : undefined;
+    return { ...(await socketPair(reader)), ...(reader === undefined ? {} : { reader }) };
+  }
+
   it('writes every frame queued in one tick with a single socket write', async () => {
-    const { local, remote } = await socketPair();
-    const channel = new FrameChannel(local);
+    const { local, remote, reader } = await pair();
+    const channel = new FrameChannel(local, { reader });
     const writes: number[] = [];
     onWrite(local, (chunk) => writes.push(chunk.length));
     const peer = new RawPeer(remote);
@@ -82,8 +99,8 @@ describe('FrameChannel', () => {
   });
 
   it('coalesce: frames written in different ticks of one loop turn share a write; without it each tick writes', async () => {
-    const { local, remote } = await socketPair();
-    const channel = new FrameChannel(local);
+    const { local, remote, reader } = await pair();
+    const channel = new FrameChannel(local, { reader });
     let writes = 0;
     onWrite(local, () => {
       writes++;
@@ -114,8 +131,8 @@ describe('FrameChannel', () => {
   });
 
   it('flushNow sends what is queued at once; the scheduled flush then finds nothing to send', async () => {
-    const { local, remote } = await socketPair();
-    const channel = new FrameChannel(local);
+    const { local, remote, reader } = await pair();
+    const channel = new FrameChannel(local, { reader });
     let writes = 0;
     onWrite(local, () => {
       writes++;
@@ -133,8 +150,8 @@ describe('FrameChannel', () => {
   });
 
   it('replies written while handling one chunk of frames leave together, before the tick ends', async () => {
-    const { local, remote } = await socketPair();
-    const channel = new FrameChannel(local);
+    const { local, remote, reader } = await pair();
+    const channel = new FrameChannel(local, { reader });
     const order: string[] = [];
     onWrite(local, () => order.push('write'));
     channel.setFrameHandler((frame) => {
@@ -156,12 +173,12 @@ describe('FrameChannel', () => {
   });
 
   it('a lone call leaves at once; calls made while others are pending share one write', async () => {
-    const { local, remote } = await socketPair();
+    const { local, remote, reader } = await pair();
     let writes = 0;
     onWrite(local, () => {
       writes++;
     });
-    const conn = new ProxyConnection(local, {
+    const conn = new ProxyConnection(new FrameChannel(local, { reader }), {
       agentId: 'lone',
       capabilities: createCapabilities({ agentId: 'lone' }),
       timeoutMs: 60_000,
@@ -182,9 +199,9 @@ describe('FrameChannel', () => {
   });
 
   it('queues behind socket backpressure up to a bound, then UNAVAILABLE; drain flushes the rest', async () => {
-    const { local, remote } = await socketPair();
+    const { local, remote, reader } = await pair();
     remote.pause(); // the peer stops reading
-    const channel = new FrameChannel(local, { maxWriteQueueBytes: 1024 * 1024 });
+    const channel = new FrameChannel(local, { reader, maxWriteQueueBytes: 1024 * 1024 });
     const big = Buffer.alloc(256 * 1024, 0x61);
     let written = 0;
     let refused: unknown;
@@ -214,8 +231,8 @@ describe('FrameChannel', () => {
     // Small batches share one reused buffer while the socket takes each write whole; a
     // write the kernel only half took keeps its buffer. The peer stalls now and then, so
     // both happen; any reuse too early would overwrite bytes still queued in libuv.
-    const { local, remote } = await socketPair();
-    const channel = new FrameChannel(local);
+    const { local, remote, reader } = await pair();
+    const channel = new FrameChannel(local, { reader });
     const peer = new RawPeer(remote);
     const payload = (i: number) => Buffer.alloc(1500 + (i % 7) * 300, i % 251);
     const total = 3000;
@@ -237,8 +254,8 @@ describe('FrameChannel', () => {
   });
 
   it('holds frames that arrive before anyone consumes them, and delivers them in order', async () => {
-    const { local, remote } = await socketPair();
-    const channel = new FrameChannel(local);
+    const { local, remote, reader } = await pair();
+    const channel = new FrameChannel(local, { reader });
     remote.write(Buffer.concat([rawFrame(0x41, 'a'), rawFrame(0x41, 'b'), rawFrame(0x41, 'c')]));
     const first = await channel.readFrame(3000);
     expect(Buffer.from(first.payload).toString()).toBe('a');
@@ -250,14 +267,60 @@ describe('FrameChannel', () => {
   });
 
   it('refuses an oversize payload with MESSAGE_TOO_LARGE and stays usable', async () => {
-    const { local, remote } = await socketPair();
-    const channel = new FrameChannel(local, { maxFrameLength: 1024 });
+    const { local, remote, reader } = await pair();
+    const channel = new FrameChannel(local, { reader, maxFrameLength: 1024 });
     expect(() => channel.write(MessageType.Ping, Buffer.alloc(1024))).toThrow(
       expect.objectContaining({ code: 'MESSAGE_TOO_LARGE' }),
     );
     const peer = new RawPeer(remote);
     channel.write(MessageType.Ping, Buffer.alloc(1023));
     expect((await peer.frame(0)).payload.length).toBe(1023);
+  });
+
+  it('frames kept from earlier reads keep their bytes while later reads arrive (several slabs)', async () => {
+    const { local, remote, reader } = await pair();
+    const channel = new FrameChannel(local, { reader });
+    const kept: Uint8Array[] = [];
+    channel.setFrameHandler((f) => kept.push(f.payload));
+    // 300 frames of 1 000 bytes in 60 separate writes (separate reads), plus one frame of
+    // 200 KiB that arrives in pieces: 500 KiB in all, well past one 64 KiB slab
+    const payload = (i: number) => Buffer.alloc(i === 150 ? 200 * 1024 : 1000, i & 0xff);
+    for (let w = 0; w < 60; w++) {
+      const frames: Buffer[] = [];
+      for (let i = w * 5; i < w * 5 + 5; i++) frames.push(rawFrame(0x41, payload(i)));
+      remote.write(Buffer.concat(frames));
+      await until(() => kept.length === w * 5 + 5);
+    }
+    for (let i = 0; i < 300; i++) {
+      expect(Buffer.from(kept[i] as Uint8Array).equals(payload(i)), `frame ${i}`).toBe(true);
+    }
+  });
+
+  it("the peer's end closes the channel as CONNECTION_CLOSED", async () => {
+    const { local, remote, reader } = await pair();
+    const channel = new FrameChannel(local, { reader });
+    const closed = new Promise<unknown>((resolve) => channel.onClose(resolve));
+    remote.end();
+    expect(await closed).toMatchObject({
+      code: 'CONNECTION_CLOSED',
+      message: expect.stringContaining('peer closed the connection'),
+    });
+    expect(channel.closed).toBe(true);
+  });
+});
+
+describe('SocketReader', () => {
+  it('delivers bytes that came before anyone took them, in order, then the rest', async () => {
+    const reader = new SocketReader();
+    const { local, remote } = await socketPair(reader);
+    remote.write('one,');
+    await until(() => local.bytesRead >= 4);
+    remote.write('two,');
+    await until(() => local.bytesRead >= 8);
+    const got: string[] = [];
+    reader.onBytes((bytes) => got.push(bytes.toString()));
+    remote.write('three');
+    await until(() => got.join('') === 'one,two,three');
   });
 });
 
