@@ -219,14 +219,14 @@ export async function directClients(args: {
 
 /**
  * `AgentPool` with `connections` UDS connections to one agent. Each call sends
- * request headers and then forgets the request's affinity, as a proxy does
- * when the request ends.
+ * request headers; once it is answered the load loop runs `after`, which forgets
+ * the request's affinity, as a proxy does when the request ends.
  */
 export async function poolClient(args: {
   path: string;
   encoding: Encoding;
   connections: number;
-}): Promise<Hosted & { pool: AgentPool }> {
+}): Promise<Hosted & { pool: AgentPool; after: (seq: number) => void }> {
   const pool = new AgentPool({
     connectionsPerAgent: args.connections,
     strategy: 'round_robin',
@@ -245,12 +245,9 @@ export async function poolClient(args: {
   const base = requestHeadersEvent();
   return {
     pool,
-    call: async (seq: number) => {
-      const cid = `pool-${seq}`;
-      const r = await pool.sendRequestHeaders('echo', withCorrelationId(base, cid));
-      pool.clearAffinity(cid);
-      return r;
-    },
+    call: (seq: number) => pool.sendRequestHeaders('echo', withCorrelationId(base, `pool-${seq}`)),
+    // the request is over once its answer came: as a proxy does, forget its affinity
+    after: (seq: number) => pool.clearAffinity(`pool-${seq}`),
     close: () => pool.close({ drainTimeoutMs: 200 }),
   };
 }

@@ -24,6 +24,7 @@ export interface LoadResult extends Sample {
 export async function closedLoop(
   call: (seq: number) => Promise<unknown>,
   options: LoadOptions,
+  after?: (seq: number) => void,
 ): Promise<LoadResult> {
   const recorder = new LatencyRecorder(1 << 17);
   let measuring = false;
@@ -39,8 +40,10 @@ export async function closedLoop(
   const lane = async (): Promise<void> => {
     while (!stopped) {
       const t0 = process.hrtime.bigint();
+      const s = seq++;
       try {
-        await call(seq++);
+        await call(s);
+        after?.(s);
       } catch (err) {
         errors++;
         firstError ??= err instanceof Error ? err.message : String(err);

@@ -16,6 +16,12 @@ export interface Hosted {
   info?: unknown;
   /** one operation of a load target */
   call?: (seq: number) => Promise<unknown>;
+  /**
+   * Run by the load loop once `call(seq)` has answered: the target's end-of-request work
+   * (the pool forgets the request's affinity), without wrapping every call in one more
+   * promise as an async `call` would.
+   */
+  after?: (seq: number) => void;
   /** bytes moved per `call`, reported with the sample */
   bytesPerOp?: number;
   /** any other method the runner may `invoke` */
@@ -57,7 +63,7 @@ async function handle(req: Request): Promise<unknown> {
     case 'run': {
       const obj = get(req.handle);
       if (typeof obj.call !== 'function') throw new Error(`#${req.handle} is not a load target`);
-      const result = await closedLoop(obj.call, req.load as LoadOptions);
+      const result = await closedLoop(obj.call, req.load as LoadOptions, obj.after);
       return obj.bytesPerOp === undefined ? result : { ...result, bytesPerOp: obj.bytesPerOp };
     }
     case 'invoke': {

@@ -34,16 +34,16 @@ export interface BreakerPermit {
   release(): void;
 }
 
-type Outcome = 'success' | 'failure' | 'release';
+/** How an admitted call ended. */
+export type BreakerOutcome = 'success' | 'failure' | 'release';
 
-/** A permit as one small object (one per call: no closures). */
+/** A permit as one small object over a ticket of {@link CircuitBreaker.enter}. */
 class Permit implements BreakerPermit {
   private done = false;
 
   constructor(
     private readonly breaker: CircuitBreaker,
-    readonly gen: number,
-    readonly probe: boolean,
+    private readonly ticket: number,
   ) {}
 
   success(): void {
@@ -56,10 +56,10 @@ class Permit implements BreakerPermit {
     this.end('release');
   }
 
-  private end(outcome: Outcome): void {
+  private end(outcome: BreakerOutcome): void {
     if (this.done) return;
     this.done = true;
-    this.breaker.end(this, outcome);
+    this.breaker.leave(this.ticket, outcome);
   }
 }
 
@@ -113,21 +113,32 @@ export class CircuitBreaker {
 
   /** Admits a call, or returns null while the circuit rejects calls. */
   tryAcquire(): BreakerPermit | null {
-    const state = this.state;
-    if (state === 'open') return null;
-    const gen = this.generation;
-    const probe = state === 'half_open';
-    if (probe) {
-      if (this.probesInFlight >= this.options.halfOpenMaxRequests) return null;
-      this.probesInFlight++;
-    }
-    return new Permit(this, gen, probe);
+    const ticket = this.enter();
+    return ticket < 0 ? null : new Permit(this, ticket);
   }
 
-  /** @internal A permit ended (once): counts its outcome unless the state changed meanwhile. */
-  end(permit: Permit, outcome: Outcome): void {
-    if (permit.gen !== this.generation) return; // stale outcome
-    if (permit.probe) this.probesInFlight--;
+  /**
+   * Admits a call without a permit object (the pool's call record keeps the ticket):
+   * a ticket for {@link leave}, or -1 while the circuit rejects calls.
+   */
+  enter(): number {
+    const state = this.state;
+    if (state === 'open') return -1;
+    if (state === 'half_open') {
+      if (this.probesInFlight >= this.options.halfOpenMaxRequests) return -1;
+      this.probesInFlight++;
+      return this.generation * 2 + 1;
+    }
+    return this.generation * 2;
+  }
+
+  /**
+   * Ends an admitted call; the caller ends each ticket exactly once. Counts the outcome
+   * unless the state changed since the call was admitted.
+   */
+  leave(ticket: number, outcome: BreakerOutcome): void {
+    if (ticket >> 1 !== this.generation) return; // stale outcome
+    if ((ticket & 1) === 1) this.probesInFlight--;
     if (outcome === 'success') this.recordSuccess();
     else if (outcome === 'failure') this.recordFailure();
   }
@@ -163,7 +174,7 @@ export class CircuitBreaker {
     if (to === 'open') this.openedAt = this.now();
     if (from === to) return;
     this.current = to;
-    this.generation++;
+    this.generation = (this.generation + 1) & 0x3fffffff; // stays a small integer: tickets are generation × 2 + probe
     this.onChange(from, to);
   }
 }

@@ -19,7 +19,7 @@ import {
 } from '@picket/protocol';
 import { isSinkSender, type OtelSpan, type SinkCall, sendInto } from '@picket/protocol/internal';
 import type { AgentState, Conn, EventMetrics, PoolContext } from './agent-state.js';
-import type { BreakerPermit } from './breaker.js';
+import type { BreakerOutcome, CircuitBreaker } from './breaker.js';
 import { type Deadline, DeadlineTimer } from './deadlines.js';
 import {
   classify,
@@ -56,14 +56,15 @@ class PoolCall implements Deadline, FlowState, SinkCall {
   excluded: Set<Conn> = NO_CONNS;
   /** why the previous attempt failed, reported when the retry finds nowhere to go */
   previous: AgentProtocolError | undefined;
-  permit: BreakerPermit | null = null;
+  /** the breaker that admitted the call and its ticket (-1: none to end) */
+  breaker: CircuitBreaker | null = null;
+  ticket = -1;
   admitted = false;
   settled = false;
   pausedSince: number | undefined = undefined;
   refused = false;
   /** connections that refused as paused without reporting `paused` */
   flowExcluded: Conn[] | undefined = undefined;
-  readonly dueAt: number;
   prevDeadline: Deadline | undefined = undefined;
   nextDeadline: Deadline | undefined = undefined;
   /** the call's span when the pool traces */
@@ -79,10 +80,19 @@ class PoolCall implements Deadline, FlowState, SinkCall {
     readonly cid: string,
     readonly options: PoolCallOptions,
     readonly started: number,
-    readonly deadline: number,
+    /** the call's time budget in ms (its deadline is derived: one stored time instead of three) */
+    readonly budgetMs: number,
     readonly m: EventMetrics,
-  ) {
-    this.dueAt = deadline + GUARD_GRACE_MS;
+  ) {}
+
+  /** when the call's time is up, on the performance.now() clock */
+  get deadline(): number {
+    return this.started + this.budgetMs;
+  }
+
+  /** when the guard gives up on a transport that ignores the deadline */
+  get dueAt(): number {
+    return this.started + this.budgetMs + GUARD_GRACE_MS;
   }
 
   get correlationId(): string {
@@ -116,6 +126,11 @@ class PoolCall implements Deadline, FlowState, SinkCall {
   failed(error: AgentProtocolError): void {
     // a refusal carries `sent: false`, so "registered" is not needed to judge a retry
     if (this.conn !== undefined) this.dispatcher.failedAttempt(this, this.conn, error, true);
+  }
+
+  /** Ends the breaker's admission (the call settles once, so this runs once). */
+  leaveBreaker(outcome: BreakerOutcome): void {
+    if (this.ticket >= 0) (this.breaker as CircuitBreaker).leave(this.ticket, outcome);
   }
 }
 
@@ -175,7 +190,6 @@ export class Dispatcher {
       );
     }
     const started = performance.now();
-    const deadline = started + (options.timeoutMs ?? agent.options.requestTimeoutMs);
     const m = agent.metricsFor(type);
     m.requests++;
     agent.totalRequests++;
@@ -194,7 +208,7 @@ export class Dispatcher {
       cid,
       options,
       started,
-      deadline,
+      options.timeoutMs ?? agent.options.requestTimeoutMs,
       m,
     );
     c.span = span;
@@ -207,19 +221,21 @@ export class Dispatcher {
     return promise;
   }
 
-  /** The breaker's permit, then the first attempt. */
+  /** The breaker's admission, then the first attempt. */
   private admit(c: PoolCall): void {
     const { agent } = c;
-    if (agent.breaker) {
-      c.permit = agent.breaker.tryAcquire();
-      if (!c.permit) {
+    const breaker = agent.breaker;
+    if (breaker) {
+      c.breaker = breaker;
+      c.ticket = breaker.enter();
+      if (c.ticket < 0) {
         this.fail(
           c,
           poolError(
             ErrorCode.Unavailable,
             FailureReason.CircuitOpen,
             false,
-            `circuit breaker of agent "${agent.id}" is ${agent.breaker.state}; ${c.type} not sent`,
+            `circuit breaker of agent "${agent.id}" is ${breaker.state}; ${c.type} not sent`,
           ),
         );
         return;
@@ -384,7 +400,7 @@ export class Dispatcher {
   /** Ends a call with the agent's answer. */
   private finish(c: PoolCall, response: AgentResponse): void {
     if (this.settle(c)) {
-      c.permit?.success();
+      c.leaveBreaker('success');
       if (c.span !== undefined) this.tracing?.answered(c.span, response);
       c.resolve(response);
     }
@@ -395,7 +411,7 @@ export class Dispatcher {
     if (!this.settle(c)) return;
     const { agent } = c;
     if (e instanceof FailOpenGate) {
-      c.permit?.release();
+      c.leaveBreaker('release');
       const answer = this.failed(agent, c.type, classify(e.error), 'open');
       if (c.span !== undefined) this.tracing?.failed(c.span, e.error, 'open', answer);
       c.resolve(answer);
@@ -403,14 +419,13 @@ export class Dispatcher {
     }
     const err = AgentProtocolError.from(e, ErrorCode.Internal, `agent "${agent.id}"`);
     if (err.code === ErrorCode.InvalidArgument) {
-      c.permit?.release();
+      c.leaveBreaker('release');
       if (c.span !== undefined) this.tracing?.failed(c.span, err, undefined, undefined);
       c.reject(err); // the caller's mistake (e.g. a correlation id already in flight), never an answer
       return;
     }
     const failure = classify(err);
-    if (failure.counts) c.permit?.failure();
-    else c.permit?.release();
+    c.leaveBreaker(failure.counts ? 'failure' : 'release');
     const mode = agent.options.failureMode;
     try {
       const answer = this.failed(agent, c.type, failure, mode);

@@ -7,7 +7,7 @@
 export { AffinityTable, BoundedTtlMap, type EntryBudget } from './affinity.js';
 export { backoffDelay } from './backoff.js';
 export { type BalanceCandidate, type BalancerState, pickIndex } from './balancer.js';
-export { type BreakerPermit, CircuitBreaker } from './breaker.js';
+export { type BreakerOutcome, type BreakerPermit, CircuitBreaker } from './breaker.js';
 export { failureResponse } from './failure.js';
 export {
   AgentMetricsCollector,

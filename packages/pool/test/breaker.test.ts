@@ -102,6 +102,27 @@ describe('CircuitBreaker', () => {
     expect(b.state).toBe('half_open');
   });
 
+  it('tickets (the pool call path): -1 while open, probe slots freed on leave, stale tickets ignored', () => {
+    const { b, advance } = clocked();
+    const stale = b.enter();
+    expect(stale).toBeGreaterThanOrEqual(0);
+    for (let i = 0; i < 3; i++) b.leave(b.enter(), 'failure');
+    expect(b.state).toBe('open');
+    expect(b.enter()).toBe(-1);
+    advance(1_000);
+    const probe = b.enter();
+    expect(probe).toBeGreaterThanOrEqual(0);
+    expect(b.enter()).toBe(-1); // one probe at a time
+    b.leave(stale, 'failure'); // admitted while closed: counts for nothing
+    expect(b.state).toBe('half_open');
+    b.leave(probe, 'release');
+    const next = b.enter();
+    expect(next).toBeGreaterThanOrEqual(0); // the released probe freed its slot
+    b.leave(next, 'success');
+    b.leave(b.enter(), 'success');
+    expect(b.state).toBe('closed');
+  });
+
   it('rejects nonsense options', () => {
     expect(() => new CircuitBreaker({ failureThreshold: 0 })).toThrow(/failureThreshold/);
     expect(() => new CircuitBreaker({ openTimeoutMs: Number.NaN })).toThrow(/openTimeoutMs/);

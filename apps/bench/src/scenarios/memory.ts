@@ -40,6 +40,7 @@ export async function memoryTarget(args: {
   const { poolClient } = await import('../endpoints.js');
   const target = await poolClient(args);
   const call = target.call as (seq: number) => Promise<unknown>;
+  const { after } = target;
   let done = 0;
   let seq = 0;
   return {
@@ -51,10 +52,11 @@ export async function memoryTarget(args: {
       const startDone = done;
       const lane = async (): Promise<void> => {
         while (seq < n) {
-          seq++;
+          const s = ++seq;
           const t0 = process.hrtime.bigint();
           try {
-            await call(seq);
+            await call(s);
+            after(s);
           } catch {
             errors++;
           }
