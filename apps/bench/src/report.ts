@@ -236,6 +236,8 @@ export function writeReport(
     '',
     'Every ratio compares two variants measured in this same run, in the same processes,',
     'alternating, so it stays meaningful on a noisy machine where absolute numbers drift.',
+    'A ratio target is the median of the per-repetition ratios (each repetition measures both',
+    'variants back to back); the tables show medians of each variant and their ratio.',
     'Load generators and servers run in separate processes (`child_process.fork`).',
     '"CPU µs/op" is user+system CPU time per operation of the load process / the server process.',
     '',

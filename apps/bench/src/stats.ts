@@ -115,8 +115,10 @@ export interface Aggregate {
   p99Us: number;
   clientCpuUs: number;
   serverCpuUs: number;
-  /** every repetition's ops/s, for the report */
+  /** every repetition's ops/s, for the report and paired ratios */
   runs: number[];
+  /** every repetition's p50 (µs), for paired ratios */
+  p50Runs: number[];
 }
 
 /** Medians over repetitions. */
@@ -129,5 +131,19 @@ export function aggregate(samples: readonly Sample[]): Aggregate {
     clientCpuUs: median(samples.map((s) => s.clientCpuUs ?? Number.NaN)),
     serverCpuUs: median(samples.map((s) => s.serverCpuUs ?? Number.NaN)),
     runs: samples.map((s) => s.opsPerSec),
+    p50Runs: samples.map((s) => s.p50Us),
   };
+}
+
+/**
+ * The median over repetitions of `subject[i] / baseline[i]`. Each repetition measures
+ * the baseline and the subject back to back, so a slow phase of a shared machine (the
+ * noise here lasts seconds to minutes) lands on both sides of one pair instead of on
+ * one side of a ratio of medians.
+ */
+export function pairedRatio(subject: readonly number[], baseline: readonly number[]): number {
+  if (subject.length !== baseline.length) {
+    throw new Error(`paired ratio of ${subject.length} and ${baseline.length} repetitions`);
+  }
+  return median(subject.map((v, i) => v / (baseline[i] as number)));
 }

@@ -20,7 +20,14 @@ import { agentprotoScenario } from '../src/scenarios/agentproto.js';
 import { SCENARIOS } from '../src/scenarios/index.js';
 import { middlewareScenario } from '../src/scenarios/middleware.js';
 import { proxScenario } from '../src/scenarios/prox.js';
-import { aggregate, LatencyRecorder, median, percentile, summarizeNs } from '../src/stats.js';
+import {
+  aggregate,
+  LatencyRecorder,
+  median,
+  pairedRatio,
+  percentile,
+  summarizeNs,
+} from '../src/stats.js';
 import type { BenchConfig, Row, Scenario } from '../src/types.js';
 import { target } from '../src/types.js';
 
@@ -80,7 +87,17 @@ describe('stats', () => {
     expect(a.opsPerSec).toBe(20);
     expect(a.p50Us).toBe(2);
     expect(a.runs).toEqual([10, 30, 20]);
+    expect(a.p50Runs).toEqual([1, 3, 2]);
     expect(a.clientCpuUs).toBeNaN();
+  });
+
+  test('pairedRatio is the median of per-repetition ratios, not a ratio of medians', () => {
+    // a slow phase in the second repetition halves both sides of that pair
+    const baseline = [100, 50, 100];
+    const subject = [96, 48, 60];
+    expect(pairedRatio(subject, baseline)).toBeCloseTo(0.96);
+    expect(median(subject) / median(baseline)).toBeCloseTo(0.6);
+    expect(() => pairedRatio([1, 2], [1])).toThrow(/2 and 1 repetitions/);
   });
 });
 

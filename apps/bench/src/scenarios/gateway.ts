@@ -3,7 +3,7 @@ import { existsSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { type CpuProbe, measure, measureVariants, processCpuProbe } from '../harness.js';
-import type { Aggregate } from '../stats.js';
+import { type Aggregate, pairedRatio } from '../stats.js';
 import type { BenchConfig, Row, Scenario } from '../types.js';
 import { skippedTarget, target } from '../types.js';
 import type { Hosted } from '../worker.js';
@@ -345,7 +345,7 @@ export const gatewayScenario: Scenario = {
           target(
             ID,
             'gateway, no agents vs the plain Node proxy',
-            none.opsPerSec / base.agg.opsPerSec,
+            pairedRatio(none.runs, base.agg.runs),
             '>=',
             0.8,
             'ratio',
@@ -353,7 +353,7 @@ export const gatewayScenario: Scenario = {
           target(
             ID,
             'gateway + one UDS agent vs the plain Node proxy',
-            one.opsPerSec / base.agg.opsPerSec,
+            pairedRatio(one.runs, base.agg.runs),
             '>=',
             0.6,
             'ratio',
@@ -361,7 +361,7 @@ export const gatewayScenario: Scenario = {
           target(
             ID,
             'gateway with one UDS agent vs no agents',
-            one.opsPerSec / none.opsPerSec,
+            pairedRatio(one.runs, none.runs),
             '>=',
             0.6,
             'ratio',

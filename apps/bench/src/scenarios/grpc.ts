@@ -1,5 +1,5 @@
 import { measure, measureVariants } from '../harness.js';
-import type { Aggregate } from '../stats.js';
+import { type Aggregate, pairedRatio } from '../stats.js';
 import type { BenchConfig, Row, Scenario } from '../types.js';
 import { skippedScenario, target } from '../types.js';
 import type { Hosted } from '../worker.js';
@@ -183,7 +183,7 @@ export const grpcScenario: Scenario = {
           target(
             ID,
             'picket gRPC vs raw grpc-js @128 in flight',
-            top.picket.opsPerSec / top.raw.opsPerSec,
+            pairedRatio(top.picket.runs, top.raw.runs),
             '>=',
             0.8,
             'ratio',

@@ -1,5 +1,5 @@
 import { measure, measureVariants } from '../harness.js';
-import type { Aggregate } from '../stats.js';
+import { type Aggregate, pairedRatio } from '../stats.js';
 import { type BenchConfig, type Scenario, target } from '../types.js';
 import {
   aggregateRow,
@@ -46,7 +46,7 @@ export const poolScenario: Scenario = {
         agg: aggs.get('direct') as Aggregate,
       };
       const poolAgg = aggs.get('pool') as Aggregate;
-      const ratio = poolAgg.opsPerSec / base.agg.opsPerSec;
+      const ratio = pairedRatio(poolAgg.runs, base.agg.runs);
       return {
         id: ID,
         title: poolScenario.title,

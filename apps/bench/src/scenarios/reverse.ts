@@ -1,5 +1,5 @@
 import { measure, measureVariants } from '../harness.js';
-import type { Aggregate } from '../stats.js';
+import { type Aggregate, pairedRatio } from '../stats.js';
 import type { BenchConfig, Scenario } from '../types.js';
 import { skippedScenario, target } from '../types.js';
 import type { Hosted } from '../worker.js';
@@ -119,7 +119,7 @@ export const reverseScenario: Scenario = {
           target(
             ID,
             'reverse connection vs plain UDS',
-            r.opsPerSec / base.agg.opsPerSec,
+            pairedRatio(r.runs, base.agg.runs),
             '>=',
             0.9,
             'ratio',

@@ -1,6 +1,6 @@
 import { ENCODINGS } from '../fixtures.js';
 import { measure, measureVariants, type Variant } from '../harness.js';
-import type { Aggregate } from '../stats.js';
+import { type Aggregate, pairedRatio } from '../stats.js';
 import { type BenchConfig, type Chart, type Row, type Scenario, target } from '../types.js';
 import {
   aggregateRow,
@@ -132,7 +132,7 @@ export const udsScenario: Scenario = {
           target(
             ID,
             'msgpack p50 @1 in flight vs the raw framed echo',
-            at('msgpack', 1).p50Us / at('raw', 1).p50Us,
+            pairedRatio(at('msgpack', 1).p50Runs, at('raw', 1).p50Runs),
             '<=',
             1.3,
             'ratio',
