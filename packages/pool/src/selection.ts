@@ -67,8 +67,9 @@ export class Selector {
     let n = 0;
     let usable = 0;
     let paused = 0;
+    const anyExcluded = excluded.size > 0; // a first attempt excludes nothing: skip the lookups
     for (const c of agent.connections.values()) {
-      if (excluded.has(c) || c.dead) continue;
+      if (c.dead || (anyExcluded && excluded.has(c))) continue;
       if (c.consecutiveErrors >= agent.options.maxConsecutiveErrors) continue;
       if (c.transport.paused) {
         paused++;
@@ -183,9 +184,10 @@ export class Selector {
     excluded: ReadonlySet<Conn>,
   ): Conn | undefined {
     let id: string | undefined;
-    if (AFFINE_EVENTS.has(type)) id = this.ctx.affinity.get(agent.id, cid);
-    else if (type === 'request_headers' && sessionId !== undefined) {
-      id = this.ctx.sessions.get(agent.id)?.get(sessionId);
+    if (type === 'request_headers') {
+      if (sessionId !== undefined) id = this.ctx.sessions.get(agent.id)?.get(sessionId);
+    } else if (AFFINE_EVENTS.has(type)) {
+      id = this.ctx.affinity.get(agent.id, cid);
     }
     if (id === undefined) return undefined;
     const conn = agent.connections.get(id);
