@@ -1,3 +1,4 @@
+import type { Encoding } from '@picket/protocol';
 import { ENCODINGS } from '../fixtures.js';
 import { measure, measureVariants, type Variant } from '../harness.js';
 import { type Aggregate, pairedRatio } from '../stats.js';
@@ -51,9 +52,11 @@ export const udsScenario: Scenario = {
       const results = new Map<string, Aggregate>();
       for (const inflight of INFLIGHT) {
         const opts = loadOptions(config, inflight);
+        // msgpack right after raw: the target's pair is measured back to back
+        const order: Encoding[] = ['msgpack', ...ENCODINGS.filter((e) => e !== 'msgpack')];
         const variants: Variant[] = [
           { key: `raw @${inflight}`, run: () => measure(load, raw.handle, opts, server) },
-          ...ENCODINGS.map((e) => ({
+          ...order.map((e) => ({
             key: `${e} @${inflight}`,
             run: () => measure(load, clients.get(e) as number, opts, server),
           })),
