@@ -305,7 +305,8 @@ export class FrameChannel {
       this.flushScheduled = true;
       this.flushWaitsForTurn = coalesce;
       if (coalesce) setImmediate(this.scheduledFlush);
-      else process.nextTick(this.scheduledFlush);
+      // written while handling received frames (a reply): the pump sends it when it returns
+      else if (!this.pumping) process.nextTick(this.scheduledFlush);
     }
   }
 
@@ -445,7 +446,10 @@ export class FrameChannel {
     }
     // Replies written while handling this batch of frames leave now, together, instead of
     // after the rest of the tick (frames coalesced for the loop turn keep waiting for it).
-    if (this.flushScheduled && !this.flushWaitsForTurn && !this.isClosed) this.flush();
+    if (this.flushScheduled && !this.flushWaitsForTurn && !this.isClosed) {
+      this.flushScheduled = false; // a tick scheduled before the pump then finds nothing
+      this.flush();
+    }
     this.updateFlow();
   }
 
