@@ -151,6 +151,8 @@ export class BoundedTtlMap<V> {
  */
 export class AffinityTable {
   private readonly byAgent = new Map<string, BoundedTtlMap<string>>();
+  /** the same maps as a list: forgetting a request walks it once per request */
+  private maps: BoundedTtlMap<string>[] = [];
   private readonly budget: EntryBudget;
   /** counts of agents' maps that are gone */
   private retired = { rejections: 0, evictions: 0 };
@@ -191,6 +193,7 @@ export class AffinityTable {
     if (m === undefined) {
       m = new BoundedTtlMap<string>(this.budget, this.ttlMs, false, this.now);
       this.byAgent.set(agentId, m);
+      this.maps = [...this.byAgent.values()];
     }
     return m.set(cid, connId, now);
   }
@@ -201,7 +204,8 @@ export class AffinityTable {
 
   /** Forgets `cid` on every agent. */
   deleteEverywhere(cid: string): void {
-    for (const m of this.byAgent.values()) m.delete(cid);
+    const maps = this.maps;
+    for (let i = 0; i < maps.length; i++) (maps[i] as BoundedTtlMap<string>).delete(cid);
   }
 
   /** Drops an agent's entries (the agent left the pool). */
@@ -212,6 +216,7 @@ export class AffinityTable {
     this.retired.evictions += m.evictions;
     m.clear();
     this.byAgent.delete(agentId);
+    this.maps = [...this.byAgent.values()];
   }
 
   /** Evicts expired entries; returns how many. */
