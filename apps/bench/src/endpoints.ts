@@ -243,11 +243,18 @@ export async function poolClient(args: {
   );
   if (open !== args.connections) throw new Error(`pool opened ${open}/${args.connections}`);
   const base = requestHeadersEvent();
+  // each call's id until its `after`, as a proxy keeps it for the request's lifetime (the
+  // load loop has far fewer than 4 096 calls in flight, so a slot is never reused early)
+  const ids = new Array<string>(4096).fill('');
   return {
     pool,
-    call: (seq: number) => pool.sendRequestHeaders('echo', withCorrelationId(base, `pool-${seq}`)),
+    call: (seq: number) => {
+      const cid = `pool-${seq}`;
+      ids[seq & 4095] = cid;
+      return pool.sendRequestHeaders('echo', withCorrelationId(base, cid));
+    },
     // the request is over once its answer came: as a proxy does, forget its affinity
-    after: (seq: number) => pool.clearAffinity(`pool-${seq}`),
+    after: (seq: number) => pool.clearAffinity(ids[seq & 4095] as string),
     close: () => pool.close({ drainTimeoutMs: 200 }),
   };
 }
