@@ -647,14 +647,15 @@ export function readRequestHeadersFast(bytes: Uint8Array): RequestHeadersEvent |
 
 const MISSING = undefined;
 
-/** The last value of each steady metadata field, by slot (see `optSteadyText`). */
-const steadyValues = new Array<string | undefined>(8).fill(undefined);
+/** Slots of the steady metadata fields (see `optSteadyText`). */
 const SERVER_NAME = 0;
 const PROTOCOL = 1;
 const TLS_VERSION = 2;
 const TLS_CIPHER = 3;
 const ROUTE_ID = 4;
 const UPSTREAM_ID = 5;
+/** The last value of each steady metadata field, by slot. */
+const steadyValues = new Array<string | undefined>(UPSTREAM_ID + 1).fill(undefined);
 
 function readMetadata(r: Reader): RequestMetadata {
   let correlationId: string | undefined;
@@ -697,8 +698,11 @@ function readMetadata(r: Reader): RequestMetadata {
         break;
       case 'protocol':
         if (protocol !== MISSING) throw BAIL;
-        protocol = r.optSteadyText(PROTOCOL) ?? undefined;
-        if (protocol === undefined) throw BAIL; // nil: the reference path words it
+        {
+          const p = r.optSteadyText(PROTOCOL);
+          if (p === null) throw BAIL; // nil: the reference path words it
+          protocol = p;
+        }
         break;
       case 'tls_version':
         if (tlsVersion !== MISSING) throw BAIL;

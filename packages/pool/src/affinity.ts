@@ -151,7 +151,7 @@ export class BoundedTtlMap<V> {
  */
 export class AffinityTable {
   private readonly byAgent = new Map<string, BoundedTtlMap<string>>();
-  /** the same maps as a list: forgetting a request walks it once per request */
+  /** the same maps as a list, for every walk over all agents (one per request: deleteEverywhere) */
   private maps: BoundedTtlMap<string>[] = [];
   private readonly budget: EntryBudget;
   /** counts of agents' maps that are gone */
@@ -172,14 +172,14 @@ export class AffinityTable {
   /** new entries refused because the table was full */
   get rejections(): number {
     let n = this.retired.rejections;
-    for (const m of this.byAgent.values()) n += m.rejections;
+    for (const m of this.maps) n += m.rejections;
     return n;
   }
 
   /** entries removed by expiry */
   get evictions(): number {
     let n = this.retired.evictions;
-    for (const m of this.byAgent.values()) n += m.evictions;
+    for (const m of this.maps) n += m.evictions;
     return n;
   }
 
@@ -222,7 +222,7 @@ export class AffinityTable {
   /** Evicts expired entries; returns how many. */
   sweep(): number {
     let n = 0;
-    for (const m of this.byAgent.values()) n += m.sweep();
+    for (const m of this.maps) n += m.sweep();
     return n;
   }
 

@@ -50,10 +50,10 @@ export const udsScenario: Scenario = {
 
       const rows: Row[] = [];
       const results = new Map<string, Aggregate>();
+      // msgpack right after raw: the target's pair is measured back to back
+      const order: Encoding[] = ['msgpack', ...ENCODINGS.filter((e) => e !== 'msgpack')];
       for (const inflight of INFLIGHT) {
         const opts = loadOptions(config, inflight);
-        // msgpack right after raw: the target's pair is measured back to back
-        const order: Encoding[] = ['msgpack', ...ENCODINGS.filter((e) => e !== 'msgpack')];
         const variants: Variant[] = [
           { key: `raw @${inflight}`, run: () => measure(load, raw.handle, opts, server) },
           ...order.map((e) => ({
