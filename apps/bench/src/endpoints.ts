@@ -217,6 +217,9 @@ export async function directClients(args: {
   };
 }
 
+/** Slots of the pool client's id ring (a power of two, several times the calls in flight). */
+const RING = 512;
+
 /**
  * `AgentPool` with `connections` UDS connections to one agent. Each call sends
  * request headers; once it is answered the load loop runs `after`, which forgets
@@ -243,18 +246,27 @@ export async function poolClient(args: {
   );
   if (open !== args.connections) throw new Error(`pool opened ${open}/${args.connections}`);
   const base = requestHeadersEvent();
-  // each call's id until its `after`, as a proxy keeps it for the request's lifetime (the
-  // load loop has far fewer than 4 096 calls in flight, so a slot is never reused early)
-  const ids = new Array<string>(4096).fill('');
+  // Each call's id until its `after`, as a proxy keeps it for the request's lifetime. The
+  // ring is a few times the calls in flight: ids kept much longer would outlive young-GC
+  // cycles, a cost the direct baseline never pays. A slot overwritten before its `after`
+  // (a call overtaken by 512 others) is noticed by its seq, and the id is built again.
+  const ids = new Array<string>(RING).fill('');
+  const seqs = new Int32Array(RING).fill(-1);
   return {
     pool,
     call: (seq: number) => {
       const cid = `pool-${seq}`;
-      ids[seq & 4095] = cid;
+      ids[seq & (RING - 1)] = cid;
+      seqs[seq & (RING - 1)] = seq;
       return pool.sendRequestHeaders('echo', withCorrelationId(base, cid));
     },
     // the request is over once its answer came: as a proxy does, forget its affinity
-    after: (seq: number) => pool.clearAffinity(ids[seq & 4095] as string),
+    after: (seq: number) => {
+      const i = seq & (RING - 1);
+      const cid = seqs[i] === seq ? (ids[i] as string) : `pool-${seq}`;
+      ids[i] = ''; // the request's context is gone
+      pool.clearAffinity(cid);
+    },
     close: () => pool.close({ drainTimeoutMs: 200 }),
   };
 }

@@ -85,8 +85,8 @@ export async function runBench(cli: CliOptions): Promise<ScenarioResult[]> {
   }
   const config: BenchConfig = {
     quick: cli.quick,
-    reps: cli.reps ?? (cli.quick ? 1 : 3),
-    durationMs: cli.durationMs ?? (cli.quick ? 300 : 1500),
+    reps: cli.reps ?? (cli.quick ? 1 : 5),
+    durationMs: cli.durationMs ?? (cli.quick ? 300 : 1000),
     warmupMs: cli.warmupMs ?? (cli.quick ? 150 : 500),
     ...(profileDir === undefined ? {} : { profileDir }),
     tmpDir: tmp,

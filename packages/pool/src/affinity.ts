@@ -154,6 +154,9 @@ export class AffinityTable {
   /** the same maps as a list, for every walk over all agents (one per request: deleteEverywhere) */
   private maps: BoundedTtlMap<string>[] = [];
   private readonly budget: EntryBudget;
+  /** the map `set` used last and its agent: a pool with one agent skips the lookup by id */
+  private lastAgentId: string | undefined;
+  private lastMap: BoundedTtlMap<string> | undefined;
   /** counts of agents' maps that are gone */
   private retired = { rejections: 0, evictions: 0 };
 
@@ -189,12 +192,17 @@ export class AffinityTable {
 
   /** false when the table is full and the entry is new; `now` on the table's clock */
   set(agentId: string, cid: string, connId: string, now?: number): boolean {
+    if (agentId === this.lastAgentId) {
+      return (this.lastMap as BoundedTtlMap<string>).set(cid, connId, now);
+    }
     let m = this.byAgent.get(agentId);
     if (m === undefined) {
       m = new BoundedTtlMap<string>(this.budget, this.ttlMs, false, this.now);
       this.byAgent.set(agentId, m);
       this.maps = [...this.byAgent.values()];
     }
+    this.lastAgentId = agentId;
+    this.lastMap = m;
     return m.set(cid, connId, now);
   }
 
@@ -216,6 +224,7 @@ export class AffinityTable {
     this.retired.evictions += m.evictions;
     m.clear();
     this.byAgent.delete(agentId);
+    if (agentId === this.lastAgentId) this.lastAgentId = this.lastMap = undefined;
     this.maps = [...this.byAgent.values()];
   }
 

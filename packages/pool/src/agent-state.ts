@@ -5,6 +5,7 @@
  * predicates lives here.
  */
 import type { AgentCapabilities, AgentTransport, EventType } from '@picket/protocol';
+import { isSinkSender, type SinkSender } from '@picket/protocol/internal';
 import type { AffinityTable, BoundedTtlMap } from './affinity.js';
 import type { CircuitBreaker } from './breaker.js';
 import { type AgentMetricsCollector, LatencyHistogram, LatencyReservoir } from './metrics.js';
@@ -36,13 +37,17 @@ export class Conn {
   probing = false;
   pingUnsupported = false;
   detach: () => void = () => {};
+  /** the transport when it takes calls with `sendInto` (picket's own), looked up once */
+  readonly sink: SinkSender | undefined;
 
   constructor(
     readonly id: string,
     readonly transport: AgentTransport,
     /** the dial slot that owns it; undefined for a connection the agent opened (reverse) */
     readonly slot: Slot | undefined,
-  ) {}
+  ) {
+    this.sink = isSinkSender(transport) ? transport : undefined;
+  }
 
   sample(error: boolean): void {
     this.errorRate += ERROR_RATE_ALPHA * ((error ? 1 : 0) - this.errorRate);
@@ -72,7 +77,10 @@ export interface Waiter {
 
 /** Everything the pool knows about one agent. */
 export class AgentState {
+  /** open connections by id; change them through addConnection / removeConnection */
   readonly connections = new Map<string, Conn>();
+  /** the same connections as a list in the same order: the call path walks it without an iterator */
+  readonly connectionList: Conn[] = [];
   readonly slots: Slot[] = [];
   readonly waiters: Waiter[] = [];
   /** callbacks run whenever something that affects selection changed */
@@ -107,6 +115,16 @@ export class AgentState {
     samples: number,
   ) {
     this.latency = new LatencyReservoir(samples);
+  }
+
+  addConnection(conn: Conn): void {
+    this.connections.set(conn.id, conn);
+    this.connectionList.push(conn);
+  }
+
+  removeConnection(conn: Conn): void {
+    if (!this.connections.delete(conn.id)) return;
+    this.connectionList.splice(this.connectionList.indexOf(conn), 1);
   }
 
   metricsFor(type: EventType): EventMetrics {

@@ -118,7 +118,7 @@ export class Connections {
       transport.off('metrics', onMetrics);
     };
     if (slot) slot.conn = conn;
-    agent.connections.set(conn.id, conn);
+    agent.addConnection(conn);
     agent.capabilities ??= transport.capabilities;
     this.ctx.emitStatus({ type: 'connection_added', agentId: agent.id, connectionId: conn.id });
     this.selector.changed(agent);
@@ -130,7 +130,7 @@ export class Connections {
     if (conn.dead) return;
     conn.dead = true;
     conn.detach();
-    agent.connections.delete(conn.id);
+    agent.removeConnection(conn);
     this.ctx.emitStatus({
       type: 'connection_removed',
       agentId: agent.id,

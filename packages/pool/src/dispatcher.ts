@@ -19,7 +19,7 @@ import {
   type EventType,
   eventCorrelationId,
 } from '@picket/protocol';
-import { isSinkSender, type OtelSpan, type SinkCall, sendInto } from '@picket/protocol/internal';
+import { type OtelSpan, type SinkCall, sendInto } from '@picket/protocol/internal';
 import type { AgentState, Conn, EventMetrics, PoolContext } from './agent-state.js';
 import type { BreakerOutcome, CircuitBreaker } from './breaker.js';
 import { type Deadline, DeadlineTimer } from './deadlines.js';
@@ -257,12 +257,12 @@ export class Dispatcher {
         ? undefined
         : this.selector.take(agent, c.type, c.cid, c.options.sessionId, c.excluded);
     if (typeof free === 'object') {
-      this.send(c, free, now);
+      this.sendOn(c, free, now); // take() just found it usable: no need to look again
       return;
     }
     this.guards.add(c); // waiting for a connection: the guard bounds the wait
     this.selector.acquire(agent, c.type, c.cid, c.options, c.deadline, c.excluded, c).then(
-      (conn) => this.send(c, conn),
+      (conn) => this.sendAfterWait(c, conn),
       (e) => {
         // the retry found nowhere to go: report the original failure
         const noRoom = e instanceof AgentProtocolError && e.code === ErrorCode.Unavailable;
@@ -271,7 +271,8 @@ export class Dispatcher {
     );
   }
 
-  private send(c: PoolCall, conn: Conn, now = performance.now()): void {
+  /** Sends on a connection the call waited for: the call or the connection may have ended meanwhile. */
+  private sendAfterWait(c: PoolCall, conn: Conn, now = performance.now()): void {
     const { agent } = c;
     if (c.settled) {
       this.selector.release(agent, conn); // the guard answered while this call waited
@@ -293,16 +294,24 @@ export class Dispatcher {
       else this.fail(c, c.previous);
       return;
     }
+    this.sendOn(c, conn, now);
+  }
+
+  /** Sends the call's attempt on a usable connection whose slot it holds. */
+  private sendOn(c: PoolCall, conn: Conn, now: number): void {
+    const { agent } = c;
+    const t = conn.transport;
     if (c.type === 'request_headers') this.pin(agent, conn, c.cid, c.options.sessionId, now);
     c.conn = conn;
     conn.requests++;
     if (c.span !== undefined) this.tracing?.sending(c.span, t.kind);
     const timeoutMs = Math.max(1, Math.ceil(c.deadline - now));
-    if (isSinkSender(t)) {
+    const sink = conn.sink;
+    if (sink !== undefined) {
       // The outcome comes to c.answered / c.failed, perhaps before this returns. Such a
       // transport runs on a CallEngine, which ends the call by this timeout: no guard needed.
       c.timeoutMs = timeoutMs;
-      t[sendInto](c, now);
+      sink[sendInto](c, now);
       return;
     }
     this.guards.add(c); // a transport the pool does not know: bound the wait for its answer
@@ -453,7 +462,9 @@ export class Dispatcher {
     }
     if (c.type === 'request_complete') this.ctx.affinity.delete(agent.id, c.cid);
     agent.inFlight--;
-    if (agent.inFlight === 0) for (const d of agent.drainWaiters.splice(0)) d();
+    if (agent.inFlight === 0 && agent.drainWaiters.length > 0) {
+      for (const d of agent.drainWaiters.splice(0)) d();
+    }
     return true;
   }
 

@@ -68,7 +68,9 @@ export class Selector {
     let usable = 0;
     let paused = 0;
     const anyExcluded = excluded.size > 0; // a first attempt excludes nothing: skip the lookups
-    for (const c of agent.connections.values()) {
+    const conns = agent.connectionList;
+    for (let i = 0; i < conns.length; i++) {
+      const c = conns[i] as Conn;
       if (c.dead || (anyExcluded && excluded.has(c))) continue;
       if (c.consecutiveErrors >= agent.options.maxConsecutiveErrors) continue;
       if (c.transport.paused) {

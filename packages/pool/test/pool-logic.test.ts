@@ -59,6 +59,12 @@ function deferred<T>() {
 
 const reasons = (r: AgentResponse) => r.audit.reason_codes;
 
+/** What a test reads of the pool's per-agent state. */
+interface AgentStateView {
+  connections: Map<string, unknown>;
+  connectionList: unknown[];
+}
+
 describe('membership and selection', () => {
   it('opens connectionsPerAgent connections and round-robins evenly', async () => {
     const f = fleet();
@@ -78,6 +84,21 @@ describe('membership and selection', () => {
       circuitState: 'closed',
     });
     expect(s.latencyMs).not.toBeNull();
+  });
+
+  it('round robin goes on over the connections left after one drops, then over its replacement', async () => {
+    const f = fleet();
+    const p = pool();
+    expect(await p.addAgent('a', f.connect, { connectionsPerAgent: 3 })).toBe(3);
+    const [first, middle, last] = f.made as [FakeTransport, FakeTransport, FakeTransport];
+    middle.kill();
+    await until(() => f.made.length === 4 && p.agentStats('a')!.activeConnections === 3, 'redial');
+    const replacement = f.made[3] as FakeTransport;
+    for (let i = 0; i < 30; i++) await p.sendRequestHeaders('a', headers(`q${i}`));
+    expect([first, middle, last, replacement].map((t) => t.seen.length)).toEqual([10, 0, 10, 10]);
+    // the walk list and the id map hold the same connections, in the same order
+    const agent = (p as unknown as { ctx: { agents: Map<string, AgentStateView> } }).ctx.agents.get('a')!;
+    expect(agent.connectionList).toEqual([...agent.connections.values()]);
   });
 
   it('rejects unknown agents, duplicate ids, bad options and calls after close', async () => {

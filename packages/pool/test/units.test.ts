@@ -136,7 +136,10 @@ describe('BoundedTtlMap (correlation affinity)', () => {
     expect(t.set('auth', 'r2', 'c8')).toBe(true);
     t.dropAgent('auth');
     expect([t.size, t.rejections]).toEqual([1, 1]);
-    expect(t.set('auth', 'r3', 'c9')).toBe(true);
+    expect(t.set('auth', 'r3', 'c9')).toBe(true); // a new map for the agent, not the dropped one
+    expect([t.get('auth', 'r3'), t.size]).toEqual(['c9', 2]);
+    t.deleteEverywhere('r3');
+    expect([t.get('auth', 'r3'), t.size]).toEqual([undefined, 1]);
     t.clear();
     expect([t.size, t.get('waf', 'r2')]).toEqual([0, undefined]);
   });
