@@ -97,7 +97,8 @@ describe('membership and selection', () => {
     for (let i = 0; i < 30; i++) await p.sendRequestHeaders('a', headers(`q${i}`));
     expect([first, middle, last, replacement].map((t) => t.seen.length)).toEqual([10, 0, 10, 10]);
     // the walk list and the id map hold the same connections, in the same order
-    const agent = (p as unknown as { ctx: { agents: Map<string, AgentStateView> } }).ctx.agents.get('a')!;
+    const { ctx } = p as unknown as { ctx: { agents: Map<string, AgentStateView> } };
+    const agent = ctx.agents.get('a')!;
     expect(agent.connectionList).toEqual([...agent.connections.values()]);
   });
 

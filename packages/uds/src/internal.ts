@@ -30,4 +30,4 @@ export {
   type ProxyConnectionStats,
 } from './proxy-connection.js';
 export { ConnectionPush } from './push.js';
-export { SocketReader } from './socket-reader.js';
+export { type AdoptedSocket, adoptAccepted, SocketReader } from './socket-reader.js';

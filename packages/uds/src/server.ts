@@ -25,6 +25,7 @@ import { FrameChannel } from './channel.js';
 import { agentHandshake, DEFAULT_AGENT_ENCODINGS } from './handshake.js';
 import { defaultLogger, type Logger } from './logger.js';
 import { ConnectionPush } from './push.js';
+import { type AdoptedSocket, adoptAccepted } from './socket-reader.js';
 
 /** Options of {@link UdsAgentServerV2}; `tracer`: a span per event (see the README's Tracing). */
 export interface UdsAgentServerOptions extends AgentTracingOptions {
@@ -137,7 +138,10 @@ export class UdsAgentServerV2
   async listen(): Promise<readonly string[]> {
     if (this.server !== undefined)
       throw new AgentProtocolError(ErrorCode.InvalidArgument, `${this.path}: already listening`);
-    const server = net.createServer((socket) => this.onSocket(socket));
+    // paused: the accepted socket is re-created to read through a SocketReader (adoptAccepted)
+    const server = net.createServer({ pauseOnConnect: true }, (accepted) =>
+      this.onSocket(adoptAccepted(accepted)),
+    );
     this.socketFile = await listenUnix(server, this.path, {
       mode: this.options.mode ?? 0o660,
       logger: this.logger,
@@ -195,7 +199,7 @@ export class UdsAgentServerV2
 
   // ------------------------------------------------------------------ internals
 
-  private onSocket(socket: net.Socket): void {
+  private onSocket({ socket, reader }: AdoptedSocket): void {
     const id = `uds:${this.path}#${++serverConnectionCounter}`;
     if (this.closing !== undefined) {
       socket.destroy();
@@ -203,6 +207,7 @@ export class UdsAgentServerV2
     }
     const channel = new FrameChannel(socket, {
       id,
+      reader,
       maxFrameLength: this.options.maxFrameLength,
       maxWriteQueueBytes: this.options.maxWriteQueueBytes,
     });

@@ -10,7 +10,7 @@
  * stay valid for as long as they are kept. A new slab starts when the tail is
  * short; a kept view pins at most one slab.
  */
-import type { OnReadOpts } from 'node:net';
+import { type OnReadOpts, Socket, type SocketConstructorOpts } from 'node:net';
 
 const SLAB_SIZE = 64 * 1024;
 /** A read gets at least this much room (a smaller tail would split big frames into many reads). */
@@ -55,4 +55,46 @@ export class SocketReader {
     }
     return this.slab.subarray(this.used);
   }
+}
+
+/** What {@link adoptAccepted} returns: the socket to use, and its reader when it got one. */
+export interface AdoptedSocket {
+  socket: Socket;
+  reader: SocketReader | undefined;
+}
+
+/**
+ * Gives a socket a server accepted a {@link SocketReader}. net's server has no `onread`
+ * option, so the accepted socket's handle moves into a new Socket created with one, and the
+ * accepted object is dropped. The server must be created with `pauseOnConnect: true`, so
+ * nothing has been read yet. This relies on net's `handle` constructor option and the
+ * socket's `_handle` field (undocumented, unchanged from Node 12 to 24); when they are not
+ * there the accepted socket is returned as it is, resumed, and reads through `'data'`.
+ */
+export function adoptAccepted(accepted: Socket): AdoptedSocket {
+  const inner = accepted as unknown as { _handle?: object | null };
+  const handle = inner._handle;
+  if (handle === null || typeof handle !== 'object' || accepted.destroyed) {
+    accepted.resume();
+    return { socket: accepted, reader: undefined };
+  }
+  const reader = new SocketReader();
+  let socket: Socket;
+  try {
+    socket = new Socket({
+      handle,
+      onread: reader.onread,
+      allowHalfOpen: accepted.allowHalfOpen,
+      readable: true,
+      writable: true,
+    } as SocketConstructorOpts);
+  } catch {
+    // cannot happen with a live handle; whatever state it left, the connection is closed
+    accepted.destroy();
+    return { socket: accepted, reader: undefined };
+  }
+  // The handle belongs to the new socket now: dropping the old object must not close it.
+  inner._handle = null;
+  accepted.destroy();
+  return { socket, reader };
 }
