@@ -188,8 +188,11 @@ export interface Variant {
 }
 
 /**
- * Runs every variant `reps` times, interleaved (A B C A B C …) so slow drifts of a
- * noisy machine hit all of them alike, and returns the medians per variant.
+ * Runs every variant `reps` times, interleaved in alternating order (A B C, C B A, A B C …)
+ * so slow drifts of a noisy machine hit all of them alike (a fixed order measures the
+ * first variant early in every repetition), and returns the medians per variant. One
+ * unmeasured round comes first: the first run after the processes start is ~15 % slow
+ * (their code is not warm yet), and it would always land on the first variant.
  */
 export async function measureVariants(
   variants: readonly Variant[],
@@ -197,8 +200,10 @@ export async function measureVariants(
   onSample?: (key: string, sample: Sample) => void,
 ): Promise<Map<string, Aggregate>> {
   const samples = new Map<string, Sample[]>(variants.map((v) => [v.key, []]));
+  const backwards = [...variants].reverse();
+  for (const v of variants) await v.run();
   for (let r = 0; r < reps; r++) {
-    for (const v of variants) {
+    for (const v of r % 2 === 0 ? variants : backwards) {
       const s = await v.run();
       samples.get(v.key)?.push(s);
       onSample?.(v.key, s);

@@ -85,9 +85,9 @@ export async function runBench(cli: CliOptions): Promise<ScenarioResult[]> {
   }
   const config: BenchConfig = {
     quick: cli.quick,
-    reps: cli.reps ?? (cli.quick ? 1 : 5),
-    durationMs: cli.durationMs ?? (cli.quick ? 300 : 1000),
-    warmupMs: cli.warmupMs ?? (cli.quick ? 150 : 500),
+    reps: cli.reps ?? (cli.quick ? 1 : 9),
+    durationMs: cli.durationMs ?? (cli.quick ? 300 : 600),
+    warmupMs: cli.warmupMs ?? (cli.quick ? 150 : 200),
     ...(profileDir === undefined ? {} : { profileDir }),
     tmpDir: tmp,
     log,

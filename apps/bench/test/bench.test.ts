@@ -14,6 +14,7 @@ import { ProxPluginTransport } from '@picket/prox';
 import { afterAll, describe, expect, test } from 'vitest';
 import { onRequestPayload } from '../src/endpoints-prox.js';
 import { requestHeadersEvent } from '../src/fixtures.js';
+import { measureVariants } from '../src/harness.js';
 import { parseCli, runBench } from '../src/main.js';
 import { barChartSvg, formatLatency, markdownTable, niceMax, textTable } from '../src/report.js';
 import { agentprotoScenario } from '../src/scenarios/agentproto.js';
@@ -99,7 +100,44 @@ describe('stats', () => {
     expect(median(subject) / median(baseline)).toBeCloseTo(0.6);
     expect(() => pairedRatio([1, 2], [1])).toThrow(/2 and 1 repetitions/);
   });
+
+  test('measureVariants warms every variant up once, then alternates their order from one repetition to the next', async () => {
+    // A machine that slows down steadily: each run is slower than the one before. With a
+    // fixed order the second variant would be measured late in every repetition.
+    const order: string[] = [];
+    let clock = 0;
+    const variant = (key: string) => ({
+      key,
+      run: async () => {
+        order.push(key);
+        const opsPerSec = 1000 - 10 * clock++;
+        return { ...sampleOf(opsPerSec) };
+      },
+    });
+    const aggs = await measureVariants([variant('a'), variant('b')], 4);
+    // one unmeasured round, then the measured ones
+    expect(order).toEqual(['a', 'b', 'a', 'b', 'b', 'a', 'a', 'b', 'b', 'a']);
+    const a = aggs.get('a')?.runs ?? [];
+    const b = aggs.get('b')?.runs ?? [];
+    expect(a).toEqual([980, 950, 940, 910]);
+    // the drift cancels out over the pairs: b is measured after a half of the time
+    expect(pairedRatio(b, a)).toBeCloseTo(1, 2);
+  });
 });
+
+function sampleOf(ops: number) {
+  return {
+    count: 1,
+    meanUs: 1,
+    p50Us: 1,
+    p90Us: 1,
+    p99Us: 1,
+    maxUs: 1,
+    ops,
+    seconds: 1,
+    opsPerSec: ops,
+  };
+}
 
 describe('report', () => {
   const rows: Row[] = [

@@ -19,7 +19,7 @@ import {
   type EventType,
   eventCorrelationId,
 } from '@picket/protocol';
-import { type OtelSpan, type SinkCall, sendInto } from '@picket/protocol/internal';
+import { batchNow, type OtelSpan, type SinkCall, sendInto } from '@picket/protocol/internal';
 import type { AgentState, Conn, EventMetrics, PoolContext } from './agent-state.js';
 import type { BreakerOutcome, CircuitBreaker } from './breaker.js';
 import { type Deadline, DeadlineTimer } from './deadlines.js';
@@ -456,7 +456,8 @@ export class Dispatcher {
     const { agent } = c;
     if (c.admitted) {
       this.guards.delete(c);
-      const seconds = (performance.now() - c.started) / 1000;
+      // answers of one socket read share a reading; one that started in that batch counts 0
+      const seconds = Math.max(0, batchNow() - c.started) / 1000;
       c.m.latency.observe(seconds);
       agent.latency.add(seconds * 1000);
     }

@@ -63,6 +63,15 @@ export class Selector {
       pinned.active++;
       return pinned;
     }
+    const { strategy } = agent.options;
+    if (strategy === 'round_robin') {
+      // the next connection from the cursor that can take the call: one look in the usual case
+      const conn = this.nextInTurn(agent, max, excluded);
+      if (conn !== undefined) {
+        conn.active++;
+        return conn;
+      }
+    }
     const candidates = this.candidates;
     let n = 0;
     let usable = 0;
@@ -83,12 +92,37 @@ export class Selector {
     }
     if (n === 0) return usable > 0 ? 'full' : paused > 0 ? 'paused' : 'none';
     // Conn has `active` and `errorRate`: the candidates are read as they are, no snapshot copies
-    const { strategy } = agent.options;
     const conn = candidates[
       pickIndex(strategy, candidates, agent.balancer, this.ctx.random, n)
     ] as Conn;
     conn.active++;
     return conn;
+  }
+
+  /**
+   * Round robin without a candidate list: the connections in turn from the agent's cursor,
+   * the first usable one with a free slot (a connection that cannot take the call passes
+   * its turn to the next). Undefined when none can: take() then finds out why.
+   */
+  private nextInTurn(
+    agent: AgentState,
+    max: number,
+    excluded: ReadonlySet<Conn>,
+  ): Conn | undefined {
+    const conns = agent.connectionList;
+    const n = conns.length;
+    if (n === 0) return undefined;
+    const balancer = agent.balancer;
+    const start = balancer.cursor % n;
+    balancer.cursor = start + 1;
+    const anyExcluded = excluded.size > 0;
+    for (let k = 0; k < n; k++) {
+      const i = start + k < n ? start + k : start + k - n;
+      const c = conns[i] as Conn;
+      if (c.active >= max || (anyExcluded && excluded.has(c))) continue;
+      if (agent.usable(c)) return c;
+    }
+    return undefined;
   }
 
   /**

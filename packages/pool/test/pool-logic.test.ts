@@ -102,6 +102,29 @@ describe('membership and selection', () => {
     expect(agent.connectionList).toEqual([...agent.connections.values()]);
   });
 
+  it('round robin: a connection that cannot take a call passes its turn to the next one', async () => {
+    const hold = deferred<void>();
+    let holding: FakeTransport | undefined;
+    const f = fleet('a', async (_t, _e, t) => {
+      if (t === holding) await hold.promise;
+      return allow();
+    });
+    const p = pool({ maxConcurrentPerConnection: 1 });
+    expect(await p.addAgent('a', f.connect, { connectionsPerAgent: 3 })).toBe(3);
+    const [first, second, third] = f.made as [FakeTransport, FakeTransport, FakeTransport];
+    holding = first;
+    const held = p.sendRequestHeaders('a', headers('held')); // first's only slot stays taken
+    await until(() => first.seen.length === 1, 'held call sent');
+    second.pause(); // and second refuses traffic
+    for (let i = 0; i < 6; i++) await p.sendRequestHeaders('a', headers(`t${i}`));
+    expect([first, second, third].map((t) => t.seen.length)).toEqual([1, 0, 6]);
+    second.resume();
+    hold.resolve();
+    await held;
+    for (let i = 0; i < 6; i++) await p.sendRequestHeaders('a', headers(`u${i}`));
+    expect([first, second, third].map((t) => t.seen.length)).toEqual([3, 2, 8]);
+  });
+
   it('rejects unknown agents, duplicate ids, bad options and calls after close', async () => {
     const p = pool();
     await expect(p.sendRequestHeaders('nope', headers('x'))).rejects.toMatchObject({

@@ -16,7 +16,7 @@ import {
   isMessageType,
   MAX_UDS_FRAME_LENGTH,
 } from '@picket/protocol';
-import { describeNodeError } from '@picket/protocol/internal';
+import { beginBatch, describeNodeError, endBatch } from '@picket/protocol/internal';
 import type { SocketReader } from './socket-reader.js';
 
 /** Options of a {@link FrameChannel}. */
@@ -423,6 +423,7 @@ export class FrameChannel {
   private pump(): void {
     if (this.pumping) return;
     this.pumping = true;
+    beginBatch(); // answers handled here share one clock reading (the pool times them)
     try {
       while (!this.isClosed && this.inbox.length > 0) {
         const handler = this.handler;
@@ -442,6 +443,7 @@ export class FrameChannel {
         }
       }
     } finally {
+      endBatch();
       this.pumping = false;
     }
     // Replies written while handling this batch of frames leave now, together, instead of

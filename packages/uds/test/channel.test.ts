@@ -1,5 +1,7 @@
 import * as net from 'node:net';
+import { performance } from 'node:perf_hooks';
 import { type AgentHandler, allow, createCapabilities, MessageType } from '@picket/protocol';
+import { batchNow } from '@picket/protocol/internal';
 import { afterEach, describe, expect, it } from 'vitest';
 import { AgentClientV2Uds, type UdsAgentServerOptions, UdsAgentServerV2 } from '../src/index.js';
 import { FrameChannel, ProxyConnection, SocketReader } from '../src/internal.js';
@@ -170,6 +172,28 @@ describe.each([
       MessageType.Pong,
       MessageType.Pong,
     ]);
+  });
+
+  it('the frames of one chunk share one batch clock reading; the next chunk takes a new one', async () => {
+    const { local, remote, reader } = await pair();
+    const channel = new FrameChannel(local, { reader });
+    const seen: number[] = [];
+    channel.setFrameHandler(() => {
+      seen.push(batchNow());
+      const busyUntil = performance.now() + 1;
+      while (performance.now() < busyUntil) {
+        // time passes while the frame is handled
+      }
+    });
+    const peer = new RawPeer(remote);
+    const ping = (i: number) => rawFrame(MessageType.Ping, `{"sequence":${i},"timestamp_ms":0}`);
+    peer.write(Buffer.concat([ping(1), ping(2), ping(3)])); // one chunk, three frames
+    await until(() => seen.length === 3);
+    expect(new Set(seen).size).toBe(1);
+    peer.write(ping(4));
+    await until(() => seen.length === 4);
+    expect(seen[3]).toBeGreaterThan(seen[0] as number);
+    expect(batchNow()).toBeGreaterThan(seen[3] as number); // no batch open after the pump
   });
 
   it('a lone call leaves at once; calls made while others are pending share one write', async () => {

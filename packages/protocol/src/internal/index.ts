@@ -3,6 +3,7 @@
  * part of the public API and outside semver: it may change in any release.
  */
 export * from './backoff.js';
+export * from './batch-clock.js';
 export * from './calls.js';
 export * from './calls-transport.js';
 export * from './dispatch.js';
