@@ -62,6 +62,25 @@ describe('MsgpackWriter', () => {
     expect(hex(write(n))).toBe(expected);
   });
 
+  test('short text with a non-ASCII char at any position is written as UTF-8 (odd and even lengths)', () => {
+    // 'Ł' is U+0141: its low byte is an ASCII 'A', so a check of the written bytes would miss it
+    for (const odd of ['é', 'Ł', '\u{1F600}', '\u0080', '\u00ff']) {
+      for (let n = 1; n <= 34; n++) {
+        for (let at = 0; at < n; at++) {
+          const s = `${'a'.repeat(at)}${odd}${'b'.repeat(n - at - 1)}`;
+          expect(hex(write(s)), JSON.stringify(s)).toBe(hex(reference.encode(s)));
+        }
+      }
+    }
+    // ASCII of every length around the fixstr limit, one writer for all (messages back to back)
+    const w = new MsgpackWriter(8);
+    for (let n = 0; n <= 40; n++) {
+      const s = 'xy'.repeat(20).slice(0, n);
+      w.str(s);
+      expect(hex(w.finish())).toBe(hex(reference.encode(s)));
+    }
+  });
+
   test('large headers: str16/str32, bin16/bin32, array16, map16', () => {
     for (const len of [31, 32, 255, 256, 65535, 65536]) {
       const s = 'x'.repeat(len);
