@@ -1,6 +1,7 @@
 import { type ChildProcess, fork } from 'node:child_process';
+import { accessSync, constants } from 'node:fs';
 import { readFile } from 'node:fs/promises';
-import { join } from 'node:path';
+import { delimiter, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { LoadOptions, LoadResult } from './load.js';
 import { type Aggregate, aggregate, type Sample } from './stats.js';
@@ -13,6 +14,23 @@ export interface WorkerOptions {
   profileDir?: string;
   /** extra node flags, e.g. `--expose-gc` */
   nodeArgs?: string[];
+  /** run the process on this CPU only, through `taskset` (its path; see {@link findTaskset}) */
+  pin?: { cpu: number; taskset: string };
+}
+
+/** The path of util-linux's `taskset` on PATH, or undefined (not Linux, not installed). */
+export function findTaskset(path = process.env.PATH ?? ''): string | undefined {
+  for (const dir of path.split(delimiter)) {
+    if (dir === '') continue;
+    const candidate = join(dir, 'taskset');
+    try {
+      accessSync(candidate, constants.X_OK);
+      return candidate;
+    } catch {
+      // not in this directory
+    }
+  }
+  return undefined;
 }
 
 interface Pending {
@@ -54,8 +72,15 @@ export class WorkerProcess {
       // one directory per process: the loader's worker thread writes a profile of its own
       execArgv.push('--cpu-prof', `--cpu-prof-dir=${join(options.profileDir, name)}`);
     }
+    const pin = options.pin;
     const child = fork(WORKER, [], {
-      execArgv,
+      // pinned: `taskset -c N node <flags> worker.ts` (exec keeps the IPC descriptor)
+      ...(pin === undefined
+        ? { execArgv }
+        : {
+            execPath: pin.taskset,
+            execArgv: ['-c', String(pin.cpu), process.execPath, ...execArgv],
+          }),
       serialization: 'advanced',
       stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
     });
@@ -71,6 +96,11 @@ export class WorkerProcess {
       child.once('exit', (code) => reject(new Error(`${name} exited (${code}) while starting`)));
     });
     return worker;
+  }
+
+  /** The worker's process id. */
+  get pid(): number | undefined {
+    return this.child.pid;
   }
 
   private request<T>(msg: Record<string, unknown>): Promise<T> {

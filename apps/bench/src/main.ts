@@ -3,13 +3,14 @@
  * `bench/report.md` (+ SVG charts) at the repository root.
  *
  *   tsx src/main.ts [--quick] [--only uds,codec] [--reps N] [--duration ms]
- *                   [--warmup ms] [--profile] [--out dir]
+ *                   [--warmup ms] [--profile] [--no-pin] [--out dir]
  */
 import { mkdirSync, mkdtempSync, readdirSync, rmSync } from 'node:fs';
-import { cpus, loadavg, tmpdir } from 'node:os';
+import { availableParallelism, cpus, loadavg, tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
+import { findTaskset } from './harness.js';
 import { mainThreadProfile, summarizeCpuProfile } from './profile.js';
 import { describeTarget, textTable, writeReport } from './report.js';
 import { SCENARIOS } from './scenarios/index.js';
@@ -25,6 +26,8 @@ export interface CliOptions {
   durationMs?: number;
   warmupMs?: number;
   profile: boolean;
+  /** pin a server and its load process to CPUs of their own (default on; `--no-pin`) */
+  pin: boolean;
   out: string;
   quiet: boolean;
 }
@@ -41,6 +44,7 @@ export function parseCli(argv: readonly string[]): CliOptions {
       duration: { type: 'string' },
       warmup: { type: 'string' },
       profile: { type: 'boolean', default: false },
+      'no-pin': { type: 'boolean', default: false },
       out: { type: 'string' },
       quiet: { type: 'boolean', default: false },
     },
@@ -64,6 +68,7 @@ export function parseCli(argv: readonly string[]): CliOptions {
     durationMs: int(values.duration, 'duration'),
     warmupMs: int(values.warmup, 'warmup'),
     profile: values.profile ?? false,
+    pin: !(values['no-pin'] ?? false),
     out: resolve(values.out ?? join(REPO_ROOT, 'bench', values.quick ? 'quick' : '')),
     quiet: values.quiet ?? false,
   };
@@ -83,6 +88,7 @@ export async function runBench(cli: CliOptions): Promise<ScenarioResult[]> {
     rmSync(profileDir, { recursive: true, force: true });
     mkdirSync(profileDir, { recursive: true });
   }
+  const pin = choosePinning(cli.pin);
   const config: BenchConfig = {
     quick: cli.quick,
     reps: cli.reps ?? (cli.quick ? 1 : 9),
@@ -91,7 +97,9 @@ export async function runBench(cli: CliOptions): Promise<ScenarioResult[]> {
     ...(profileDir === undefined ? {} : { profileDir }),
     tmpDir: tmp,
     log,
+    ...(pin.cpus === undefined ? {} : { pin: pin.cpus }),
   };
+  log(`processes: ${pin.text}`);
   const selected = SCENARIOS.filter((s) => cli.only.length === 0 || cli.only.includes(s.id));
   const results: ScenarioResult[] = [];
   let failures = 0;
@@ -151,12 +159,30 @@ export async function runBench(cli: CliOptions): Promise<ScenarioResult[]> {
       warmupMs: config.warmupMs,
       elapsedS,
       loadAverage: load,
+      pinning: pin.text,
     },
     extra,
   );
   console.log(`\nreport: ${join(cli.out, 'report.md')} (${elapsedS.toFixed(0)} s)`);
   if (failures > 0) process.exitCode = 1;
   return results;
+}
+
+/**
+ * Where the server and load process of a two-process scenario run: CPU 1 and CPU 0, each
+ * its own, when asked, the machine has two CPUs and `taskset` is there; why not otherwise.
+ */
+function choosePinning(wanted: boolean): { cpus?: NonNullable<BenchConfig['pin']>; text: string } {
+  if (!wanted) return { text: 'not pinned to CPUs (--no-pin)' };
+  if (availableParallelism() < 2) return { text: 'not pinned to CPUs (one CPU)' };
+  const taskset = findTaskset();
+  if (taskset === undefined) return { text: 'not pinned to CPUs (no taskset on PATH)' };
+  return {
+    cpus: { server: 1, load: 0, taskset },
+    text:
+      'a scenario of one server and one load process runs the server on CPU 1 and the load ' +
+      'process on CPU 0 (`taskset`); the others are not pinned',
+  };
 }
 
 /** Markdown sections with the top self-time functions of each profiled process. */

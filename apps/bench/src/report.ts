@@ -214,6 +214,8 @@ export interface RunInfo {
   warmupMs: number;
   elapsedS: number;
   loadAverage: string;
+  /** how the processes were placed on CPUs */
+  pinning?: string;
 }
 
 /** Writes `report.md` and one SVG per chart into `dir`; returns the markdown. */
@@ -238,7 +240,8 @@ export function writeReport(
     'alternating, so it stays meaningful on a noisy machine where absolute numbers drift.',
     'A ratio target is the median of the per-repetition ratios (each repetition measures both',
     'variants back to back); the tables show medians of each variant and their ratio.',
-    'Load generators and servers run in separate processes (`child_process.fork`).',
+    'Load generators and servers run in separate processes (`child_process.fork`)' +
+      (info.pinning === undefined ? '.' : `; ${info.pinning}.`),
     '"CPU µs/op" is user+system CPU time per operation of the load process / the server process.',
     '',
     '## Targets',

@@ -14,6 +14,12 @@ export interface BenchConfig {
   profileDir?: string;
   /** a private scratch directory (socket files) */
   tmpDir: string;
+  /**
+   * Where a scenario of one server and one load process runs them: each on a CPU of its own
+   * (`taskset`), so the scheduler never puts both on one CPU for part of a run. Undefined:
+   * not pinned (`--no-pin`, one CPU, or no `taskset`).
+   */
+  pin?: { server: number; load: number; taskset: string };
   /** progress output */
   log: (line: string) => void;
 }

@@ -5,7 +5,15 @@
  * agentproto and middleware scenarios (real processes and sockets). No
  * assertion looks at a number's size.
  */
-import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
+import {
+  chmodSync,
+  existsSync,
+  mkdtempSync,
+  readdirSync,
+  readFileSync,
+  rmSync,
+  writeFileSync,
+} from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -14,7 +22,7 @@ import { ProxPluginTransport } from '@picket/prox';
 import { afterAll, describe, expect, test } from 'vitest';
 import { onRequestPayload } from '../src/endpoints-prox.js';
 import { requestHeadersEvent } from '../src/fixtures.js';
-import { measureVariants } from '../src/harness.js';
+import { findTaskset, measureVariants, WorkerProcess } from '../src/harness.js';
 import { parseCli, runBench } from '../src/main.js';
 import { barChartSvg, formatLatency, markdownTable, niceMax, textTable } from '../src/report.js';
 import { agentprotoScenario } from '../src/scenarios/agentproto.js';
@@ -235,7 +243,41 @@ describe('command line', () => {
     expect(parseCli(['--', '--quick']).quick).toBe(true);
     expect(() => parseCli(['--only', 'nope'])).toThrow(/unknown scenario "nope"/);
     expect(() => parseCli(['--reps', '0'])).toThrow(/positive integer/);
+    expect(parseCli([]).pin).toBe(true);
+    expect(parseCli(['--no-pin']).pin).toBe(false);
   });
+});
+
+describe('pinning a worker to a CPU', () => {
+  test('findTaskset looks on PATH for an executable taskset', () => {
+    const empty = tempDir();
+    const withIt = tempDir();
+    writeFileSync(join(withIt, 'taskset'), '#!/bin/sh\n');
+    chmodSync(join(withIt, 'taskset'), 0o755);
+    expect(findTaskset(empty)).toBeUndefined();
+    expect(findTaskset(`${empty}:${withIt}`)).toBe(join(withIt, 'taskset'));
+    const notExecutable = tempDir();
+    writeFileSync(join(notExecutable, 'taskset'), '');
+    expect(findTaskset(notExecutable)).toBeUndefined();
+  });
+
+  const taskset = findTaskset();
+  test.skipIf(taskset === undefined || !existsSync('/proc/self/status'))(
+    'a pinned worker runs on its CPU only, and still answers over IPC',
+    { timeout: 30_000 },
+    async () => {
+      const w = await WorkerProcess.start('pin-test', {
+        pin: { cpu: 0, taskset: taskset as string },
+      });
+      try {
+        const status = readFileSync(`/proc/${w.pid}/status`, 'utf8');
+        expect(/^Cpus_allowed_list:\s*(\S+)$/m.exec(status)?.[1]).toBe('0');
+        expect(await w.cpuUs()).toBeGreaterThan(0);
+      } finally {
+        await w.stop();
+      }
+    },
+  );
 });
 
 describe('a quick codec run', () => {

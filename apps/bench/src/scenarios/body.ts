@@ -25,7 +25,9 @@ export const bodyScenario: Scenario = {
   id: ID,
   title: 'Body chunks: json (base64) vs msgpack vs cbor vs raw bytes',
   async run(config: BenchConfig) {
-    const [server, load] = await startWorkers(config, [`${ID}-server`, `${ID}-load`]);
+    const [server, load] = await startWorkers(config, [`${ID}-server`, `${ID}-load`], {
+      serverAndLoad: true,
+    });
     if (server === undefined || load === undefined) throw new Error('workers did not start');
     try {
       const rawPath = socketPath(config, 'body-raw');

@@ -11,17 +11,27 @@ export function loadOptions(config: BenchConfig, inflight: number) {
   return { inflight, durationMs: config.durationMs, warmupMs: config.warmupMs };
 }
 
-/** Starts the named worker processes (profiled when the run is). */
+/**
+ * Starts the named worker processes (profiled when the run is). `serverAndLoad`: the two
+ * names are a server and its load process, pinned to their CPUs when the run pins.
+ */
 export async function startWorkers(
   config: BenchConfig,
   names: readonly string[],
-  nodeArgs: string[] = [],
+  options: { nodeArgs?: string[]; serverAndLoad?: boolean } = {},
 ): Promise<WorkerProcess[]> {
+  const { pin } = config;
+  if (options.serverAndLoad === true && names.length !== 2) {
+    throw new Error(`serverAndLoad needs a server and a load process, not ${names.length}`);
+  }
   return Promise.all(
-    names.map((name) =>
+    names.map((name, i) =>
       WorkerProcess.start(name, {
         ...(config.profileDir === undefined ? {} : { profileDir: config.profileDir }),
-        nodeArgs,
+        nodeArgs: options.nodeArgs ?? [],
+        ...(pin !== undefined && options.serverAndLoad === true
+          ? { pin: { cpu: i === 0 ? pin.server : pin.load, taskset: pin.taskset } }
+          : {}),
       }),
     ),
   );

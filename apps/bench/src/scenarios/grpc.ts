@@ -146,7 +146,9 @@ export const grpcScenario: Scenario = {
         missing,
       );
     }
-    const [server, load] = await startWorkers(config, [`${ID}-server`, `${ID}-load`]);
+    const [server, load] = await startWorkers(config, [`${ID}-server`, `${ID}-load`], {
+      serverAndLoad: true,
+    });
     if (server === undefined || load === undefined) throw new Error('workers did not start');
     try {
       const { info: rawAddress } = await server.create<string>(SELF, 'rawGrpcServer');

@@ -102,11 +102,10 @@ export const memoryScenario: Scenario = {
   async run(config: BenchConfig) {
     const first = config.quick ? 20_000 : 200_000;
     const second = config.quick ? 100_000 : 1_000_000;
-    const [server, load] = await startWorkers(
-      config,
-      [`${ID}-server`, `${ID}-load`],
-      ['--expose-gc'],
-    );
+    const [server, load] = await startWorkers(config, [`${ID}-server`, `${ID}-load`], {
+      nodeArgs: ['--expose-gc'],
+      serverAndLoad: true,
+    });
     if (server === undefined || load === undefined) throw new Error('workers did not start');
     try {
       const path = socketPath(config, 'memory-agent');

@@ -24,7 +24,9 @@ export const poolScenario: Scenario = {
   id: ID,
   title: 'Pool overhead: AgentPool vs direct transports (4 connections)',
   async run(config: BenchConfig) {
-    const [server, load] = await startWorkers(config, [`${ID}-server`, `${ID}-load`]);
+    const [server, load] = await startWorkers(config, [`${ID}-server`, `${ID}-load`], {
+      serverAndLoad: true,
+    });
     if (server === undefined || load === undefined) throw new Error('workers did not start');
     try {
       const path = socketPath(config, 'pool-agent');

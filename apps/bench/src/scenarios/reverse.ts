@@ -86,7 +86,9 @@ export const reverseScenario: Scenario = {
         missing,
       );
     }
-    const [server, load] = await startWorkers(config, [`${ID}-server`, `${ID}-load`]);
+    const [server, load] = await startWorkers(config, [`${ID}-server`, `${ID}-load`], {
+      serverAndLoad: true,
+    });
     if (server === undefined || load === undefined) throw new Error('workers did not start');
     try {
       const udsPath = socketPath(config, 'reverse-plain');

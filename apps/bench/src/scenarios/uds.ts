@@ -24,7 +24,9 @@ export const udsScenario: Scenario = {
   id: ID,
   title: 'UDS: picket v2 over a Unix socket vs a raw framed echo',
   async run(config: BenchConfig) {
-    const [server, load] = await startWorkers(config, [`${ID}-server`, `${ID}-load`]);
+    const [server, load] = await startWorkers(config, [`${ID}-server`, `${ID}-load`], {
+      serverAndLoad: true,
+    });
     if (server === undefined || load === undefined) throw new Error('workers did not start');
     try {
       const rawPath = socketPath(config, 'uds-raw');
