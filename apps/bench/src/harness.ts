@@ -1,5 +1,5 @@
 import { type ChildProcess, fork } from 'node:child_process';
-import { accessSync, constants } from 'node:fs';
+import { accessSync, constants, readFileSync } from 'node:fs';
 import { readFile } from 'node:fs/promises';
 import { delimiter, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -16,6 +16,30 @@ export interface WorkerOptions {
   nodeArgs?: string[];
   /** run the process on this CPU only, through `taskset` (its path; see {@link findTaskset}) */
   pin?: { cpu: number; taskset: string };
+}
+
+/** The CPUs of a `Cpus_allowed_list` value (`0-1`, `0,2-3`), ascending; empty when unreadable. */
+export function parseCpuList(list: string): number[] {
+  const cpus = new Set<number>();
+  for (const part of list.trim().split(',')) {
+    const m = /^(\d+)(?:-(\d+))?$/.exec(part.trim());
+    if (m === null) return [];
+    const from = Number(m[1]);
+    const to = m[2] === undefined ? from : Number(m[2]);
+    for (let c = from; c <= to && c - from < 4096; c++) cpus.add(c);
+  }
+  return [...cpus].sort((a, b) => a - b);
+}
+
+/** The CPUs this process may run on (Linux `/proc/self/status`), or undefined elsewhere. */
+export function allowedCpus(): number[] | undefined {
+  try {
+    const status = readFileSync('/proc/self/status', 'utf8');
+    const m = /^Cpus_allowed_list:\s*(\S+)$/m.exec(status);
+    return m === null ? undefined : parseCpuList(m[1] as string);
+  } catch {
+    return undefined;
+  }
 }
 
 /** The path of util-linux's `taskset` on PATH, or undefined (not Linux, not installed). */

@@ -6,11 +6,11 @@
  *                   [--warmup ms] [--profile] [--no-pin] [--out dir]
  */
 import { mkdirSync, mkdtempSync, readdirSync, rmSync } from 'node:fs';
-import { availableParallelism, cpus, loadavg, tmpdir } from 'node:os';
+import { cpus, loadavg, tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
-import { findTaskset } from './harness.js';
+import { allowedCpus, findTaskset } from './harness.js';
 import { mainThreadProfile, summarizeCpuProfile } from './profile.js';
 import { describeTarget, textTable, writeReport } from './report.js';
 import { SCENARIOS } from './scenarios/index.js';
@@ -169,19 +169,24 @@ export async function runBench(cli: CliOptions): Promise<ScenarioResult[]> {
 }
 
 /**
- * Where the server and load process of a two-process scenario run: CPU 1 and CPU 0, each
- * its own, when asked, the machine has two CPUs and `taskset` is there; why not otherwise.
+ * Where the server and load process of a two-process scenario run: the second and the first
+ * CPU this process may use, each its own, when asked, two CPUs are allowed and `taskset` is
+ * there; why not otherwise.
  */
 function choosePinning(wanted: boolean): { cpus?: NonNullable<BenchConfig['pin']>; text: string } {
   if (!wanted) return { text: 'not pinned to CPUs (--no-pin)' };
-  if (availableParallelism() < 2) return { text: 'not pinned to CPUs (one CPU)' };
+  const allowed = allowedCpus() ?? [];
+  const [load, server] = allowed;
+  if (load === undefined || server === undefined) {
+    return { text: 'not pinned to CPUs (fewer than two CPUs allowed)' };
+  }
   const taskset = findTaskset();
   if (taskset === undefined) return { text: 'not pinned to CPUs (no taskset on PATH)' };
   return {
-    cpus: { server: 1, load: 0, taskset },
+    cpus: { server, load, taskset },
     text:
-      'a scenario of one server and one load process runs the server on CPU 1 and the load ' +
-      'process on CPU 0 (`taskset`); the others are not pinned',
+      `a scenario of one server and one load process runs the server on CPU ${server} and the ` +
+      `load process on CPU ${load} (\`taskset\`); the others are not pinned`,
   };
 }
 

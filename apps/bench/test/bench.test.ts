@@ -22,7 +22,13 @@ import { ProxPluginTransport } from '@picket/prox';
 import { afterAll, describe, expect, test } from 'vitest';
 import { onRequestPayload } from '../src/endpoints-prox.js';
 import { requestHeadersEvent } from '../src/fixtures.js';
-import { findTaskset, measureVariants, WorkerProcess } from '../src/harness.js';
+import {
+  allowedCpus,
+  findTaskset,
+  measureVariants,
+  parseCpuList,
+  WorkerProcess,
+} from '../src/harness.js';
 import { parseCli, runBench } from '../src/main.js';
 import { barChartSvg, formatLatency, markdownTable, niceMax, textTable } from '../src/report.js';
 import { agentprotoScenario } from '../src/scenarios/agentproto.js';
@@ -261,17 +267,26 @@ describe('pinning a worker to a CPU', () => {
     expect(findTaskset(notExecutable)).toBeUndefined();
   });
 
+  test('parseCpuList reads the kernel CPU list format', () => {
+    expect(parseCpuList('0-1')).toEqual([0, 1]);
+    expect(parseCpuList('0,2-3,7\n')).toEqual([0, 2, 3, 7]);
+    expect(parseCpuList('5')).toEqual([5]);
+    expect(parseCpuList('')).toEqual([]);
+    expect(parseCpuList('0-x')).toEqual([]);
+  });
+
   const taskset = findTaskset();
-  test.skipIf(taskset === undefined || !existsSync('/proc/self/status'))(
+  const cpu = allowedCpus()?.[0];
+  test.skipIf(taskset === undefined || cpu === undefined)(
     'a pinned worker runs on its CPU only, and still answers over IPC',
     { timeout: 30_000 },
     async () => {
       const w = await WorkerProcess.start('pin-test', {
-        pin: { cpu: 0, taskset: taskset as string },
+        pin: { cpu: cpu as number, taskset: taskset as string },
       });
       try {
         const status = readFileSync(`/proc/${w.pid}/status`, 'utf8');
-        expect(/^Cpus_allowed_list:\s*(\S+)$/m.exec(status)?.[1]).toBe('0');
+        expect(/^Cpus_allowed_list:\s*(\S+)$/m.exec(status)?.[1]).toBe(String(cpu));
         expect(await w.cpuUs()).toBeGreaterThan(0);
       } finally {
         await w.stop();
