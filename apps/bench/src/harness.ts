@@ -31,10 +31,10 @@ export function parseCpuList(list: string): number[] {
   return [...cpus].sort((a, b) => a - b);
 }
 
-/** The CPUs this process may run on (Linux `/proc/self/status`), or undefined elsewhere. */
-export function allowedCpus(): number[] | undefined {
+/** The CPUs a process (default this one) may run on, from Linux `/proc`; undefined elsewhere. */
+export function allowedCpus(pid: number | 'self' = 'self'): number[] | undefined {
   try {
-    const status = readFileSync('/proc/self/status', 'utf8');
+    const status = readFileSync(`/proc/${pid}/status`, 'utf8');
     const m = /^Cpus_allowed_list:\s*(\S+)$/m.exec(status);
     return m === null ? undefined : parseCpuList(m[1] as string);
   } catch {

@@ -17,7 +17,7 @@ export interface BenchConfig {
   /**
    * Where a scenario of one server and one load process runs them: each on a CPU of its own
    * (`taskset`), so the scheduler never puts both on one CPU for part of a run. Undefined:
-   * not pinned (`--no-pin`, one CPU, or no `taskset`).
+   * not pinned (`--no-pin`, fewer than two CPUs allowed, or no `taskset`).
    */
   pin?: { server: number; load: number; taskset: string };
   /** progress output */
